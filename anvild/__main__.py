@@ -1,0 +1,3 @@
+from anvild.cli import main
+
+main()

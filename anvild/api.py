@@ -1,0 +1,128 @@
+"""What each command does, callable from Python: the command line only parses and formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anvild import config, stats
+from anvild.errors import AnvildError, NotAReport, ReportError, UsageError
+from anvild.ingest import IngestOptions, ReportSource, expand, prepare
+from anvild.store import queries
+from anvild.store.backend import sqlite_path
+from anvild.store.database import open_database
+from anvild.store.owner import Owner
+from anvild.store.rebuild import Change, rebuild
+from anvild.store.write import Stored, store_run
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The project a command is about and the database that holds its history."""
+
+    project_root: Path
+    db_url: str
+
+    @classmethod
+    def resolve(cls, project: str | None, db: str | None) -> Target:
+        """--project and --db as given, or the defaults of SPEC section 6."""
+        root = Path(project).expanduser().resolve() if project else None
+        if root is not None and not root.is_dir():
+            raise UsageError("no such project directory", str(root))
+        root = root or config.find_project_root(Path.cwd())
+        return cls(root, config.database_url(db, root))
+
+
+@dataclass(frozen=True, slots=True)
+class IngestEvent:
+    """What happened to one report of an ingest: stored, already there, skipped, or failed."""
+
+    name: str
+    stored: Stored | None = None
+    error: AnvildError | None = None
+    skipped: str | None = None
+
+
+def _owner(target: Target, on_wait: Callable[[int | None], None] | None) -> Owner:
+    return Owner(target.db_url, config.state_dir()).open(on_wait=on_wait)
+
+
+def ingest(
+    target: Target,
+    paths: list[Path],
+    options: IngestOptions,
+    on_wait: Callable[[int | None], None] | None = None,
+) -> Iterator[IngestEvent]:
+    """Store every report in paths, one transaction each; bad ones are reported, not fatal."""
+    with _owner(target, on_wait) as owner:
+        for source in expand(paths):
+            if isinstance(source, ReportError):
+                yield IngestEvent(source.where or "", error=source)
+                continue
+            yield _ingest_one(owner, source, options)
+
+
+def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+    try:
+        submission = prepare(source, options)
+    except NotAReport as exc:
+        if source.explicit:
+            return IngestEvent(source.name, error=exc)
+        return IngestEvent(source.name, skipped=exc.what)
+    except ReportError as exc:
+        return IngestEvent(source.name, error=exc)
+    try:
+        stored = owner.run(lambda db: store_run(db, submission))
+    except AnvildError as exc:
+        return IngestEvent(source.name, error=exc)
+    return IngestEvent(source.name, stored=stored)
+
+
+def _read(target: Target) -> int | None:
+    path = sqlite_path(target.db_url)
+    if path is not None and not path.exists():
+        return None  # nothing stored yet; a query never creates a database
+    open_database(target.db_url)
+    return queries.project_id(str(target.project_root))
+
+
+def show_stats(target: Target, space: str, sort: str, limit: int | None) -> list[dict[str, Any]]:
+    """Per-test statistics (`stats show`)."""
+    project = _read(target)
+    if project is None:
+        return []
+    return stats.select(queries.statistics(project, None), space, sort, limit)
+
+
+def slow_tests(target: Target, space: str, limit: int) -> list[dict[str, Any]]:
+    """The slowest tests by average duration (`stats slow`)."""
+    project = _read(target)
+    if project is None:
+        return []
+    return stats.slowest(queries.statistics(project, None), space, limit)
+
+
+def rebuild_stats(target: Target, on_wait: Callable[[int | None], None] | None = None) -> list[Change]:
+    """Recompute statistics from history through the owner; what had to change."""
+    with _owner(target, on_wait) as owner:
+        project = owner.run(lambda db: queries.project_id(str(target.project_root)))
+        return owner.run(lambda db: rebuild(db, project))
+
+
+def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
+    """The newest runs (`history`)."""
+    project = _read(target)
+    if project is None:
+        return []
+    return queries.executions(project, limit, space)
+
+
+def test_history(target: Target, test_id: str, limit: int, space: str | None) -> list[dict[str, Any]]:
+    """One test's newest results (`history TEST_ID`)."""
+    project = _read(target)
+    test = queries.find_test(project, test_id) if project is not None else None
+    if test is None:
+        raise UsageError(f"no test {test_id!r} in the history", str(target.project_root))
+    return queries.test_history(test.id, limit, space)

@@ -1,0 +1,263 @@
+"""The `anvild` command: parse options, call one function of anvild.api, format the answer."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from anvild.errors import AnvildError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATS_FIELDS = (
+    "entity_id", "entity_type", "space", "total_runs", "passed", "failed", "skipped", "errors",
+    "failure_rate", "avg_duration", "last_run", "last_failure", "last_status", "flips",
+)  # fmt: skip
+RUN_FIELDS = (
+    "execution_id", "project", "space", "source", "started_at", "finished_at", "duration",
+    "exit_code", "counts", "git_commit", "git_branch", "tree_dirty", "origin", "report_path",
+)  # fmt: skip
+COUNT_FIELDS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "rerun")
+RESULT_FIELDS = ("execution_id", "space", "timestamp", "status", "duration", "attempt", "message")
+
+
+def format_option(func: F) -> F:
+    """`--format table|json` and its shorthand `--json`."""
+    func = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format; json prints one document on stdout.",
+    )(func)
+
+
+def space_option(default: str) -> Callable[[F], F]:
+    """`--space local|ci|all`."""
+    return click.option(
+        "--space",
+        type=click.Choice(["local", "ci", "all"]),
+        default=default,
+        show_default=True,
+        help="Which runs: local, CI, or both merged.",
+    )
+
+
+class Context:
+    """Global options, resolved lazily so `--help` costs nothing."""
+
+    def __init__(self, config: str | None, db: str | None, project: str | None) -> None:
+        self.config, self.db, self.project = config, db, project
+
+    def target(self) -> Any:
+        from anvild.api import Target
+
+        return Target.resolve(self.project, self.db)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _wait_note(pid: int | None) -> None:
+    click.echo(f"anvild: waiting for the database owner (pid {pid or '?'}) to finish", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="anvild", prog_name="anvild")
+@click.option("--config", envvar="ANVILD_CONFIG", metavar="PATH", help="Config file (env ANVILD_CONFIG).")
+@click.option("--db", envvar="ANVILD_DB", metavar="URL",
+              help="Database: a path, sqlite:///path or postgresql://... (env ANVILD_DB).")  # fmt: skip
+@click.option("--project", metavar="PATH", help="Project root (default: found from the current directory).")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, db: str | None, project: str | None) -> None:
+    """anvild keeps the history of every test run: local, IDE and CI."""
+    ctx.obj = Context(config, db, project)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--space", type=click.Choice(["local", "ci"]), default="local", show_default=True,
+              help="Record the runs as local or CI runs.")  # fmt: skip
+@click.option("--execution-id", metavar="ID", help="Name the run (one report only).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata stored with each run.")
+@pass_context
+def ingest(obj: Context, paths: tuple[Path, ...], space: str, execution_id: str | None, meta: tuple[str, ...]) -> None:
+    """Store report files, directories (recursively) or zip archives as runs."""
+    from anvild import api
+    from anvild.ingest import IngestOptions, count_candidates
+
+    metadata = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta expects KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    target = obj.target()
+    options = IngestOptions(target.project_root, space, execution_id, metadata)
+    events = api.ingest(target, list(paths), options, on_wait=_wait_note)
+    total = count_candidates(list(paths)) if sys.stderr.isatty() else 0
+    failures = _report_ingest(events, total)
+    if failures:
+        sys.exit(1)
+
+
+def _report_ingest(events: Any, total: int) -> int:
+    from anvild.api import IngestEvent
+
+    failures = 0
+
+    def show(event: IngestEvent) -> None:
+        nonlocal failures
+        if event.error is not None:
+            failures += 1
+            click.echo(f"anvild: error: {event.error}", err=True)
+        elif event.skipped is not None:
+            click.echo(f"skipped {event.name}: {event.skipped}", err=True)
+        elif event.stored is not None and event.stored.already_stored:
+            click.echo(f"already stored as {event.stored.execution_id}: {event.name}")
+        elif event.stored is not None:
+            stored = event.stored
+            counts = ", ".join(f"{n} {s.lower()}" for s, n in stored.counts.items() if n)
+            click.echo(f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
+                       f"{', ' + counts if counts else ''} ({event.name})")  # fmt: skip
+
+    if total < 5:
+        for event in events:
+            show(event)
+        return failures
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("ingesting", total=total)
+        for event in events:
+            show(event)
+            progress.advance(task)
+    return failures
+
+
+@cli.group()
+def stats() -> None:
+    """Per-test statistics."""
+
+
+@stats.command("show")
+@click.option("--type", "entity_type", type=click.Choice(["test"]), default="test", show_default=True,
+              help="Entity type (tests).")  # fmt: skip
+@space_option("all")
+@click.option("--sort", type=click.Choice(["rate", "duration", "runs"]), default="rate", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N tests.")
+@format_option
+@pass_context
+def stats_show(obj: Context, entity_type: str, space: str, sort: str, limit: int | None, fmt: str, as_json: bool) -> None:
+    """Statistics per test: runs, outcomes, failure rate, duration."""
+    from anvild import api
+
+    rows = api.show_stats(obj.target(), space, sort, limit)
+    _emit_stats(rows, fmt, as_json, "Test statistics")
+
+
+@stats.command("slow")
+@space_option("all")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@format_option
+@pass_context
+def stats_slow(obj: Context, space: str, limit: int, fmt: str, as_json: bool) -> None:
+    """The slowest tests by average duration."""
+    from anvild import api
+
+    rows = api.slow_tests(obj.target(), space, limit)
+    _emit_stats(rows, fmt, as_json, "Slowest tests")
+
+
+def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str) -> None:
+    from anvild import output
+
+    if fmt == "json" or as_json:
+        output.emit_json([output.jsonable(row, STATS_FIELDS) for row in rows])
+        return
+    columns = [("entity_id", "test"), ("space", "space"), ("total_runs", "runs"),
+               ("passed", "passed"), ("failed", "failed"), ("errors", "errors"),
+               ("skipped", "skipped"), ("failure_rate", "fail rate"),
+               ("avg_duration", "avg"), ("last_status", "last"), ("last_run", "last run")]  # fmt: skip
+    output.table(rows, columns, title)
+
+
+@stats.command("rebuild")
+@format_option
+@pass_context
+def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
+    """Recompute statistics from history and print what had to change."""
+    from dataclasses import asdict
+
+    from anvild import api, output
+
+    changes = api.rebuild_stats(obj.target(), on_wait=_wait_note)
+    if fmt == "json" or as_json:
+        output.emit_json([asdict(change) for change in changes])
+        return
+    if not changes:
+        click.echo("statistics match the history: nothing to change")
+        return
+    for change in changes:
+        click.echo(f"{change.entity_id} [{change.space}] {change.field}: "
+                   f"{change.stored!r} -> {change.recomputed!r}")  # fmt: skip
+    tests = len({(c.entity_id, c.space) for c in changes})
+    click.echo(f"fixed {len(changes)} values of {tests} statistics rows")
+
+
+@cli.command()
+@click.argument("test_id", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--space", type=click.Choice(["local", "ci", "all"]), default="all", show_default=True)
+@format_option
+@pass_context
+def history(obj: Context, test_id: str | None, limit: int, space: str, fmt: str, as_json: bool) -> None:
+    """Recent runs, or one test's recent results."""
+    from anvild import api, output
+
+    chosen = None if space == "all" else space
+    if test_id:
+        rows = api.test_history(obj.target(), test_id, limit, chosen)
+        if fmt == "json" or as_json:
+            output.emit_json([output.jsonable(row, RESULT_FIELDS) for row in rows])
+            return
+        output.table(rows, [(f, f.replace("_", " ")) for f in RESULT_FIELDS], test_id)
+        return
+    rows = api.runs(obj.target(), limit, chosen)
+    for row in rows:
+        row["project"] = row.pop("project_name", None)
+        row["counts"] = {name: row.get(name) for name in COUNT_FIELDS}
+        row["tree_dirty"] = None if row.get("tree_dirty") is None else bool(row["tree_dirty"])
+    if fmt == "json" or as_json:
+        output.emit_json([output.jsonable(row, RUN_FIELDS) for row in rows])
+        return
+    columns = [("execution_id", "execution"), ("space", "space"), ("source", "source"),
+               ("started_at", "started"), ("duration", "duration"), ("passed", "passed"),
+               ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"),
+               ("git_branch", "branch"), ("origin", "origin")]  # fmt: skip
+    output.table(rows, columns, "Runs")
+
+
+def main() -> None:
+    """Entry point: the one place errors become `anvild: error: ...` and an exit code."""
+    try:
+        cli.main(prog_name="anvild", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("anvild: aborted", err=True)
+        sys.exit(130)
+    except AnvildError as exc:
+        click.echo(f"anvild: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

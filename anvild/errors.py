@@ -1,0 +1,51 @@
+"""The errors anvild raises; only the command line turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class AnvildError(Exception):
+    """A failure a user can understand and act on: shown as one line, never as a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, where: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.where})" if self.where else self.what
+
+
+class ReportError(AnvildError):
+    """A report file that cannot be read as a test run."""
+
+
+class NotAReport(ReportError):
+    """A file that is not a test report of any format anvild reads."""
+
+
+class NotARun(ReportError):
+    """A valid report that records no run (a collect-only session, IDE test discovery)."""
+
+
+class ReportIncomplete(ReportError):
+    """A report that is still being written: retry after the writer finishes."""
+
+
+class DatabaseError(AnvildError):
+    """The history database cannot be opened, migrated or written."""
+
+
+class SchemaTooNew(DatabaseError):
+    """The database was written by a newer anvild than this one."""
+
+
+class OwnerBusy(DatabaseError):
+    """Another process owns the database and did not let go in time."""
+
+
+class UsageError(AnvildError):
+    """A command was given options or arguments it cannot use."""
+
+    exit_code = 2

@@ -1,0 +1,53 @@
+"""One test identity across formats: a pytest node id and a JUnit testcase meet on one key.
+
+The key is what pytest's own JUnit writer would put in ``classname`` and ``name``:
+``tests/test_models.py::TestX::test_y[1]`` and ``classname="tests.test_models.TestX"
+name="test_y[1]"`` (with or without ``file=``) both become ``tests.test_models.TestX::test_y[1]``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PY_SUFFIX = re.compile(r"\.py$")
+_TEST_MODULE = re.compile(r"^(test_.*|.*_test|tests?)$")
+
+
+def key_from_node_id(node_id: str) -> str:
+    """The canonical key of a pytest node id (mirrors pytest's ``mangle_test_address``)."""
+    path, bracket, params = node_id.partition("[")
+    names = path.split("::")
+    names[0] = _PY_SUFFIX.sub("", names[0].replace("\\", "/")).replace("/", ".")
+    names[-1] += bracket + params
+    if len(names) == 1:
+        return names[0]
+    return ".".join(names[:-1]) + "::" + names[-1]
+
+
+def key_from_junit(classname: str | None, name: str) -> str:
+    """The canonical key of a JUnit testcase."""
+    if not classname:
+        return name
+    return f"{classname}::{name}"
+
+
+def node_id_from_junit(classname: str | None, name: str, file: str | None) -> str:
+    """The best pytest-style node id for a JUnit testcase; it keys the same as the testcase.
+
+    With ``file=`` (xunit1) the module part of the class name is the file; without it, the
+    module is the last dotted part that looks like a test module (``test_x``, ``x_test``).
+    Where neither tells, the test is named ``classname::name``.
+    """
+    if not classname:
+        return name
+    parts = classname.split(".")
+    if file and file.endswith(".py"):
+        module = _PY_SUFFIX.sub("", file.replace("\\", "/")).replace("/", ".")
+        if classname == module or classname.startswith(module + "."):
+            classes = classname[len(module) + 1 :].split(".") if classname != module else []
+            return "::".join([file.replace("\\", "/"), *[c for c in classes if c], name])
+    for index in range(len(parts) - 1, -1, -1):
+        if _TEST_MODULE.match(parts[index]):
+            path = "/".join(parts[: index + 1]) + ".py"
+            return "::".join([path, *parts[index + 1 :], name])
+    return f"{classname}::{name}"

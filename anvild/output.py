@@ -1,0 +1,55 @@
+"""Formatting results for people (rich tables) and for programs (JSON on stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+TIME_FIELDS = frozenset({"last_run", "last_failure", "started_at", "finished_at", "timestamp"})
+
+
+def iso(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 UTC."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def jsonable(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """The listed fields of a row, times as ISO strings."""
+    return {name: iso(row.get(name)) if name in TIME_FIELDS else row.get(name) for name in fields}
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if name in TIME_FIELDS:
+        return (iso(value) or "-")[:19].replace("T", " ")
+    if name == "failure_rate":
+        return f"{value * 100:.1f}%"
+    if name in ("avg_duration", "duration"):
+        return f"{value:.3f}s"
+    return str(value)
+
+
+def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None) -> None:
+    """A rich table of rows; columns are (field, heading)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=title, header_style="bold", show_lines=False)
+    for _, heading in columns:
+        view.add_column(heading, overflow="fold")
+    for row in rows:
+        view.add_row(*(_cell(name, row.get(name)) for name, _ in columns))
+    # On a terminal rich fits the screen; into a pipe or file, lines stay whole.
+    console = Console() if sys.stdout.isatty() else Console(width=240)
+    console.print(view)

@@ -1,0 +1,1 @@
+"""The history database: models, migrations, the single writer and the reads."""

@@ -1,0 +1,127 @@
+"""What differs between SQLite and PostgreSQL, and nothing else: opening, locking, bulk SQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+
+from anvild.errors import DatabaseError
+
+BUSY_TIMEOUT_MS = 30_000
+ANVIL_GITIGNORE = "# Created by anvild automatically.\n*\n"
+
+
+def is_sqlite(db: Database) -> bool:
+    """Whether db is an SQLite database."""
+    return isinstance(db, SqliteDatabase)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL or plain path; None for other databases."""
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy and peewee read them
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    if "://" in url:
+        return None
+    return Path(url)
+
+
+def prepare_sqlite_dir(path: Path) -> None:
+    """Create the database's directory private to the user; `.anvil/` gets its .gitignore."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+    if directory.name == ".anvil":
+        ignore = directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text(ANVIL_GITIGNORE)
+
+
+def connect(url: str) -> Database:
+    """Open the database at url (a path, sqlite:///path or postgresql://...)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return _connect_sqlite(path)
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgres", "postgresql"):
+        return _connect_postgres(url)
+    raise DatabaseError(f"unknown database URL scheme {parsed.scheme!r}", url)
+
+
+def _connect_sqlite(path: Path) -> Database:
+    try:
+        prepare_sqlite_dir(path)
+        created = not path.exists()
+        db = SqliteDatabase(
+            str(path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": BUSY_TIMEOUT_MS,
+                "synchronous": "normal",
+                "foreign_keys": 1,
+            },
+        )
+        db.connect()
+        if created:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise DatabaseError(f"cannot open database: {exc.strerror}", str(path)) from None
+    except Exception as exc:  # sqlite3 errors: not a database, permission, ...
+        raise DatabaseError(f"cannot open database: {exc}", str(path)) from None
+    return db
+
+
+def _connect_postgres(url: str) -> Database:
+    try:
+        from playhouse.db_url import parse
+
+        params = parse(url)
+        db = PostgresqlDatabase(params.pop("database"), **params)
+        db.connect()
+    except ImportError:
+        raise DatabaseError(
+            "PostgreSQL needs the driver: pip install 'anvild[postgres]'", url
+        ) from None
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseError(f"cannot connect: {first_line}", _redact(url)) from None
+    return db
+
+
+def _redact(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """One write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
+    with db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic():
+        yield
+
+
+def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one parametrized statement for many rows, in the open transaction."""
+    if not rows:
+        return
+    cursor = db.cursor()
+    if is_sqlite(db):
+        cursor.executemany(sql, rows)
+        return
+    from psycopg2.extras import execute_batch
+
+    execute_batch(cursor, sql, rows, page_size=1000)
+
+
+def table_options(db: Database) -> dict[str, bool]:
+    """Per-backend table options: WITHOUT ROWID exists only on SQLite."""
+    return {"without_rowid": is_sqlite(db)}

@@ -1,0 +1,51 @@
+"""Named, ordered schema steps, recorded in the database and run forward on open."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from peewee import Database
+
+from anvild.errors import SchemaTooNew
+from anvild.store import backend
+from anvild.store.models import MODELS, ExecutionHistory, SchemaMigration
+
+
+def _create_tables(db: Database) -> None:
+    ExecutionHistory._meta.without_rowid = backend.table_options(db)["without_rowid"]
+    db.create_tables(MODELS, safe=True)
+
+
+# Append new steps at the end; never edit or reorder a step that has shipped.
+STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (("create tables", _create_tables),)
+
+SCHEMA_VERSION = len(STEPS)
+
+
+def current_version(db: Database) -> int:
+    """The schema version recorded in db (0 for an empty database)."""
+    if not db.table_exists(SchemaMigration._meta.table_name):
+        return 0
+    last = SchemaMigration.select(SchemaMigration.version).order_by(
+        SchemaMigration.version.desc()
+    ).first()
+    return last.version if last else 0
+
+
+def migrate(db: Database, where: str) -> int:
+    """Run every step the database has not seen yet; returns the version it is now at."""
+    version = current_version(db)
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"database schema version {version} is newer than this anvild knows "
+            f"({SCHEMA_VERSION}): upgrade anvild",
+            where,
+        )
+    for number, (name, step) in enumerate(STEPS[version:], start=version + 1):
+        with backend.write_transaction(db):
+            if current_version(db) >= number:
+                continue  # another process ran this step while this one waited for the lock
+            step(db)
+            SchemaMigration.create(version=number, name=name, applied_at=time.time())
+    return SCHEMA_VERSION

@@ -1,0 +1,141 @@
+"""Tables of the history database, named as the seed names them (SPEC section 3)."""
+
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CompositeKey,
+    DatabaseProxy,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaMigration(BaseModel):
+    """One applied migration step."""
+
+    version = IntegerField(primary_key=True)
+    name = TextField()
+    applied_at = FloatField()
+
+    class Meta:
+        table_name = "anvild_schema"
+
+
+class Project(BaseModel):
+    """A project whose runs are kept."""
+
+    name = TextField()
+    root = TextField(unique=True)
+
+
+class Execution(BaseModel):
+    """One run: one report file, stored once."""
+
+    execution_id = TextField(unique=True)
+    project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE")
+    space = TextField(default="local")
+    source = TextField()
+    started_at = FloatField(null=True)
+    finished_at = FloatField(null=True)
+    duration = FloatField(null=True)
+    exit_code = IntegerField(null=True)
+    state = TextField(default="complete")  # complete | interrupted
+    passed = IntegerField(default=0)
+    failed = IntegerField(default=0)
+    errors = IntegerField(default=0)
+    skipped = IntegerField(default=0)
+    xfailed = IntegerField(default=0)
+    xpassed = IntegerField(default=0)
+    rerun = IntegerField(default=0)
+    git_commit = TextField(null=True)
+    git_branch = TextField(null=True)
+    tree_dirty = BooleanField(null=True)
+    diff_hash = TextField(null=True)
+    hostname = TextField(null=True)
+    os = TextField(null=True)
+    python_version = TextField(null=True)
+    origin = TextField(null=True)
+    ci_url = TextField(null=True)
+    report_path = TextField(null=True)
+    report_sha256 = TextField()
+    metadata = TextField(default="{}")
+
+    class Meta:
+        indexes = ((("project", "report_sha256"), True), (("space", "started_at"), False))
+
+
+class Entity(BaseModel):
+    """A test, stored once; ``key`` lets a JUnit testcase and a pytest node id meet."""
+
+    project = ForeignKeyField(Project, backref="tests", on_delete="CASCADE")
+    entity_id = TextField()
+    entity_type = TextField(default="test")
+    file = TextField(null=True)
+    key = TextField()
+    # The long traceback of the newest failure only; every failure keeps its short message.
+    last_traceback = TextField(null=True)
+
+    class Meta:
+        table_name = "test"
+        indexes = ((("project", "key"), True),)
+
+
+class ExecutionHistory(BaseModel):
+    """One attempt of one test in one run (the seed's ExecutionHistory)."""
+
+    execution = ForeignKeyField(Execution, on_delete="CASCADE", index=False)
+    test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
+    attempt = SmallIntegerField(default=0)
+    timestamp = FloatField(null=True)
+    status = TextField()
+    duration = FloatField(null=True)
+    message = TextField(null=True)
+
+    class Meta:
+        primary_key = CompositeKey("execution", "test", "attempt")
+        # The primary key is the row's storage order: no rowid, no second copy of the key.
+        without_rowid = True
+        indexes = ((("test", "execution"), False),)
+
+
+class EntityStatistics(BaseModel):
+    """Per (test, space) statistics, kept up to date in each run's transaction."""
+
+    test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
+    space = TextField()
+    total_runs = IntegerField(default=0)
+    passed = IntegerField(default=0)
+    failed = IntegerField(default=0)
+    skipped = IntegerField(default=0)
+    errors = IntegerField(default=0)
+    reruns = IntegerField(default=0)
+    passed_on_retry = IntegerField(default=0)
+    failure_rate = FloatField(default=0.0)
+    duration_total = FloatField(default=0.0)
+    duration_count = IntegerField(default=0)
+    avg_duration = FloatField(null=True)
+    last_run = FloatField(null=True)
+    last_failure = FloatField(null=True)
+    last_status = TextField(null=True)
+    last_outcome = TextField(null=True)  # pass | fail: the last executed outcome, for flips
+    flips = IntegerField(default=0)
+
+    class Meta:
+        table_name = "entity_statistics"
+        primary_key = CompositeKey("test", "space")
+
+
+MODELS = (SchemaMigration, Project, Execution, Entity, ExecutionHistory, EntityStatistics)

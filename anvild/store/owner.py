@@ -1,0 +1,176 @@
+"""The single database owner: an inter-process lock and one writer thread with a queue."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from peewee import Database
+
+from anvild.errors import DatabaseError, OwnerBusy
+from anvild.store import backend
+from anvild.store.database import open_database
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Job = Callable[[Database], Any]
+
+
+def lock_path(url: str, state_dir: Path) -> Path:
+    """The owner lock of a database: beside an SQLite file, in the state dir for a server."""
+    path = backend.sqlite_path(url)
+    if path is not None:
+        return path.with_name(path.name + ".owner.lock")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return state_dir / f"owner-{digest}.lock"
+
+
+class OwnerLock:
+    """An flock that makes one process the owner of a database; it dies with its process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def holder(self) -> int | None:
+        """The pid written by the process holding the lock, when it can be read."""
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def acquire(self, timeout: float = 0.0, on_wait: Callable[[int | None], None] | None = None) -> None:
+        """Take the lock, waiting up to timeout seconds; OwnerBusy when it stays taken."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    pid = self.holder()
+                    raise OwnerBusy(
+                        f"the database is owned by another process (pid {pid}) "
+                        f"and it did not finish within {timeout:g} s",
+                        str(self.path),
+                    ) from None
+                if not waited and on_wait is not None:
+                    on_wait(self.holder())
+                waited = True
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let go of the lock."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+_STOP = object()
+
+
+class Writer:
+    """The one thread that writes a database: jobs run in order, each in its own transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, name="anvild-writer", daemon=True)
+
+    def start(self) -> Writer:
+        """Start the writer and wait until its database is open and migrated."""
+        self._thread.start()
+        self._ready.result()
+        return self
+
+    def submit(self, job: Callable[[Database], T]) -> Future[T]:
+        """Queue a job; its future holds its result or its exception."""
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        return future
+
+    def pending(self) -> int:
+        """Jobs waiting in the queue."""
+        return self._jobs.qsize()
+
+    def close(self) -> None:
+        """Finish the queued jobs, close the database and join the thread."""
+        if self._thread.is_alive():
+            self._jobs.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            db = open_database(self.url)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of start()
+            self._ready.set_exception(exc)
+            return
+        self._ready.set_result(None)
+        try:
+            while (item := self._jobs.get()) is not _STOP:
+                job, future = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(job(db))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on it
+                    future.set_exception(exc)
+        finally:
+            db.close()
+
+
+class Owner:
+    """Owner of one database for this process: holds the lock while its writer runs."""
+
+    def __init__(self, url: str, state_dir: Path) -> None:
+        self.url = url
+        self.lock = OwnerLock(lock_path(url, state_dir))
+        self.writer = Writer(url)
+
+    def open(self, timeout: float = 30.0, on_wait: Callable[[int | None], None] | None = None) -> Owner:
+        """Take the owner lock and start the writer."""
+        self.lock.acquire(timeout, on_wait)
+        try:
+            self.writer.start()
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def run(self, job: Callable[[Database], T]) -> T:
+        """Run one job through the writer and wait for its result."""
+        return self.writer.submit(job).result()
+
+    def close(self) -> None:
+        """Drain the writer, then let go of the lock."""
+        self.writer.close()
+        self.lock.release()
+
+    def __enter__(self) -> Owner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["DatabaseError", "Owner", "OwnerLock", "Writer", "lock_path"]

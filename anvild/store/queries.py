@@ -1,0 +1,118 @@
+"""Reads for statistics, history and reports; readers never block the writer (WAL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import JOIN
+
+from anvild.store.models import Entity, EntityStatistics, Execution, ExecutionHistory, Project
+
+STAT_FIELDS = (
+    "total_runs", "passed", "failed", "skipped", "errors", "reruns", "passed_on_retry",
+    "failure_rate", "duration_total", "duration_count", "avg_duration", "last_run",
+    "last_failure", "last_status", "last_outcome", "flips",
+)  # fmt: skip
+
+
+def project_id(root: str) -> int | None:
+    """The id of the project at root, None when it has no runs stored."""
+    project = Project.get_or_none(Project.root == root)
+    return project.id if project else None
+
+
+def statistics(project: int, space: str | None) -> list[dict[str, Any]]:
+    """Stored statistics rows of a project, one per (test, space); all spaces when None."""
+    query = (
+        EntityStatistics.select(
+            Entity.entity_id, Entity.entity_type, EntityStatistics.space,
+            *(getattr(EntityStatistics, name) for name in STAT_FIELDS),
+        )  # fmt: skip
+        .join(Entity)
+        .where(Entity.project == project)
+    )
+    if space:
+        query = query.where(EntityStatistics.space == space)
+    return list(query.dicts())
+
+
+def executions(project: int, limit: int, space: str | None = None) -> list[dict[str, Any]]:
+    """A project's runs, newest first."""
+    query = (
+        Execution.select(Execution, Project.name.alias("project_name"))
+        .join(Project)
+        .where(Execution.project == project)
+        .order_by(Execution.started_at.desc(), Execution.id.desc())
+        .limit(limit)
+    )
+    if space:
+        query = query.where(Execution.space == space)
+    return list(query.dicts())
+
+
+def find_test(project: int, test_id: str) -> Entity | None:
+    """A test by its node id, or by the JUnit-style key that names the same test."""
+    from anvild.identity import key_from_node_id
+
+    return (
+        Entity.select()
+        .where(
+            (Entity.project == project)
+            & (
+                (Entity.entity_id == test_id)
+                | (Entity.key == test_id)
+                | (Entity.key == key_from_node_id(test_id))
+            )
+        )
+        .first()
+    )
+
+
+def test_history(test: int, limit: int, space: str | None = None) -> list[dict[str, Any]]:
+    """One test's results, newest first."""
+    query = (
+        ExecutionHistory.select(
+            Execution.execution_id, Execution.space, ExecutionHistory.timestamp,
+            ExecutionHistory.status, ExecutionHistory.duration, ExecutionHistory.attempt,
+            ExecutionHistory.message,
+        )  # fmt: skip
+        .join(Execution, JOIN.INNER, on=(ExecutionHistory.execution == Execution.id))
+        .where(ExecutionHistory.test == test)
+        .order_by(ExecutionHistory.execution.desc(), ExecutionHistory.attempt.desc())
+        .limit(limit)
+    )
+    if space:
+        query = query.where(Execution.space == space)
+    return list(query.dicts())
+
+
+def history_for_rebuild(project: int) -> Any:
+    """Every stored result of a project in storage order, for recomputing statistics."""
+    return (
+        ExecutionHistory.select(
+            ExecutionHistory.test, Execution.space, Execution.id, Execution.started_at,
+            ExecutionHistory.attempt, ExecutionHistory.status, ExecutionHistory.duration,
+        )  # fmt: skip
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .where(Execution.project == project)
+        .order_by(ExecutionHistory.test, Execution.space, Execution.id, ExecutionHistory.attempt)
+        .tuples()
+        .iterator()
+    )
+
+
+def stored_statistics(project: int) -> dict[tuple[int, str], dict[str, Any]]:
+    """The statistics rows of a project by (test id, space)."""
+    query = (
+        EntityStatistics.select(EntityStatistics.test, EntityStatistics.space,
+                                *(getattr(EntityStatistics, n) for n in STAT_FIELDS))
+        .join(Entity)
+        .where(Entity.project == project)
+        .dicts()
+    )  # fmt: skip
+    return {(row.pop("test"), row.pop("space")): row for row in query}
+
+
+def entity_names(project: int) -> dict[int, str]:
+    """Node ids of a project's tests by id."""
+    return dict(Entity.select(Entity.id, Entity.entity_id).where(Entity.project == project).tuples())

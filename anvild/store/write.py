@@ -1,0 +1,307 @@
+"""One report -> one transaction: the execution, its results and the statistics update."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from peewee import Database, IntegrityError
+
+from anvild.errors import DatabaseError
+from anvild.provenance import Provenance
+from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
+from anvild.store import backend
+from anvild.store.models import Entity, Execution, Project
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A parsed report on its way into the database, with everything stored beside it."""
+
+    run: ParsedRun
+    sha256: str
+    project_root: str
+    project_name: str
+    provenance: Provenance
+    space: str = "local"
+    report_path: str | None = None
+    execution_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What became of a submission."""
+
+    execution_id: str
+    already_stored: bool
+    tests: int
+    counts: Mapping[str, int]
+    space: str
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """One test's contribution to its statistics from one run."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    reran: int = 0
+    passed_on_retry: int = 0
+    duration: float | None = None
+    status: str = ""
+    outcome: str | None = None  # pass | fail | None when not executed
+
+
+def run_outcome(final: TestResult, reran: bool) -> RunOutcome:
+    """How a test's final result in one run counts (SPEC: outcome table)."""
+    status = final.status
+    out = RunOutcome(status=status, reran=int(reran))
+    if status in PASSING:
+        out.passed, out.outcome = 1, "pass"
+        out.passed_on_retry = int(reran)
+    elif status == "ERROR":
+        out.errors, out.outcome = 1, "fail"
+    elif status in FAILING or status == RERUN:  # only reruns: the run ended before a verdict
+        out.failed, out.outcome = 1, "fail"
+    elif status in NOT_EXECUTED:
+        out.skipped = 1
+    if out.outcome is not None:
+        out.duration = final.duration
+    return out
+
+
+def execution_name(space: str, at: float, taken: Iterable[str] = ()) -> str:
+    """`local-YYYYMMDD-HHMMSS`, with a short suffix when that name is taken."""
+    stamp = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = f"{space}-{stamp}"
+    taken = set(taken)
+    if base not in taken:
+        return base
+    suffix = 2
+    while f"{base}-{suffix}" in taken:
+        suffix += 1
+    return f"{base}-{suffix}"
+
+
+def _project(root: str, name: str) -> Project:
+    project = Project.get_or_none(Project.root == root)
+    if project is None:
+        Project.insert(root=root, name=name).on_conflict_ignore().execute()
+        project = Project.get(Project.root == root)
+    return project
+
+
+def _choose_execution_id(sub: Submission, at: float) -> str:
+    if sub.execution_id:
+        if Execution.select().where(Execution.execution_id == sub.execution_id).exists():
+            raise DatabaseError(
+                f"execution id {sub.execution_id!r} is already used by another report",
+                sub.report_path,
+            )
+        return sub.execution_id
+    base = execution_name(sub.space, at)
+    taken = [
+        row.execution_id
+        for row in Execution.select(Execution.execution_id).where(
+            Execution.execution_id.startswith(base)
+        )
+    ]
+    return execution_name(sub.space, at, taken)
+
+
+def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> dict[str, int]:
+    """Ids of the run's tests by key, creating the ones not seen before (set-based)."""
+    wanted: dict[str, TestResult] = {}
+    for result in results:
+        wanted.setdefault(result.key, result)
+    known: dict[str, tuple[int, str]] = {}
+    keys = list(wanted)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
+            (Entity.project == project_id) & Entity.key.in_(chunk)
+        )
+        for test_id, key, entity_id in query.tuples():
+            known[key] = (test_id, entity_id)
+    missing = [wanted[key] for key in keys if key not in known]
+    if missing:
+        sql = (
+            'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key") '
+            f"VALUES ({db.param}, {db.param}, 'test', {db.param}, {db.param}) "
+            'ON CONFLICT ("project_id", "key") DO NOTHING'
+        )
+        backend.bulk_execute(db, sql, [(project_id, r.node_id, r.file, r.key) for r in missing])
+        new_keys = [r.key for r in missing]
+        for start in range(0, len(new_keys), _CHUNK):
+            query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
+                (Entity.project == project_id) & Entity.key.in_(new_keys[start : start + _CHUNK])
+            )
+            for test_id, key, entity_id in query.tuples():
+                known[key] = (test_id, entity_id)
+    # A test first seen in JUnit gets its pytest node id once a pytest report names it.
+    upgrades = [
+        (wanted[key].node_id, wanted[key].file, test_id)
+        for key, (test_id, entity_id) in known.items()
+        if ".py::" in wanted[key].node_id
+        and ".py::" not in entity_id
+        and wanted[key].node_id != entity_id
+    ]
+    backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
+    return {key: test_id for key, (test_id, _) in known.items()}
+
+
+_ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
+
+_STATS_COLUMNS = (
+    "test_id", "space", "total_runs", "passed", "failed", "skipped", "errors", "reruns",
+    "passed_on_retry", "failure_rate", "duration_total", "duration_count", "avg_duration",
+    "last_run", "last_failure", "last_status", "last_outcome", "flips",
+)  # fmt: skip
+
+
+def _stats_upsert_sql(db: Database) -> str:
+    """The incremental update: increments and ordered facts, atomic on both backends."""
+    s, x = '"entity_statistics"', "excluded"
+
+    def add(col: str) -> str:
+        return f'"{col}" = {s}."{col}" + {x}."{col}"'
+
+    executed = " + ".join(f'{s}."{c}" + {x}."{c}"' for c in ("passed", "failed", "errors"))
+    failing = " + ".join(f'{s}."{c}" + {x}."{c}"' for c in ("failed", "errors"))
+    newer = f'{x}."last_run" >= COALESCE({s}."last_run", {x}."last_run")'
+    params = ", ".join([db.param] * len(_STATS_COLUMNS))
+    columns = ", ".join(f'"{c}"' for c in _STATS_COLUMNS)
+    return (
+        f"INSERT INTO {s} ({columns}) VALUES ({params}) "
+        f'ON CONFLICT ("test_id", "space") DO UPDATE SET '
+        + ", ".join(
+            [
+                *(add(c) for c in ("total_runs", "passed", "failed", "skipped", "errors")),
+                *(add(c) for c in ("reruns", "passed_on_retry", "duration_total")),
+                add("duration_count"),
+                f'"failure_rate" = CASE WHEN ({executed}) = 0 THEN 0.0 '
+                f"ELSE ({failing}) * 1.0 / ({executed}) END",
+                f'"avg_duration" = CASE WHEN {s}."duration_count" + {x}."duration_count" = 0 '
+                f'THEN NULL ELSE ({s}."duration_total" + {x}."duration_total") / '
+                f'({s}."duration_count" + {x}."duration_count") END',
+                f'"last_run" = CASE WHEN {newer} THEN {x}."last_run" ELSE {s}."last_run" END',
+                f'"last_status" = CASE WHEN {newer} THEN {x}."last_status" '
+                f'ELSE {s}."last_status" END',
+                f'"last_failure" = CASE WHEN {x}."last_failure" IS NULL THEN {s}."last_failure" '
+                f'WHEN {s}."last_failure" IS NULL OR {x}."last_failure" > {s}."last_failure" '
+                f'THEN {x}."last_failure" ELSE {s}."last_failure" END',
+                f'"flips" = {s}."flips" + CASE WHEN {x}."last_outcome" IS NOT NULL '
+                f'AND {s}."last_outcome" IS NOT NULL '
+                f'AND {x}."last_outcome" <> {s}."last_outcome" THEN 1 ELSE 0 END',
+                f'"last_outcome" = COALESCE({x}."last_outcome", {s}."last_outcome")',
+            ]
+        )
+    )
+
+
+def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any, ...]:
+    """The statistics of one run of one test, as a row to add to the stored ones."""
+    executed = out.passed + out.failed + out.errors
+    counted = out.duration is not None
+    return (
+        test_id, space, 1, out.passed, out.failed, out.skipped, out.errors, out.reran,
+        out.passed_on_retry, (out.failed + out.errors) / executed if executed else 0.0,
+        out.duration if counted else 0.0, int(counted), out.duration if counted else None,
+        at, at if out.outcome == "fail" else None, out.status, out.outcome, 0,
+    )  # fmt: skip
+
+
+def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
+    seen: set[tuple[str, int]] = set()
+    rows = []
+    for result in results:
+        attempt = result.attempt
+        while (result.key, attempt) in seen:
+            attempt += 1
+        seen.add((result.key, attempt))
+        rows.append((result, attempt))
+    return rows
+
+
+def store_run(db: Database, sub: Submission) -> Stored:
+    """Store one parsed report in one transaction; a report stored before is not stored again."""
+    try:
+        return _store_run(db, sub)
+    except IntegrityError:
+        # Another owner (team mode) stored the same report a moment ago: the transaction
+        # rolled back whole, and the report is there once.
+        existing = Execution.get_or_none(Execution.report_sha256 == sub.sha256)
+        if existing is None:
+            raise
+        return Stored(existing.execution_id, True, 0, sub.run.counts(), existing.space)
+
+
+def _store_run(db: Database, sub: Submission) -> Stored:
+    run = sub.run
+    at = run.started_at or run.finished_at or time.time()
+    counts = run.counts()
+    with backend.write_transaction(db):
+        project = _project(sub.project_root, sub.project_name)
+        existing = Execution.get_or_none(
+            (Execution.project == project.id) & (Execution.report_sha256 == sub.sha256)
+        )
+        if existing is not None:
+            return Stored(existing.execution_id, True, 0, counts, existing.space)
+        execution_id = _choose_execution_id(sub, at)
+        prov = sub.provenance
+        metadata = {**run.metadata, **sub.metadata}
+        execution = Execution.create(
+            execution_id=execution_id, project=project.id, space=sub.space,
+            source=run.source_format, started_at=at, finished_at=run.finished_at,
+            duration=run.duration, exit_code=run.exit_code,
+            state="interrupted" if run.interrupted else "complete",
+            passed=counts["PASSED"], failed=counts["FAILED"], errors=counts["ERROR"],
+            skipped=counts["SKIPPED"], xfailed=counts["XFAILED"], xpassed=counts["XPASSED"],
+            rerun=counts["RERUN"], git_commit=prov.git_commit, git_branch=prov.git_branch,
+            tree_dirty=prov.tree_dirty, diff_hash=prov.diff_hash, hostname=prov.hostname,
+            os=prov.os, python_version=prov.python_version, origin=prov.origin,
+            ci_url=_ci_url(metadata), report_path=sub.report_path,
+            report_sha256=sub.sha256, metadata=json.dumps(metadata, default=str),
+        )  # fmt: skip
+        test_ids = _test_ids(db, project.id, run.results)
+        history = [
+            (execution.id, test_ids[r.key], attempt, at, r.status, r.duration, r.message)
+            for r, attempt in _unique_attempts(run.results)
+        ]
+        backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
+        reran = {r.key for r in run.results if r.status == RERUN}
+        finals = run.final_results()
+        stats = [
+            stats_row(test_ids[key], sub.space, run_outcome(final, key in reran), at)
+            for key, final in finals.items()
+        ]
+        backend.bulk_execute(db, _stats_upsert_sql(db), stats)
+        tracebacks = [(f.traceback, test_ids[k]) for k, f in finals.items() if f.traceback]
+        backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
+    return Stored(execution_id, False, len(finals), counts, sub.space)
+
+
+_HISTORY_INSERT = (
+    'INSERT INTO "execution_history" ("execution_id", "test_id", "attempt", "timestamp", '
+    '"status", "duration", "message") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})'
+)
+_TRACEBACK_UPDATE = 'UPDATE "test" SET "last_traceback" = {p} WHERE "id" = {p}'
+
+
+def _ci_url(metadata: Mapping[str, Any]) -> str | None:
+    url = metadata.get("ci_url")
+    return url if isinstance(url, str) else None
+
+
+def stored_as_dict(stored: Stored) -> dict[str, Any]:
+    """A Stored as plain data, for JSON answers."""
+    return asdict(stored)

@@ -1,0 +1,158 @@
+"""Shared fixtures: a throwaway home, a sample project covering every pytest outcome, and
+real pytest runs writing real reports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+SAMPLE_TESTS = {
+    "tests/__init__.py": "",
+    "tests/test_outcomes.py": '''
+        import time
+        import pytest
+
+        @pytest.fixture
+        def broken_fixture():
+            raise RuntimeError("fixture exploded")
+
+        def test_passes():
+            time.sleep(0.02)
+
+        def test_fails():
+            assert 1 + 1 == 3, "arithmetic is broken"
+
+        def test_fixture_error(broken_fixture):
+            pass
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped():
+            pass
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_xfails():
+            assert False
+
+        @pytest.mark.xfail(reason="fixed already")
+        def test_xpasses():
+            pass
+
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_param(n):
+            assert n != 3, f"n was {n}"
+
+        class TestGroup:
+            def test_in_class(self):
+                pass
+
+            class TestNested:
+                def test_deep(self):
+                    pass
+    ''',
+    "tests/test_broken_import.py": '''
+        import module_that_does_not_exist  # noqa: F401
+
+        def test_never_runs():
+            pass
+    ''',
+}
+
+# What pytest reports for SAMPLE_TESTS, by node id.
+SAMPLE_EXPECTED = {
+    "tests/test_outcomes.py::test_passes": "PASSED",
+    "tests/test_outcomes.py::test_fails": "FAILED",
+    "tests/test_outcomes.py::test_fixture_error": "ERROR",
+    "tests/test_outcomes.py::test_skipped": "SKIPPED",
+    "tests/test_outcomes.py::test_xfails": "XFAILED",
+    "tests/test_outcomes.py::test_xpasses": "XPASSED",
+    "tests/test_outcomes.py::test_param[1]": "PASSED",
+    "tests/test_outcomes.py::test_param[2]": "PASSED",
+    "tests/test_outcomes.py::test_param[3]": "FAILED",
+    "tests/test_outcomes.py::TestGroup::test_in_class": "PASSED",
+    "tests/test_outcomes.py::TestGroup::TestNested::test_deep": "PASSED",
+    "tests/test_broken_import.py": "ERROR",
+}
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write a small project of test files under root."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def run_pytest(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a real pytest session in root, the anvild plugin off so only the report flags count."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:anvild", "-p", "no:randomly", *args],
+        cwd=root,
+        env={**os.environ, **(env or {}), "ANVILD_DISABLE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point HOME and every XDG variable into a temporary directory: tests never touch ~."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(home / sub))
+    for var in ("ANVILD_DB", "ANVILD_CONFIG", "ANVILD_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Every thread a test starts must be gone when it ends."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for thread in leaked:
+        thread.join(timeout=5)
+    assert not [t for t in leaked if t.is_alive()], f"threads outlived the test: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def sample_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """One real pytest session over the sample project writing all three report formats."""
+    root = write_project(tmp_path_factory.mktemp("sample"), SAMPLE_TESTS)
+    proc = run_pytest(
+        root,
+        "-rA",
+        "--continue-on-collection-errors",
+        "--json-report",
+        "--json-report-file=report.json",
+        "--junitxml=junit.xml",
+        "--report-log=reportlog.jsonl",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return {
+        "root": root,
+        "stdout": proc.stdout,
+        "exit_code": proc.returncode,
+        "json": root / "report.json",
+        "junit": root / "junit.xml",
+        "reportlog": root / "reportlog.jsonl",
+    }
