@@ -46,7 +46,7 @@ class IngestEvent:
 
 
 def _owner(target: Target, on_wait: Callable[[int | None], None] | None) -> Owner:
-    return Owner(target.db_url, config.state_dir()).open(on_wait=on_wait)
+    return Owner(target.db_url, config.state_dir()).open(config.owner_timeout(), on_wait)
 
 
 def ingest(
@@ -104,7 +104,9 @@ def slow_tests(target: Target, space: str, limit: int) -> list[dict[str, Any]]:
     return stats.slowest(queries.statistics(project, None), space, limit)
 
 
-def rebuild_stats(target: Target, on_wait: Callable[[int | None], None] | None = None) -> list[Change]:
+def rebuild_stats(
+    target: Target, on_wait: Callable[[int | None], None] | None = None
+) -> list[Change]:
     """Recompute statistics from history through the owner; what had to change."""
     with _owner(target, on_wait) as owner:
         project = owner.run(lambda db: queries.project_id(str(target.project_root)))
@@ -119,7 +121,9 @@ def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
     return queries.executions(project, limit, space)
 
 
-def test_history(target: Target, test_id: str, limit: int, space: str | None) -> list[dict[str, Any]]:
+def test_history(
+    target: Target, test_id: str, limit: int, space: str | None
+) -> list[dict[str, Any]]:
     """One test's newest results (`history TEST_ID`)."""
     project = _read(target)
     test = queries.find_test(project, test_id) if project is not None else None

@@ -14,13 +14,37 @@ from anvild.errors import AnvildError, UsageError
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATS_FIELDS = (
-    "entity_id", "entity_type", "space", "total_runs", "passed", "failed", "skipped", "errors",
-    "failure_rate", "avg_duration", "last_run", "last_failure", "last_status", "flips",
-)  # fmt: skip
+    "entity_id",
+    "entity_type",
+    "space",
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "failure_rate",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "flips",
+)
 RUN_FIELDS = (
-    "execution_id", "project", "space", "source", "started_at", "finished_at", "duration",
-    "exit_code", "counts", "git_commit", "git_branch", "tree_dirty", "origin", "report_path",
-)  # fmt: skip
+    "execution_id",
+    "project",
+    "space",
+    "source",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "counts",
+    "git_commit",
+    "git_branch",
+    "tree_dirty",
+    "origin",
+    "report_path",
+)
 COUNT_FIELDS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "rerun")
 RESULT_FIELDS = ("execution_id", "space", "timestamp", "status", "duration", "attempt", "message")
 
@@ -70,10 +94,18 @@ def _wait_note(pid: int | None) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anvild", prog_name="anvild")
-@click.option("--config", envvar="ANVILD_CONFIG", metavar="PATH", help="Config file (env ANVILD_CONFIG).")
-@click.option("--db", envvar="ANVILD_DB", metavar="URL",
-              help="Database: a path, sqlite:///path or postgresql://... (env ANVILD_DB).")  # fmt: skip
-@click.option("--project", metavar="PATH", help="Project root (default: found from the current directory).")
+@click.option(
+    "--config", envvar="ANVILD_CONFIG", metavar="PATH", help="Config file (env ANVILD_CONFIG)."
+)
+@click.option(
+    "--db",
+    envvar="ANVILD_DB",
+    metavar="URL",
+    help="Database: a path, sqlite:///path or postgresql://... (env ANVILD_DB).",
+)
+@click.option(
+    "--project", metavar="PATH", help="Project root (default: found from the current directory)."
+)
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, db: str | None, project: str | None) -> None:
     """anvild keeps the history of every test run: local, IDE and CI."""
@@ -82,12 +114,23 @@ def cli(ctx: click.Context, config: str | None, db: str | None, project: str | N
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--space", type=click.Choice(["local", "ci"]), default="local", show_default=True,
-              help="Record the runs as local or CI runs.")  # fmt: skip
+@click.option(
+    "--space",
+    type=click.Choice(["local", "ci"]),
+    default="local",
+    show_default=True,
+    help="Record the runs as local or CI runs.",
+)
 @click.option("--execution-id", metavar="ID", help="Name the run (one report only).")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata stored with each run.")
 @pass_context
-def ingest(obj: Context, paths: tuple[Path, ...], space: str, execution_id: str | None, meta: tuple[str, ...]) -> None:
+def ingest(
+    obj: Context,
+    paths: tuple[Path, ...],
+    space: str,
+    execution_id: str | None,
+    meta: tuple[str, ...],
+) -> None:
     """Store report files, directories (recursively) or zip archives as runs."""
     from anvild import api
     from anvild.ingest import IngestOptions, count_candidates
@@ -124,8 +167,10 @@ def _report_ingest(events: Any, total: int) -> int:
         elif event.stored is not None:
             stored = event.stored
             counts = ", ".join(f"{n} {s.lower()}" for s, n in stored.counts.items() if n)
-            click.echo(f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
-                       f"{', ' + counts if counts else ''} ({event.name})")  # fmt: skip
+            click.echo(
+                f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
+                f"{', ' + counts if counts else ''} ({event.name})"
+            )
 
     if total < 5:
         for event in events:
@@ -147,14 +192,30 @@ def stats() -> None:
 
 
 @stats.command("show")
-@click.option("--type", "entity_type", type=click.Choice(["test"]), default="test", show_default=True,
-              help="Entity type (tests).")  # fmt: skip
+@click.option(
+    "--type",
+    "entity_type",
+    type=click.Choice(["test"]),
+    default="test",
+    show_default=True,
+    help="Entity type (tests).",
+)
 @space_option("all")
-@click.option("--sort", type=click.Choice(["rate", "duration", "runs"]), default="rate", show_default=True)
+@click.option(
+    "--sort", type=click.Choice(["rate", "duration", "runs"]), default="rate", show_default=True
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N tests.")
 @format_option
 @pass_context
-def stats_show(obj: Context, entity_type: str, space: str, sort: str, limit: int | None, fmt: str, as_json: bool) -> None:
+def stats_show(
+    obj: Context,
+    entity_type: str,
+    space: str,
+    sort: str,
+    limit: int | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
     """Statistics per test: runs, outcomes, failure rate, duration."""
     from anvild import api
 
@@ -181,10 +242,19 @@ def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str)
     if fmt == "json" or as_json:
         output.emit_json([output.jsonable(row, STATS_FIELDS) for row in rows])
         return
-    columns = [("entity_id", "test"), ("space", "space"), ("total_runs", "runs"),
-               ("passed", "passed"), ("failed", "failed"), ("errors", "errors"),
-               ("skipped", "skipped"), ("failure_rate", "fail rate"),
-               ("avg_duration", "avg"), ("last_status", "last"), ("last_run", "last run")]  # fmt: skip
+    columns = [
+        ("entity_id", "test"),
+        ("space", "space"),
+        ("total_runs", "runs"),
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("errors", "errors"),
+        ("skipped", "skipped"),
+        ("failure_rate", "fail rate"),
+        ("avg_duration", "avg"),
+        ("last_status", "last"),
+        ("last_run", "last run"),
+    ]
     output.table(rows, columns, title)
 
 
@@ -205,8 +275,10 @@ def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
         click.echo("statistics match the history: nothing to change")
         return
     for change in changes:
-        click.echo(f"{change.entity_id} [{change.space}] {change.field}: "
-                   f"{change.stored!r} -> {change.recomputed!r}")  # fmt: skip
+        click.echo(
+            f"{change.entity_id} [{change.space}] {change.field}: "
+            f"{change.stored!r} -> {change.recomputed!r}"
+        )
     tests = len({(c.entity_id, c.space) for c in changes})
     click.echo(f"fixed {len(changes)} values of {tests} statistics rows")
 
@@ -214,10 +286,14 @@ def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("test_id", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--space", type=click.Choice(["local", "ci", "all"]), default="all", show_default=True)
+@click.option(
+    "--space", type=click.Choice(["local", "ci", "all"]), default="all", show_default=True
+)
 @format_option
 @pass_context
-def history(obj: Context, test_id: str | None, limit: int, space: str, fmt: str, as_json: bool) -> None:
+def history(
+    obj: Context, test_id: str | None, limit: int, space: str, fmt: str, as_json: bool
+) -> None:
     """Recent runs, or one test's recent results."""
     from anvild import api, output
 
@@ -237,10 +313,19 @@ def history(obj: Context, test_id: str | None, limit: int, space: str, fmt: str,
     if fmt == "json" or as_json:
         output.emit_json([output.jsonable(row, RUN_FIELDS) for row in rows])
         return
-    columns = [("execution_id", "execution"), ("space", "space"), ("source", "source"),
-               ("started_at", "started"), ("duration", "duration"), ("passed", "passed"),
-               ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"),
-               ("git_branch", "branch"), ("origin", "origin")]  # fmt: skip
+    columns = [
+        ("execution_id", "execution"),
+        ("space", "space"),
+        ("source", "source"),
+        ("started_at", "started"),
+        ("duration", "duration"),
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("errors", "errors"),
+        ("skipped", "skipped"),
+        ("git_branch", "branch"),
+        ("origin", "origin"),
+    ]
     output.table(rows, columns, "Runs")
 
 

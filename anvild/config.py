@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import platformdirs
+
+from anvild.errors import UsageError
 
 APP = "anvild"
 
@@ -23,6 +26,17 @@ def config_file(override: str | None = None) -> Path:
 def state_dir() -> Path:
     """$XDG_STATE_HOME/anvild: logs, pidfile, pending reports, locks for database servers."""
     return platformdirs.user_state_path(APP)
+
+
+def owner_timeout() -> float:
+    """Seconds a command waits for another owner of the database (env ANVILD_OWNER_TIMEOUT)."""
+    value = os.environ.get("ANVILD_OWNER_TIMEOUT", "")
+    try:
+        return max(0.0, float(value)) if value else 30.0
+    except ValueError:
+        raise UsageError(
+            f"ANVILD_OWNER_TIMEOUT must be a number of seconds, got {value!r}"
+        ) from None
 
 
 def _git_toplevel(start: Path) -> Path | None:

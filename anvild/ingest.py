@@ -19,9 +19,21 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
 # Directories a recursive ingest never enters: environments and caches full of JSON and XML
 # that are not test reports. `.pytest_cache` stays in: reports are written there.
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__", ".anvil",
-     ".mypy_cache", ".ruff_cache", "site-packages"}
-)  # fmt: skip
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "__pycache__",
+        ".anvil",
+        ".mypy_cache",
+        ".ruff_cache",
+        "site-packages",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +78,7 @@ def _archive(path: Path) -> Iterator[ReportSource]:
             for info in archive.infolist():
                 if info.is_dir() or not info.filename.endswith(REPORT_SUFFIXES):
                     continue
-                name = f"{path.resolve()}!{info.filename}"
+                name = f"{path}!{info.filename}"
                 yield ReportSource(name, archive.read(info), explicit=False)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ReportError(f"broken zip archive: {exc}", str(path)) from None
@@ -74,18 +86,18 @@ def _archive(path: Path) -> Iterator[ReportSource]:
 
 def expand(paths: list[Path]) -> Iterator[ReportSource | ReportError]:
     """Each report in paths (files, directories walked recursively, zip archives), in order."""
-    for path in paths:
+    for path in (p.resolve() for p in paths):
         try:
             if path.is_dir():
                 for found in _walk(path):
                     try:
-                        yield ReportSource(str(found.resolve()), _read(found), explicit=False)
+                        yield ReportSource(str(found), _read(found), explicit=False)
                     except ReportError as exc:
                         yield exc
             elif path.suffix == ".zip" or zipfile.is_zipfile(path):
                 yield from _archive(path)
             else:
-                yield ReportSource(str(path.resolve()), _read(path), explicit=True)
+                yield ReportSource(str(path), _read(path), explicit=True)
         except ReportError as exc:
             yield exc
 

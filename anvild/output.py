@@ -40,7 +40,9 @@ def _cell(name: str, value: Any) -> str:
     return str(value)
 
 
-def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None) -> None:
+def table(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None
+) -> None:
     """A rich table of rows; columns are (field, heading)."""
     from rich.console import Console
     from rich.table import Table

@@ -26,7 +26,6 @@ SEVERITY = {SKIPPED: 0, XFAILED: 1, PASSED: 2, XPASSED: 3, FAILED: 4, ERROR: 5, 
 MESSAGE_LIMIT = 2048
 
 
-
 def clip_message(text: str | None) -> str | None:
     """The first 2 KB of a failure message, or None when there is none."""
     if not text:

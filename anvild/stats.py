@@ -11,8 +11,18 @@ SORT_KEYS = {
     "runs": lambda row: (-row["total_runs"], row["entity_id"]),
 }
 
-_SUMMED = ("total_runs", "passed", "failed", "skipped", "errors", "reruns", "passed_on_retry",
-           "duration_total", "duration_count", "flips")  # fmt: skip
+_SUMMED = (
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "reruns",
+    "passed_on_retry",
+    "duration_total",
+    "duration_count",
+    "flips",
+)
 
 
 def _derive(row: dict[str, Any]) -> dict[str, Any]:

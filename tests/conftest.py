@@ -17,7 +17,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 SAMPLE_TESTS = {
     "tests/__init__.py": "",
-    "tests/test_outcomes.py": '''
+    "tests/test_outcomes.py": """
         import time
         import pytest
 
@@ -57,13 +57,13 @@ SAMPLE_TESTS = {
             class TestNested:
                 def test_deep(self):
                     pass
-    ''',
-    "tests/test_broken_import.py": '''
+    """,
+    "tests/test_broken_import.py": """
         import module_that_does_not_exist  # noqa: F401
 
         def test_never_runs():
             pass
-    ''',
+    """,
 }
 
 # What pytest reports for SAMPLE_TESTS, by node id.
@@ -92,7 +92,9 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def run_pytest(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_pytest(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a real pytest session in root, the anvild plugin off so only the report flags count."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:anvild", "-p", "no:randomly", *args],

@@ -143,7 +143,9 @@ def parse_json_report(path: Path, data: bytes) -> ParsedRun:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if data.strip() and data.lstrip()[:1] == b"{" and "unexpected end" in str(exc).lower():
-            raise ReportIncomplete("JSON report ends early: still being written?", str(path))
+            raise ReportIncomplete(
+                "JSON report ends early: still being written?", str(path)
+            ) from None
         raise ReportError(f"not valid JSON: {exc}", str(path)) from None
     if not isinstance(doc, dict) or "summary" not in doc:
         raise NotAReport("not a pytest-json-report document: no 'summary'", str(path))
@@ -178,7 +180,9 @@ def parse_json_report(path: Path, data: bytes) -> ParsedRun:
         started_at=created - duration if created is not None and duration is not None else created,
         finished_at=created,
         duration=duration,
-        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        exit_code=exit_code
+        if isinstance(exit_code, int) and not isinstance(exit_code, bool)
+        else None,
         root=root if isinstance(root, str) else None,
         environment=environment if isinstance(environment, dict) else {},
         metadata=metadata if isinstance(metadata, dict) else {},

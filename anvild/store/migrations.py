@@ -27,9 +27,11 @@ def current_version(db: Database) -> int:
     """The schema version recorded in db (0 for an empty database)."""
     if not db.table_exists(SchemaMigration._meta.table_name):
         return 0
-    last = SchemaMigration.select(SchemaMigration.version).order_by(
-        SchemaMigration.version.desc()
-    ).first()
+    last = (
+        SchemaMigration.select(SchemaMigration.version)
+        .order_by(SchemaMigration.version.desc())
+        .first()
+    )
     return last.version if last else 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from peewee import (
+    AutoField,
     BooleanField,
     CompositeKey,
     DatabaseProxy,
@@ -37,12 +38,16 @@ class SchemaMigration(BaseModel):
 class Project(BaseModel):
     """A project whose runs are kept."""
 
+    id = AutoField()
+
     name = TextField()
     root = TextField(unique=True)
 
 
 class Execution(BaseModel):
     """One run: one report file, stored once."""
+
+    id = AutoField()
 
     execution_id = TextField(unique=True)
     project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE")
@@ -79,6 +84,8 @@ class Execution(BaseModel):
 
 class Entity(BaseModel):
     """A test, stored once; ``key`` lets a JUnit testcase and a pytest node id meet."""
+
+    id = AutoField()
 
     project = ForeignKeyField(Project, backref="tests", on_delete="CASCADE")
     entity_id = TextField()

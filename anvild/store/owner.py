@@ -50,7 +50,9 @@ class OwnerLock:
             return None
         return int(text) if text.isdigit() else None
 
-    def acquire(self, timeout: float = 0.0, on_wait: Callable[[int | None], None] | None = None) -> None:
+    def acquire(
+        self, timeout: float = 0.0, on_wait: Callable[[int | None], None] | None = None
+    ) -> None:
         """Take the lock, waiting up to timeout seconds; OwnerBusy when it stays taken."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -122,7 +124,7 @@ class Writer:
     def _run(self) -> None:
         try:
             db = open_database(self.url)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller of start()
+        except BaseException as exc:
             self._ready.set_exception(exc)
             return
         self._ready.set_result(None)
@@ -133,7 +135,7 @@ class Writer:
                     continue
                 try:
                     future.set_result(job(db))
-                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on it
+                except BaseException as exc:
                     future.set_exception(exc)
         finally:
             db.close()
@@ -147,7 +149,9 @@ class Owner:
         self.lock = OwnerLock(lock_path(url, state_dir))
         self.writer = Writer(url)
 
-    def open(self, timeout: float = 30.0, on_wait: Callable[[int | None], None] | None = None) -> Owner:
+    def open(
+        self, timeout: float = 30.0, on_wait: Callable[[int | None], None] | None = None
+    ) -> Owner:
         """Take the owner lock and start the writer."""
         self.lock.acquire(timeout, on_wait)
         try:

@@ -9,10 +9,33 @@ from peewee import JOIN
 from anvild.store.models import Entity, EntityStatistics, Execution, ExecutionHistory, Project
 
 STAT_FIELDS = (
-    "total_runs", "passed", "failed", "skipped", "errors", "reruns", "passed_on_retry",
-    "failure_rate", "duration_total", "duration_count", "avg_duration", "last_run",
-    "last_failure", "last_status", "last_outcome", "flips",
-)  # fmt: skip
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "reruns",
+    "passed_on_retry",
+    "failure_rate",
+    "duration_total",
+    "duration_count",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "last_outcome",
+    "flips",
+)
+
+
+def dicts(query: Any) -> list[dict[str, Any]]:
+    """A query's rows as dicts (peewee's stubs type them as model instances)."""
+    return list(query.dicts())
+
+
+def tuples(query: Any) -> list[tuple[Any, ...]]:
+    """A query's rows as tuples."""
+    return list(query.tuples())
 
 
 def project_id(root: str) -> int | None:
@@ -25,15 +48,17 @@ def statistics(project: int, space: str | None) -> list[dict[str, Any]]:
     """Stored statistics rows of a project, one per (test, space); all spaces when None."""
     query = (
         EntityStatistics.select(
-            Entity.entity_id, Entity.entity_type, EntityStatistics.space,
+            Entity.entity_id,
+            Entity.entity_type,
+            EntityStatistics.space,
             *(getattr(EntityStatistics, name) for name in STAT_FIELDS),
-        )  # fmt: skip
+        )
         .join(Entity)
         .where(Entity.project == project)
     )
     if space:
         query = query.where(EntityStatistics.space == space)
-    return list(query.dicts())
+    return dicts(query)
 
 
 def executions(project: int, limit: int, space: str | None = None) -> list[dict[str, Any]]:
@@ -47,7 +72,7 @@ def executions(project: int, limit: int, space: str | None = None) -> list[dict[
     )
     if space:
         query = query.where(Execution.space == space)
-    return list(query.dicts())
+    return dicts(query)
 
 
 def find_test(project: int, test_id: str) -> Entity | None:
@@ -72,10 +97,14 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
     """One test's results, newest first."""
     query = (
         ExecutionHistory.select(
-            Execution.execution_id, Execution.space, ExecutionHistory.timestamp,
-            ExecutionHistory.status, ExecutionHistory.duration, ExecutionHistory.attempt,
+            Execution.execution_id,
+            Execution.space,
+            ExecutionHistory.timestamp,
+            ExecutionHistory.status,
+            ExecutionHistory.duration,
+            ExecutionHistory.attempt,
             ExecutionHistory.message,
-        )  # fmt: skip
+        )
         .join(Execution, JOIN.INNER, on=(ExecutionHistory.execution == Execution.id))
         .where(ExecutionHistory.test == test)
         .order_by(ExecutionHistory.execution.desc(), ExecutionHistory.attempt.desc())
@@ -83,16 +112,21 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
     )
     if space:
         query = query.where(Execution.space == space)
-    return list(query.dicts())
+    return dicts(query)
 
 
 def history_for_rebuild(project: int) -> Any:
     """Every stored result of a project in storage order, for recomputing statistics."""
     return (
         ExecutionHistory.select(
-            ExecutionHistory.test, Execution.space, Execution.id, Execution.started_at,
-            ExecutionHistory.attempt, ExecutionHistory.status, ExecutionHistory.duration,
-        )  # fmt: skip
+            ExecutionHistory.test,
+            Execution.space,
+            Execution.id,
+            Execution.started_at,
+            ExecutionHistory.attempt,
+            ExecutionHistory.status,
+            ExecutionHistory.duration,
+        )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
         .where(Execution.project == project)
         .order_by(ExecutionHistory.test, Execution.space, Execution.id, ExecutionHistory.attempt)
@@ -104,15 +138,18 @@ def history_for_rebuild(project: int) -> Any:
 def stored_statistics(project: int) -> dict[tuple[int, str], dict[str, Any]]:
     """The statistics rows of a project by (test id, space)."""
     query = (
-        EntityStatistics.select(EntityStatistics.test, EntityStatistics.space,
-                                *(getattr(EntityStatistics, n) for n in STAT_FIELDS))
+        EntityStatistics.select(
+            EntityStatistics.test,
+            EntityStatistics.space,
+            *(getattr(EntityStatistics, n) for n in STAT_FIELDS),
+        )
         .join(Entity)
         .where(Entity.project == project)
-        .dicts()
-    )  # fmt: skip
-    return {(row.pop("test"), row.pop("space")): row for row in query}
+    )
+    return {(row.pop("test"), row.pop("space")): row for row in dicts(query)}
 
 
 def entity_names(project: int) -> dict[int, str]:
     """Node ids of a project's tests by id."""
-    return dict(Entity.select(Entity.id, Entity.entity_id).where(Entity.project == project).tuples())
+    query = Entity.select(Entity.id, Entity.entity_id).where(Entity.project == project)
+    return {test_id: entity_id for test_id, entity_id in tuples(query)}

@@ -34,8 +34,17 @@ def combine(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     if old is None:
         return dict(new)
     out = dict(old)
-    for name in ("total_runs", "passed", "failed", "skipped", "errors", "reruns",
-                 "passed_on_retry", "duration_total", "duration_count"):  # fmt: skip
+    for name in (
+        "total_runs",
+        "passed",
+        "failed",
+        "skipped",
+        "errors",
+        "reruns",
+        "passed_on_retry",
+        "duration_total",
+        "duration_count",
+    ):
         out[name] = old[name] + new[name]
     executed = out["passed"] + out["failed"] + out["errors"]
     out["failure_rate"] = (out["failed"] + out["errors"]) / executed if executed else 0.0
@@ -76,7 +85,8 @@ def recompute(project: int) -> dict[tuple[int, str], dict[str, Any]]:
     for (test, space), rows in groupby(history, key=lambda row: (row[0], row[1])):
         acc: dict[str, Any] | None = None
         for started, final, reran in _runs(rows):
-            row = dict(zip(_ROW_FIELDS, stats_row(test, space, run_outcome(final, reran), started)))
+            values = stats_row(test, space, run_outcome(final, reran), started)
+            row = dict(zip(_ROW_FIELDS, values, strict=True))
             acc = combine(acc, row)
         assert acc is not None
         acc.pop("test_id"), acc.pop("space")
@@ -106,7 +116,9 @@ def rebuild(db: Database, project: int | None) -> list[Change]:
                 before = old[name] if old else None
                 after = new[name] if new else None
                 if not _same(before, after):
-                    changes.append(Change(names.get(key[0], str(key[0])), key[1], name, before, after))
+                    changes.append(
+                        Change(names.get(key[0], str(key[0])), key[1], name, before, after)
+                    )
                     wrong.add(key)
         for test, space in wrong:
             EntityStatistics.delete().where(

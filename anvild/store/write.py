@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from peewee import Database, IntegrityError
@@ -14,7 +14,7 @@ from peewee import Database, IntegrityError
 from anvild.errors import DatabaseError
 from anvild.provenance import Provenance
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
-from anvild.store import backend
+from anvild.store import backend, queries
 from anvild.store.models import Entity, Execution, Project
 
 _CHUNK = 500
@@ -80,8 +80,8 @@ def run_outcome(final: TestResult, reran: bool) -> RunOutcome:
 
 
 def execution_name(space: str, at: float, taken: Iterable[str] = ()) -> str:
-    """`local-YYYYMMDD-HHMMSS`, with a short suffix when that name is taken."""
-    stamp = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    """`local-YYYYMMDD-HHMMSS` in local time as the seed names runs, suffixed when taken."""
+    stamp = datetime.fromtimestamp(at).strftime("%Y%m%d-%H%M%S")
     base = f"{space}-{stamp}"
     taken = set(taken)
     if base not in taken:
@@ -130,7 +130,7 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
         query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
             (Entity.project == project_id) & Entity.key.in_(chunk)
         )
-        for test_id, key, entity_id in query.tuples():
+        for test_id, key, entity_id in queries.tuples(query):
             known[key] = (test_id, entity_id)
     missing = [wanted[key] for key in keys if key not in known]
     if missing:
@@ -145,7 +145,7 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
             query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
                 (Entity.project == project_id) & Entity.key.in_(new_keys[start : start + _CHUNK])
             )
-            for test_id, key, entity_id in query.tuples():
+            for test_id, key, entity_id in queries.tuples(query):
                 known[key] = (test_id, entity_id)
     # A test first seen in JUnit gets its pytest node id once a pytest report names it.
     upgrades = [
@@ -162,10 +162,25 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
 _ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
 
 _STATS_COLUMNS = (
-    "test_id", "space", "total_runs", "passed", "failed", "skipped", "errors", "reruns",
-    "passed_on_retry", "failure_rate", "duration_total", "duration_count", "avg_duration",
-    "last_run", "last_failure", "last_status", "last_outcome", "flips",
-)  # fmt: skip
+    "test_id",
+    "space",
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "reruns",
+    "passed_on_retry",
+    "failure_rate",
+    "duration_total",
+    "duration_count",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "last_outcome",
+    "flips",
+)
 
 
 def _stats_upsert_sql(db: Database) -> str:
@@ -213,11 +228,25 @@ def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any
     executed = out.passed + out.failed + out.errors
     counted = out.duration is not None
     return (
-        test_id, space, 1, out.passed, out.failed, out.skipped, out.errors, out.reran,
-        out.passed_on_retry, (out.failed + out.errors) / executed if executed else 0.0,
-        out.duration if counted else 0.0, int(counted), out.duration if counted else None,
-        at, at if out.outcome == "fail" else None, out.status, out.outcome, 0,
-    )  # fmt: skip
+        test_id,
+        space,
+        1,
+        out.passed,
+        out.failed,
+        out.skipped,
+        out.errors,
+        out.reran,
+        out.passed_on_retry,
+        (out.failed + out.errors) / executed if executed else 0.0,
+        out.duration if counted else 0.0,
+        int(counted),
+        out.duration if counted else None,
+        at,
+        at if out.outcome == "fail" else None,
+        out.status,
+        out.outcome,
+        0,
+    )
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -260,18 +289,35 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         prov = sub.provenance
         metadata = {**run.metadata, **sub.metadata}
         execution = Execution.create(
-            execution_id=execution_id, project=project.id, space=sub.space,
-            source=run.source_format, started_at=at, finished_at=run.finished_at,
-            duration=run.duration, exit_code=run.exit_code,
+            execution_id=execution_id,
+            project=project.id,
+            space=sub.space,
+            source=run.source_format,
+            started_at=at,
+            finished_at=run.finished_at,
+            duration=run.duration,
+            exit_code=run.exit_code,
             state="interrupted" if run.interrupted else "complete",
-            passed=counts["PASSED"], failed=counts["FAILED"], errors=counts["ERROR"],
-            skipped=counts["SKIPPED"], xfailed=counts["XFAILED"], xpassed=counts["XPASSED"],
-            rerun=counts["RERUN"], git_commit=prov.git_commit, git_branch=prov.git_branch,
-            tree_dirty=prov.tree_dirty, diff_hash=prov.diff_hash, hostname=prov.hostname,
-            os=prov.os, python_version=prov.python_version, origin=prov.origin,
-            ci_url=_ci_url(metadata), report_path=sub.report_path,
-            report_sha256=sub.sha256, metadata=json.dumps(metadata, default=str),
-        )  # fmt: skip
+            passed=counts["PASSED"],
+            failed=counts["FAILED"],
+            errors=counts["ERROR"],
+            skipped=counts["SKIPPED"],
+            xfailed=counts["XFAILED"],
+            xpassed=counts["XPASSED"],
+            rerun=counts["RERUN"],
+            git_commit=prov.git_commit,
+            git_branch=prov.git_branch,
+            tree_dirty=prov.tree_dirty,
+            diff_hash=prov.diff_hash,
+            hostname=prov.hostname,
+            os=prov.os,
+            python_version=prov.python_version,
+            origin=prov.origin,
+            ci_url=_ci_url(metadata),
+            report_path=sub.report_path,
+            report_sha256=sub.sha256,
+            metadata=json.dumps(metadata, default=str),
+        )
         test_ids = _test_ids(db, project.id, run.results)
         history = [
             (execution.id, test_ids[r.key], attempt, at, r.status, r.duration, r.message)

@@ -1,0 +1,492 @@
+"""The JUnit XML parser against real files from many tools, real pytest runs and hostile XML."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from anvild.errors import NotAReport, ReportError, ReportIncomplete
+from anvild.identity import key_from_node_id
+from anvild.parsers.junit import PROPERTY_LIMIT, PROPERTY_VALUE_LIMIT, parse_junit
+from anvild.records import (
+    ERROR,
+    FAILED,
+    MESSAGE_LIMIT,
+    PASSED,
+    RERUN,
+    SKIPPED,
+    XFAILED,
+    XPASSED,
+    ParsedRun,
+    TestResult,
+)
+from tests.conftest import CORPUS, SAMPLE_EXPECTED, SAMPLE_TESTS, run_pytest, write_project
+
+JUNIT_CORPUS = CORPUS / "junit"
+CORPUS_FILES = sorted(JUNIT_CORPUS.rglob("*.xml"))
+STAT_KEYS = ("tests", "tests_succ", "tests_skip", "tests_fail", "tests_error", "runs")
+
+# Why the corpus files that publish-unit-test-result-action rejects are rejected by anvild too.
+REJECTED = {
+    "non-junit.xml": (NotAReport, "not a JUnit report: root element <suites>"),
+    # Cut off inside an element: read as a file whose writer has not finished.
+    "pytest/corrupt-xml.xml": (ReportIncomplete, "no element found: line 11"),
+}
+
+# Where anvild's reading differs on purpose from that project's results.json.
+DIFFERENT_ON_PURPOSE = {
+    # Four testcases with neither name nor classname: nothing identifies such a test from one run
+    # to the next, so anvild records none of them (the action's newer versions drop them too).
+    "no-attributes.xml": dict.fromkeys(STAT_KEYS, 0),
+    # Suite counters (tests="6" failures="1" skipped="2") without one testcase element: the
+    # action falls back to the counters; anvild records testcases, never invented ones.
+    "no-cases-but-tests.xml": dict.fromkeys(STAT_KEYS, 0),
+}
+# Other readings that agree only because of a choice worth naming:
+# - junit.multiresult.xml holds testcases with several outcome elements; both tools take the
+#   worst (error > failure > skipped). Its runs_succ of -2 is the action counting runs from
+#   outcome elements (3 skipped + 2 failures + 1 error in 4 runs); only `runs` is compared here.
+# - tst/disabled.xml marks five tests status='disabled' with no child element: anvild reads them
+#   as SKIPPED, as the action's tests_skip does (its runs_skip of 0 is the suite's counter).
+# - No corpus file has pytest's <skipped type="pytest.xfail">, which anvild reads as XFAILED;
+#   the action has no xfail, so XFAILED counts as a skip below.
+
+
+def stats(run: ParsedRun) -> dict[str, int]:
+    """The results.json counts of a parsed run: tests by final result, runs by testcase."""
+    final = run.final_results().values()
+    status = Counter(result.status for result in final)
+    return {
+        "tests": len(final),
+        "tests_succ": status[PASSED] + status[XPASSED],
+        "tests_skip": status[SKIPPED] + status[XFAILED],
+        "tests_fail": status[FAILED],
+        "tests_error": status[ERROR],
+        # Each testcase element gives exactly one final attempt; RERUN rows are extra attempts.
+        "runs": sum(result.status != RERUN for result in run.results),
+    }
+
+
+def parse(data: bytes | str, name: str = "junit.xml") -> ParsedRun:
+    """Parse crafted XML given as text or bytes."""
+    raw = data.encode() if isinstance(data, str) else data
+    return parse_junit(Path(name), raw)
+
+
+def rejection(data: bytes | str) -> ReportError:
+    """The ReportError crafted XML raises, checked to be one line naming the file."""
+    with pytest.raises(ReportError) as caught:
+        parse(data, "crafted.xml")
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message, message
+    assert caught.value.where == "crafted.xml"
+    return caught.value
+
+
+def by_key(run: ParsedRun, key: str) -> list[TestResult]:
+    """A test's attempts in the order the run holds them."""
+    return [result for result in run.results if result.key == key]
+
+
+@pytest.mark.parametrize(
+    "path", CORPUS_FILES, ids=[str(p.relative_to(JUNIT_CORPUS)) for p in CORPUS_FILES]
+)
+def test_corpus_file(path: Path) -> None:
+    name = path.relative_to(JUNIT_CORPUS).as_posix()
+    if path.with_suffix(".exception").exists():
+        kind, reason = REJECTED[name]
+        with pytest.raises(kind) as caught:
+            parse_junit(path, path.read_bytes())
+        assert "\n" not in str(caught.value) and reason in caught.value.what
+        assert caught.value.where == str(path)
+        return
+    run = parse_junit(path, path.read_bytes())
+    assert run.source_format == "junit"
+    for result in run.results:
+        assert result.key and result.node_id
+        assert result.duration is None or result.duration >= 0
+        assert result.message is None or len(result.message) <= MESSAGE_LIMIT
+    expected_file = path.with_name(path.stem + ".results.json")
+    if not expected_file.exists():
+        return
+    expected = json.loads(expected_file.read_text())["stats"]
+    expected = {key: expected[key] for key in STAT_KEYS} | DIFFERENT_ON_PURPOSE.get(name, {})
+    assert stats(run) == expected
+
+
+def test_corpus_multiresult_takes_the_worst_outcome() -> None:
+    path = JUNIT_CORPUS / "junit.multiresult.xml"
+    final = parse_junit(path, path.read_bytes()).final_results()
+    assert {key: result.status for key, result in final.items()} == {
+        "test class::test that errors": ERROR,
+        "test class::test that fails": FAILED,
+        "test class::test that is skipped": SKIPPED,
+        "test class::test that succeeds": PASSED,
+    }
+    assert final["test class::test that errors"].message == "test teardown failure"
+    assert final["test class::test that errors"].traceback == "stdout"
+
+
+def test_corpus_repeated_testcases_are_attempts() -> None:
+    path = JUNIT_CORPUS / "mocha" / "latex-utensils.xml"
+    run = parse_junit(path, path.read_bytes())
+    attempts = by_key(run, "bibtexParser::parse entry with command")
+    assert [(r.status, r.attempt) for r in attempts] == [(PASSED, 0), (PASSED, 1)]
+    assert [r.duration for r in attempts] == [0.0, 0.001]
+
+
+def test_corpus_run_facts() -> None:
+    path = JUNIT_CORPUS / "pytest" / "junit.fail.xml"
+    run = parse_junit(path, path.read_bytes())
+    assert run.duration == pytest.approx(2.481)
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.finished_at - run.started_at == pytest.approx(2.481)
+    scalatest = next((JUNIT_CORPUS / "scalatest").glob("*.xml"))
+    properties = parse_junit(scalatest, scalatest.read_bytes()).metadata["properties"]
+    assert properties["java.vendor"] and len(properties) <= PROPERTY_LIMIT
+
+
+def test_pytest_junit_report(sample_reports: dict[str, object]) -> None:
+    path = sample_reports["junit"]
+    assert isinstance(path, Path)
+    run = parse_junit(path, path.read_bytes())
+    final = run.final_results()
+    assert len(final) == len(SAMPLE_EXPECTED)
+    for node_id, status in SAMPLE_EXPECTED.items():
+        result = final[key_from_node_id(node_id)]
+        # pytest's JUnit writer records a non-strict xpass as a plain pass: the XPASSED is lost
+        # before anvild sees the file.
+        assert result.status == (PASSED if status == XPASSED else status), node_id
+        if node_id != "tests/test_broken_import.py":
+            assert result.node_id == node_id
+    # A collection error has an empty classname and the module's dotted name as name=, so the
+    # key is the module's; only the key, not the .py path, can be recovered.
+    assert final["tests.test_broken_import"].node_id == "tests.test_broken_import"
+
+    def final_of(node_id: str) -> TestResult:
+        return final[key_from_node_id(node_id)]
+
+    fails = final_of("tests/test_outcomes.py::test_fails")
+    assert fails.message is not None and "arithmetic is broken" in fails.message
+    assert fails.traceback is not None and "assert 1 + 1 == 3" in fails.traceback
+    param = final_of("tests/test_outcomes.py::test_param[3]")
+    assert param.message is not None and "n was 3" in param.message
+    fixture = final_of("tests/test_outcomes.py::test_fixture_error")
+    assert fixture.message is not None and "fixture exploded" in fixture.message
+    assert final_of("tests/test_outcomes.py::test_skipped").message == "not today"
+    assert final_of("tests/test_outcomes.py::test_xfails").message == "known bug"
+    assert final_of("tests/test_broken_import.py").message == "collection failure"
+    for result in run.results:
+        assert isinstance(result.duration, float) and result.duration >= 0, result
+    assert (final_of("tests/test_outcomes.py::test_passes").duration or 0) >= 0.02
+    assert run.started_at is not None and run.duration is not None and run.duration > 0
+
+
+def test_pytest_xunit1_names_tests_as_xunit2(
+    sample_reports: dict[str, object], tmp_path: Path
+) -> None:
+    xunit2 = sample_reports["junit"]
+    assert isinstance(xunit2, Path)
+    root = write_project(tmp_path, SAMPLE_TESTS)
+    proc = run_pytest(
+        root, "--continue-on-collection-errors", "--junitxml=x1.xml", "-o", "junit_family=xunit1"
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    xunit1_run = parse_junit(root / "x1.xml", (root / "x1.xml").read_bytes())
+    xunit2_run = parse_junit(xunit2, xunit2.read_bytes())
+
+    def names(run: ParsedRun) -> set[tuple[str, str, str]]:
+        return {(r.node_id, r.key, r.status) for r in run.results}
+
+    assert names(xunit1_run) == names(xunit2_run)
+    # Only xunit1 writes file=.
+    assert {r.file for r in xunit1_run.results} == {
+        "tests/test_outcomes.py",
+        "tests/test_broken_import.py",
+    }
+    assert {r.file for r in xunit2_run.results} == {None}
+
+
+LAUGHS = "".join(f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10))
+BILLION_LAUGHS = (
+    f'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">{LAUGHS}]>'
+    '<testsuite><testcase name="&lol9;"/></testsuite>'
+)
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE testsuite [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    '<testsuite><testcase name="t"><failure message="&xxe;"/></testcase></testsuite>'
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "reason"),
+    [
+        (BILLION_LAUGHS, ReportError, "DOCTYPE or entity declaration is refused"),
+        (EXTERNAL_ENTITY, ReportError, "DOCTYPE or entity declaration is refused"),
+        ("<!DOCTYPE testsuite><testsuite/>", ReportError, "DOCTYPE or entity declaration"),
+        (
+            '<testsuite><testcase name="a"/><testcase na',
+            ReportIncomplete,
+            "unclosed token: line 1, column 31",
+        ),
+        ("<?xml version='1.0'?>", ReportIncomplete, "no element found"),
+        (b"", ReportIncomplete, "empty file"),
+        (b"  \n", ReportIncomplete, "empty file"),
+        (bytes(range(256)), ReportError, "malformed XML: not well-formed"),
+        (b"PK\x03\x04\x14\x00\x00\x00", ReportError, "malformed XML"),
+        ("<testsuite></testcase>", ReportError, "malformed XML: mismatched tag: line 1"),
+        ("<testsuite/><testsuite/>", ReportError, "junk after document element"),
+        ('<?xml version="1.0" encoding="klingon"?><a/>', ReportError, "unknown encoding"),
+        ('<coverage version="7.4"><packages/></coverage>', NotAReport, "root element <coverage>"),
+    ],
+    ids=[
+        "billion-laughs",
+        "external-entity",
+        "doctype",
+        "truncated",
+        "prolog-only",
+        "empty",
+        "blank",
+        "binary",
+        "zip",
+        "mismatched",
+        "two-roots",
+        "encoding",
+        "not-junit",
+    ],
+)
+def test_bad_xml_is_refused_in_one_line(data: bytes | str, kind: type, reason: str) -> None:
+    error = rejection(data)
+    assert isinstance(error, kind)
+    assert reason in error.what
+
+
+def test_truncated_pytest_report_is_incomplete(sample_reports: dict[str, object]) -> None:
+    path = sample_reports["junit"]
+    assert isinstance(path, Path)
+    data = path.read_bytes()
+    for cut in (1, len(data) // 3, len(data) // 2, len(data) - 1):
+        assert isinstance(rejection(data[:cut]), ReportIncomplete), cut
+
+
+SUREFIRE_RERUNS = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="a.b.CTest" tests="2" failures="1" errors="0" skipped="0" time="1.5">
+  <properties><property name="java.version" value="21"/></properties>
+  <testcase classname="a.b.CTest" name="flaky" time="0.5">
+    <flakyFailure message="first try" type="java.lang.AssertionError">
+      <stackTrace>java.lang.AssertionError: first try
+\tat a.b.CTest.flaky(CTest.java:10)</stackTrace>
+      <system-out>out</system-out>
+    </flakyFailure>
+    <flakyError message="second try" type="java.io.IOException">
+      <stackTrace>java.io.IOException: second try</stackTrace>
+    </flakyError>
+  </testcase>
+  <testcase classname="a.b.CTest" name="broken" time="0.2">
+    <failure message="always" type="java.lang.AssertionError">AssertionError: always</failure>
+    <rerunFailure message="again" type="java.lang.AssertionError">
+      <stackTrace>java.lang.AssertionError: again</stackTrace>
+    </rerunFailure>
+  </testcase>
+</testsuite>
+"""
+
+
+def test_surefire_reruns_come_before_the_final_attempt() -> None:
+    run = parse(SUREFIRE_RERUNS, "TEST-a.b.CTest.xml")
+    flaky = by_key(run, "a.b.CTest::flaky")
+    assert [(r.status, r.attempt, r.message) for r in flaky] == [
+        (RERUN, 0, "first try"),
+        (RERUN, 1, "second try"),
+        (PASSED, 2, None),
+    ]
+    assert flaky[0].traceback is not None and "CTest.java:10" in flaky[0].traceback
+    assert flaky[2].duration == 0.5 and flaky[0].duration is None
+    broken = by_key(run, "a.b.CTest::broken")
+    assert [(r.status, r.attempt, r.message) for r in broken] == [
+        (RERUN, 0, "again"),
+        (FAILED, 1, "always"),
+    ]
+    final = run.final_results()
+    assert final["a.b.CTest::flaky"].status == PASSED
+    assert final["a.b.CTest::broken"].status == FAILED
+    assert run.metadata["properties"] == {"java.version": "21"}
+    assert run.duration == 1.5
+
+
+def test_repeated_testcase_is_one_test_with_attempts() -> None:
+    run = parse(
+        """<testsuites>
+          <testsuite name="first" time="1"><testcase classname="m" name="t" time="1"/></testsuite>
+          <testsuite name="second" time="2,5">
+            <testcase classname="m" name="t" time="2"><failure message="boom"/></testcase>
+            <testcase classname="m" name="other"/>
+          </testsuite>
+          <testsuite name="third" time="late">
+            <testcase classname="m" name="t" time="3"/>
+          </testsuite>
+        </testsuites>"""
+    )
+    attempts = by_key(run, "m::t")
+    assert [(r.status, r.attempt, r.duration) for r in attempts] == [
+        (PASSED, 0, 1.0),
+        (FAILED, 1, 2.0),
+        (PASSED, 2, 3.0),
+    ]
+    # A later pass does not hide the failure in the same run.
+    assert run.final_results()["m::t"].status == FAILED
+    # No time on the root: the sum of the suites' readable times.
+    assert run.duration == 3.5
+
+
+def test_nested_suites_and_identity() -> None:
+    run = parse(
+        """<testsuite name="outer" timestamp="2020-09-04T16:18:04Z" time="3">
+          <testsuite name="inner">
+            <testsuite name="innermost">
+              <testcase classname="tests.test_a.TestX" name="test_y[1]"/>
+            </testsuite>
+          </testsuite>
+          <testcase classname="" name="tests.test_broken">
+            <error message="collection failure"/>
+          </testcase>
+          <testcase name="only name"/>
+          <testcase classname="only.classname"/>
+          <testcase/>
+        </testsuite>"""
+    )
+    assert [(r.node_id, r.key, r.status) for r in run.results] == [
+        ("tests/test_a.py::TestX::test_y[1]", "tests.test_a.TestX::test_y[1]", PASSED),
+        ("tests.test_broken", "tests.test_broken", ERROR),
+        ("only name", "only name", PASSED),
+        ("only.classname", "only.classname", PASSED),
+    ]
+    assert run.started_at == 1599236284.0
+    assert run.finished_at == 1599236287.0
+
+
+def test_outcome_mapping() -> None:
+    run = parse(
+        """<testsuite>
+          <testcase name="xfail"><skipped type="pytest.xfail" message="known bug"/></testcase>
+          <testcase name="skip"><skipped type="pytest.skip">
+first line of the reason
+second line</skipped></testcase>
+          <testcase name="disabled" status="disabled"/>
+          <testcase name="notrun" status="notrun"/>
+          <testcase name="run" status="run"/>
+          <testcase name="teardown"><failure message="call"/><error message="teardown"/></testcase>
+          <testcase name="long"><failure message="%s"/></testcase>
+          <testcase name="bare"><failure/></testcase>
+        </testsuite>"""
+        % ("x" * (MESSAGE_LIMIT + 10))
+    )
+    final = run.final_results()
+    assert {key: result.status for key, result in final.items()} == {
+        "xfail": XFAILED,
+        "skip": SKIPPED,
+        "disabled": SKIPPED,
+        "notrun": SKIPPED,
+        "run": PASSED,
+        "teardown": ERROR,
+        "long": FAILED,
+        "bare": FAILED,
+    }
+    assert final["xfail"].message == "known bug"
+    assert final["skip"].message == "first line of the reason"
+    assert final["skip"].traceback is not None and "second line" in final["skip"].traceback
+    assert final["teardown"].message == "teardown"
+    assert final["long"].message == "x" * MESSAGE_LIMIT
+    assert final["bare"].message is None and final["bare"].traceback is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ('time="1.5"', 1.5),
+        ('time="1,234.5"', 1234.5),
+        ('time="12,345,678"', 12345678.0),
+        ('time="0,25"', 0.25),
+        ('time=" 2 "', 2.0),
+        ("", None),
+        ('time=""', None),
+        ('time="fast"', None),
+        ('time="-1"', None),
+        ('time="nan"', None),
+        ('time="inf"', None),
+        ('time="1,2,3"', None),
+    ],
+)
+def test_durations_tolerate_odd_time_attributes(value: str, seconds: float | None) -> None:
+    run = parse(f'<testsuite {value}><testcase name="t" {value}/></testsuite>')
+    assert run.results[0].duration == seconds
+    assert run.duration == seconds
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "epoch"),
+    [
+        ("2020-09-04T16:18:04.5+00:00", 1599236284.5),
+        ("2020-09-04T18:18:04+02:00", 1599236284.0),
+        ("2020-09-04T16:18:04Z", 1599236284.0),
+        ("Sat, 03 Dec 2022 23:10:07 GMT", 1670109007.0),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_started_at_from_timestamp(timestamp: str, epoch: float | None) -> None:
+    run = parse(f'<testsuites><testsuite timestamp="{timestamp}"/></testsuites>')
+    assert run.started_at == epoch
+
+
+def test_naive_timestamp_is_local_time() -> None:
+    run = parse('<testsuite timestamp="2020-09-04T16:18:04"/>')
+    assert run.started_at == time.mktime((2020, 9, 4, 16, 18, 4, 0, 0, -1))
+
+
+def test_valid_report_without_testcases_is_an_empty_run() -> None:
+    for data in ("<testsuites/>", '<testsuite tests="3" failures="1"><properties/></testsuite>'):
+        run = parse(data)
+        assert run.results == () and run.final_results() == {}
+
+
+def test_properties_stay_small() -> None:
+    properties = "".join(
+        f'<property name="p{n}" value="{"v" * 1000}"/>' for n in range(PROPERTY_LIMIT + 20)
+    )
+    run = parse(
+        f"""<testsuites>
+          <testsuite><properties>{properties}</properties></testsuite>
+          <testsuite><properties><property name="p0" value="later"/></properties></testsuite>
+        </testsuites>"""
+    )
+    kept = run.metadata["properties"]
+    assert len(kept) == PROPERTY_LIMIT
+    assert kept["p0"] == "v" * PROPERTY_VALUE_LIMIT
+    assert parse(
+        '<testsuite><properties><property name="a">text</property></properties></testsuite>'
+    ).metadata["properties"] == {"a": "text"}
+    assert dict(parse("<testsuite/>").metadata) == {}
+
+
+def test_deep_nesting_does_not_recurse() -> None:
+    depth = 5000
+    run = parse("<testsuite>" * depth + '<testcase name="deep"/>' + "</testsuite>" * depth)
+    assert [r.key for r in run.results] == ["deep"]
+
+
+def test_large_report_parses_in_linear_time() -> None:
+    # Many testcases, half repeating one key: attempts are counted, never searched for.
+    cases = "".join(
+        f'<testcase classname="m" name="t{n if n % 2 else 0}" time="0.001"/>' for n in range(40_000)
+    )
+    data = f"<testsuites><testsuite>{cases}</testsuite></testsuites>".encode()
+    started = time.perf_counter()
+    run = parse(data)
+    assert time.perf_counter() - started < 5
+    assert len(run.results) == 40_000
+    assert max(r.attempt for r in by_key(run, "m::t0")) == 19_999

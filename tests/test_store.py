@@ -1,0 +1,249 @@
+"""The history database: one transaction per report, idempotency, statistics, migrations."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import stat
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from anvild.errors import DatabaseError, SchemaTooNew
+from anvild.identity import key_from_node_id
+from anvild.provenance import Provenance
+from anvild.records import (
+    ERROR,
+    FAILED,
+    PASSED,
+    RERUN,
+    SKIPPED,
+    XFAILED,
+    XPASSED,
+    ParsedRun,
+    TestResult,
+)
+from anvild.store import backend, migrations
+from anvild.store.database import forget, open_database
+from anvild.store.owner import Owner
+from anvild.store.rebuild import rebuild
+from anvild.store.write import Submission, store_run
+
+PROV = Provenance(None, None, None, None, "host", "Linux", "3.11", "terminal")
+
+
+def result(node_id: str, status: str, duration: float | None = 0.1, attempt: int = 0) -> TestResult:
+    return TestResult(
+        node_id,
+        key_from_node_id(node_id),
+        status,
+        duration,
+        attempt,
+        "boom" if status in (FAILED, ERROR) else None,
+    )
+
+
+def submission(
+    results: list[TestResult], sha: str, at: float, space: str = "local", root: str = "/p"
+) -> Submission:
+    run = ParsedRun(
+        "pytest-json-report", tuple(results), started_at=at, finished_at=at + 1, duration=1.0
+    )
+    return Submission(run, sha, root, "p", PROV, space=space, report_path=f"/p/{sha}.json")
+
+
+@pytest.fixture
+def owner(tmp_path: Path):
+    url = str(tmp_path / ".anvil" / "history.db")
+    with Owner(url, tmp_path / "state").open() as running:
+        yield running
+    forget(url)
+
+
+def rows(owner: Owner, sql: str) -> list[tuple]:
+    return owner.run(lambda db: db.execute_sql(sql).fetchall())
+
+
+def test_database_is_created_private_with_gitignore(owner: Owner, tmp_path: Path) -> None:
+    anvil = tmp_path / ".anvil"
+    assert (anvil / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert stat.S_IMODE(anvil.stat().st_mode) == 0o700
+    assert stat.S_IMODE((anvil / "history.db").stat().st_mode) == 0o600
+    assert rows(owner, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(owner, "SELECT version, name FROM anvild_schema") == [(1, "create tables")]
+
+
+def test_a_report_is_stored_once(owner: Owner) -> None:
+    sub = submission([result("t.py::a", PASSED), result("t.py::b", FAILED)], "sha1", 1000.0)
+    first = owner.run(lambda db: store_run(db, sub))
+    second = owner.run(lambda db: store_run(db, sub))
+    assert not first.already_stored and second.already_stored
+    assert second.execution_id == first.execution_id
+    assert rows(owner, "SELECT count(*) FROM execution") == [(1,)]
+    assert rows(owner, "SELECT count(*) FROM execution_history") == [(2,)]
+    assert rows(owner, "SELECT total_runs FROM entity_statistics") == [(1,), (1,)]
+
+
+def test_execution_ids_follow_the_seed_and_stay_unique(owner: Owner) -> None:
+    at = 1_790_000_000.0
+    stamp = datetime.fromtimestamp(at).strftime("%Y%m%d-%H%M%S")  # local time, as the seed
+    ids = [
+        owner.run(
+            lambda db, n=n: store_run(db, submission([result("t.py::a", PASSED)], f"s{n}", at))
+        ).execution_id
+        for n in range(3)
+    ]
+    assert ids == [f"local-{stamp}", f"local-{stamp}-2", f"local-{stamp}-3"]
+    named = owner.run(
+        lambda db: store_run(db, submission([result("t.py::a", PASSED)], "ci", at, "ci"))
+    )
+    assert named.execution_id == f"ci-{stamp}"
+
+
+def test_a_failure_half_way_leaves_nothing(owner: Owner, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = backend.bulk_execute
+
+    def failing(db, sql, data):  # the history is written, then the statistics update fails
+        calls.append(sql)
+        if "entity_statistics" in sql:
+            raise RuntimeError("disk on fire")
+        return real(db, sql, data)
+
+    monkeypatch.setattr(backend, "bulk_execute", failing)
+    sub = submission([result("t.py::a", PASSED), result("t.py::b", FAILED)], "sha1", 1000.0)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        owner.run(lambda db: store_run(db, sub))
+    assert any("execution_history" in sql for sql in calls)
+    for table in ("execution", "execution_history", "entity_statistics", "test"):
+        assert rows(owner, f"SELECT count(*) FROM {table}") == [(0,)], table
+    monkeypatch.setattr(backend, "bulk_execute", real)
+    assert not owner.run(lambda db: store_run(db, sub)).already_stored
+
+
+def test_statistics_follow_the_spec_definitions(owner: Owner) -> None:
+    runs = [
+        [result("t.py::a", PASSED, 1.0), result("t.py::s", SKIPPED, None)],
+        [result("t.py::a", FAILED, 3.0), result("t.py::s", XFAILED, None)],
+        [result("t.py::a", ERROR, 2.0)],
+        [result("t.py::a", RERUN, 5.0), result("t.py::a", PASSED, 2.0, attempt=1)],
+        [result("t.py::a", XPASSED, 4.0)],
+    ]
+    for n, results in enumerate(runs):
+        owner.run(lambda db, r=results, n=n: store_run(db, submission(r, f"s{n}", 1000.0 + n)))
+    (a,) = rows(
+        owner,
+        "SELECT total_runs, passed, failed, skipped, errors, failure_rate, avg_duration,"
+        " last_status, flips, reruns, passed_on_retry, last_failure FROM entity_statistics s"
+        " JOIN test t ON t.id = s.test_id WHERE t.entity_id = 't.py::a'",
+    )
+    # runs: P F E (rerun then P) XP -> 3 pass, 1 fail, 1 error; flips P->F, E->P
+    assert a[:5] == (5, 3, 1, 0, 1)
+    assert a[5] == pytest.approx(2 / 5)
+    assert a[6] == pytest.approx((1 + 3 + 2 + 2 + 4) / 5)  # the final attempt's duration counts
+    assert a[7:] == (XPASSED, 2, 1, 1, 1002.0)
+    (s,) = rows(
+        owner,
+        "SELECT total_runs, skipped, failure_rate, avg_duration FROM entity_statistics s"
+        " JOIN test t ON t.id = s.test_id WHERE t.entity_id = 't.py::s'",
+    )
+    assert s == (2, 2, 0.0, None)  # never executed: rate 0, no duration
+
+
+def _random_runs(seed: int, count: int) -> list[Submission]:
+    rng = random.Random(seed)
+    tests = [f"tests/test_m{m}.py::test_{n}" for m in range(3) for n in range(15)]
+    statuses = [PASSED] * 6 + [FAILED, ERROR, SKIPPED, XFAILED, XPASSED]
+    subs = []
+    for n in range(count):
+        results = []
+        for node in rng.sample(tests, rng.randint(5, len(tests))):
+            if rng.random() < 0.1:
+                results.append(result(node, RERUN, rng.random()))
+                results.append(result(node, rng.choice([PASSED, FAILED]), rng.random(), attempt=1))
+            else:
+                results.append(result(node, rng.choice(statuses), rng.choice([None, rng.random()])))
+        at = 1000.0 + rng.randint(0, 10_000)  # out of order on purpose
+        subs.append(submission(results, f"sha{n}", at, rng.choice(["local", "ci"])))
+    return subs
+
+
+def test_rebuild_finds_nothing_to_change_after_many_mixed_runs(owner: Owner) -> None:
+    for sub in _random_runs(seed=7, count=60):
+        owner.run(lambda db, s=sub: store_run(db, s))
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    assert owner.run(lambda db: rebuild(db, project)) == []
+
+
+def test_rebuild_repairs_and_reports_what_was_wrong(owner: Owner) -> None:
+    for sub in _random_runs(seed=3, count=10):
+        owner.run(lambda db, s=sub: store_run(db, s))
+    rows(
+        owner,
+        "UPDATE entity_statistics SET passed = passed + 5, flips = 99 WHERE test_id = 1 AND space = 'local'",
+    )
+    before = rows(owner, "SELECT count(*) FROM entity_statistics")
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    changes = owner.run(lambda db: rebuild(db, project))
+    fields = {(c.space, c.field) for c in changes}
+    assert ("local", "passed") in fields and ("local", "flips") in fields
+    assert all(c.entity_id.startswith("tests/") for c in changes)
+    assert owner.run(lambda db: rebuild(db, project)) == []
+    assert rows(owner, "SELECT count(*) FROM entity_statistics") == before
+
+
+def test_junit_testcase_and_node_id_share_one_test(owner: Owner) -> None:
+    junit = TestResult("tests/test_m.py::TestX::test_y[1]", "tests.test_m.TestX::test_y[1]", FAILED)
+    owner.run(lambda db: store_run(db, submission([junit], "junit", 1.0, "ci")))
+    node = result("tests/test_m.py::TestX::test_y[1]", PASSED)
+    owner.run(lambda db: store_run(db, submission([node], "json", 2.0)))
+    assert rows(owner, "SELECT entity_id FROM test") == [("tests/test_m.py::TestX::test_y[1]",)]
+    assert rows(owner, "SELECT space, total_runs FROM entity_statistics ORDER BY space") == [
+        ("ci", 1),
+        ("local", 1),
+    ]
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = str(tmp_path / "h.db")
+    open_database(url)
+    forget(url)
+    with sqlite3.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO anvild_schema VALUES (?, 'from the future', 0)",
+            (migrations.SCHEMA_VERSION + 1,),
+        )
+    with pytest.raises(SchemaTooNew, match="newer than this anvild knows"):
+        open_database(url)
+
+
+def test_an_older_schema_is_migrated_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = str(tmp_path / "h.db")
+    open_database(url)
+    forget(url)
+    applied = []
+    steps = (
+        *migrations.STEPS,
+        (
+            "add a column",
+            lambda db: applied.append(db.execute_sql("ALTER TABLE project ADD COLUMN note TEXT")),
+        ),
+    )
+    monkeypatch.setattr(migrations, "STEPS", steps)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(steps))
+    db = open_database(url)
+    assert len(applied) == 1
+    assert db.execute_sql("SELECT version, name FROM anvild_schema ORDER BY version").fetchall()[
+        -1
+    ] == (2, "add a column")
+    forget(url)
+
+
+def test_an_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-db.db"
+    bogus.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="cannot open database"):
+        open_database(str(bogus))
