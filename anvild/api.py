@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import config, stats
-from anvild.errors import AnvildError, NotAReport, ReportError, UsageError
+from anvild.errors import AnvildError, NotAReport, NotARun, ReportError, UsageError
 from anvild.ingest import IngestOptions, ReportSource, expand, prepare
 from anvild.store import queries
 from anvild.store.backend import sqlite_path
@@ -78,6 +78,29 @@ def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> I
     except AnvildError as exc:
         return IngestEvent(source.name, error=exc)
     return IngestEvent(source.name, stored=stored)
+
+
+def record_pytest(
+    target: Target,
+    args: list[str],
+    cwd: Path,
+    on_wait: Callable[[int | None], None] | None = None,
+) -> tuple[int, list[IngestEvent]]:
+    """Run pytest with a JSON report and store it (`anvild pytest`); pytest's exit code."""
+    import tempfile
+
+    from anvild.runner import SOURCE, run_pytest
+
+    with tempfile.TemporaryDirectory(prefix="anvild-") as tmp:
+        session = run_pytest(args, cwd, Path(tmp))
+        if session.report is None:
+            return session.exit_code, []
+        meta = {"source": SOURCE, "pytest_args": session.args}
+        options = IngestOptions(target.project_root, "local", None, meta)
+        events = list(ingest(target, [session.report], options, on_wait))
+    # a collect-only session is not a run: nothing stored, nothing to say
+    events = [e for e in events if not isinstance(e.error, NotARun)]
+    return session.exit_code, events
 
 
 def _read(target: Target) -> int | None:

@@ -186,6 +186,19 @@ def _report_ingest(events: Any, total: int) -> int:
     return failures
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def pytest(obj: Context, pytest_args: tuple[str, ...]) -> None:
+    """Run pytest with a JSON report, record the run, exit with pytest's exit code."""
+    from anvild import api
+
+    target = obj.target()
+    code, events = api.record_pytest(target, list(pytest_args), Path.cwd(), on_wait=_wait_note)
+    failures = _report_ingest(events, 0)
+    sys.exit(code if code != 0 or not failures else 1)
+
+
 @cli.group()
 def stats() -> None:
     """Per-test statistics."""

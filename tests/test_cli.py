@@ -384,3 +384,42 @@ def test_ingest_with_waiting_until_created(project: Path) -> None:
         f"anvild: error: execution id 'my-run' is already used by another report ({project / 'junit.xml'})"
     )
     assert time.monotonic() - started < 60
+
+
+def test_anvild_pytest_records_the_run_and_keeps_pytests_exit_code(tmp_path: Path) -> None:
+    from tests.conftest import SAMPLE_TESTS, write_project
+
+    root = write_project(tmp_path / "proj", SAMPLE_TESTS)
+    env = {"ANVILD_DISABLE": "1"}
+    failing = anvild(
+        "pytest",
+        "-q",
+        "-p",
+        "no:randomly",
+        "tests/test_outcomes.py",
+        "-k",
+        "param",
+        cwd=root,
+        env=env,
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert "1 failed, 2 passed" in failing.stdout
+    stored = [line for line in failing.stdout.splitlines() if line.startswith("stored ")]
+    assert len(stored) == 1 and "3 tests" in stored[0]
+    passing = anvild("pytest", "-q", "tests/test_outcomes.py::test_passes", cwd=root, env=env)
+    assert passing.returncode == 0
+    with sqlite3.connect(root / ".anvil" / "history.db") as conn:
+        metadata = [
+            json.loads(m) for (m,) in conn.execute("SELECT metadata FROM execution ORDER BY id")
+        ]
+    assert metadata[0] == {
+        "source": "anvild pytest",
+        "pytest_args": "-q -p no:randomly tests/test_outcomes.py -k param",
+    }
+    discovery = anvild(
+        "pytest", "-q", "--collect-only", "tests/test_outcomes.py", cwd=root, env=env
+    )
+    assert discovery.returncode == 0 and "stored" not in discovery.stdout  # not a run
+    broken = anvild("pytest", "-q", "tests/test_broken_import.py", cwd=root, env=env)
+    assert broken.returncode == 2  # pytest's own code for a collection error comes back
+    assert count(root / ".anvil" / "history.db", "execution") == 3  # and the error is recorded
