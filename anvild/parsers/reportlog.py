@@ -1,0 +1,277 @@
+"""pytest-reportlog JSON lines (``--report-log``) -> ParsedRun, read whole or as the file grows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from anvild.errors import NotAReport, ReportError, ReportIncomplete
+from anvild.identity import key_from_node_id
+from anvild.parsers.json_report import map_outcome
+from anvild.records import (
+    ERROR,
+    FAILED,
+    FAILING,
+    PASSED,
+    PASSING,
+    RERUN,
+    SKIPPED,
+    XFAILED,
+    XPASSED,
+    ParsedRun,
+    TestResult,
+    clip_message,
+)
+
+_FAILED_ATTEMPT = FAILING | {RERUN}
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _last_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[-1] if text and text.strip() else None
+
+
+def _render(longrepr: dict[str, Any]) -> str | None:
+    """The text pytest prints for a serialized exception: every traceback of its chain."""
+    chain = _list(longrepr.get("chain")) or [[longrepr.get("reprtraceback"), None, None]]
+    out: list[str] = []
+    for link in map(_list, chain):
+        traceback = _dict(link[0] if link else None)
+        for entry in _list(traceback.get("reprentries")):
+            data = _dict(_dict(entry).get("data"))
+            loc = _dict(data.get("reprfileloc"))
+            place = [f"{loc.get('path')}:{loc.get('lineno')}: {loc.get('message')}"] if loc else []
+            lines = [str(line).rstrip("\n") for line in _list(data.get("lines"))]
+            out.extend([""] if out else [])
+            if data.get("style") == "short":  # pytest's short style names the place first
+                out.extend([*place, *lines])
+                continue
+            args = _list(_dict(data.get("reprfuncargs")).get("args"))
+            out.extend(f"{arg[0]} = {arg[1]}" for arg in args if len(_list(arg)) == 2)
+            out.extend([""] if args else [])
+            out.extend(lines)
+            out.extend(str(line) for line in _list(_dict(data.get("reprlocals")).get("lines")))
+            out.extend(["", *place] if lines and place else place)
+        if isinstance(traceback.get("extraline"), str):
+            out.append(traceback["extraline"])
+        if len(link) > 2 and isinstance(link[2], str):  # "The above exception was ..."
+            out.extend(("", link[2]))
+    return "\n".join(out).strip("\n") or None
+
+
+def _describe(longrepr: object) -> tuple[str | None, str | None]:
+    """The message and the long text of a phase's ``longrepr``, in any of its shapes."""
+    if isinstance(longrepr, dict):
+        crash, text = _dict(longrepr.get("reprcrash")).get("message"), _render(longrepr)
+        return (crash if isinstance(crash, str) and crash else _last_line(text)), text
+    if isinstance(longrepr, list) and len(longrepr) == 3 and isinstance(longrepr[2], str):
+        # a skip: [path, lineno, reason]; pytest's terminal drops the "Skipped: " prefix too
+        return longrepr[2].removeprefix("Skipped: "), None
+    if isinstance(longrepr, str) and longrepr.strip():
+        return _last_line(longrepr), longrepr
+    return None, None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """The phases of one attempt of one test, merged as they arrive."""
+
+    node_id: str
+    attempt: int
+    status: str | None = None
+    duration: float | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+    def add(self, report: dict[str, Any], path: Path) -> None:
+        """Merge one phase (setup, call or teardown) the way pytest's terminal counts it."""
+        duration = _number(report.get("duration"))
+        if duration is not None:
+            self.duration = (self.duration or 0.0) + duration
+        outcome, when = report.get("outcome"), report.get("when")
+        xfail = "wasxfail" in report
+        if outcome == "rerun":
+            status: str | None = RERUN
+        elif outcome == "failed":
+            status = FAILED if when == "call" else ERROR
+        elif outcome == "skipped":
+            status = None if when == "teardown" else XFAILED if xfail else SKIPPED
+        elif outcome == "passed":
+            status = (XPASSED if xfail else PASSED) if when == "call" else None
+        else:
+            status = map_outcome(outcome, path)  # a plugin's own word: logged, never a pass
+        # the first failure of an attempt is its verdict (a failed call keeps FAILED even if
+        # teardown then fails too); only a rerun mark replaces it
+        if status is None or (self.status in _FAILED_ATTEMPT and status != RERUN):
+            return
+        self.status = status
+        self.message, self.traceback = _describe(report.get("longrepr"))
+
+    def result(self) -> TestResult | None:
+        """The attempt as a result, or None when no phase decided it (setup-only, interrupted)."""
+        if self.status is None:
+            return None
+        message = None if self.status in PASSING else self.message
+        traceback = self.traceback if self.status in _FAILED_ATTEMPT else None
+        return TestResult(
+            node_id=self.node_id,
+            key=key_from_node_id(self.node_id),
+            status=self.status,
+            duration=self.duration,
+            attempt=self.attempt,
+            message=clip_message(message),
+            traceback=traceback,
+            file=self.node_id.split("::", 1)[0],
+        )
+
+
+class ReportlogReader:
+    """A reportlog read as it is written: feed bytes in chunks of any size, finish at any time."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path or Path("<reportlog>")
+        self._where = str(path) if path else None
+        self._partial: list[bytes] = []
+        self._line_no = 0
+        self._records = 0
+        self._results: list[TestResult] = []
+        self._pending: dict[str, _Attempt] = {}
+        self._next_attempt: dict[str, int] = {}
+        self._final = 0
+        self._started: float | None = None
+        self._finished: float | None = None
+        self._exit_code: int | None = None
+        self._complete = False
+
+    @property
+    def tests_so_far(self) -> int:
+        """How many tests have a final result (rerun attempts not counted)."""
+        return self._final
+
+    @property
+    def complete(self) -> bool:
+        """Whether SessionFinish has been read: the run is over."""
+        return self._complete
+
+    def feed(self, chunk: bytes) -> None:
+        """Read the complete lines of chunk; a partial last line waits for its newline."""
+        if b"\n" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return
+        if self._partial:
+            chunk = b"".join([*self._partial, chunk])
+            self._partial = []
+        *lines, rest = chunk.split(b"\n")
+        for line in lines:
+            self._line_no += 1
+            self._read(line)
+        if rest:
+            self._partial.append(rest)
+
+    def finish(self, *, interrupted: bool = False) -> ParsedRun:
+        """The run read so far; unless interrupted, only once SessionFinish has been read."""
+        rest = b"".join(self._partial)
+        if rest.strip():
+            try:
+                orjson.loads(rest)
+                self.feed(b"\n")  # a last line without its newline
+            except orjson.JSONDecodeError:
+                if not rest.lstrip().startswith(b"{"):  # garbage, not a line being written
+                    self.feed(b"\n")  # raises, naming the line
+        if self._line_no and not self._records:
+            raise NotAReport('not a pytest-reportlog: no "$report_type" lines', self._where)
+        if not self._complete and not interrupted:
+            raise ReportIncomplete("run not finished: no SessionFinish", self._where)
+        pending = (attempt.result() for attempt in self._pending.values())
+        started, finished = self._started, self._finished
+        return ParsedRun(
+            source_format="reportlog",
+            results=(*self._results, *(result for result in pending if result is not None)),
+            started_at=started,
+            finished_at=finished,
+            duration=finished - started if started is not None and finished is not None else None,
+            exit_code=self._exit_code,
+            interrupted=not self._complete,
+        )
+
+    def _read(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise self._bad(f"not valid JSON: {exc.msg}") from None
+        if not isinstance(record, dict):
+            raise self._bad("not a JSON object")
+        kind = record.get("$report_type")
+        if kind is None:
+            return
+        self._records += 1
+        if kind == "TestReport":
+            self._test_report(record)
+        elif kind == "CollectReport" and record.get("outcome") == "failed":
+            node_id = record.get("nodeid")
+            if isinstance(node_id, str) and node_id:  # the session's own collector has ""
+                attempt = _Attempt(node_id, 0, ERROR)
+                attempt.message, attempt.traceback = _describe(record.get("longrepr"))
+                self._close(attempt)
+        elif kind == "SessionFinish":
+            status = record.get("exitstatus")
+            self._exit_code = status if type(status) is int else None
+            self._complete = True
+
+    def _test_report(self, report: dict[str, Any]) -> None:
+        node_id, when = report.get("nodeid"), report.get("when")
+        if not isinstance(node_id, str) or not node_id:
+            raise self._bad("a TestReport without a 'nodeid'")
+        attempt = self._pending.get(node_id)
+        if attempt is not None and when == "setup":  # a new attempt before the last one's teardown
+            self._close(attempt)
+            attempt = None
+        if attempt is None:
+            attempt = _Attempt(node_id, self._next_attempt.get(node_id, 0))
+            self._pending[node_id] = attempt
+        attempt.add(report, self._path)
+        start, stop = _number(report.get("start")), _number(report.get("stop"))
+        if start is not None:
+            self._started = start if self._started is None else min(self._started, start)
+        if stop is not None:
+            self._finished = stop if self._finished is None else max(self._finished, stop)
+        if when == "teardown":  # pytest always reports a teardown: the attempt is over
+            self._close(attempt)
+
+    def _bad(self, what: str) -> ReportError:
+        return ReportError(f"line {self._line_no}: {what}", self._where)
+
+    def _close(self, attempt: _Attempt) -> None:
+        self._pending.pop(attempt.node_id, None)
+        self._next_attempt[attempt.node_id] = attempt.attempt + 1
+        result = attempt.result()
+        if result is not None:
+            self._results.append(result)
+            if result.status != RERUN:
+                self._final += 1
+
+
+def parse_reportlog(path: Path, data: bytes) -> ParsedRun:
+    """Read a whole reportlog; a run without SessionFinish raises ReportIncomplete."""
+    if not data.strip():
+        raise ReportError("empty report file", str(path))
+    reader = ReportlogReader(path)
+    reader.feed(data)
+    return reader.finish()
