@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anvild import config, stats
+from anvild import config, settings, stats
 from anvild.errors import AnvildError, NotAReport, NotARun, ReportError, UsageError
 from anvild.ingest import IngestOptions, ReportSource, expand, prepare
 from anvild.store import queries
@@ -26,13 +26,20 @@ class Target:
     db_url: str
 
     @classmethod
-    def resolve(cls, project: str | None, db: str | None) -> Target:
-        """--project and --db as given, or the defaults of SPEC section 6."""
+    def resolve(
+        cls, project: str | None, db: str | None, config_path: Path | None = None
+    ) -> Target:
+        """--project and --db as given, else the watched project around the current directory
+        and its database (SPEC section 6)."""
+        conf = settings.load(config_path) if config_path else settings.Config()
         root = Path(project).expanduser().resolve() if project else None
         if root is not None and not root.is_dir():
             raise UsageError("no such project directory", str(root))
-        root = root or config.find_project_root(Path.cwd())
-        return cls(root, config.database_url(db, root))
+        root = root or config.find_project_root(Path.cwd(), conf.watched_roots())
+        watched = conf.project(root)
+        if db is None and watched is not None:
+            db = conf.database_for(watched)
+        return cls(root, config.database_url(db or conf.database, root))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +62,61 @@ def ingest(
     options: IngestOptions,
     on_wait: Callable[[int | None], None] | None = None,
 ) -> Iterator[IngestEvent]:
-    """Store every report in paths, one transaction each; bad ones are reported, not fatal."""
+    """Store every report in paths, one transaction each; bad ones are reported, not fatal.
+
+    With a daemon running it owns the database: the work goes to it over the control socket.
+    """
+    remote = _through_daemon(target, paths, options)
+    if remote is not None:
+        yield from remote
+        return
     with _owner(target, on_wait) as owner:
         for source in expand(paths):
             if isinstance(source, ReportError):
                 yield IngestEvent(source.where or "", error=source)
                 continue
             yield _ingest_one(owner, source, options)
+
+
+def _through_daemon(
+    target: Target, paths: list[Path], options: IngestOptions
+) -> Iterator[IngestEvent] | None:
+    from anvild import control, lifecycle
+    from anvild.errors import DaemonNotRunning
+
+    if lifecycle.holder() is None:
+        return None
+    message = {
+        "cmd": "ingest",
+        "project_root": str(target.project_root),
+        "db_url": target.db_url,
+        "paths": [str(p.resolve()) for p in paths],
+        "space": options.space,
+        "execution_id": options.execution_id,
+        "metadata": dict(options.metadata),
+    }
+    try:
+        answers = control.request(message, timeout=None)
+        first = next(answers)
+    except (DaemonNotRunning, StopIteration):
+        return None
+
+    def events() -> Iterator[IngestEvent]:
+        for answer in (first, *answers):
+            if answer.get("done"):
+                return
+            yield _event(answer)
+
+    return events()
+
+
+def _event(answer: dict[str, Any]) -> IngestEvent:
+    name = answer.get("name") or ""
+    if answer.get("error"):
+        return IngestEvent(name, error=AnvildError(answer["error"]))
+    if answer.get("skipped"):
+        return IngestEvent(name, skipped=answer["skipped"])
+    return IngestEvent(name, stored=Stored(**answer["stored"]))
 
 
 def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:

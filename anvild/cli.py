@@ -79,10 +79,15 @@ class Context:
     def __init__(self, config: str | None, db: str | None, project: str | None) -> None:
         self.config, self.db, self.project = config, db, project
 
+    def config_path(self) -> Path:
+        from anvild.config import config_file
+
+        return config_file(self.config)
+
     def target(self) -> Any:
         from anvild.api import Target
 
-        return Target.resolve(self.project, self.db)
+        return Target.resolve(self.project, self.db, self.config_path())
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -197,6 +202,132 @@ def pytest(obj: Context, pytest_args: tuple[str, ...]) -> None:
     code, events = api.record_pytest(target, list(pytest_args), Path.cwd(), on_wait=_wait_note)
     failures = _report_ingest(events, 0)
     sys.exit(code if code != 0 or not failures else 1)
+
+
+@cli.command()
+@click.option("--foreground", is_flag=True, help="Stay attached, log to stderr, speak sd_notify.")
+@pass_context
+def start(obj: Context, foreground: bool) -> None:
+    """Start the daemon (detached unless --foreground)."""
+    from anvild import lifecycle
+
+    if foreground:
+        lifecycle.run_foreground(obj.config_path())
+        return
+    pid = lifecycle.start(obj.config_path())
+    click.echo(f"anvild started (pid {pid}), log: {lifecycle.log_path()}")
+
+
+@cli.command()
+def stop() -> None:
+    """Stop the daemon: the report in hand is finished first."""
+    from anvild import lifecycle
+
+    pid = lifecycle.stop()
+    click.echo("anvild is not running" if pid is None else f"anvild stopped (pid {pid})")
+
+
+@cli.command()
+@pass_context
+def restart(obj: Context) -> None:
+    """Stop the daemon if it runs, then start it."""
+    from anvild import lifecycle
+
+    lifecycle.stop()
+    pid = lifecycle.start(obj.config_path())
+    click.echo(f"anvild started (pid {pid})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def status(as_json: bool) -> None:
+    """Is the daemon running, and what has it done? Exit 0 running, 3 not running."""
+    from anvild import lifecycle, output
+    from anvild.errors import DaemonNotRunning
+
+    try:
+        info = lifecycle.status()
+    except DaemonNotRunning:
+        if as_json:
+            output.emit_json({"running": False})
+        else:
+            click.echo("anvild is not running")
+        sys.exit(3)
+    if as_json:
+        output.emit_json(info)
+        return
+    click.echo(f"anvild is running (pid {info['pid']}, up {info['uptime']:.0f} s)")
+    click.echo(f"  projects: {len(info['projects'])}")
+    for project in info["projects"]:
+        click.echo(f"    {project['name']}: {project['root']} [{project['space']}]")
+    click.echo(
+        f"  runs ingested: {info['runs_ingested']}, pending: {info['pending']}, "
+        f"rejected: {info['rejected']}"
+    )
+    for run in info["in_progress"]:
+        click.echo(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
+    if info["last_error"]:
+        click.echo(f"  last error: {info['last_error']}")
+
+
+@cli.command()
+@click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="GLOB",
+    help="A report path or glob to watch besides the defaults (repeatable).",
+)
+@click.option(
+    "--space", type=click.Choice(["local", "ci"]), default=None, help="Space of its runs."
+)
+@click.option("--no-start", is_flag=True, help="Only register; do not start the daemon.")
+@pass_context
+def watch(
+    obj: Context, path: Path, reports: tuple[str, ...], space: str | None, no_start: bool
+) -> None:
+    """Register a project (default: the current directory) and start the daemon if needed."""
+    from anvild import projects
+
+    outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
+    click.echo(outcome)
+
+
+@cli.command()
+@click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
+@pass_context
+def unwatch(obj: Context, path: Path) -> None:
+    """Stop watching a project (its history stays)."""
+    from anvild import projects
+
+    click.echo(projects.unwatch(obj.config_path(), path))
+
+
+@cli.command("projects")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+@pass_context
+def projects_command(obj: Context, as_json: bool) -> None:
+    """List the watched projects."""
+    from anvild import output, projects
+
+    rows = projects.listing(obj.config_path())
+    if as_json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        click.echo("no watched projects: `anvild watch PATH` adds one")
+        return
+    output.table(
+        rows,
+        [
+            ("name", "name"),
+            ("root", "root"),
+            ("space", "space"),
+            ("database", "database"),
+            ("reports", "reports"),
+        ],
+    )
 
 
 @cli.group()
@@ -340,6 +471,63 @@ def history(
         ("origin", "origin"),
     ]
     output.table(rows, columns, "Runs")
+
+
+# --- service commands ---
+
+
+@cli.group()
+def service() -> None:
+    """Keep the daemon running: a systemd user service or a launchd agent."""
+
+
+def _service_kind(func: F) -> F:
+    func = click.option(
+        "--launchd", "kind", flag_value="launchd", help="A launchd agent (default on macOS)."
+    )(func)
+    return click.option(
+        "--systemd", "kind", flag_value="systemd", help="A systemd user unit (default on Linux)."
+    )(func)
+
+
+def _show_service_plan(plan: Any, dry_run: bool) -> None:
+    if dry_run and plan.text is not None:
+        click.echo(f"would write {plan.path}:")
+        click.echo(plan.text, nl=False)
+    elif dry_run:
+        click.echo(f"would remove {plan.path}")
+    verb = "would run" if dry_run else "ran"
+    for command in plan.commands:
+        click.echo(f"{verb}: {command}")
+
+
+@service.command("install")
+@_service_kind
+@click.option("--dry-run", is_flag=True, help="Print the file and the commands; change nothing.")
+def service_install(kind: str | None, dry_run: bool) -> None:
+    """Write the user service file and enable it (it starts now and at every login)."""
+    from anvild import service as user_service
+
+    plan = user_service.install(kind, dry_run=dry_run)
+    if not dry_run:
+        click.echo(f"wrote {plan.path}")
+    _show_service_plan(plan, dry_run)
+
+
+@service.command("uninstall")
+@_service_kind
+@click.option("--dry-run", is_flag=True, help="Print the commands; change nothing.")
+def service_uninstall(kind: str | None, dry_run: bool) -> None:
+    """Stop and disable the user service and remove its file."""
+    from anvild import service as user_service
+
+    plan = user_service.uninstall(kind, dry_run=dry_run)
+    if plan is None:
+        click.echo("the anvild service is not installed: nothing to do")
+        return
+    _show_service_plan(plan, dry_run)
+    if not dry_run:
+        click.echo(f"removed {plan.path}")
 
 
 def main() -> None:

@@ -33,6 +33,10 @@ class ReportIncomplete(ReportError):
     """A report that is still being written: retry after the writer finishes."""
 
 
+class ConfigError(AnvildError):
+    """The configuration file is not valid."""
+
+
 class DatabaseError(AnvildError):
     """The history database cannot be opened, migrated or written."""
 
@@ -43,6 +47,12 @@ class SchemaTooNew(DatabaseError):
 
 class OwnerBusy(DatabaseError):
     """Another process owns the database and did not let go in time."""
+
+
+class DaemonNotRunning(AnvildError):
+    """No daemon answers on the control socket."""
+
+    exit_code = 3
 
 
 class UsageError(AnvildError):

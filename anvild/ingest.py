@@ -13,6 +13,7 @@ from typing import Any
 from anvild import provenance
 from anvild.errors import ReportError
 from anvild.parsers.detect import parse_bytes
+from anvild.records import ParsedRun
 from anvild.store.write import Submission
 
 REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
@@ -53,6 +54,8 @@ class IngestOptions:
     space: str = "local"
     execution_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    project_name: str | None = None
+    origin: str | None = None  # where the run came from, when the report does not say
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -115,15 +118,20 @@ def sha256(data: bytes) -> str:
 def prepare(source: ReportSource, options: IngestOptions) -> Submission:
     """Parse one report and wrap it with everything the owner stores beside it."""
     run = parse_bytes(Path(source.name), source.data)
+    return submission(run, sha256(source.data), source.name, options)
+
+
+def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
+    """A parsed run with its provenance and how it is to be stored."""
     root = options.project_root
     return Submission(
         run=run,
-        sha256=sha256(source.data),
+        sha256=digest,
         project_root=str(root),
-        project_name=root.name,
-        provenance=provenance.collect(root, run, options.space),
+        project_name=options.project_name or root.name,
+        provenance=provenance.collect(root, run, options.space, options.origin),
         space=options.space,
-        report_path=source.name,
+        report_path=name,
         execution_id=options.execution_id,
         metadata=dict(options.metadata),
     )

@@ -98,7 +98,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def collect(root: Path, run: ParsedRun, space: str) -> Provenance:
+def collect(root: Path, run: ParsedRun, space: str, origin: str | None = None) -> Provenance:
     """Provenance of a run: what the report says first, then what the machine says now."""
     meta = run.metadata
     env = run.environment
@@ -112,5 +112,7 @@ def collect(root: Path, run: ParsedRun, space: str) -> Provenance:
         hostname=_text(meta.get("hostname")) or socket.gethostname(),
         os=_text(env.get("Platform")) or platform.platform(terse=True),
         python_version=_text(env.get("Python")) or platform.python_version(),
-        origin=_text(meta.get("origin")) or ("ci" if space == "ci" else detect_origin(os.environ)),
+        origin=_text(meta.get("origin"))
+        or origin
+        or ("ci" if space == "ci" else detect_origin(os.environ)),
     )

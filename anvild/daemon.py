@@ -1,0 +1,413 @@
+"""The daemon at run time: watchers feed a worker, the worker parses, owners write.
+
+One worker thread reads and parses every ready file (never the watchdog thread); each
+database has one Owner whose writer thread commits one transaction per report. The main
+thread only waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from anvild import config as paths
+from anvild import control, settings
+from anvild.errors import AnvildError, NotAReport, NotARun, ReportError
+from anvild.ingest import IngestOptions, ReportSource, expand, prepare, sha256, submission
+from anvild.parsers.detect import parse_bytes
+from anvild.settings import Config, ProjectConfig
+from anvild.store.owner import Owner
+from anvild.store.write import store_run
+from anvild.watch import Candidate, Scheduler, Settler, Watcher
+
+log = logging.getLogger("anvild")
+
+SOURCE = "anvild watch"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MAX_BACKOFF = 60.0
+
+
+@dataclass(slots=True)
+class Counters:
+    """What `anvild status` reports."""
+
+    runs_ingested: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class Tail:
+    """A pytest-reportlog file read by byte offset while its run goes on."""
+
+    inode: int
+    reader: Any
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Interrupt:
+    """The timeout of a tailed run without SessionFinish."""
+
+    candidate: Candidate
+
+
+@dataclass(slots=True)
+class _Retry:
+    """A report waiting for its database (unreachable, read-only, full)."""
+
+    candidate: Candidate
+    attempts: int = 0
+    reason: str = ""
+
+
+class Daemon:
+    """Everything one running daemon holds."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = settings.load(config_path)
+        self.started = time.time()
+        self.counters = Counters()
+        self.scheduler = Scheduler()
+        self.work: queue.Queue[Candidate | _Interrupt | None] = queue.Queue()
+        self.owners: dict[str, Owner] = {}
+        self.owners_lock = threading.Lock()
+        self.tails: dict[Path, Tail] = {}
+        self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
+        self.pending: dict[Candidate, _Retry] = {}
+        self.reload_lock = threading.Lock()
+        self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
+        self.watcher = self._new_watcher(self.config)
+        self.control = control.ControlServer(control.socket_path(), self.answer)
+        self.worker = threading.Thread(target=self._work, name="anvild-worker", daemon=True)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def run(self, notify: Callable[[str], None]) -> None:
+        """Serve until SIGTERM/SIGINT; SIGHUP reloads. Signals are taken by sigwait, so no
+        handler ever runs in the middle of a transaction."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {*STOP_SIGNALS, signal.SIGHUP})
+        self.start()
+        notify(f"READY=1\nSTATUS={self._status_line()}")
+        log.info(
+            "anvild started (pid %d), watching %d projects", os.getpid(), len(self.config.projects)
+        )
+        try:
+            while True:
+                signum = signal.sigwait({*STOP_SIGNALS, signal.SIGHUP})
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: reloading %s", self.config_path)
+                    notify("RELOADING=1")
+                    self.reload()
+                    notify(f"READY=1\nSTATUS={self._status_line()}")
+                    continue
+                log.info("%s: stopping", signal.Signals(signum).name)
+                break
+        finally:
+            notify("STOPPING=1")
+            self.stop()
+            log.info("anvild stopped")
+
+    def start(self) -> None:
+        """Start the threads, then look for reports written while no daemon ran."""
+        self.scheduler.start()
+        self.worker.start()
+        self.watcher.start()
+        self.control.start()
+        self.rescan()
+
+    def stop(self) -> None:
+        """Stop watching and answering, finish the report in hand, drain the writers."""
+        self.watcher.stop()
+        self.control.stop()
+        self.work.put(None)
+        self.worker.join()
+        self.scheduler.stop()
+        with self.owners_lock:
+            owners, self.owners = list(self.owners.values()), {}
+        for owner in owners:
+            owner.close()
+
+    def reload(self) -> None:
+        """Read the config again and watch what it lists now."""
+        with self.reload_lock:
+            try:
+                fresh = settings.load(self.config_path)
+            except AnvildError as exc:
+                self.counters.last_error = str(exc)
+                log.error("config not reloaded: %s", exc)
+                raise
+            old = self.watcher
+            self.config = fresh
+            self.settler.settle_time = fresh.settle_time
+            self.watcher = self._new_watcher(fresh)
+            old.stop()
+            self.watcher.start()
+            self.rescan()
+
+    def rescan(self) -> None:
+        """Queue every report file that exists now (idempotency makes this safe)."""
+        for candidate in self.watcher.existing():
+            self.work.put(candidate)
+
+    def _new_watcher(self, config: Config) -> Watcher:
+        return Watcher(config, self.settler.event, self.rescan)
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _ready(self, candidate: Candidate) -> None:
+        self.work.put(candidate)
+
+    def _work(self) -> None:
+        while (item := self.work.get()) is not None:
+            try:
+                if isinstance(item, _Interrupt):
+                    self._interrupt(item.candidate)
+                elif item.tailed:
+                    self._tail(item)
+                else:
+                    self._ingest_file(item)
+            except Exception as exc:  # the daemon stays up whatever one file does
+                self.counters.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("failed on %s", getattr(item, "path", item))
+
+    def _project(self, root: Path) -> ProjectConfig | None:
+        return self.config.project(root)
+
+    def _ingest_file(self, candidate: Candidate) -> None:
+        try:
+            data = candidate.path.read_bytes()
+        except OSError:
+            return  # gone or unreadable meanwhile; a later event brings it back
+        digest = sha256(data)
+        if (candidate.root, digest) in self.done:
+            return
+        try:
+            run = parse_bytes(candidate.path, data)
+        except (NotARun, NotAReport) as exc:
+            log.info("not stored: %s", exc)
+            self.done.add((candidate.root, digest))
+            return
+        except ReportError as exc:
+            self._recheck(candidate, digest, exc)
+            return
+        self._store(candidate, digest, run)
+
+    def _recheck(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
+        """A parse error: the writer may not be done. Unchanged after the settle time, reject."""
+
+        def check() -> None:
+            try:
+                same = sha256(candidate.path.read_bytes()) == digest
+            except OSError:
+                return
+            if same and (candidate.root, digest) not in self.done:
+                self.done.add((candidate.root, digest))
+                self.counters.rejected += 1
+                self.counters.last_error = str(exc)
+                log.warning("rejected: %s", exc)
+
+        self.scheduler.call_later(max(self.config.settle_time, 0.05), ("recheck", candidate), check)
+
+    def _store(self, candidate: Candidate, digest: str, run: Any) -> None:
+        project = self._project(candidate.root)
+        if project is None:
+            return  # unwatched meanwhile
+        # The daemon cannot tell who ran the tests; the pytest plugin writes the origin in.
+        origin = "ci" if project.space == "ci" else "other"
+        options = IngestOptions(
+            project.root, project.space, None, {"source": SOURCE}, project.name, origin
+        )
+        sub = submission(run, digest, str(candidate.path), options)
+        try:
+            stored = self.owner(self.config.database_for(project)).run(
+                lambda db: store_run(db, sub)
+            )
+        except Exception as exc:  # database away, read-only, full: keep it pending
+            self._retry_later(candidate, exc)
+            return
+        self.pending.pop(candidate, None)
+        self.done.add((candidate.root, digest))
+        if not stored.already_stored:
+            self.counters.runs_ingested += 1
+            log.info("stored %s: %d tests (%s)", stored.execution_id, stored.tests, candidate.path)
+
+    def _retry_later(self, candidate: Candidate, exc: Exception) -> None:
+        retry = self.pending.setdefault(candidate, _Retry(candidate))
+        retry.attempts += 1
+        retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.counters.last_error = f"{retry.reason} ({candidate.path})"
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** (retry.attempts - 1))
+        log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
+        self.scheduler.call_later(delay, ("retry", candidate), lambda: self.work.put(candidate))
+
+    def _tail(self, candidate: Candidate) -> None:
+        from anvild.parsers.reportlog import ReportlogReader
+
+        path = candidate.path
+        try:
+            with path.open("rb") as stream:
+                info = os.fstat(stream.fileno())
+                tail = self.tails.get(path)
+                if tail is None or info.st_ino != tail.inode or info.st_size < tail.offset:
+                    # a new file, or pytest truncated it for a new session: start over
+                    tail = self.tails[path] = Tail(info.st_ino, ReportlogReader(path))
+                stream.seek(tail.offset)
+                chunk = stream.read()
+        except OSError:
+            self.tails.pop(path, None)
+            return
+        tail.offset += len(chunk)
+        try:
+            tail.reader.feed(chunk)
+        except ReportError as exc:
+            self.tails.pop(path, None)
+            self._recheck(candidate, sha256(path.read_bytes()), exc)
+            return
+        if tail.reader.complete:
+            self._finish_tail(candidate, tail, interrupted=False)
+        else:
+            timeout = self.config.reportlog_timeout
+            self.scheduler.call_later(
+                timeout, ("interrupt", path), lambda: self.work.put(_Interrupt(candidate))
+            )
+
+    def _interrupt(self, candidate: Candidate) -> None:
+        tail = self.tails.get(candidate.path)
+        if tail is not None and not tail.reader.complete:
+            log.warning("run without SessionFinish closed as interrupted: %s", candidate.path)
+            self._finish_tail(candidate, tail, interrupted=True)
+
+    def _finish_tail(self, candidate: Candidate, tail: Tail, interrupted: bool) -> None:
+        self.scheduler.cancel(("interrupt", candidate.path))
+        del self.tails[candidate.path]
+        try:
+            run = tail.reader.finish(interrupted=interrupted)
+            with candidate.path.open("rb") as stream:
+                digest = sha256(stream.read(tail.offset))
+        except ReportError as exc:
+            self.counters.rejected += 1
+            self.counters.last_error = str(exc)
+            log.warning("rejected: %s", exc)
+            return
+        except OSError:
+            return
+        if (candidate.root, digest) not in self.done:
+            self._store(candidate, digest, run)
+
+    # --- owners ----------------------------------------------------------------------------
+
+    def owner(self, url: str) -> Owner:
+        """The owner of a database, opened on first use and kept while the daemon runs."""
+        with self.owners_lock:
+            owner = self.owners.get(url)
+            if owner is None:
+                owner = Owner(url, paths.state_dir()).open(paths.owner_timeout())
+                self.owners[url] = owner
+            return owner
+
+    # --- the control socket ----------------------------------------------------------------
+
+    def answer(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Answer one control request (runs on the connection's thread)."""
+        command = request.get("cmd")
+        if command == "ping":
+            yield {"ok": True, "pid": os.getpid()}
+        elif command == "status":
+            yield self.status()
+        elif command == "reload":
+            self.reload()
+            yield {"ok": True, "projects": len(self.config.projects)}
+        elif command == "stop":
+            os.kill(os.getpid(), signal.SIGTERM)
+            yield {"ok": True}
+        elif command == "ingest":
+            yield from self._remote_ingest(request)
+            yield {"done": True}
+        elif command == "rebuild":
+            yield {"changes": self._remote_rebuild(request)}
+        else:
+            raise AnvildError(f"unknown control command {command!r}")
+
+    def _remote_ingest(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        root = Path(request["project_root"])
+        options = IngestOptions(
+            root,
+            request.get("space", "local"),
+            request.get("execution_id"),
+            request.get("metadata") or {},
+        )
+        owner = self.owner(request["db_url"])
+        for source in expand([Path(p) for p in request["paths"]]):
+            if isinstance(source, ReportError):
+                yield {"name": source.where, "error": str(source)}
+                continue
+            yield self._remote_one(owner, source, options)
+
+    def _remote_one(
+        self, owner: Owner, source: ReportSource, options: IngestOptions
+    ) -> dict[str, Any]:
+        try:
+            sub = prepare(source, options)
+        except NotAReport as exc:
+            if source.explicit:
+                return {"name": source.name, "error": str(exc)}
+            return {"name": source.name, "skipped": exc.what}
+        except ReportError as exc:
+            return {"name": source.name, "error": str(exc)}
+        try:
+            stored = owner.run(lambda db: store_run(db, sub))
+        except AnvildError as exc:
+            return {"name": source.name, "error": str(exc)}
+        if not stored.already_stored:
+            self.counters.runs_ingested += 1
+        return {"name": source.name, "stored": asdict(stored)}
+
+    def _remote_rebuild(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        from anvild.store import queries
+        from anvild.store.rebuild import rebuild
+
+        owner = self.owner(request["db_url"])
+        project = owner.run(lambda db: queries.project_id(request["project_root"]))
+        return [asdict(change) for change in owner.run(lambda db: rebuild(db, project))]
+
+    def status(self) -> dict[str, Any]:
+        """pid, uptime, projects, runs ingested, pending, rejected, last error, runs going on."""
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 3),
+            "config": str(self.config_path),
+            "projects": [
+                {
+                    "name": p.name,
+                    "root": str(p.root),
+                    "space": p.space,
+                    "database": self.config.database_for(p),
+                }
+                for p in self.config.projects
+            ],
+            "runs_ingested": self.counters.runs_ingested,
+            "pending": self.work.qsize() + len(self.pending),
+            "rejected": self.counters.rejected,
+            "last_error": self.counters.last_error,
+            "in_progress": [
+                {"path": str(path), "tests_so_far": tail.reader.tests_so_far}
+                for path, tail in list(self.tails.items())
+            ],
+        }
+
+    def _status_line(self) -> str:
+        return (
+            f"watching {len(self.config.projects)} projects, "
+            f"{self.counters.runs_ingested} runs stored"
+        )

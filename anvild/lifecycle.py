@@ -1,0 +1,185 @@
+"""Starting, stopping and asking after the daemon: pidfile, python-daemon, sd_notify."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from anvild import config as paths
+from anvild import control, settings
+from anvild.errors import AnvildError, DaemonNotRunning
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def pidfile_path() -> Path:
+    """$XDG_STATE_HOME/anvild/anvild.pid."""
+    return paths.state_dir() / "anvild.pid"
+
+
+def log_path() -> Path:
+    """$XDG_STATE_HOME/anvild/anvild.log."""
+    return paths.state_dir() / "anvild.log"
+
+
+class PidFile:
+    """A pidfile held with flock: a daemon killed with -9 leaves a file nobody holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> PidFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AnvildError(
+                f"anvild is already running (pid {holder(self.path)})", str(self.path)
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def holder(path: Path | None = None) -> int | None:
+    """The pid of the running daemon per its pidfile, or None when no process holds it."""
+    path = path or pidfile_path()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # a stale file: its process is gone
+    finally:
+        os.close(fd)
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about the daemon's state, when it is listening."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), address)
+        except OSError as exc:
+            logging.getLogger("anvild").warning("sd_notify failed: %s", exc)
+
+
+def _setup_logging(config: settings.Config, stream: Any) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    logging.getLogger("watchdog").setLevel(max(root.level, logging.INFO))
+
+
+def run_foreground(config_path: Path) -> None:
+    """`anvild start --foreground`: attached, logging to stderr, speaking sd_notify."""
+    from anvild.daemon import Daemon
+
+    config = settings.load(config_path)
+    _setup_logging(config, sys.stderr)
+    with PidFile(pidfile_path()):
+        Daemon(config_path).run(sd_notify)
+
+
+def start(config_path: Path, timeout: float = 20.0) -> int:
+    """`anvild start`: detach with python-daemon and wait until the daemon answers."""
+    running = holder()
+    if running is not None:
+        raise AnvildError(f"anvild is already running (pid {running})", str(pidfile_path()))
+    settings.load(config_path)  # a bad config is an error here, not a silent daemon death
+    paths.state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    child = os.fork()
+    if child == 0:
+        _detach(config_path)
+        os._exit(0)
+    os.waitpid(child, 0)  # python-daemon's first fork exits at once
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if control.running():
+            pid = holder()
+            if pid is not None:
+                return pid
+        time.sleep(0.02)
+    raise AnvildError(f"anvild did not start within {timeout:g} s; see its log", str(log_path()))
+
+
+def _detach(config_path: Path) -> None:
+    import daemon as python_daemon
+
+    from anvild.daemon import Daemon
+
+    context = python_daemon.DaemonContext(
+        working_directory="/",
+        umask=0o077,
+        pidfile=PidFile(pidfile_path()),
+        signal_map={},  # the daemon takes its signals with sigwait
+    )
+    try:
+        context.open()
+    except Exception:
+        os._exit(1)
+    # Descriptors are opened after detaching: python-daemon closed every inherited one.
+    with open(log_path(), "a", buffering=1, encoding="utf-8") as log_file:
+        try:
+            config = settings.load(config_path)
+            _setup_logging(config, log_file)
+            Daemon(config_path).run(sd_notify)
+        except BaseException:
+            logging.getLogger("anvild").exception("anvild failed")
+            context.close()
+            os._exit(1)
+    context.close()
+
+
+def stop(timeout: float = 30.0) -> int | None:
+    """`anvild stop`: SIGTERM, then wait until the process is gone. The pid, or None."""
+    pid = holder()
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holder() is None:
+            return pid
+        time.sleep(0.02)
+    raise AnvildError(f"anvild (pid {pid}) did not stop within {timeout:g} s", str(pidfile_path()))
+
+
+def status() -> dict[str, Any]:
+    """The running daemon's status; DaemonNotRunning (exit 3) when none answers."""
+    if holder() is None:
+        raise DaemonNotRunning("anvild is not running", str(pidfile_path()))
+    return control.ask({"cmd": "status"})

@@ -1,0 +1,75 @@
+"""`anvild watch`, `unwatch` and `projects`: edit the config, tell the daemon, start it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from anvild import control, lifecycle, settings
+from anvild.errors import DaemonNotRunning, UsageError
+from anvild.settings import DEFAULT_REPORTS, ProjectConfig
+
+
+def _apply(config_path: Path, start: bool) -> str:
+    """Make the running daemon read the config again, or start one."""
+    if lifecycle.holder() is not None:
+        try:
+            control.ask({"cmd": "reload"}, timeout=60)
+            return "the daemon reloaded its config"
+        except DaemonNotRunning:
+            pass
+    if not start:
+        return "the daemon is not running (`anvild start` starts it)"
+    pid = lifecycle.start(config_path)
+    return f"anvild started (pid {pid})"
+
+
+def watch(
+    config_path: Path, path: Path, reports: tuple[str, ...], space: str | None, start: bool = True
+) -> str:
+    """Register the project at path (its extra report globs added to the defaults)."""
+    root = path.expanduser().resolve()
+    if not root.is_dir():
+        raise UsageError("no such directory", str(root))
+    for glob in reports:
+        if glob.startswith("/") or ".." in Path(glob).parts:
+            raise UsageError(f"--report takes a path or glob inside the project, got {glob!r}")
+    config = settings.load(config_path)
+    known = config.project(root)
+    globs = tuple(dict.fromkeys((*(known.reports if known else DEFAULT_REPORTS), *reports)))
+    project = ProjectConfig(
+        root=root,
+        name=known.name if known else root.name,
+        reports=globs,
+        space=space or (known.space if known else "local"),
+        database=known.database if known else None,
+    )
+    settings.save(settings.with_project(config, project), config_path)
+    done = _apply(config_path, start)
+    return f"watching {root} ({len(globs)} report globs); {done}"
+
+
+def unwatch(config_path: Path, path: Path) -> str:
+    """Remove the project at path from the config (its history stays)."""
+    root = path.expanduser().resolve()
+    config = settings.load(config_path)
+    if config.project(root) is None:
+        raise UsageError("not a watched project", str(root))
+    settings.save(settings.without_project(config, root), config_path)
+    done = _apply(config_path, start=False)
+    return f"stopped watching {root}; {done}"
+
+
+def listing(config_path: Path) -> list[dict[str, Any]]:
+    """The watched projects as rows."""
+    config = settings.load(config_path)
+    return [
+        {
+            "name": p.name,
+            "root": str(p.root),
+            "space": p.space,
+            "database": config.database_for(p),
+            "reports": list(p.reports),
+        }
+        for p in config.projects
+    ]

@@ -1,0 +1,194 @@
+"""The TOML configuration: watched projects and daemon settings, read into frozen records."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from anvild.errors import ConfigError
+
+DEFAULT_REPORTS = (
+    ".pytest_cache/report.json",
+    ".report.json",
+    ".pytest_cache/reportlog.jsonl",
+    "junit*.xml",
+    "reports/**/*.xml",
+    "test-results/**/*.xml",
+)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SPACES = ("local", "ci")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectConfig:
+    """One watched project."""
+
+    root: Path
+    name: str
+    reports: tuple[str, ...] = DEFAULT_REPORTS
+    space: str = "local"
+    database: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the config file says, with defaults for what it does not."""
+
+    projects: tuple[ProjectConfig, ...] = ()
+    settle_time: float = 0.2
+    log_level: str = "info"
+    polling: bool = False
+    poll_interval: float = 1.0
+    reportlog_timeout: float = 600.0
+    database: str | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    def project(self, root: Path) -> ProjectConfig | None:
+        """The watched project at root, if any."""
+        root = root.resolve()
+        return next((p for p in self.projects if p.root == root), None)
+
+    def watched_roots(self) -> tuple[Path, ...]:
+        """Roots of every watched project."""
+        return tuple(p.root for p in self.projects)
+
+    def database_for(self, project: ProjectConfig) -> str:
+        """The database URL of a project: its own, the global one, or `.anvil/history.db`."""
+        return project.database or self.database or str(project.root / ".anvil" / "history.db")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, path: Path, what: str) -> Any:
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ConfigError(f"{key}: expected {what}, got {value!r}", str(path))
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}: expected {what}, got {value!r}", str(path))
+    return value
+
+
+def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
+    where = f"projects[{index}]"
+    _expect(raw, dict, where, path, "a table")
+    unknown = set(raw) - {"root", "name", "reports", "space", "database"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}", str(path))
+    if "root" not in raw:
+        raise ConfigError(f"{where}.root: missing", str(path))
+    root = Path(_expect(raw["root"], str, f"{where}.root", path, "a path")).expanduser()
+    if not root.is_absolute():
+        raise ConfigError(f"{where}.root: expected an absolute path, got {str(root)!r}", str(path))
+    reports = raw.get("reports", list(DEFAULT_REPORTS))
+    _expect(reports, list, f"{where}.reports", path, "a list of globs")
+    for glob in reports:
+        _expect(glob, str, f"{where}.reports", path, "a list of globs")
+    space = raw.get("space", "local")
+    if space not in SPACES:
+        raise ConfigError(f"{where}.space: expected 'local' or 'ci', got {space!r}", str(path))
+    database = raw.get("database") or None
+    if database is not None:
+        _expect(database, str, f"{where}.database", path, "a database URL")
+    name = _expect(raw.get("name", root.name), str, f"{where}.name", path, "a string")
+    return ProjectConfig(root, name, tuple(reports), space, database)
+
+
+def parse(text: str, path: Path) -> Config:
+    """Read config text; every mistake is one ConfigError naming the file and the key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", str(path)) from None
+    known = {"projects", "settle_time", "log_level", "polling", "poll_interval",
+             "reportlog_timeout", "database"}  # fmt: skip
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r}", str(path))
+    numbers = {}
+    for key in ("settle_time", "poll_interval", "reportlog_timeout"):
+        if key in raw:
+            value = _expect(raw[key], (int, float), key, path, "a number of seconds")
+            if value < 0:
+                raise ConfigError(f"{key}: expected a number >= 0, got {value!r}", str(path))
+            numbers[key] = float(value)
+    level = raw.get("log_level", "info")
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}", str(path)
+        )
+    polling = _expect(raw.get("polling", False), bool, "polling", path, "true or false")
+    database = raw.get("database") or None
+    if database is not None:
+        _expect(database, str, "database", path, "a database URL")
+    projects = raw.get("projects", [])
+    _expect(projects, list, "projects", path, "an array of tables ([[projects]])")
+    parsed = tuple(_project(p, i, path) for i, p in enumerate(projects))
+    return Config(parsed, log_level=level, polling=polling, database=database, path=path, **numbers)
+
+
+def load(path: Path) -> Config:
+    """The config at path; a missing file is the default config."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(path=path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", str(path)) from None
+    return parse(text, path)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def dump(config: Config) -> str:
+    """Config as TOML text (what `anvild watch` and `unwatch` write)."""
+    lines = ["# anvild configuration; config/anvild.toml in the source documents every key."]
+    defaults = Config()
+    for key in (
+        "settle_time",
+        "log_level",
+        "polling",
+        "poll_interval",
+        "reportlog_timeout",
+        "database",
+    ):
+        value = getattr(config, key)
+        if value != getattr(defaults, key) and value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for project in config.projects:
+        lines += ["", "[[projects]]", f"root = {_toml_value(str(project.root))}",
+                  f"name = {_toml_value(project.name)}"]  # fmt: skip
+        if project.reports != DEFAULT_REPORTS:
+            lines.append(f"reports = {_toml_value(list(project.reports))}")
+        if project.space != "local":
+            lines.append(f"space = {_toml_value(project.space)}")
+        if project.database:
+            lines.append(f"database = {_toml_value(project.database)}")
+    return "\n".join(lines) + "\n"
+
+
+def save(config: Config, path: Path) -> None:
+    """Write config atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(dump(config), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def with_project(config: Config, project: ProjectConfig) -> Config:
+    """Config with project added, or replacing the one at the same root."""
+    others = tuple(p for p in config.projects if p.root != project.root)
+    return replace(config, projects=(*others, project))
+
+
+def without_project(config: Config, root: Path) -> Config:
+    """Config with the project at root removed."""
+    return replace(config, projects=tuple(p for p in config.projects if p.root != root))

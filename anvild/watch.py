@@ -1,0 +1,348 @@
+"""Watching report files with watchdog: match, debounce, hand over; never parse in here.
+
+The watchdog thread only matches a path against the projects' globs and records it; the
+Settler decides when a file is ready (at once on close-write, else after the settle time with
+a stable size) and hands it to the daemon's worker, which does the parsing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anvild.settings import Config, ProjectConfig
+
+log = logging.getLogger(__name__)
+
+_WILD = re.compile(r"[*?\[]")
+TAILED_SUFFIXES = (".jsonl",)
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a glob relative to a project root: `**/` spans directories, `*` does not."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def literal_base(pattern: str) -> tuple[str, bool]:
+    """The directory part of a glob before any wildcard, and whether below it is recursive."""
+    parts = pattern.split("/")
+    base: list[str] = []
+    for part in parts[:-1]:
+        if _WILD.search(part):
+            return "/".join(base), True
+        base.append(part)
+    return "/".join(base), False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file that may be a report of a project (hashable: de-duplicated while settling)."""
+
+    root: Path
+    path: Path
+
+    @property
+    def tailed(self) -> bool:
+        """Whether the file is read line by line while it grows (pytest-reportlog)."""
+        return self.path.suffix in TAILED_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPlan:
+    """Where to put one watchdog watch."""
+
+    directory: Path
+    recursive: bool
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether path, symlinks resolved, stays inside root."""
+    real = os.path.realpath(path)
+    real_root = os.path.realpath(root)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+class ProjectGlobs:
+    """The report globs of one project, and the directories to watch for them."""
+
+    def __init__(self, project: ProjectConfig) -> None:
+        self.project = project
+        self.patterns = [glob_regex(p) for p in project.reports]
+
+    def match(self, path: Path) -> bool:
+        """Whether path is one of this project's reports (and not a symlink out of the root)."""
+        try:
+            relative = path.relative_to(self.project.root).as_posix()
+        except ValueError:
+            return False
+        if not any(p.match(relative) for p in self.patterns):
+            return False
+        return inside(self.project.root, path)
+
+    def plan(self) -> set[WatchPlan]:
+        """Watches: each glob's base directory, or its nearest existing parent until it exists."""
+        plans = set()
+        for pattern in self.project.reports:
+            base, recursive = literal_base(pattern)
+            directory = self.project.root / base if base else self.project.root
+            if directory.is_dir():
+                plans.add(WatchPlan(directory, recursive))
+                continue
+            parent = directory.parent
+            while not parent.is_dir() and parent != self.project.root:
+                parent = parent.parent
+            # Not recursive: the directory's creation is what this watch waits for.
+            plans.add(WatchPlan(parent, False))
+        return plans
+
+    def existing(self) -> list[Path]:
+        """Report files that exist now (for the rescan at start and after an overflow)."""
+        found = []
+        for pattern in self.project.reports:
+            for path in self.project.root.glob(pattern):
+                if path.is_file() and self.match(path):
+                    found.append(path)
+        return sorted(set(found))
+
+
+class Scheduler:
+    """Calls functions after a delay on one thread; idle, it sleeps without waking up."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._calls: dict[Hashable, tuple[int, Callable[[], None]]] = {}
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="anvild-scheduler", daemon=True)
+
+    def start(self) -> None:
+        """Start the scheduler thread."""
+        self._thread.start()
+
+    def call_later(self, delay: float, key: Hashable, func: Callable[[], None]) -> None:
+        """Run func after delay seconds; a later call with the same key replaces it."""
+        with self._cond:
+            self._counter += 1
+            self._calls[key] = (self._counter, func)
+            heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, key))
+            self._cond.notify()
+
+    def cancel(self, key: Hashable) -> None:
+        """Forget the call scheduled under key."""
+        with self._cond:
+            self._calls.pop(key, None)
+
+    def stop(self) -> None:
+        """Stop and join; calls not yet due are dropped."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    due, counter, key = self._heap[0]
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        self._cond.wait(wait)
+                        continue
+                    heapq.heappop(self._heap)
+                    entry = self._calls.get(key)
+                    if entry is not None and entry[0] == counter:
+                        del self._calls[key]
+                        func = entry[1]
+                        break
+                else:
+                    return
+            try:
+                func()
+            except Exception:  # one bad callback must not stop the others
+                log.exception("scheduled call failed")
+
+
+class Settler:
+    """Decides when a report file is ready: on close-write at once, else once its size holds."""
+
+    def __init__(
+        self, scheduler: Scheduler, settle_time: float, ready: Callable[[Candidate], None]
+    ) -> None:
+        self.scheduler = scheduler
+        self.settle_time = settle_time
+        self.ready = ready
+
+    def event(self, candidate: Candidate, closed: bool) -> None:
+        """A file changed (closed: its writer closed it)."""
+        if closed or candidate.tailed:
+            # a tailed log is read at every flushed line; a closed file is complete
+            self.scheduler.cancel(("settle", candidate))
+            self.ready(candidate)
+            return
+        self._schedule(candidate, _size(candidate.path))
+
+    def _schedule(self, candidate: Candidate, size: int | None) -> None:
+        key = ("settle", candidate)
+        self.scheduler.call_later(self.settle_time, key, lambda: self._check(candidate, size))
+
+    def _check(self, candidate: Candidate, size: int | None) -> None:
+        now = _size(candidate.path)
+        if now is None:
+            return  # deleted meanwhile
+        if now == size:
+            self.ready(candidate)
+        else:
+            self._schedule(candidate, now)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+class _OverflowSignal(logging.Handler):
+    """watchdog reports a kernel event-queue overflow only in its log; turn it into a rescan."""
+
+    def __init__(self, rescan: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.rescan = rescan
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.rescan()
+
+
+class Watcher:
+    """watchdog observers over every project's report globs, replanned as directories appear."""
+
+    def __init__(
+        self,
+        config: Config,
+        on_change: Callable[[Candidate, bool], None],
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.on_change = on_change
+        self.projects = [ProjectGlobs(p) for p in config.projects]
+        self._polling = config.polling
+        self._poll_interval = config.poll_interval
+        self._watches: dict[WatchPlan, Any] = {}
+        self._lock = threading.Lock()
+        self._observer: Any = None
+        self._overflow = _OverflowSignal(on_overflow)
+
+    def start(self) -> None:
+        """Start observing."""
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        if self._polling:
+            self._observer = PollingObserver(timeout=self._poll_interval)
+        else:
+            self._observer = Observer()
+        logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
+        self._observer.start()
+        self.replan()
+
+    def stop(self) -> None:
+        """Stop observing and join the observer's threads."""
+        logging.getLogger("watchdog.observers.inotify_c").removeHandler(self._overflow)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+            self._observer = None
+
+    def existing(self) -> list[Candidate]:
+        """Every report file that exists now, in every project."""
+        return [Candidate(g.project.root, p) for g in self.projects for p in g.existing()]
+
+    def replan(self) -> list[Candidate]:
+        """Add watches for directories that exist now; returns reports found in new ones."""
+        wanted: set[WatchPlan] = set()
+        for globs in self.projects:
+            wanted |= globs.plan()
+        found: list[Candidate] = []
+        with self._lock:
+            for plan in wanted - set(self._watches):
+                try:
+                    watch = self._observer.schedule(
+                        _Handler(self), str(plan.directory), recursive=plan.recursive
+                    )
+                except OSError as exc:
+                    log.warning("cannot watch %s: %s", plan.directory, exc)
+                    continue
+                self._watches[plan] = watch
+                log.debug("watching %s%s", plan.directory, " recursively" if plan.recursive else "")
+                found += self._scan(plan.directory)
+            for plan in set(self._watches) - wanted:
+                self._observer.unschedule(self._watches.pop(plan))
+        return found
+
+    def _scan(self, directory: Path) -> list[Candidate]:
+        """Reports already in a directory that just got its watch (written before it)."""
+        return [
+            Candidate(g.project.root, p)
+            for g in self.projects
+            for p in g.existing()
+            if p.parent == directory or directory in p.parents
+        ]
+
+    def dispatch(self, path: Path, closed: bool, is_directory: bool) -> None:
+        """One watchdog event (runs in watchdog's thread: match and hand over only)."""
+        if is_directory:
+            for candidate in self.replan():
+                self.on_change(candidate, True)
+            return
+        for globs in self.projects:
+            if globs.match(path):
+                self.on_change(Candidate(globs.project.root, path), closed)
+
+
+class _Handler:
+    """The watchdog event handler: translates events into Watcher.dispatch calls."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: Any) -> None:
+        kind = event.event_type
+        if kind in ("opened", "closed_no_write", "deleted"):
+            return
+        path = event.dest_path if kind == "moved" else event.src_path
+        path = os.fsdecode(path)
+        if event.is_directory:
+            if kind in ("created", "moved"):
+                self.watcher.dispatch(Path(path), False, True)
+            return
+        self.watcher.dispatch(Path(path), kind in ("closed", "moved"), False)
