@@ -186,6 +186,16 @@ def rebuild_stats(
     target: Target, on_wait: Callable[[int | None], None] | None = None
 ) -> list[Change]:
     """Recompute statistics from history through the owner; what had to change."""
+    from anvild import control, lifecycle
+
+    if lifecycle.holder() is not None:
+        message = {
+            "cmd": "rebuild",
+            "project_root": str(target.project_root),
+            "db_url": target.db_url,
+        }
+        answer = control.ask(message, timeout=None)
+        return [Change(**change) for change in answer["changes"]]
     with _owner(target, on_wait) as owner:
         project = owner.run(lambda db: queries.project_id(str(target.project_root)))
         return owner.run(lambda db: rebuild(db, project))

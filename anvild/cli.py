@@ -330,6 +330,28 @@ def projects_command(obj: Context, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@pass_context
+def doctor(obj: Context) -> None:
+    """Check the setup; every failure comes with its fix. Exit 1 when anything fails."""
+    from anvild import doctor as checks
+    from anvild.api import Target
+    from anvild.errors import ConfigError
+
+    try:
+        target = obj.target()
+    except ConfigError:  # the config check reports it; check the rest without the config
+        target = Target.resolve(obj.project, obj.db)
+    results = checks.run_checks(obj.config_path(), target)
+    for check in results:
+        if check.ok:
+            click.echo(f"ok   {check.name}: {check.detail}")
+        else:
+            click.echo(f"FAIL {check.name}: {check.detail} -> fix: {check.fix}")
+    if not all(check.ok for check in results):
+        sys.exit(1)
+
+
 @cli.group()
 def stats() -> None:
     """Per-test statistics."""
