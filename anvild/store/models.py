@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from peewee import (
     AutoField,
     BooleanField,
     CompositeKey,
     DatabaseProxy,
-    FloatField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -15,7 +18,31 @@ from peewee import (
     TextField,
 )
 
-database = DatabaseProxy()
+_bound = threading.local()
+
+
+class ThreadDatabase(DatabaseProxy):
+    """The models' database, bound per thread.
+
+    The daemon owns several databases at once (one writer thread each) and `db copy` reads one
+    while it writes another: a process-wide proxy would send one thread's queries to another
+    thread's database.
+    """
+
+    __slots__ = ()
+
+    @property
+    def obj(self) -> Any:
+        return getattr(_bound, "db", None)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr == "obj":
+            _bound.db = value
+            return
+        object.__setattr__(self, attr, value)
+
+
+database = ThreadDatabase()
 
 
 class BaseModel(Model):
@@ -29,7 +56,7 @@ class SchemaMigration(BaseModel):
 
     version = IntegerField(primary_key=True)
     name = TextField()
-    applied_at = FloatField()
+    applied_at = DoubleField()
 
     class Meta:
         table_name = "anvild_schema"
@@ -53,9 +80,9 @@ class Execution(BaseModel):
     project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE")
     space = TextField(default="local")
     source = TextField()
-    started_at = FloatField(null=True)
-    finished_at = FloatField(null=True)
-    duration = FloatField(null=True)
+    started_at = DoubleField(null=True)
+    finished_at = DoubleField(null=True)
+    duration = DoubleField(null=True)
     exit_code = IntegerField(null=True)
     state = TextField(default="complete")  # complete | interrupted
     passed = IntegerField(default=0)
@@ -106,9 +133,9 @@ class ExecutionHistory(BaseModel):
     execution = ForeignKeyField(Execution, on_delete="CASCADE", index=False)
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     attempt = SmallIntegerField(default=0)
-    timestamp = FloatField(null=True)
+    timestamp = DoubleField(null=True)
     status = TextField()
-    duration = FloatField(null=True)
+    duration = DoubleField(null=True)
     message = TextField(null=True)
 
     class Meta:
@@ -130,12 +157,12 @@ class EntityStatistics(BaseModel):
     errors = IntegerField(default=0)
     reruns = IntegerField(default=0)
     passed_on_retry = IntegerField(default=0)
-    failure_rate = FloatField(default=0.0)
-    duration_total = FloatField(default=0.0)
+    failure_rate = DoubleField(default=0.0)
+    duration_total = DoubleField(default=0.0)
     duration_count = IntegerField(default=0)
-    avg_duration = FloatField(null=True)
-    last_run = FloatField(null=True)
-    last_failure = FloatField(null=True)
+    avg_duration = DoubleField(null=True)
+    last_run = DoubleField(null=True)
+    last_failure = DoubleField(null=True)
     last_status = TextField(null=True)
     last_outcome = TextField(null=True)  # pass | fail: the last executed outcome, for flips
     flips = IntegerField(default=0)
