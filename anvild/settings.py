@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,7 @@ def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
     root = Path(_expect(raw["root"], str, f"{where}.root", path, "a path")).expanduser()
     if not root.is_absolute():
         raise ConfigError(f"{where}.root: expected an absolute path, got {str(root)!r}", str(path))
+    root = root.resolve()  # one spelling of each root, as Config.project() looks them up
     reports = raw.get("reports", list(DEFAULT_REPORTS))
     _expect(reports, list, f"{where}.reports", path, "a list of globs")
     for glob in reports:
@@ -87,9 +89,9 @@ def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
     space = raw.get("space", "local")
     if space not in SPACES:
         raise ConfigError(f"{where}.space: expected 'local' or 'ci', got {space!r}", str(path))
-    database = raw.get("database") or None
+    database = raw.get("database")
     if database is not None:
-        _expect(database, str, f"{where}.database", path, "a database URL")
+        database = _expect(database, str, f"{where}.database", path, "a database URL") or None
     name = _expect(raw.get("name", root.name), str, f"{where}.name", path, "a string")
     return ProjectConfig(root, name, tuple(reports), space, database)
 
@@ -109,7 +111,7 @@ def parse(text: str, path: Path) -> Config:
     for key in ("settle_time", "poll_interval", "reportlog_timeout"):
         if key in raw:
             value = _expect(raw[key], (int, float), key, path, "a number of seconds")
-            if value < 0:
+            if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{key}: expected a number >= 0, got {value!r}", str(path))
             numbers[key] = float(value)
     level = raw.get("log_level", "info")
@@ -118,9 +120,9 @@ def parse(text: str, path: Path) -> Config:
             f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}", str(path)
         )
     polling = _expect(raw.get("polling", False), bool, "polling", path, "true or false")
-    database = raw.get("database") or None
+    database = raw.get("database")
     if database is not None:
-        _expect(database, str, "database", path, "a database URL")
+        database = _expect(database, str, "database", path, "a database URL") or None
     projects = raw.get("projects", [])
     _expect(projects, list, "projects", path, "an array of tables ([[projects]])")
     parsed = tuple(_project(p, i, path) for i, p in enumerate(projects))
@@ -180,7 +182,10 @@ def save(config: Config, path: Path) -> None:
     """Write config atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dump(config), encoding="utf-8")
+    # private: a team database URL may carry a password
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(dump(config))
     os.replace(tmp, path)
 
 

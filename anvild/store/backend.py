@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -120,6 +121,39 @@ def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     from psycopg2.extras import execute_batch
 
     execute_batch(cursor, sql, rows, page_size=1000)
+
+
+_MIGRATION_LOCK = 0x616E76696C64  # "anvild": one advisory lock key for schema changes
+
+
+def lock_schema(db: Database) -> None:
+    """Serialize schema migrations between processes, in the open write transaction.
+
+    SQLite's BEGIN IMMEDIATE already does; PostgreSQL takes a transaction advisory lock.
+    """
+    if not is_sqlite(db):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+
+
+def lock_order(db: Database, rows: list[Any]) -> list[Any]:
+    """Rows sorted by their first column where several writers share the database, so their
+    transactions lock rows in one order and never deadlock (SQLite has one writer)."""
+    return rows if is_sqlite(db) else sorted(rows, key=lambda row: row[0])
+
+
+def reconnect_if_broken(db: Database) -> None:
+    """After a server restart the old connection is dead: open a new one before the next job."""
+    if is_sqlite(db):
+        return
+    if not db.is_closed() and db.is_connection_usable():
+        return
+    with contextlib.suppress(Exception):  # closing a dead connection may fail; no matter
+        db.close()
+    try:
+        db.connect()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseError(f"cannot connect: {first}") from None
 
 
 def table_options(db: Database) -> dict[str, bool]:

@@ -46,6 +46,7 @@ def migrate(db: Database, where: str) -> int:
         )
     for number, (name, step) in enumerate(STEPS[version:], start=version + 1):
         with backend.write_transaction(db):
+            backend.lock_schema(db)
             if current_version(db) >= number:
                 continue  # another process ran this step while this one waited for the lock
             step(db)

@@ -134,6 +134,7 @@ class Writer:
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
+                    backend.reconnect_if_broken(db)
                     future.set_result(job(db))
                 except BaseException as exc:
                     future.set_exception(exc)

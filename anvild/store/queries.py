@@ -153,3 +153,147 @@ def entity_names(project: int) -> dict[int, str]:
     """Node ids of a project's tests by id."""
     query = Entity.select(Entity.id, Entity.entity_id).where(Entity.project == project)
     return {test_id: entity_id for test_id, entity_id in tuples(query)}
+
+
+# --- reads for flaky-test detection and reports ---
+
+_NOT_EXECUTED = ("SKIPPED", "XFAILED")
+
+
+def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Statistics rows of tests that failed or were rerun in any of spaces, with every space
+    they executed in; a test that never failed cannot be flaky, so history is read for these."""
+    failing = (
+        EntityStatistics.select(EntityStatistics.test)
+        .where(
+            EntityStatistics.space.in_(spaces)
+            & (
+                (EntityStatistics.failed > 0)
+                | (EntityStatistics.errors > 0)
+                | (EntityStatistics.reruns > 0)
+            )
+        )
+        .distinct()
+    )
+    query = (
+        EntityStatistics.select(
+            EntityStatistics.test.alias("test_id"),
+            Entity.entity_id,
+            EntityStatistics.space,
+        )
+        .join(Entity)
+        .where(
+            (Entity.project == project)
+            & EntityStatistics.space.in_(spaces)
+            & EntityStatistics.test.in_(failing)
+            & (EntityStatistics.passed + EntityStatistics.failed + EntityStatistics.errors > 0)
+        )
+        .order_by(Entity.entity_id, EntityStatistics.space)
+    )
+    return dicts(query)
+
+
+def window_results(
+    test: int, space: str, window: int, since: float | None = None
+) -> list[tuple[Any, ...]]:
+    """A test's attempts in its last `window` executed runs of a space, oldest first, with
+    each run's code state: (execution, attempt, status, git_commit, tree_dirty, diff_hash).
+
+    The newest runs are found on the (test, execution) index, so the cost does not grow with
+    the length of the history.
+    """
+    from peewee import fn
+
+    def in_space(query: Any) -> Any:
+        query = query.join(Execution, on=(ExecutionHistory.execution == Execution.id)).where(
+            (ExecutionHistory.test == test) & (Execution.space == space)
+        )
+        return query if since is None else query.where(Execution.started_at >= since)
+
+    oldest = (
+        in_space(ExecutionHistory.select(ExecutionHistory.execution))
+        .where(ExecutionHistory.status.not_in(_NOT_EXECUTED))
+        .group_by(ExecutionHistory.execution)
+        .order_by(ExecutionHistory.execution.desc())
+        .limit(1)
+        .offset(window - 1)
+    )
+    query = (
+        in_space(
+            ExecutionHistory.select(
+                ExecutionHistory.execution,
+                ExecutionHistory.attempt,
+                ExecutionHistory.status,
+                Execution.git_commit,
+                Execution.tree_dirty,
+                Execution.diff_hash,
+            )
+        )
+        .where(ExecutionHistory.execution >= fn.COALESCE(oldest, 0))
+        .order_by(ExecutionHistory.execution, ExecutionHistory.attempt)
+    )
+    return tuples(query)
+
+
+def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A project's runs started at or after since, oldest first: when, where, counts."""
+    query = (
+        Execution.select(
+            Execution.id,
+            Execution.space,
+            Execution.started_at,
+            Execution.duration,
+            Execution.passed,
+            Execution.failed,
+            Execution.errors,
+            Execution.skipped,
+            Execution.xfailed,
+            Execution.xpassed,
+            Execution.rerun,
+        )
+        .where(
+            (Execution.project == project)
+            & Execution.space.in_(spaces)
+            & (Execution.started_at >= since)
+        )
+        .order_by(Execution.started_at, Execution.id)
+    )
+    return dicts(query)
+
+
+def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per (test, space), the results of runs started at or after since: runs, outcomes and
+    the duration sum of executed results (attempts that were rerun are not outcomes)."""
+    from peewee import Case, fn
+
+    status = ExecutionHistory.status
+
+    def count(statuses: tuple[str, ...]) -> Any:
+        return fn.SUM(Case(None, [(status.in_(statuses), 1)], 0))
+
+    executed = status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+    timed = executed & ExecutionHistory.duration.is_null(False)
+    query = (
+        ExecutionHistory.select(
+            ExecutionHistory.test.alias("test_id"),
+            Entity.entity_id,
+            Execution.space,
+            fn.COUNT(fn.DISTINCT(ExecutionHistory.execution)).alias("runs"),
+            count(("PASSED", "XPASSED")).alias("passed"),
+            count(("FAILED",)).alias("failed"),
+            count(("ERROR",)).alias("errors"),
+            count(_NOT_EXECUTED).alias("skipped"),
+            count(("RERUN",)).alias("reruns"),
+            fn.SUM(Case(None, [(timed, ExecutionHistory.duration)], 0.0)).alias("duration_total"),
+            fn.SUM(Case(None, [(timed, 1)], 0)).alias("duration_count"),
+        )
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .where(
+            (Execution.project == project)
+            & Execution.space.in_(spaces)
+            & (Execution.started_at >= since)
+        )
+        .group_by(ExecutionHistory.test, Entity.entity_id, Execution.space)
+    )
+    return dicts(query)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from peewee import Database, IntegrityError
+from peewee import Database, IntegrityError, OperationalError
 
 from anvild.errors import DatabaseError
 from anvild.provenance import Provenance
@@ -132,7 +132,8 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
         )
         for test_id, key, entity_id in queries.tuples(query):
             known[key] = (test_id, entity_id)
-    missing = [wanted[key] for key in keys if key not in known]
+    # Sorted: concurrent owners then take row locks in one order and never deadlock.
+    missing = sorted((wanted[key] for key in keys if key not in known), key=lambda r: r.key)
     if missing:
         sql = (
             'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key") '
@@ -261,17 +262,29 @@ def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, in
     return rows
 
 
-def store_run(db: Database, sub: Submission) -> Stored:
-    """Store one parsed report in one transaction; a report stored before is not stored again."""
-    try:
-        return _store_run(db, sub)
-    except IntegrityError:
-        # Another owner (team mode) stored the same report a moment ago: the transaction
-        # rolled back whole, and the report is there once.
-        existing = Execution.get_or_none(Execution.report_sha256 == sub.sha256)
-        if existing is None:
-            raise
-        return Stored(existing.execution_id, True, 0, sub.run.counts(), existing.space)
+def store_run(db: Database, sub: Submission, attempts: int = 5) -> Stored:
+    """Store one parsed report in one transaction; a report stored before is not stored again.
+
+    With many owners on one PostgreSQL database, a transaction can lose a race: another owner
+    stored the same report (then it is there once), took the same generated execution id, or
+    deadlocked with it. The transaction rolled back whole; it is tried again.
+    """
+    for attempt in range(attempts):
+        try:
+            return _store_run(db, sub)
+        except IntegrityError:
+            project = Project.get_or_none(Project.root == sub.project_root)
+            existing = project and Execution.get_or_none(
+                (Execution.project == project.id) & (Execution.report_sha256 == sub.sha256)
+            )
+            if existing:
+                return Stored(existing.execution_id, True, 0, sub.run.counts(), existing.space)
+            if attempt == attempts - 1 or sub.execution_id:
+                raise
+        except OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _store_run(db: Database, sub: Submission) -> Stored:
@@ -330,8 +343,9 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             stats_row(test_ids[key], sub.space, run_outcome(final, key in reran), at)
             for key, final in finals.items()
         ]
-        backend.bulk_execute(db, _stats_upsert_sql(db), stats)
-        tracebacks = [(f.traceback, test_ids[k]) for k, f in finals.items() if f.traceback]
+        backend.bulk_execute(db, _stats_upsert_sql(db), backend.lock_order(db, stats))
+        tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
+        tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
         backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
     return Stored(execution_id, False, len(finals), counts, sub.space)
 

@@ -1,0 +1,296 @@
+"""`anvild doctor`: check what a working setup needs, one finding each, with a fix for a failure.
+
+Checks only look: they never create a database, a directory or a config file, and the write
+they try on an existing database is rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from anvild import control, lifecycle, settings
+from anvild.errors import AnvildError, ConfigError
+from anvild.store import backend, migrations
+from anvild.store.models import SchemaMigration
+
+if TYPE_CHECKING:
+    from anvild.api import Target
+
+INOTIFY_LIMITS = Path("/proc/sys/fs/inotify")
+MIN_INOTIFY_WATCHES = 8192
+# Run by the project's python, which may be older than anvild's: can it import
+# pytest-json-report, and would its pytest load anvild's plugin?
+PROBE = """
+import json
+found = {"json_report": True, "plugin": False, "disabled": False}
+try:
+    import pytest_jsonreport
+except Exception:
+    found["json_report"] = False
+try:
+    from importlib.metadata import entry_points
+    eps = entry_points()
+    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", ())
+    found["plugin"] = any(e.name == "anvild" for e in group)
+    from anvild.pytest_plugin import disabled
+    found["disabled"] = disabled()
+except Exception:
+    pass
+print(json.dumps(found))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding: what was checked, whether it is fine, and how to fix it when it is not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def run_checks(config_path: Path, target: Target) -> list[Check]:
+    """Every check for the config at config_path and the project and database of target."""
+    config_check, config = check_config(config_path)
+    return [
+        config_check,
+        *check_projects(config),
+        check_json_report(target.project_root),
+        check_database(target.db_url),
+        check_inotify(),
+        check_daemon(),
+        *check_socket(),
+    ]
+
+
+def check_config(path: Path) -> tuple[Check, settings.Config | None]:
+    """The config file parses; a missing file is the default config."""
+    try:
+        config = settings.load(path)
+    except ConfigError as exc:
+        fix = f"correct it in {path}; config/anvild.toml in anvild's source documents every key"
+        return Check("config", False, str(exc), fix), None
+    if not path.exists():
+        return Check("config", True, f"{path} does not exist: defaults, no projects"), config
+    count = len(config.projects)
+    detail = f"{path} ({count} watched project{'' if count == 1 else 's'})"
+    return Check("config", True, detail), config
+
+
+def check_projects(config: settings.Config | None) -> list[Check]:
+    """Each watched project's root is a directory."""
+    if config is None:
+        return []  # the config check said why
+    if not config.projects:
+        return [Check("projects", True, "none watched (`anvild watch PATH` adds one)")]
+    checks = []
+    for project in config.projects:
+        name = f"project {project.name}"
+        if project.root.is_dir():
+            checks.append(Check(name, True, f"{project.root} exists"))
+        else:
+            fix = f"restore the directory, or stop watching it: anvild unwatch {project.root}"
+            checks.append(Check(name, False, f"{project.root} is not a directory", fix))
+    return checks
+
+
+def project_python(root: Path) -> tuple[Path, str]:
+    """The python that runs the project's tests: its .venv's or venv's, else anvild's own."""
+    for venv in (".venv", "venv"):
+        candidate = root / venv / "bin" / "python"
+        if candidate.exists():
+            return candidate, f"the project's {venv}"
+    return Path(sys.executable), "anvild's own; the project has no .venv or venv"
+
+
+def check_json_report(root: Path) -> Check:
+    """pytest-json-report can be imported where the project's tests run."""
+    python, which = project_python(root)
+    name = "pytest-json-report"
+    fix = f"repair or recreate the environment of {python}"
+    try:
+        proc = subprocess.run(
+            [str(python), "-c", PROBE], cwd=root, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check(name, False, f"cannot run {python} ({which}): {exc}", fix)
+    try:
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        why = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
+        return Check(name, False, f"cannot run {python} ({which}): {why}", fix)
+    if not found["json_report"]:
+        detail = f"not importable by {python} ({which})"
+        return Check(name, False, detail, f"{python} -m pip install pytest-json-report")
+    if not found["plugin"]:
+        plugin = "anvild's pytest plugin is not installed there (add --json-report to addopts)"
+    elif found["disabled"]:
+        plugin = "anvild's pytest plugin is installed there but off (ANVILD_DISABLE is set)"
+    else:
+        plugin = "anvild's pytest plugin is active there"
+    return Check(name, True, f"importable by {python} ({which}); {plugin}")
+
+
+def check_database(url: str) -> Check:
+    """The database can be written, or created where it will be; nothing is created here."""
+    path = backend.sqlite_path(url)
+    if path is None:
+        return _probe(url, _redacted(url))
+    path = path.absolute()
+    if path.exists():
+        problem = _sqlite_file_problem(path)
+        return problem or _probe(url, str(path))
+    # Created at the first run, with any missing directories, under the nearest existing one.
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        detail = f"{path}: {existing} is a file, not a directory"
+        return Check("database", False, detail, "choose another path with --db or `database`")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        detail = f"{path}: cannot be created, {existing} is not writable"
+        return Check("database", False, detail, f"chmod u+rwx {existing}")
+    return Check("database", True, f"{path}: no database yet (created at first run)")
+
+
+def _sqlite_file_problem(path: Path) -> Check | None:
+    if not path.is_file():
+        detail = f"{path} is not a file"
+        return Check("database", False, detail, "choose another path with --db or `database`")
+    # SQLite writes its -wal and -shm files beside the database.
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        detail = f"{path}: its directory {path.parent} is not writable"
+        return Check("database", False, detail, f"chmod u+rwx {path.parent}")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Check("database", False, f"{path} is not writable", f"chmod u+rw {path}")
+    return None
+
+
+class _RollBack(Exception):
+    """Ends the probe transaction without keeping its write."""
+
+
+def _probe(url: str, where: str) -> Check:
+    """Connect, read the schema version, and try a write that is rolled back."""
+    try:
+        db = backend.connect(url)
+    except AnvildError as exc:
+        return Check("database", False, str(exc), _connect_fix(url))
+    try:
+        with db.bind_ctx([SchemaMigration]):
+            version = migrations.current_version(db)
+        if version > migrations.SCHEMA_VERSION:
+            detail = (
+                f"{where}: schema version {version} is newer than this anvild knows "
+                f"({migrations.SCHEMA_VERSION})"
+            )
+            return Check("database", False, detail, "upgrade anvild: pip install -U anvild")
+        # The write anvild needs next: create its tables, or change a row of them.
+        table = SchemaMigration._meta.table_name
+        probe = (
+            f"UPDATE {table} SET name = name"
+            if version
+            else "CREATE TABLE anvild_doctor_probe (x INTEGER)"
+        )
+        try:
+            with backend.write_transaction(db):
+                db.execute_sql(probe)
+                raise _RollBack
+        except _RollBack:
+            pass
+    except Exception as exc:  # the driver's errors: read-only, locked, no privilege, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Check("database", False, f"{where}: cannot write: {first}", _write_fix(url))
+    finally:
+        db.close()
+    state = f"schema version {version}" if version else "no tables yet (created at first run)"
+    return Check("database", True, f"{where}: {state}, writable")
+
+
+def _connect_fix(url: str) -> str:
+    if backend.sqlite_path(url) is not None:
+        return "check the file's permissions, and that it is an SQLite database"
+    if urlparse(url).scheme not in ("postgres", "postgresql"):
+        return "give --db, ANVILD_DB or `database` a path, sqlite:///path or postgresql://..."
+    return "check that the server runs and the URL (--db, ANVILD_DB or `database`) is right"
+
+
+def _write_fix(url: str) -> str:
+    if backend.sqlite_path(url) is not None:
+        return "check the file's permissions, and that no other program holds it locked"
+    user = urlparse(url).username or "the database user"
+    return f"let {user} create tables and write to them (GRANT on the database and its tables)"
+
+
+def _redacted(url: str) -> str:
+    parsed = urlparse(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.hostname or 'localhost'}{port}{parsed.path}"
+
+
+def check_inotify(limits: Path = INOTIFY_LIMITS) -> Check:
+    """On Linux, enough inotify watches for the watched directories."""
+    if not sys.platform.startswith("linux"):
+        return Check("inotify", True, f"skipped: not Linux ({sys.platform})")
+    try:
+        watches = int((limits / "max_user_watches").read_text())
+        instances = int((limits / "max_user_instances").read_text())
+    except (OSError, ValueError) as exc:
+        detail = f"cannot read the limits in {limits}: {exc}"
+        return Check("inotify", False, detail, "mount /proc, or set `polling = true` in the config")
+    detail = f"max_user_watches {watches}, max_user_instances {instances}"
+    if watches < MIN_INOTIFY_WATCHES:
+        fix = (
+            "sudo sysctl fs.inotify.max_user_watches=524288, and put that setting in "
+            "/etc/sysctl.d/60-inotify.conf to keep it"
+        )
+        return Check("inotify", False, f"{detail} (below {MIN_INOTIFY_WATCHES})", fix)
+    return Check("inotify", True, detail)
+
+
+def check_daemon() -> Check:
+    """Whether the daemon runs (information; not running is fine) and answers if it does."""
+    pid = lifecycle.holder()
+    if pid is None:
+        return Check("daemon", True, "not running (`anvild start` starts it)")
+    if control.running():
+        return Check("daemon", True, f"running (pid {pid})")
+    detail = f"pid {pid} holds {lifecycle.pidfile_path()} but does not answer on the socket"
+    return Check("daemon", False, detail, f"anvild restart; its log is {lifecycle.log_path()}")
+
+
+def check_socket() -> list[Check]:
+    """The control socket's directory is 0700 and the socket 0600, both the user's own."""
+    return [
+        _private(control.socket_dir(), 0o700, "socket directory", stat.S_ISDIR),
+        _private(control.socket_path(), 0o600, "socket", stat.S_ISSOCK),
+    ]
+
+
+def _private(path: Path, mode: int, name: str, is_kind: Callable[[int], bool]) -> Check:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return Check(name, True, f"{path} does not exist yet (the daemon creates it)")
+    except OSError as exc:
+        return Check(name, False, f"{path}: {exc.strerror}", f"check the permissions of {path}")
+    if not is_kind(info.st_mode):
+        kind = "directory" if mode == 0o700 else "socket"
+        detail = f"{path} is not a {kind}"
+        return Check(name, False, detail, f"remove {path}; the daemon creates it at start")
+    if info.st_uid != os.getuid():
+        detail = f"{path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
+        return Check(name, False, detail, f"sudo chown {os.getuid()} {path}")
+    actual = stat.S_IMODE(info.st_mode)
+    if actual != mode:
+        detail = f"{path} has mode {actual:04o}, not {mode:04o}"
+        return Check(name, False, detail, f"chmod {mode:o} {path}")
+    return Check(name, True, f"{path} is private ({mode:04o})")
