@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anvild import config, settings, stats
-from anvild.errors import AnvildError, NotAReport, NotARun, ReportError, UsageError
+from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError, UsageError
 from anvild.ingest import IngestOptions, ReportSource, expand, prepare
 from anvild.store import queries
 from anvild.store.backend import sqlite_path
 from anvild.store.database import open_database
 from anvild.store.owner import Owner
 from anvild.store.rebuild import Change, rebuild
-from anvild.store.write import Stored, store_run
+from anvild.store.write import Stored, Submission, store_run
+
+if TYPE_CHECKING:
+    from peewee import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,8 @@ class Target:
 
     project_root: Path
     db_url: str
+    share: str = "all"  # the watched project's privacy towards a team database
+    messages: bool = True
 
     @classmethod
     def resolve(
@@ -39,7 +44,10 @@ class Target:
         watched = conf.project(root)
         if db is None and watched is not None:
             db = conf.database_for(watched)
-        return cls(root, config.database_url(db or conf.database, root))
+        url = config.database_url(db or conf.database, root)
+        if watched is not None and sqlite_path(url) is None:  # a team database
+            return cls(root, url, watched.share, watched.messages)
+        return cls(root, url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,9 @@ def _through_daemon(
         "space": options.space,
         "execution_id": options.execution_id,
         "metadata": dict(options.metadata),
+        "share": options.share,
+        "messages": options.messages,
+        "execution_base": options.execution_base,
     }
     try:
         answers = control.request(message, timeout=None)
@@ -126,10 +137,12 @@ def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> I
         if source.explicit:
             return IngestEvent(source.name, error=exc)
         return IngestEvent(source.name, skipped=exc.what)
+    except NotShared as exc:
+        return IngestEvent(source.name, skipped=exc.what)
     except ReportError as exc:
         return IngestEvent(source.name, error=exc)
     try:
-        stored = owner.run(lambda db: store_run(db, submission))
+        stored = owner.run(lambda db: store_named(db, submission, options.execution_base))
     except AnvildError as exc:
         return IngestEvent(source.name, error=exc)
     return IngestEvent(source.name, stored=stored)
@@ -151,11 +164,21 @@ def record_pytest(
         if session.report is None:
             return session.exit_code, []
         meta = {"source": SOURCE, "pytest_args": session.args}
-        options = IngestOptions(target.project_root, "local", None, meta)
+        options = IngestOptions(
+            target.project_root, "local", None, meta, share=target.share, messages=target.messages
+        )
         events = list(ingest(target, [session.report], options, on_wait))
     # a collect-only session is not a run: nothing stored, nothing to say
     events = [e for e in events if not isinstance(e.error, NotARun)]
     return session.exit_code, events
+
+
+def copy_history(target: Target, source: str, destination: str, all_projects: bool) -> Any:
+    """Copy runs between databases (`db copy`); the project is --project's unless all."""
+    from anvild.store.copy import copy_history as copy
+
+    root = None if all_projects else target.project_root
+    return copy(source, destination, root, config.state_dir())
 
 
 def _read(target: Target) -> int | None:
@@ -218,3 +241,142 @@ def test_history(
     if test is None:
         raise UsageError(f"no test {test_id!r} in the history", str(target.project_root))
     return queries.test_history(test.id, limit, space)
+
+
+# --- CI: run names and GitHub sync ---
+
+_NAME_TRIES = 5
+
+
+def store_named(db: Database, sub: Submission, base: str | None) -> Stored:
+    """Store a submission as the first free of `<base>`, `<base>.2`, ... (see anvild.ci).
+
+    A report stored before keeps its name (store_run finds it by content first). Another owner
+    of the same database (matrix jobs on one PostgreSQL) may take the chosen name between the
+    look-up and the commit: the transaction rolled back, and the next free name is tried.
+    """
+    from dataclasses import replace
+
+    from peewee import IntegrityError
+
+    from anvild.errors import DatabaseError
+    from anvild.store.models import Execution
+
+    if base is None or sub.execution_id:
+        return store_run(db, sub)
+    for _ in range(_NAME_TRIES):
+        name = _free_name(base)
+        try:
+            return store_run(db, replace(sub, execution_id=name))
+        except (IntegrityError, DatabaseError):
+            if not Execution.select().where(Execution.execution_id == name).exists():
+                raise
+    raise DatabaseError(f"no free execution id after {_NAME_TRIES} tries", base)
+
+
+def _free_name(base: str) -> str:
+    from itertools import count
+
+    from anvild.store.models import Execution
+
+    for start in count(1, 50):
+        names = [base if n == 1 else f"{base}.{n}" for n in range(start, start + 50)]
+        query = Execution.select(Execution.execution_id).where(Execution.execution_id.in_(names))
+        taken = {name for (name,) in queries.tuples(query)}
+        free = next((name for name in names if name not in taken), None)
+        if free is not None:
+            return free
+    raise AssertionError("unreachable")
+
+
+def ci_options(options: IngestOptions, environ: Mapping[str, str]) -> IngestOptions:
+    """Options of `ingest --space ci`: the CI job's facts from environ, the user's --meta on top.
+
+    The job names its runs (`ci-<run id>-<job id>`) unless --execution-id did.
+    """
+    from dataclasses import replace
+
+    from anvild import ci
+
+    job = ci.detect(environ)
+    if job is None:
+        return options
+    return replace(
+        options,
+        metadata={**job.metadata(), **options.metadata},
+        execution_base=None if options.execution_id else job.execution_id(),
+    )
+
+
+def sync_github(
+    target: Target,
+    repo: str,
+    run_id: int | None,
+    since: str | None,
+    pattern: str,
+    environ: Mapping[str, str],
+    on_wait: Callable[[int | None], None] | None = None,
+) -> Iterator[IngestEvent]:
+    """Store the test reports in the artifacts of a repository's workflow runs as CI runs.
+
+    Each artifact zip is downloaded to a temporary file and ingested like `anvild ingest
+    --space ci ARTIFACT.zip`; a report stored before is not stored again.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from anvild import sync
+
+    github = sync.GitHub.from_env(repo, environ)
+    runs = [github.run(run_id)] if run_id is not None else github.runs(sync.since(since))
+    for run in runs:
+        for artifact in github.artifacts(run):
+            if not artifact.matches(pattern):
+                continue
+            label = f"{repo} run {run.id} artifact {artifact.name}"
+            if artifact.expired:
+                yield IngestEvent(label, skipped="expired on GitHub")
+                continue
+            with tempfile.TemporaryDirectory(prefix="anvild-sync-") as tmp:
+                path = github.download(artifact, Path(tmp).resolve())
+                if path is None:
+                    yield IngestEvent(label, skipped="expired on GitHub")
+                    continue
+                options = IngestOptions(
+                    target.project_root,
+                    "ci",
+                    metadata=sync.run_metadata(run, artifact),
+                    execution_base=sync.execution_base(run, artifact),
+                )
+                for event in ingest(target, [path], options, on_wait):
+                    yield replace(event, name=event.name.replace(str(path), label))
+
+
+def flaky_tests(target: Target, space: str, options: Any) -> list[Any]:
+    """Flaky and broken tests, flaky first (`stats flaky`); options is a FlakyOptions."""
+    from anvild import flaky
+
+    project = _read(target)
+    if project is None:
+        return []
+    return flaky.detect(project, space, options)
+
+
+def execution_report(target: Target, space: str, window_days: float, fmt: str) -> str:
+    """The test-execution report of the last window_days, rendered (`report test-execution`)."""
+    from anvild import report
+    from anvild.report import data
+
+    project = _read(target)
+    content = data.execution(project, str(target.project_root), space, window_days)
+    return report.render(content, fmt)
+
+
+def comparison_report(target: Target, window_days: float, fmt: str) -> str:
+    """Local vs CI over the last window_days, rendered (`report comparison --local-vs-ci`)."""
+    from anvild import report
+    from anvild.report import data
+
+    project = _read(target)
+    content = data.comparison(project, str(target.project_root), window_days)
+    return report.render(content, fmt)

@@ -147,7 +147,18 @@ def ingest(
             raise UsageError(f"--meta expects KEY=VALUE, got {item!r}")
         metadata[key] = value
     target = obj.target()
-    options = IngestOptions(target.project_root, space, execution_id, metadata)
+    options = IngestOptions(
+        target.project_root,
+        space,
+        execution_id,
+        metadata,
+        share=target.share,
+        messages=target.messages,
+    )
+    if space == "ci":  # the CI job's facts: run, job, URL, commit, branch (anvild.ci)
+        import os
+
+        options = api.ci_options(options, os.environ)
     events = api.ingest(target, list(paths), options, on_wait=_wait_note)
     total = count_candidates(list(paths)) if sys.stderr.isatty() else 0
     failures = _report_ingest(events, total)
@@ -353,6 +364,24 @@ def doctor(obj: Context) -> None:
 
 
 @cli.group()
+def db() -> None:
+    """The history database itself."""
+
+
+@db.command("copy")
+@click.option("--from", "source", required=True, metavar="URL", help="Database to read.")
+@click.option("--to", "destination", required=True, metavar="URL", help="Database to add to.")
+@click.option("--all-projects", is_flag=True, help="Copy every project, not just this one.")
+@pass_context
+def db_copy(obj: Context, source: str, destination: str, all_projects: bool) -> None:
+    """Copy a project's history into another database (a laptop's into the team's)."""
+    from anvild import api
+
+    outcome = api.copy_history(obj.target(), source, destination, all_projects)
+    click.echo(f"copied {outcome.copied} runs; {outcome.already} were there already")
+
+
+@cli.group()
 def stats() -> None:
     """Per-test statistics."""
 
@@ -400,6 +429,101 @@ def stats_slow(obj: Context, space: str, limit: int, fmt: str, as_json: bool) ->
 
     rows = api.slow_tests(obj.target(), space, limit)
     _emit_stats(rows, fmt, as_json, "Slowest tests")
+
+
+FLAKY_FIELDS = (
+    "entity_id",
+    "space",
+    "runs",
+    "passed",
+    "failed",
+    "flips",
+    "flip_rate",
+    "failure_rate",
+    "reasons",
+    "broken",
+    "passed_on_retry",
+)
+
+
+def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from anvild.flaky import parse_threshold
+
+    try:
+        return parse_threshold(value)
+    except UsageError as exc:
+        raise click.BadParameter(exc.what) from None
+
+
+@stats.command("flaky")
+@click.option(
+    "--threshold",
+    default="10",
+    show_default=True,
+    metavar="PCT",
+    callback=_threshold,
+    help="Flip rate that makes a test flaky, in percent (10 or 10%).",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Look at each test's last N executed runs per space.",
+)
+@click.option(
+    "--min-runs",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Executed runs needed before the flip rate counts.",
+)
+@space_option("all")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "deselect"]),
+    default="table",
+    show_default=True,
+    help="json: one array on stdout; deselect: `--deselect NODEID` lines for pytest.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@pass_context
+def stats_flaky(
+    obj: Context,
+    threshold: float,
+    window: int,
+    min_runs: int,
+    space: str,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Flaky tests, with the rules that flagged each; broken tests are listed apart."""
+    from anvild import api, output
+    from anvild.flaky import FlakyOptions, deselect_lines
+    from anvild.report.labels import reasons
+
+    found = api.flaky_tests(obj.target(), space, FlakyOptions(threshold, window, min_runs))
+    if fmt == "json" or as_json:
+        output.emit_json([verdict.as_row() for verdict in found])
+        return
+    if fmt == "deselect":
+        for line in deselect_lines(found):
+            click.echo(line)
+        return
+    rows = [{**v.as_row(), "flip": f"{v.flip_rate * 100:.1f}%"} for v in found]
+    flaky_rows = [row | {"why": reasons(row["reasons"])} for row in rows if not row["broken"]]
+    broken_rows = [row for row in rows if row["broken"]]
+    if not flaky_rows:
+        click.echo(f"no flaky tests in the last {window} runs ({space})")
+    else:
+        columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
+        columns += [("passed", "passed"), ("failed", "failed"), ("flips", "flips")]
+        columns += [("flip", "flip rate"), ("failure_rate", "fail rate"), ("why", "reasons")]
+        output.table(flaky_rows, columns, "Flaky tests")
+    if broken_rows:
+        columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
+        output.table(broken_rows, columns, "Broken tests (failed in every run)")
 
 
 def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str) -> None:
@@ -550,6 +674,134 @@ def service_uninstall(kind: str | None, dry_run: bool) -> None:
     _show_service_plan(plan, dry_run)
     if not dry_run:
         click.echo(f"removed {plan.path}")
+
+
+# --- report commands ---
+
+
+@cli.group()
+def report() -> None:
+    """Reports: test execution, and local vs CI (HTML, Markdown, JSON)."""
+
+
+def _report_options(func: F) -> F:
+    func = click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the report to FILE (default: stdout).",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["html", "md", "json"]),
+        required=True,
+        help="html: one self-contained page; md: fits a CI job summary; json: one object.",
+    )(func)
+    return click.option(
+        "--window",
+        type=click.FloatRange(min=0, min_open=True),
+        default=30,
+        show_default=True,
+        metavar="DAYS",
+        help="Runs of the last DAYS days.",
+    )(func)
+
+
+def _write_report(text: str, path: Path | None) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc.strerror}", str(path)) from None
+    click.echo(f"wrote {path}", err=True)
+
+
+@report.command("test-execution")
+@space_option("all")
+@_report_options
+@pass_context
+def report_test_execution(
+    obj: Context, space: str, window: float, fmt: str, output: Path | None
+) -> None:
+    """Runs, success rate, status breakdown, daily trend, flaky and slowest tests."""
+    from anvild import api
+
+    _write_report(api.execution_report(obj.target(), space, window, fmt), output)
+
+
+@report.command("comparison")
+@click.option(
+    "--local-vs-ci",
+    is_flag=True,
+    default=True,
+    help="Compare local runs with CI runs (the one comparison there is; the default).",
+)
+@_report_options
+@pass_context
+def report_comparison(
+    obj: Context, local_vs_ci: bool, window: float, fmt: str, output: Path | None
+) -> None:
+    """Local vs CI per test: runs, failure rate, duration, and where it stands."""
+    from anvild import api
+
+    _write_report(api.comparison_report(obj.target(), window, fmt), output)
+
+
+# --- sync commands ---
+
+
+@cli.group()
+def sync() -> None:
+    """Fetch CI runs from a CI service and store them."""
+
+
+@sync.command("github")
+@click.option("--repo", required=True, metavar="OWNER/NAME", help="The GitHub repository.")
+@click.option("--run-id", type=int, default=None, metavar="ID", help="One workflow run.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="AGE|DATE",
+    help="Runs created since: 7d, 12h, 2w or 2024-05-01 (default 7d).",
+)
+@click.option(
+    "--artifact-pattern",
+    default="*",
+    show_default=True,
+    metavar="GLOB",
+    help="Only artifacts whose name matches, e.g. 'test-results*'.",
+)
+@pass_context
+def sync_github(
+    obj: Context, repo: str, run_id: int | None, since: str | None, artifact_pattern: str
+) -> None:
+    """Store the test reports in GitHub Actions artifacts as CI runs (token: GITHUB_TOKEN)."""
+    import os
+
+    from anvild import api
+
+    if run_id is not None and since is not None:
+        raise UsageError("--run-id and --since exclude each other")
+    events = api.sync_github(
+        obj.target(), repo, run_id, since, artifact_pattern, os.environ, on_wait=_wait_note
+    )
+    seen = 0
+
+    def counted() -> Any:
+        nonlocal seen
+        for event in events:
+            seen += 1
+            yield event
+
+    failures = _report_ingest(counted(), 0)
+    if not seen:
+        click.echo(f"no artifacts matching {artifact_pattern!r} in {repo}", err=True)
+    if failures:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -14,16 +14,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anvild import config as paths
-from anvild import control, settings
-from anvild.errors import AnvildError, NotAReport, NotARun, ReportError
+from anvild import control, pending, settings
+from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError
 from anvild.ingest import IngestOptions, ReportSource, expand, prepare, sha256, submission
 from anvild.parsers.detect import parse_bytes
 from anvild.settings import Config, ProjectConfig
+from anvild.store.backend import sqlite_path
 from anvild.store.owner import Owner
 from anvild.store.write import store_run
 from anvild.watch import Candidate, Scheduler, Settler, Watcher
@@ -67,6 +68,7 @@ class _Retry:
     candidate: Candidate
     attempts: int = 0
     reason: str = ""
+    since: float = field(default_factory=pending.now)
 
 
 class Daemon:
@@ -155,7 +157,13 @@ class Daemon:
             self.rescan()
 
     def rescan(self) -> None:
-        """Queue every report file that exists now (idempotency makes this safe)."""
+        """Queue every report file that exists now, and those left pending by an earlier run
+        (idempotency makes this safe)."""
+        for left in pending.load():
+            candidate = Candidate(Path(left.root), Path(left.path))
+            if candidate not in self.pending:
+                self.pending[candidate] = _Retry(candidate, left.attempts, left.reason, left.since)
+            self.work.put(candidate)
         for candidate in self.watcher.existing():
             self.work.put(candidate)
 
@@ -224,10 +232,24 @@ class Daemon:
             return  # unwatched meanwhile
         # The daemon cannot tell who ran the tests; the pytest plugin writes the origin in.
         origin = "ci" if project.space == "ci" else "other"
+        url = self.config.database_for(project)
+        team = sqlite_path(url) is None
         options = IngestOptions(
-            project.root, project.space, None, {"source": SOURCE}, project.name, origin
+            project.root,
+            project.space,
+            None,
+            {"source": SOURCE},
+            project.name,
+            origin,
+            share=project.share if team else "all",
+            messages=project.messages or not team,
         )
-        sub = submission(run, digest, str(candidate.path), options)
+        try:
+            sub = submission(run, digest, str(candidate.path), options)
+        except NotShared as exc:
+            log.info("%s", exc)
+            self.done.add((candidate.root, digest))
+            return
         try:
             stored = self.owner(self.config.database_for(project)).run(
                 lambda db: store_run(db, sub)
@@ -235,7 +257,8 @@ class Daemon:
         except Exception as exc:  # database away, read-only, full: keep it pending
             self._retry_later(candidate, exc)
             return
-        self.pending.pop(candidate, None)
+        if self.pending.pop(candidate, None) is not None:
+            self._save_pending()
         self.done.add((candidate.root, digest))
         if not stored.already_stored:
             self.counters.runs_ingested += 1
@@ -246,9 +269,20 @@ class Daemon:
         retry.attempts += 1
         retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.counters.last_error = f"{retry.reason} ({candidate.path})"
+        self._save_pending()
         delay = min(MAX_BACKOFF, 0.5 * 2 ** (retry.attempts - 1))
         log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
         self.scheduler.call_later(delay, ("retry", candidate), lambda: self.work.put(candidate))
+
+    def _save_pending(self) -> None:
+        pending.save(
+            [
+                pending.PendingReport(
+                    str(r.candidate.root), str(r.candidate.path), r.reason, r.attempts, r.since
+                )
+                for r in list(self.pending.values())
+            ]
+        )
 
     def _tail(self, candidate: Candidate) -> None:
         from anvild.parsers.reportlog import ReportlogReader
@@ -339,12 +373,13 @@ class Daemon:
             raise AnvildError(f"unknown control command {command!r}")
 
     def _remote_ingest(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        root = Path(request["project_root"])
         options = IngestOptions(
-            root,
+            Path(request["project_root"]),
             request.get("space", "local"),
             request.get("execution_id"),
             request.get("metadata") or {},
+            share=request.get("share", "all"),
+            messages=request.get("messages", True),
         )
         owner = self.owner(request["db_url"])
         for source in expand([Path(p) for p in request["paths"]]):
@@ -364,6 +399,8 @@ class Daemon:
             return {"name": source.name, "skipped": exc.what}
         except ReportError as exc:
             return {"name": source.name, "error": str(exc)}
+        except NotShared as exc:
+            return {"name": source.name, "skipped": exc.what}
         try:
             stored = owner.run(lambda db: store_run(db, sub))
         except AnvildError as exc:
@@ -397,7 +434,11 @@ class Daemon:
                 for p in self.config.projects
             ],
             "runs_ingested": self.counters.runs_ingested,
-            "pending": self.work.qsize() + len(self.pending),
+            "pending": len(self.pending) + self.work.qsize(),
+            "pending_reports": [
+                {"path": str(r.candidate.path), "reason": r.reason, "attempts": r.attempts}
+                for r in list(self.pending.values())
+            ],
             "rejected": self.counters.rejected,
             "last_error": self.counters.last_error,
             "in_progress": [

@@ -33,6 +33,10 @@ class ReportIncomplete(ReportError):
     """A report that is still being written: retry after the writer finishes."""
 
 
+class NotShared(AnvildError):
+    """A run the project's privacy setting keeps off the team database."""
+
+
 class ConfigError(AnvildError):
     """The configuration file is not valid."""
 

@@ -6,12 +6,12 @@ import hashlib
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from anvild import provenance
-from anvild.errors import ReportError
+from anvild.errors import NotShared, ReportError
 from anvild.parsers.detect import parse_bytes
 from anvild.records import ParsedRun
 from anvild.store.write import Submission
@@ -56,6 +56,11 @@ class IngestOptions:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     project_name: str | None = None
     origin: str | None = None  # where the run came from, when the report does not say
+    share: str = "all"  # privacy towards a team database: all | ci | none
+    messages: bool = True  # False: failure messages and tracebacks stay home
+    # Name runs <base>, <base>.2, <base>.3, ... (the first free name) unless execution_id is set:
+    # how a CI job's reports are named (anvild.ci).
+    execution_base: str | None = None
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -121,17 +126,41 @@ def prepare(source: ReportSource, options: IngestOptions) -> Submission:
     return submission(run, sha256(source.data), source.name, options)
 
 
+def shared(run: ParsedRun, options: IngestOptions, name: str) -> ParsedRun:
+    """The run as the project's privacy setting lets it go; NotShared when it stays home."""
+    if options.share == "none" or (options.share == "ci" and options.space != "ci"):
+        raise NotShared(f"not sent: this project shares {options.share!r} runs only", name)
+    if options.messages:
+        return run
+    quiet = tuple(replace(r, message=None, traceback=None) for r in run.results)
+    return replace(run, results=quiet)
+
+
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
     """A parsed run with its provenance and how it is to be stored."""
+    run = shared(run, options, name)
     root = options.project_root
     return Submission(
         run=run,
         sha256=digest,
         project_root=str(root),
         project_name=options.project_name or root.name,
-        provenance=provenance.collect(root, run, options.space, options.origin),
+        provenance=provenance.collect(
+            root, _given_provenance(run, options), options.space, options.origin
+        ),
         space=options.space,
         report_path=name,
         execution_id=options.execution_id,
         metadata=dict(options.metadata),
     )
+
+
+# Metadata keys that state provenance: given to an ingest (`--meta git_commit=...`, a CI job's
+# facts), they win over what the report and the local git work tree say.
+PROVENANCE_KEYS = ("git_commit", "git_branch", "tree_dirty", "diff_hash", "hostname", "origin")
+
+
+def _given_provenance(run: ParsedRun, options: IngestOptions) -> ParsedRun:
+    """The run as provenance reads it: the ingest's provenance keys over the report's."""
+    told = {key: options.metadata[key] for key in PROVENANCE_KEYS if key in options.metadata}
+    return replace(run, metadata={**run.metadata, **told}) if told else run

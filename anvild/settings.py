@@ -22,6 +22,7 @@ DEFAULT_REPORTS = (
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SPACES = ("local", "ci")
+SHARES = ("all", "ci", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class ProjectConfig:
     reports: tuple[str, ...] = DEFAULT_REPORTS
     space: str = "local"
     database: str | None = None
+    share: str = "all"  # what goes to a team (PostgreSQL) database: all | ci | none
+    messages: bool = True  # whether failure messages and tracebacks go there
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], key: str, path: Path, wha
 def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
     where = f"projects[{index}]"
     _expect(raw, dict, where, path, "a table")
-    unknown = set(raw) - {"root", "name", "reports", "space", "database"}
+    unknown = set(raw) - {"root", "name", "reports", "space", "database", "share", "messages"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}", str(path))
     if "root" not in raw:
@@ -93,7 +96,13 @@ def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
     if database is not None:
         database = _expect(database, str, f"{where}.database", path, "a database URL") or None
     name = _expect(raw.get("name", root.name), str, f"{where}.name", path, "a string")
-    return ProjectConfig(root, name, tuple(reports), space, database)
+    share = raw.get("share", "all")
+    if share not in SHARES:
+        raise ConfigError(
+            f"{where}.share: expected 'all', 'ci' or 'none', got {share!r}", str(path)
+        )
+    messages = _expect(raw.get("messages", True), bool, f"{where}.messages", path, "true or false")
+    return ProjectConfig(root, name, tuple(reports), space, database, share, messages)
 
 
 def parse(text: str, path: Path) -> Config:
@@ -175,6 +184,10 @@ def dump(config: Config) -> str:
             lines.append(f"space = {_toml_value(project.space)}")
         if project.database:
             lines.append(f"database = {_toml_value(project.database)}")
+        if project.share != "all":
+            lines.append(f"share = {_toml_value(project.share)}")
+        if not project.messages:
+            lines.append("messages = false")
     return "\n".join(lines) + "\n"
 
 

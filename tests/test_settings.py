@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from anvild import settings
 from anvild.errors import ConfigError
-from anvild.settings import DEFAULT_REPORTS, LOG_LEVELS, SPACES, Config, ProjectConfig
+from anvild.settings import DEFAULT_REPORTS, LOG_LEVELS, SHARES, SPACES, Config, ProjectConfig
 from tests.test_cli import anvild
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "anvild.toml"
@@ -27,7 +27,7 @@ TOP_KEYS = {
     "database",
     "projects",
 }
-PROJECT_KEYS = {"root", "name", "reports", "space", "database"}
+PROJECT_KEYS = {"root", "name", "reports", "space", "database", "share", "messages"}
 # In the example, `# key = value` is an alternative a user turns on by removing the `# `.
 ALTERNATIVE = re.compile(r"^# (\w+ = .*)$", re.MULTILINE)
 PATH = Path("/etc/anvild/config.toml")
@@ -190,6 +190,8 @@ PROJECTS = st.builds(
     reports=st.just(DEFAULT_REPORTS) | st.lists(st.text(), max_size=4).map(tuple),
     space=st.sampled_from(SPACES),
     database=URL,
+    share=st.sampled_from(SHARES),
+    messages=st.booleans(),
 )
 CONFIGS = st.builds(
     Config,
