@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,69 @@ def sample_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object
         "junit": root / "junit.xml",
         "reportlog": root / "reportlog.jsonl",
     }
+
+
+# --- PostgreSQL (team mode) ---------------------------------------------------------
+
+SERVER = os.environ.get("ANVILD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _admin():  # type: ignore[no-untyped-def]
+    psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
+    try:
+        conn = psycopg2.connect(SERVER, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {SERVER}: {str(exc).strip().splitlines()[0]}")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database on the test server, dropped after the test."""
+    admin = _admin()
+    name = f"anvild_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = SERVER.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from anvild.store.database import forget
+
+        forget(f"{base}/{name}")
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def pg_query(url: str, sql: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.fixture(scope="session")
+def pg_reports(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Twelve distinct real reports of one suite (different subsets, so different content)."""
+    root = write_project(
+        tmp_path_factory.mktemp("suite"),
+        {"tests/test_a.py": SAMPLE_TESTS["tests/test_outcomes.py"]},
+    )
+    out = []
+    selections = ["passes", "fails", "param", "Group", "skipped or xfails", "error or passes"]
+    for n in range(12):
+        path = root / f"report-{n}.json"
+        run_pytest(
+            root,
+            "-k",
+            selections[n % len(selections)],
+            "--json-report",
+            f"--json-report-file={path}",
+        )
+        out.append(path)
+    return out

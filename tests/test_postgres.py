@@ -6,44 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import SAMPLE_TESTS, run_pytest, write_project
-
-SERVER = os.environ.get("ANVILD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin():  # type: ignore[no-untyped-def]
-    psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
-    try:
-        conn = psycopg2.connect(SERVER, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {SERVER}: {str(exc).strip().splitlines()[0]}")
-    conn.autocommit = True
-    return conn
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test server, dropped after the test."""
-    admin = _admin()
-    name = f"anvild_test_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = SERVER.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        from anvild.store.database import forget
-
-        forget(f"{base}/{name}")
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+from tests.conftest import pg_query as query
 
 
 def anvild(
@@ -59,45 +24,13 @@ def anvild(
     )
 
 
-def query(url: str, sql: str) -> list[tuple]:
-    import psycopg2
-
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
-
-
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Twelve distinct real reports of one suite (different subsets, so different content)."""
-    root = write_project(
-        tmp_path_factory.mktemp("suite"),
-        {"tests/test_a.py": SAMPLE_TESTS["tests/test_outcomes.py"]},
-    )
-    out = []
-    selections = ["passes", "fails", "param", "Group", "skipped or xfails", "error or passes"]
-    for n in range(12):
-        path = root / f"report-{n}.json"
-        run_pytest(
-            root,
-            "-k",
-            selections[n % len(selections)],
-            "--json-report",
-            f"--json-report-file={path}",
-        )
-        out.append(path)
-    return out
-
-
 def test_the_same_commands_work_on_postgresql(
-    pg_url: str, tmp_path: Path, reports: list[Path]
+    pg_url: str, tmp_path: Path, pg_reports: list[Path]
 ) -> None:
     env = {"ANVILD_DB": pg_url}
-    first = anvild("ingest", str(reports[0]), str(reports[1]), cwd=tmp_path, env=env)
+    first = anvild("ingest", str(pg_reports[0]), str(pg_reports[1]), cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
-    again = anvild("ingest", str(reports[0]), cwd=tmp_path, env=env)
+    again = anvild("ingest", str(pg_reports[0]), cwd=tmp_path, env=env)
     assert again.stdout.startswith("already stored as ")
     shown = json.loads(anvild("stats", "show", "--json", cwd=tmp_path, env=env).stdout)
     assert {row["entity_id"] for row in shown} >= {
@@ -113,13 +46,13 @@ def test_the_same_commands_work_on_postgresql(
 
 
 def test_many_owners_at_once_store_every_report_once(
-    pg_url: str, tmp_path: Path, reports: list[Path]
+    pg_url: str, tmp_path: Path, pg_reports: list[Path]
 ) -> None:
     # Four machines (separate state dirs: separate owners) with overlapping report sets.
     procs = []
     for machine in range(4):
         state = tmp_path / f"machine{machine}"
-        chosen = [str(p) for p in reports[machine * 2 : machine * 2 + 6]]
+        chosen = [str(p) for p in pg_reports[machine * 2 : machine * 2 + 6]]
         env = {
             **os.environ,
             "ANVILD_DB": pg_url,
@@ -138,7 +71,7 @@ def test_many_owners_at_once_store_every_report_once(
         )
     outputs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outputs
-    distinct = {str(p) for m in range(4) for p in reports[m * 2 : m * 2 + 6]}
+    distinct = {str(p) for m in range(4) for p in pg_reports[m * 2 : m * 2 + 6]}
     assert query(pg_url, "SELECT count(*) FROM execution") == [(len(distinct),)]
     stored = sum(line.startswith("stored ") for out, _ in outputs for line in out.splitlines())
     assert stored == len(distinct)  # the others said "already stored"
@@ -160,10 +93,10 @@ def test_many_owners_at_once_store_every_report_once(
     assert json.loads(rebuild.stdout) == []
 
 
-def test_an_unreachable_server_is_one_clear_line(tmp_path: Path, reports: list[Path]) -> None:
+def test_an_unreachable_server_is_one_clear_line(tmp_path: Path, pg_reports: list[Path]) -> None:
     proc = anvild(
         "ingest",
-        str(reports[0]),
+        str(pg_reports[0]),
         cwd=tmp_path,
         env={"ANVILD_DB": "postgresql://postgres@127.0.0.1:1/none"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -14,8 +15,9 @@ import pytest
 
 from anvild import settings
 from tests.conftest import SAMPLE_TESTS, run_pytest, write_project
+from tests.conftest import pg_query as query
 from tests.test_daemon import executions, status, wait_for
-from tests.test_postgres import anvild, pg_url, query, reports  # noqa: F401 - fixtures
+from tests.test_postgres import anvild
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
 
@@ -35,19 +37,19 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_local_runs_stay_home_when_the_project_shares_ci_only(
-    pg_url: str, project: Path, reports: list[Path]
-) -> None:  # noqa: F811
+    pg_url: str, project: Path, pg_reports: list[Path]
+) -> None:
     _watch(project, database=pg_url, share="ci")
-    local = anvild("ingest", str(reports[0]), cwd=project)
+    local = anvild("ingest", str(pg_reports[0]), cwd=project)
     assert local.returncode == 0 and "not sent: this project shares 'ci' runs only" in local.stderr
-    ci = anvild("ingest", "--space", "ci", str(reports[1]), cwd=project)
+    ci = anvild("ingest", "--space", "ci", str(pg_reports[1]), cwd=project)
     assert ci.returncode == 0 and ci.stdout.startswith("stored ")
     assert query(pg_url, "SELECT space FROM execution") == [("ci",)]
 
 
-def test_failure_messages_can_stay_home(pg_url: str, project: Path, reports: list[Path]) -> None:  # noqa: F811
+def test_failure_messages_can_stay_home(pg_url: str, project: Path, pg_reports: list[Path]) -> None:
     _watch(project, database=pg_url, messages=False)
-    failing = next(p for p in reports if json.loads(p.read_text())["summary"].get("failed"))
+    failing = next(p for p in pg_reports if json.loads(p.read_text())["summary"].get("failed"))
     assert anvild("ingest", str(failing), cwd=project).returncode == 0
     assert query(pg_url, "SELECT count(*) FROM execution_history WHERE message IS NOT NULL") == [
         (0,)
@@ -57,13 +59,13 @@ def test_failure_messages_can_stay_home(pg_url: str, project: Path, reports: lis
 
 
 def test_db_copy_moves_a_laptops_history_without_duplicates(
-    pg_url: str, project: Path, reports: list[Path]
-) -> None:  # noqa: F811
-    for report in reports[:4]:
+    pg_url: str, project: Path, pg_reports: list[Path]
+) -> None:
+    for report in pg_reports[:4]:
         assert anvild("ingest", str(report), cwd=project).returncode == 0
     laptop = str(project / ".anvil" / "history.db")
     # one run is in the team database already (stored there by CI, say)
-    assert anvild("--db", pg_url, "ingest", str(reports[0]), cwd=project).returncode == 0
+    assert anvild("--db", pg_url, "ingest", str(pg_reports[0]), cwd=project).returncode == 0
     copy = anvild("db", "copy", "--from", laptop, "--to", pg_url, cwd=project)
     assert copy.returncode == 0, copy.stderr
     assert copy.stdout.strip() == "copied 3 runs; 1 were there already"
@@ -133,10 +135,8 @@ class LoopbackProxy:
             self._listener = None
         with self._lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 conn.close()
             self._conns.clear()
         for thread in self._threads:
@@ -178,7 +178,7 @@ class LoopbackProxy:
 
 def test_reports_wait_for_a_database_that_went_away(
     pg_url: str, project: Path, tmp_path: Path
-) -> None:  # noqa: F811
+) -> None:
     proxy = LoopbackProxy(("127.0.0.1", 5432))
     proxy.open()
     via_proxy = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
