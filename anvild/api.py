@@ -245,48 +245,13 @@ def test_history(
 
 # --- CI: run names and GitHub sync ---
 
-_NAME_TRIES = 5
 
 
 def store_named(db: Database, sub: Submission, base: str | None) -> Stored:
-    """Store a submission as the first free of `<base>`, `<base>.2`, ... (see anvild.ci).
-
-    A report stored before keeps its name (store_run finds it by content first). Another owner
-    of the same database (matrix jobs on one PostgreSQL) may take the chosen name between the
-    look-up and the commit: the transaction rolled back, and the next free name is tried.
-    """
+    """Store a submission, named as the first free form of base when given (see anvild.ci)."""
     from dataclasses import replace
 
-    from peewee import IntegrityError
-
-    from anvild.errors import DatabaseError
-    from anvild.store.models import Execution
-
-    if base is None or sub.execution_id:
-        return store_run(db, sub)
-    for _ in range(_NAME_TRIES):
-        name = _free_name(base)
-        try:
-            return store_run(db, replace(sub, execution_id=name))
-        except (IntegrityError, DatabaseError):
-            if not Execution.select().where(Execution.execution_id == name).exists():
-                raise
-    raise DatabaseError(f"no free execution id after {_NAME_TRIES} tries", base)
-
-
-def _free_name(base: str) -> str:
-    from itertools import count
-
-    from anvild.store.models import Execution
-
-    for start in count(1, 50):
-        names = [base if n == 1 else f"{base}.{n}" for n in range(start, start + 50)]
-        query = Execution.select(Execution.execution_id).where(Execution.execution_id.in_(names))
-        taken = {name for (name,) in queries.tuples(query)}
-        free = next((name for name in names if name not in taken), None)
-        if free is not None:
-            return free
-    raise AssertionError("unreachable")
+    return store_run(db, replace(sub, execution_base=base) if base else sub)
 
 
 def ci_options(options: IngestOptions, environ: Mapping[str, str]) -> IngestOptions:
@@ -346,6 +311,8 @@ def sync_github(
                     target.project_root,
                     "ci",
                     metadata=sync.run_metadata(run, artifact),
+                    share=target.share,
+                    messages=target.messages,
                     execution_base=sync.execution_base(run, artifact),
                 )
                 for event in ingest(target, [path], options, on_wait):

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,7 @@ class Daemon:
             request.get("metadata") or {},
             share=request.get("share", "all"),
             messages=request.get("messages", True),
+            execution_base=request.get("execution_base"),
         )
         owner = self.owner(request["db_url"])
         for source in expand([Path(p) for p in request["paths"]]):
@@ -402,7 +403,8 @@ class Daemon:
         except NotShared as exc:
             return {"name": source.name, "skipped": exc.what}
         try:
-            stored = owner.run(lambda db: store_run(db, sub))
+            named = replace(sub, execution_base=options.execution_base)
+            stored = owner.run(lambda db: store_run(db, named))
         except AnvildError as exc:
             return {"name": source.name, "error": str(exc)}
         if not stored.already_stored:

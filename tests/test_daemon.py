@@ -309,3 +309,30 @@ def test_foreground_speaks_sd_notify(project: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_ci_runs_keep_their_ci_names_through_the_daemon(
+    daemon: int, project: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "junit.xml"
+    run_pytest(project, f"--junitxml={report}")
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_JOB": "tests",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_SERVER_URL": "https://github.com",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "anvild", "ingest", "--space", "ci", str(report)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("stored ci-4242-tests (ci)")
+    assert status()["runs_ingested"] == 1

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from anvild.errors import NotAReport, NotARun, ReportError, ReportIncomplete
@@ -75,26 +76,24 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _test_result(item: dict[str, Any], path: Path) -> TestResult:
-    node_id = item.get("nodeid")
+# One phase (setup, call, teardown) as the result needs it: duration, outcome, crash
+# message, long representation.
+Phase = tuple[float | None, str | None, str | None, str | None]
+
+
+def _result(node_id: object, outcome: object, phases: list[Phase], path: Path) -> TestResult:
     if not isinstance(node_id, str) or not node_id:
         raise ReportError("a test without a 'nodeid'", str(path))
-    status = map_outcome(item.get("outcome"), path)
+    status = OUTCOMES.get(outcome) if isinstance(outcome, str) else None
+    status = status or map_outcome(outcome, path)
     duration: float | None = None
     message = traceback = None
-    for phase_name in _PHASES:
-        phase = item.get(phase_name)
-        if not isinstance(phase, dict):
-            continue
-        phase_duration = _number(phase.get("duration"))
+    for phase_duration, phase_outcome, crash, longrepr in phases:
         if phase_duration is not None:
             duration = (duration or 0.0) + phase_duration
-        if message is None and phase.get("outcome") not in (None, "passed"):
-            crash = phase.get("crash")
-            if isinstance(crash, dict) and isinstance(crash.get("message"), str):
-                message = crash["message"]
-            longrepr = phase.get("longrepr")
-            if isinstance(longrepr, str) and longrepr:
+        if message is None and phase_outcome not in (None, "passed"):
+            message = crash
+            if longrepr:
                 traceback = longrepr
                 if message is None:
                     message = longrepr.strip().splitlines()[-1] if longrepr.strip() else None
@@ -111,6 +110,27 @@ def _test_result(item: dict[str, Any], path: Path) -> TestResult:
         traceback=traceback,
         file=node_id.split("::", 1)[0],
     )
+
+
+def _test_result(item: dict[str, Any], path: Path) -> TestResult:
+    """A test read from a plain JSON object, tolerating wrong types field by field."""
+    phases: list[Phase] = []
+    for phase_name in _PHASES:
+        phase = item.get(phase_name)
+        if not isinstance(phase, dict):
+            continue
+        crash = phase.get("crash")
+        message = crash.get("message") if isinstance(crash, dict) else None
+        longrepr = phase.get("longrepr")
+        phases.append(
+            (
+                _number(phase.get("duration")),
+                phase.get("outcome"),
+                message if isinstance(message, str) else None,
+                longrepr if isinstance(longrepr, str) else None,
+            )
+        )
+    return _result(item.get("nodeid"), item.get("outcome"), phases, path)
 
 
 def _collector_errors(collectors: object, path: Path) -> list[TestResult]:
@@ -137,15 +157,110 @@ def _collector_errors(collectors: object, path: Path) -> list[TestResult]:
     return errors
 
 
+class _Crash(msgspec.Struct):
+    message: str | None = None
+
+
+class _Phase(msgspec.Struct):
+    duration: float | None = None
+    outcome: str | None = None
+    crash: _Crash | None = None
+    longrepr: str | None = None
+
+
+class _Test(msgspec.Struct):
+    nodeid: str
+    outcome: str
+    setup: _Phase | None = None
+    call: _Phase | None = None
+    teardown: _Phase | None = None
+
+
+class _Collector(msgspec.Struct):
+    nodeid: str = ""
+    outcome: str = ""
+    longrepr: str | None = None
+
+
+class _Summary(msgspec.Struct):
+    total: int | None = None
+
+
+class _Report(msgspec.Struct):
+    """The fields anvild reads; msgspec skips the rest (keywords, logs, metadata) unbuilt."""
+
+    summary: _Summary
+    created: float | None = None
+    duration: float | None = None
+    exitcode: int | None = None
+    root: str | None = None
+    environment: dict[str, Any] = msgspec.field(default_factory=dict)
+    collectors: list[_Collector] = msgspec.field(default_factory=list)
+    tests: list[_Test] | None = None
+    anvild: dict[str, Any] | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Report)
+
+
+def _typed_phase(phase: _Phase) -> Phase:
+    crash = phase.crash.message if phase.crash is not None else None
+    return phase.duration, phase.outcome, crash, phase.longrepr
+
+
+def _typed(report: _Report, path: Path) -> ParsedRun:
+    results = [
+        _result(
+            test.nodeid,
+            test.outcome,
+            [_typed_phase(p) for p in (test.setup, test.call, test.teardown) if p is not None],
+            path,
+        )
+        for test in report.tests or ()
+    ]
+    collectors = [
+        {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
+        for c in report.collectors
+        if c.outcome == "failed"
+    ]
+    return _assemble(
+        path,
+        results,
+        bool(report.tests),
+        collectors,
+        report.summary.total,
+        report.created,
+        report.duration,
+        report.exitcode,
+        report.root,
+        report.environment,
+        report.anvild,
+    )
+
+
 def parse_json_report(path: Path, data: bytes) -> ParsedRun:
-    """Read a pytest-json-report document; a collect-only report raises NotARun."""
+    """Read a pytest-json-report document; a collect-only report raises NotARun.
+
+    A typed decoder reads well-formed reports without building what anvild does not keep;
+    a report with odd types falls back to a tolerant reading, field by field.
+    """
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if data.strip() and data.lstrip()[:1] == b"{" and "unexpected end" in str(exc).lower():
+        return _typed(_DECODER.decode(data), path)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        if data.strip() and data.lstrip()[:1] == b"{" and "truncated" in str(exc).lower():
             raise ReportIncomplete(
                 "JSON report ends early: still being written?", str(path)
             ) from None
+        raise ReportError(f"not valid JSON: {exc}", str(path)) from None
+    return _plain(path, data)
+
+
+def _plain(path: Path, data: bytes) -> ParsedRun:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
         raise ReportError(f"not valid JSON: {exc}", str(path)) from None
     if not isinstance(doc, dict) or "summary" not in doc:
         raise NotAReport("not a pytest-json-report document: no 'summary'", str(path))
@@ -155,35 +270,61 @@ def parse_json_report(path: Path, data: bytes) -> ParsedRun:
     if not isinstance(tests, list):
         raise ReportError("'tests' is not a list", str(path))
     results: list[TestResult] = []
-    attempts: dict[str, int] = {}
     for item in tests:
         if not isinstance(item, dict):
             raise ReportError("an entry of 'tests' is not an object", str(path))
-        result = _test_result(item, path)
-        attempt = attempts.get(result.key, -1) + 1
-        attempts[result.key] = attempt
-        results.append(result if attempt == 0 else replace(result, attempt=attempt))
-    results.extend(_collector_errors(doc.get("collectors"), path))
+        results.append(_test_result(item, path))
     summary = doc.get("summary")
-    total = summary.get("total") if isinstance(summary, dict) else None
-    if not results and not tests and total in (0, None):
-        raise NotARun("collect-only report (no tests ran): not a run", str(path))
-    created = _number(doc.get("created"))
-    duration = _number(doc.get("duration"))
     exit_code = doc.get("exitcode")
     environment = doc.get("environment")
     metadata = doc.get("anvild")
     root = doc.get("root")
+    return _assemble(
+        path,
+        results,
+        bool(tests),
+        doc.get("collectors"),
+        summary.get("total") if isinstance(summary, dict) else None,
+        _number(doc.get("created")),
+        _number(doc.get("duration")),
+        exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        root if isinstance(root, str) else None,
+        environment if isinstance(environment, dict) else {},
+        metadata if isinstance(metadata, dict) else {},
+    )
+
+
+def _assemble(
+    path: Path,
+    tests: list[TestResult],
+    had_tests: bool,
+    collectors: object,
+    total: object,
+    created: float | None,
+    duration: float | None,
+    exit_code: int | None,
+    root: str | None,
+    environment: dict[str, Any],
+    metadata: dict[str, Any] | None,
+) -> ParsedRun:
+    """The run from its results: repeated node ids become attempts, failed collectors errors."""
+    results: list[TestResult] = []
+    attempts: dict[str, int] = {}
+    for result in tests:
+        attempt = attempts.get(result.key, -1) + 1
+        attempts[result.key] = attempt
+        results.append(result if attempt == 0 else replace(result, attempt=attempt))
+    results.extend(_collector_errors(collectors, path))
+    if not results and not had_tests and total in (0, None):
+        raise NotARun("collect-only report (no tests ran): not a run", str(path))
     return ParsedRun(
         source_format="pytest-json-report",
         results=tuple(results),
         started_at=created - duration if created is not None and duration is not None else created,
         finished_at=created,
         duration=duration,
-        exit_code=exit_code
-        if isinstance(exit_code, int) and not isinstance(exit_code, bool)
-        else None,
-        root=root if isinstance(root, str) else None,
-        environment=environment if isinstance(environment, dict) else {},
-        metadata=metadata if isinstance(metadata, dict) else {},
+        exit_code=exit_code,
+        root=root,
+        environment=environment,
+        metadata=metadata or {},
     )

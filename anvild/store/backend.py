@@ -66,6 +66,8 @@ def _connect_sqlite(path: Path) -> Database:
                 "journal_mode": "wal",
                 "busy_timeout": BUSY_TIMEOUT_MS,
                 "synchronous": "normal",
+                "cache_size": -65536,  # 64 MB: a big suite's indexes stay in memory
+                "temp_store": "memory",
                 "foreign_keys": 1,
             },
         )

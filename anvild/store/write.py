@@ -14,8 +14,8 @@ from peewee import Database, IntegrityError, OperationalError
 from anvild.errors import DatabaseError
 from anvild.provenance import Provenance
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
-from anvild.store import backend, queries
-from anvild.store.models import Entity, Execution, Project
+from anvild.store import backend
+from anvild.store.models import Execution, Project
 
 _CHUNK = 500
 
@@ -33,6 +33,8 @@ class Submission:
     report_path: str | None = None
     execution_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # A name to take the first free form of (`base`, `base.2`, ...): CI runs, `ci-<run>-<job>`
+    execution_base: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ def _choose_execution_id(sub: Submission, at: float) -> str:
                 sub.report_path,
             )
         return sub.execution_id
+    if sub.execution_base:
+        return _free_name(sub.execution_base)
     base = execution_name(sub.space, at)
     taken = [
         row.execution_id
@@ -118,36 +122,57 @@ def _choose_execution_id(sub: Submission, at: float) -> str:
     return execution_name(sub.space, at, taken)
 
 
+def _free_name(base: str) -> str:
+    """The first of `base`, `base.2`, `base.3`... that no run has (see anvild.ci)."""
+    taken = {
+        row.execution_id
+        for row in Execution.select(Execution.execution_id).where(
+            (Execution.execution_id == base) | Execution.execution_id.startswith(base + ".")
+        )
+    }
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}.{n}" in taken:
+        n += 1
+    return f"{base}.{n}"
+
+
+def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[int, str]]:
+    """(id, entity_id) of the project's tests among keys, in few plain queries."""
+    cursor = db.cursor()
+    found: dict[str, tuple[int, str]] = {}
+    if len(keys) > _WHOLE_PROJECT:
+        # Most of a big suite: one scan of the project's tests beats thousands of lookups.
+        cursor.execute(_TESTS_OF_PROJECT.format(p=db.param), (project_id,))
+        wanted = set(keys)
+        for test_id, key, entity_id in cursor.fetchall():
+            if key in wanted:
+                found[key] = (test_id, entity_id)
+        return found
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        marks = ", ".join([db.param] * len(chunk))
+        cursor.execute(
+            _TESTS_OF_PROJECT.format(p=db.param) + f' AND "key" IN ({marks})', (project_id, *chunk)
+        )
+        for test_id, key, entity_id in cursor.fetchall():
+            found[key] = (test_id, entity_id)
+    return found
+
+
 def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> dict[str, int]:
     """Ids of the run's tests by key, creating the ones not seen before (set-based)."""
     wanted: dict[str, TestResult] = {}
     for result in results:
         wanted.setdefault(result.key, result)
-    known: dict[str, tuple[int, str]] = {}
-    keys = list(wanted)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
-            (Entity.project == project_id) & Entity.key.in_(chunk)
-        )
-        for test_id, key, entity_id in queries.tuples(query):
-            known[key] = (test_id, entity_id)
+    known = _lookup(db, project_id, list(wanted))
     # Sorted: concurrent owners then take row locks in one order and never deadlock.
-    missing = sorted((wanted[key] for key in keys if key not in known), key=lambda r: r.key)
+    missing = sorted((wanted[key] for key in wanted if key not in known), key=lambda r: r.key)
     if missing:
-        sql = (
-            'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key") '
-            f"VALUES ({db.param}, {db.param}, 'test', {db.param}, {db.param}) "
-            'ON CONFLICT ("project_id", "key") DO NOTHING'
-        )
-        backend.bulk_execute(db, sql, [(project_id, r.node_id, r.file, r.key) for r in missing])
-        new_keys = [r.key for r in missing]
-        for start in range(0, len(new_keys), _CHUNK):
-            query = Entity.select(Entity.id, Entity.key, Entity.entity_id).where(
-                (Entity.project == project_id) & Entity.key.in_(new_keys[start : start + _CHUNK])
-            )
-            for test_id, key, entity_id in queries.tuples(query):
-                known[key] = (test_id, entity_id)
+        rows = [(project_id, r.node_id, r.file, r.key) for r in missing]
+        backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
+        known.update(_lookup(db, project_id, [r.key for r in missing]))
     # A test first seen in JUnit gets its pytest node id once a pytest report names it.
     upgrades = [
         (wanted[key].node_id, wanted[key].file, test_id)
@@ -160,6 +185,13 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
     return {key: test_id for key, (test_id, _) in known.items()}
 
 
+_WHOLE_PROJECT = 2000
+_TESTS_OF_PROJECT = 'SELECT "id", "key", "entity_id" FROM "test" WHERE "project_id" = {p}'
+_TEST_INSERT = (
+    'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key") '
+    "VALUES ({p}, {p}, 'test', {p}, {p}) "
+    'ON CONFLICT ("project_id", "key") DO NOTHING'
+)
 _ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
 
 _STATS_COLUMNS = (
