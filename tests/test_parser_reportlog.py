@@ -40,12 +40,17 @@ def test_every_outcome_matches_what_pytest_printed(sample_reports: dict) -> None
 def test_failure_messages_come_from_the_crash(sample_reports: dict) -> None:
     by_id = {r.node_id: r for r in parse_report(sample_reports["reportlog"]).results}
     fails = by_id["tests/test_outcomes.py::test_fails"]
-    assert fails.message is not None and fails.message.startswith("AssertionError: arithmetic is broken")
+    assert fails.message is not None and fails.message.startswith(
+        "AssertionError: arithmetic is broken"
+    )
     assert fails.traceback is not None
     assert '>       assert 1 + 1 == 3, "arithmetic is broken"' in fails.traceback
     assert "tests/test_outcomes.py:13: AssertionError" in fails.traceback
     assert fails.key == "tests.test_outcomes::test_fails" and fails.file == "tests/test_outcomes.py"
-    assert by_id["tests/test_outcomes.py::test_fixture_error"].message == "RuntimeError: fixture exploded"
+    assert (
+        by_id["tests/test_outcomes.py::test_fixture_error"].message
+        == "RuntimeError: fixture exploded"
+    )
     assert "n was 3" in (by_id["tests/test_outcomes.py::test_param[3]"].message or "")
     assert "n = 3" in (by_id["tests/test_outcomes.py::test_param[3]"].traceback or "")
     assert by_id["tests/test_outcomes.py::test_skipped"].message == "not today"
@@ -124,7 +129,9 @@ def test_a_run_in_progress_is_incomplete_until_session_finish(sample_reports: di
     assert not reader.finish(interrupted=True).interrupted
 
 
-def test_whole_file_without_session_finish_is_incomplete(sample_reports: dict, tmp_path: Path) -> None:
+def test_whole_file_without_session_finish_is_incomplete(
+    sample_reports: dict, tmp_path: Path
+) -> None:
     path = tmp_path / "reportlog.jsonl"
     path.write_bytes(b"".join(_lines(sample_reports["reportlog"])[:-1]))
     with pytest.raises(ReportIncomplete, match="run not finished: no SessionFinish"):
@@ -159,19 +166,37 @@ def _insert(lines: list[bytes], at: int, line: bytes) -> bytes:
 
 BINARY = b"\x00" + random.Random(1).randbytes(5000)
 BAD_FILES: dict[str, tuple[Callable[[list[bytes]], bytes], type[ReportError], str]] = {
-    "garbage-line": (lambda lines: _insert(lines, 4, b"not json\n"), ReportError, "line 5: not valid JSON"),
-    "not-an-object": (lambda lines: _insert(lines, 2, b"[1, 2]\n"), ReportError, "line 3: not a JSON object"),
+    "garbage-line": (
+        lambda lines: _insert(lines, 4, b"not json\n"),
+        ReportError,
+        "line 5: not valid JSON",
+    ),
+    "not-an-object": (
+        lambda lines: _insert(lines, 2, b"[1, 2]\n"),
+        ReportError,
+        "line 3: not a JSON object",
+    ),
     "empty": (lambda lines: b"", ReportError, "empty report file"),
     "blank": (lambda lines: b"\n  \n", ReportError, "empty report file"),
     "binary": (lambda lines: BINARY, ReportError, "line 1: not valid JSON"),
-    "binary-one-line": (lambda lines: BINARY.replace(b"\n", b""), ReportError, "line 1: not valid JSON"),
+    "binary-one-line": (
+        lambda lines: BINARY.replace(b"\n", b""),
+        ReportError,
+        "line 1: not valid JSON",
+    ),
     "other-json-lines": (lambda lines: b'{"tests": []}\n', NotAReport, 'no "$report_type" lines'),
-    "no-nodeid": (lambda lines: b'{"$report_type": "TestReport"}\n', ReportError, "line 1: a TestReport without"),
+    "no-nodeid": (
+        lambda lines: b'{"$report_type": "TestReport"}\n',
+        ReportError,
+        "line 1: a TestReport without",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BAD_FILES)
-def test_bad_files_are_rejected_with_one_line(sample_reports: dict, tmp_path: Path, case: str) -> None:
+def test_bad_files_are_rejected_with_one_line(
+    sample_reports: dict, tmp_path: Path, case: str
+) -> None:
     make, error, reason = BAD_FILES[case]
     path = tmp_path / "reportlog.jsonl"
     with pytest.raises(error) as caught:
@@ -182,7 +207,7 @@ def test_bad_files_are_rejected_with_one_line(sample_reports: dict, tmp_path: Pa
 
 
 EDGE_TESTS = {
-    "test_edges.py": '''
+    "test_edges.py": """
         import pytest
 
         @pytest.fixture
@@ -218,7 +243,7 @@ EDGE_TESTS = {
                 inner()
             except KeyError as exc:
                 raise ValueError("outer") from exc
-    ''',
+    """,
 }
 
 
@@ -257,7 +282,7 @@ def test_reruns_are_one_result_per_attempt(tmp_path: Path) -> None:
     root = write_project(
         tmp_path / "project",
         {
-            "test_flaky.py": f'''
+            "test_flaky.py": f"""
                 from pathlib import Path
 
                 COUNTER = Path({str(counter)!r})
@@ -269,7 +294,7 @@ def test_reruns_are_one_result_per_attempt(tmp_path: Path) -> None:
 
                 def test_steady():
                     pass
-            ''',
+            """,
         },
     )
     proc = run_pytest(root, "--reruns", "2", "--report-log=reportlog.jsonl")
