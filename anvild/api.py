@@ -246,7 +246,6 @@ def test_history(
 # --- CI: run names and GitHub sync ---
 
 
-
 def store_named(db: Database, sub: Submission, base: str | None) -> Stored:
     """Store a submission, named as the first free form of base when given (see anvild.ci)."""
     from dataclasses import replace

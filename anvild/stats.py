@@ -5,24 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from anvild.store.columns import ADDED
+
 SORT_KEYS = {
     "rate": lambda row: (-row["failure_rate"], -row["failed"] - row["errors"], row["entity_id"]),
     "duration": lambda row: (-(row["avg_duration"] or 0.0), row["entity_id"]),
     "runs": lambda row: (-row["total_runs"], row["entity_id"]),
 }
 
-_SUMMED = (
-    "total_runs",
-    "passed",
-    "failed",
-    "skipped",
-    "errors",
-    "reruns",
-    "passed_on_retry",
-    "duration_total",
-    "duration_count",
-    "flips",
-)
+_SUMMED = (*ADDED, "flips")
 
 
 def _derive(row: dict[str, Any]) -> dict[str, Any]:

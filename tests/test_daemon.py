@@ -50,11 +50,14 @@ def executions(root: Path) -> list[tuple]:
     db = root / ".anvil" / "history.db"
     if not db.exists():
         return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            "SELECT execution_id, source, passed + failed + errors + skipped + xfailed + xpassed"
-            " FROM execution ORDER BY id"
-        ).fetchall()
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT execution_id, source, passed + failed + errors + skipped + xfailed + xpassed"
+                " FROM execution ORDER BY id"
+            ).fetchall()
+    except sqlite3.OperationalError:  # the daemon created the file and is creating its tables
+        return []
 
 
 def status() -> dict:

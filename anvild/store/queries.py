@@ -6,26 +6,8 @@ from typing import Any
 
 from peewee import JOIN
 
+from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import Entity, EntityStatistics, Execution, ExecutionHistory, Project
-
-STAT_FIELDS = (
-    "total_runs",
-    "passed",
-    "failed",
-    "skipped",
-    "errors",
-    "reruns",
-    "passed_on_retry",
-    "failure_rate",
-    "duration_total",
-    "duration_count",
-    "avg_duration",
-    "last_run",
-    "last_failure",
-    "last_status",
-    "last_outcome",
-    "flips",
-)
 
 
 def dicts(query: Any) -> list[dict[str, Any]]:
@@ -193,14 +175,27 @@ def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, An
     return dicts(query)
 
 
+def first_execution_since(project: int, since: float) -> int | None:
+    """The lowest id of a project's runs started at or after since: no run of the window
+    has a lower one, so reads of a test's window can start there on the index."""
+    from peewee import fn
+
+    query = Execution.select(fn.MIN(Execution.id)).where(
+        (Execution.project == project) & (Execution.started_at >= since)
+    )
+    first = query.scalar()
+    return int(first) if first is not None else None
+
+
 def window_results(
-    test: int, space: str, window: int, since: float | None = None
+    test: int, space: str, window: int, since: float | None = None, first: int = 0
 ) -> list[tuple[Any, ...]]:
     """A test's attempts in its last `window` executed runs of a space, oldest first, with
     each run's code state: (execution, attempt, status, git_commit, tree_dirty, diff_hash).
 
     The newest runs are found on the (test, execution) index, so the cost does not grow with
-    the length of the history.
+    the length of the history; with since, `first` (see first_execution_since) bounds the
+    index range read.
     """
     from peewee import fn
 
@@ -212,7 +207,9 @@ def window_results(
 
     oldest = (
         in_space(ExecutionHistory.select(ExecutionHistory.execution))
-        .where(ExecutionHistory.status.not_in(_NOT_EXECUTED))
+        .where(
+            ExecutionHistory.status.not_in(_NOT_EXECUTED) & (ExecutionHistory.execution >= first)
+        )
         .group_by(ExecutionHistory.execution)
         .order_by(ExecutionHistory.execution.desc())
         .limit(1)
@@ -229,7 +226,8 @@ def window_results(
                 Execution.diff_hash,
             )
         )
-        .where(ExecutionHistory.execution >= fn.COALESCE(oldest, 0))
+        # one lower bound, so the database reads the index from there
+        .where(ExecutionHistory.execution >= fn.COALESCE(oldest, first))
         .order_by(ExecutionHistory.execution, ExecutionHistory.attempt)
     )
     return tuples(query)

@@ -12,6 +12,7 @@ from peewee import Database
 
 from anvild.records import RERUN, TestResult, outranks
 from anvild.store import backend, queries
+from anvild.store.columns import ADDED
 from anvild.store.models import EntityStatistics
 from anvild.store.write import run_outcome, stats_row
 
@@ -34,17 +35,7 @@ def combine(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     if old is None:
         return dict(new)
     out = dict(old)
-    for name in (
-        "total_runs",
-        "passed",
-        "failed",
-        "skipped",
-        "errors",
-        "reruns",
-        "passed_on_retry",
-        "duration_total",
-        "duration_count",
-    ):
+    for name in ADDED:
         out[name] = old[name] + new[name]
     executed = out["passed"] + out["failed"] + out["errors"]
     out["failure_rate"] = (out["failed"] + out["errors"]) / executed if executed else 0.0

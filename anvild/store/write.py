@@ -15,6 +15,7 @@ from anvild.errors import DatabaseError
 from anvild.provenance import Provenance
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
 from anvild.store import backend
+from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import Execution, Project
 
 _CHUNK = 500
@@ -194,26 +195,7 @@ _TEST_INSERT = (
 )
 _ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
 
-_STATS_COLUMNS = (
-    "test_id",
-    "space",
-    "total_runs",
-    "passed",
-    "failed",
-    "skipped",
-    "errors",
-    "reruns",
-    "passed_on_retry",
-    "failure_rate",
-    "duration_total",
-    "duration_count",
-    "avg_duration",
-    "last_run",
-    "last_failure",
-    "last_status",
-    "last_outcome",
-    "flips",
-)
+_STATS_COLUMNS = ("test_id", "space", *STAT_FIELDS)
 
 
 def _stats_upsert_sql(db: Database) -> str:

@@ -1,0 +1,450 @@
+"""Reports (SPEC sections 8 and 9): content per format on histories with known answers,
+escaping, the Markdown size limit, and local vs CI on real pytest runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anvild import api
+from anvild.api import Target
+from anvild.report.markdown import MAX_BYTES
+from anvild.store.database import forget
+from anvild.store.owner import Owner
+from tests.conftest import run_pytest, write_project
+from tests.test_flaky import History
+
+P, F, E, S, X, XP, R = "PASSED", "FAILED", "ERROR", "SKIPPED", "XFAILED", "XPASSED", "RERUN"
+EVIL = 'tests/test_evil.py::test_x[<script>alert(1)</script>"quotes"]'
+EVIL_HTML = "tests/test_evil.py::test_x[&lt;script&gt;alert(1)&lt;/script&gt;&#34;quotes&#34;]"
+EVIL_MD = 'tests/test\\_evil.py::test\\_x\\[&lt;script&gt;alert(1)&lt;/script&gt;"quotes"\\]'
+T = "tests/test_a.py::"
+STATUS_TOTALS = {
+    "PASSED": 74,
+    "FAILED": 15,
+    "ERROR": 1,
+    "SKIPPED": 12,
+    "XFAILED": 12,
+    "XPASSED": 6,
+    "RERUN": 1,
+}
+CATEGORY_OF = {
+    T + "test_ok": "consistent",
+    T + "test_ci_only_fail": "fails_only_in_ci",
+    T + "test_local_fail": "fails_only_locally",
+    T + "test_slow": "slower_in_ci",
+    T + "test_flaky_ci": "flaky_ci",
+    T + "test_flaky_local": "flaky_local",
+    "tests/test_b.py::test_local_only": "only_local",
+    "tests/test_b.py::test_ci_only": "only_ci",
+    "tests/test_b.py::test_skipped": "consistent",
+    "tests/test_b.py::test_xfail": "consistent",
+    EVIL: "consistent",
+}
+
+
+def day_start(days_ago: int) -> float:
+    """Noon UTC days_ago days before today: runs land on known days."""
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    return (today - timedelta(days=days_ago)).timestamp()
+
+
+def build_known_history(history: History) -> None:
+    """Six local and six CI runs, one a day over the last six days, with known answers.
+
+    local (per run): ok P, ci_only_fail P, local_fail E then F, slow P (0.3 s), flaky_ci P,
+    flaky_local P P P P P F (the last two on one commit), local_only P, skipped S, xfail X,
+    evil P (3 s).
+    ci: ok P, ci_only_fail F, local_fail P, slow P (1.5 s), flaky_ci P F [R P] F P F,
+    flaky_local P, ci_only XP, skipped S, xfail X, evil P (3 s).
+    """
+    durations = {T + "test_slow": 0.3, EVIL: 3.0}
+    for k in range(6):
+        local: dict[str, Any] = {
+            T + "test_ok": P,
+            T + "test_ci_only_fail": P,
+            T + "test_local_fail": E if k == 0 else F,
+            T + "test_slow": P,
+            T + "test_flaky_ci": P,
+            T + "test_flaky_local": F if k == 5 else P,
+            "tests/test_b.py::test_local_only": P,
+            "tests/test_b.py::test_skipped": S,
+            "tests/test_b.py::test_xfail": X,
+            EVIL: P,
+        }
+        history.run(
+            local,
+            commit="same" if k >= 4 else f"local{k}",
+            at=day_start(5 - k),
+            durations={node: durations.get(node, 0.005) for node in local},
+        )
+        flaky_ci: str | list[str] = [R, P] if k == 2 else (F if k % 2 else P)
+        ci: dict[str, Any] = {
+            T + "test_ok": P,
+            T + "test_ci_only_fail": F,
+            T + "test_local_fail": P,
+            T + "test_slow": P,
+            T + "test_flaky_ci": flaky_ci,
+            T + "test_flaky_local": P,
+            "tests/test_b.py::test_ci_only": XP,
+            "tests/test_b.py::test_skipped": S,
+            "tests/test_b.py::test_xfail": X,
+            EVIL: P,
+        }
+        history.run(
+            ci,
+            commit=f"ci{k}",
+            space="ci",
+            at=day_start(5 - k) + 3600,
+            durations={
+                node: {T + "test_slow": 1.5}.get(node, durations.get(node, 0.005)) for node in ci
+            },
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[tuple[Path, History]]:
+    root = (tmp_path / "proj").resolve()
+    root.mkdir()
+    url = str(root / ".anvil" / "history.db")
+    with Owner(url, tmp_path / "state").open() as owner:
+        yield root, History(owner, url, str(root))
+    forget(url)
+
+
+@pytest.fixture
+def known(project: tuple[Path, History]) -> Target:
+    root, history = project
+    build_known_history(history)
+    return Target(root, history.url)
+
+
+def execution_json(target: Target, space: str = "all", window: float = 30) -> dict[str, Any]:
+    return json.loads(api.execution_report(target, space, window, "json"))
+
+
+def comparison_json(target: Target, window: float = 30) -> dict[str, Any]:
+    return json.loads(api.comparison_report(target, window, "json"))
+
+
+# --- test-execution report ---
+
+
+def test_execution_json_summary_and_statuses(known: Target) -> None:
+    data = execution_json(known)
+    assert data["report"] == "test-execution" and data["space"] == "all"
+    assert data["window_days"] == 30
+    summary = data["summary"]
+    assert summary["runs"] == 12 and summary["unique_tests"] == 11
+    assert summary["results"] == sum(STATUS_TOTALS.values())
+    assert summary["success_rate"] == pytest.approx(80 / 96)
+    assert data["statuses"] == STATUS_TOTALS
+    assert set(data["by_space"]) == {"local", "ci"}
+    local, ci = data["by_space"]["local"]["summary"], data["by_space"]["ci"]["summary"]
+    assert (local["runs"], local["unique_tests"]) == (6, 10)
+    assert (ci["runs"], ci["unique_tests"]) == (6, 10)
+    assert local["success_rate"] == pytest.approx(41 / 48)
+    assert ci["success_rate"] == pytest.approx(39 / 48)
+    assert data["by_space"]["ci"]["statuses"]["RERUN"] == 1
+    assert data["by_space"]["local"]["statuses"]["ERROR"] == 1
+
+
+def test_execution_json_daily_trend(known: Target) -> None:
+    daily = execution_json(known)["daily"]
+    assert len(daily) == 31  # every day of the window, today included
+    assert daily[-1]["date"] == datetime.now(UTC).date().isoformat()
+    with_runs = [day for day in daily if day["runs"]]
+    assert [day["runs"] for day in with_runs] == [2] * 6
+    first = with_runs[0]  # local run 0 (an ERROR) and CI run 0
+    assert (first["passed"], first["failed"], first["skipped"]) == (7 + 7, 1 + 1, 4)
+    assert with_runs[2]["rerun"] == 1
+    assert sum(day["runs"] for day in daily) == 12
+
+
+def test_execution_json_flaky_broken_slowest_durations(known: Target) -> None:
+    data = execution_json(known)
+    flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
+    assert flaky == {
+        (T + "test_flaky_local", "local"): ["same_code_different_outcome", "flip_rate"],
+        (T + "test_flaky_ci", "ci"): ["passed_on_retry", "flip_rate"],
+    }
+    broken = {(row["entity_id"], row["space"]) for row in data["broken"]}
+    assert broken == {(T + "test_local_fail", "local"), (T + "test_ci_only_fail", "ci")}
+    slowest = [(row["entity_id"], row["space"]) for row in data["slowest"][:4]]
+    assert slowest == [
+        (EVIL, "ci"),
+        (EVIL, "local"),
+        (T + "test_slow", "ci"),
+        (T + "test_slow", "local"),
+    ]
+    assert data["slowest"][2]["avg_duration"] == pytest.approx(1.5)
+    assert [bucket["tests"] for bucket in data["durations"]] == [7, 0, 1, 1, 0]
+
+
+def test_execution_one_space_and_window(known: Target) -> None:
+    data = execution_json(known, "ci")
+    assert data["summary"]["runs"] == 6 and data["by_space"] == {}
+    assert {row["space"] for row in data["flaky"] + data["broken"] + data["slowest"]} == {"ci"}
+    assert data["statuses"]["XPASSED"] == 6
+    recent = execution_json(
+        known, "all", window=2.5
+    )  # the runs of today, yesterday, and the day before
+    assert recent["summary"]["runs"] == 6
+    assert len(recent["daily"]) == 3
+
+
+def test_execution_markdown(known: Target) -> None:
+    md = api.execution_report(known, "all", 30, "md")
+    assert md.startswith("# Test execution report: proj\n")
+    assert "| All runs | 12 | 11 | 83.3% |" in md
+    assert "| Local | 6 | 10 | 85.4% |" in md
+    for status, count in STATUS_TOTALS.items():
+        assert f"| {status} | {count} |" in md
+    assert "## Daily trend" in md and "## Flaky tests" in md and "## Slowest tests" in md
+    assert (
+        "tests/test\\_a.py::test\\_flaky\\_ci | ci | 6 | 5 | 100.0% | 50.0% | passed on retry, flip rate |"
+        in md
+    )
+    assert "## Broken tests" in md
+    assert EVIL_MD in md
+    assert "<script>" not in md
+    assert len(md.encode()) < 64 * 1024
+
+
+def test_execution_html(known: Target) -> None:
+    html = api.execution_report(known, "all", 30, "html")
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<script" not in html  # none of ours, and the test id is escaped
+    assert EVIL_HTML in html
+    assert "default-src 'none'" in html  # no network, no scripts
+    assert "http://" not in html and "https://" not in html
+    assert html.count('<svg class="chart trend"') == 3  # all, local, ci
+    assert html.count('<svg class="chart durations"') == 3
+    assert 'id="space-local"' in html and 'data-scope="ci"' in html
+    assert '<tr data-space="ci"><td class="test">tests/test_a.py::test_flaky_ci</td>' in html
+    assert 'data-reason="passed_on_retry"' in html
+    for status in STATUS_TOTALS:
+        assert f'data-status="{status}"' in html
+    assert "83.3%" in html and "@media (max-width" in html
+
+
+def test_an_empty_project_gives_empty_reports(tmp_path: Path) -> None:
+    target = Target(tmp_path, str(tmp_path / ".anvil" / "history.db"))
+    data = execution_json(target)
+    assert data["summary"]["runs"] == 0 and data["flaky"] == [] and data["slowest"] == []
+    assert "No runs in the window." in api.execution_report(target, "all", 30, "md")
+    assert "No flaky tests" in api.execution_report(target, "all", 30, "html")
+    assert comparison_json(target)["tests"] == []
+    assert "No runs in the window." in api.comparison_report(target, 30, "md")
+    assert not (tmp_path / ".anvil").exists()  # a report never creates a database
+
+
+# --- local vs CI ---
+
+
+def test_comparison_json_categories(known: Target) -> None:
+    data = comparison_json(known)
+    assert data["report"] == "comparison"
+    categories = {row["entity_id"]: row["category"] for row in data["tests"]}
+    assert categories == CATEGORY_OF
+    assert data["categories"] == {
+        "fails_only_in_ci": 1,
+        "fails_only_locally": 1,
+        "flaky_local": 1,
+        "flaky_ci": 1,
+        "slower_in_ci": 1,
+        "only_local": 1,
+        "only_ci": 1,
+        "consistent": 4,
+    }
+    rows = {row["entity_id"]: row for row in data["tests"]}
+    slow = rows[T + "test_slow"]
+    assert slow["local"] == {"runs": 6, "failure_rate": 0.0, "avg_duration": pytest.approx(0.3)}
+    assert slow["ci"] == {"runs": 6, "failure_rate": 0.0, "avg_duration": pytest.approx(1.5)}
+    assert rows[T + "test_ci_only_fail"]["ci"]["failure_rate"] == 1.0
+    assert rows[T + "test_flaky_ci"]["ci"]["failure_rate"] == 0.5
+    assert rows["tests/test_b.py::test_local_only"]["ci"] is None
+    assert rows["tests/test_b.py::test_ci_only"]["local"] is None
+    assert rows["tests/test_b.py::test_skipped"]["local"] == {
+        "runs": 6,
+        "failure_rate": 0.0,
+        "avg_duration": None,
+    }
+    # sorted by category, in the documented order
+    assert data["tests"][0]["category"] == "fails_only_in_ci"
+    assert data["tests"][-1]["category"] == "consistent"
+
+
+def test_comparison_markdown_and_html(known: Target) -> None:
+    md = api.comparison_report(known, 30, "md")
+    assert md.startswith("# Local vs CI: proj\n")
+    assert "| Fails only in CI | 1 |" in md and "| Consistent | 4 |" in md
+    assert "## Much slower in CI (2x or more) (1)" in md
+    assert "| tests/test\\_a.py::test\\_slow | 6 | 0.0% | 300 ms | 6 | 0.0% | 1.50 s |" in md
+    assert EVIL_MD in md and "<script>" not in md
+    html = api.comparison_report(known, 30, "html")
+    assert "<script" not in html and EVIL_HTML in html
+    assert '<h2 id="fails_only_in_ci">' in html
+    assert html.count('<svg class="chart categories"') == 8
+
+
+# --- Markdown size and escaping ---
+
+
+def test_markdown_stays_under_64_kb_on_a_huge_history(project: tuple[Path, History]) -> None:
+    root, history = project
+    nodes = [
+        f"tests/test_{'very_long_module_name_' * 4}{n}.py::test_case_{n}[{'x' * 60}]"
+        for n in range(3000)
+    ]
+    history.run(dict.fromkeys(nodes, P), commit="same", at=day_start(1))
+    history.run(dict.fromkeys(nodes, F), commit="same", at=day_start(0))
+    target = Target(root, history.url)
+    data = execution_json(target)
+    assert len(data["flaky"]) == 3000
+    md = api.execution_report(target, "all", 30, "md")
+    assert len(md.encode()) <= MAX_BYTES
+    assert "more rows not shown" in md
+    flaky_section = md.split("## Flaky tests")[1].split("## Broken tests")[0]
+    shown = flaky_section.count("| local |")
+    assert 0 < shown < 3000
+    assert f"_{3000 - shown} more rows not shown" in md
+    comparison = api.comparison_report(target, 30, "md")
+    assert len(comparison.encode()) <= MAX_BYTES and "more rows not shown" in comparison
+
+
+def test_markdown_escapes_markup() -> None:
+    from anvild.report.markdown import text
+
+    assert text("a|b") == "a\\|b"
+    assert text("<img src=x onerror=alert(1)>") == "&lt;img src=x onerror=alert(1)&gt;"
+    assert (
+        text("**bold** [link](http://x) `code`")
+        == "\\*\\*bold\\*\\* \\[link\\](http://x) \\`code\\`"
+    )
+    assert text("line\nbreak") == "line break"
+    assert len(text("x" * 10_000)) == 200
+
+
+# --- through the command line ---
+
+
+def anvild(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "anvild", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_report_commands(known: Target, tmp_path: Path) -> None:
+    root = known.project_root
+    proc = anvild("report", "test-execution", "--format", "json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["summary"]["runs"] == 12
+    out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
+    proc = anvild("report", "test-execution", "--format", "html", "--output", str(out), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and out.read_text().startswith("<!DOCTYPE html>")
+    proc = anvild(
+        "report", "comparison", "--local-vs-ci", "--format", "md", "--window", "7", cwd=root
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("# Local vs CI")
+    proc = anvild("report", "test-execution", "--format", "md", "--space", "local", cwd=root)
+    assert proc.returncode == 0 and "| Local | 6 | 10 |" in proc.stdout
+    proc = anvild(
+        "report",
+        "test-execution",
+        "--format",
+        "md",
+        "--output",
+        str(tmp_path / "no" / "x.md"),
+        cwd=root,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.startswith("anvild: error: cannot write the report")
+        and "Traceback" not in proc.stderr
+    )
+    proc = anvild("report", "test-execution", cwd=root)
+    assert proc.returncode != 0 and "--format" in proc.stderr
+
+
+def test_comparison_on_real_pytest_runs(tmp_path: Path) -> None:
+    """A test failing only under a CI-only variable lands in fails_only_in_ci; the rest of the
+    suite (JUnit from CI, JSON report locally) is matched across spaces."""
+    root = write_project(
+        (tmp_path / "proj").resolve(),
+        {
+            "tests/__init__.py": "",
+            "tests/test_env.py": """
+                import os
+                import pytest
+
+                def test_everywhere():
+                    pass
+
+                def test_not_in_ci():
+                    assert not os.environ.get("FAKE_CI_ONLY"), "CI-only variable set"
+
+                class TestGroup:
+                    @pytest.mark.parametrize("n", [1, 2])
+                    def test_param(self, n):
+                        assert n
+
+                @pytest.mark.skip(reason="never")
+                def test_skipped():
+                    pass
+            """,
+        },
+    )
+    for n in range(2):
+        proc = run_pytest(root, "--json-report", f"--json-report-file=local{n}.json")
+        assert proc.returncode == 0, proc.stdout
+        assert anvild("ingest", f"local{n}.json", cwd=root).returncode == 0
+        proc = run_pytest(root, f"--junitxml=ci{n}.xml", env={"FAKE_CI_ONLY": "1"})
+        assert proc.returncode == 1, proc.stdout
+        stored = anvild("ingest", "--space", "ci", f"ci{n}.xml", cwd=root)
+        assert stored.returncode == 0, stored.stderr
+        time.sleep(0.01)
+    proc = anvild("report", "comparison", "--local-vs-ci", "--format", "json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    categories = {row["entity_id"]: row["category"] for row in json.loads(proc.stdout)["tests"]}
+    assert categories == {
+        "tests/test_env.py::test_everywhere": "consistent",
+        "tests/test_env.py::test_not_in_ci": "fails_only_in_ci",
+        "tests/test_env.py::TestGroup::test_param[1]": "consistent",
+        "tests/test_env.py::TestGroup::test_param[2]": "consistent",
+        "tests/test_env.py::test_skipped": "consistent",
+    }
+
+
+def test_flaky_and_reports_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The same reads, the same answers on PostgreSQL (team mode)."""
+    root = (tmp_path / "proj").resolve()
+    with Owner(pg_url, tmp_path / "state").open() as owner:
+        build_known_history(History(owner, pg_url, str(root)))
+    target = Target(root, pg_url)
+    categories = {row["entity_id"]: row["category"] for row in comparison_json(target)["tests"]}
+    assert categories == CATEGORY_OF
+    data = execution_json(target)
+    assert data["statuses"] == STATUS_TOTALS
+    assert data["summary"]["unique_tests"] == 11
+    flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
+    assert flaky[(T + "test_flaky_local", "local")] == ["same_code_different_outcome", "flip_rate"]
+    assert EVIL_HTML in api.execution_report(target, "all", 30, "html")
