@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anvild import config, settings, stats
-from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError, UsageError
-from anvild.ingest import IngestOptions, ReportSource, expand, prepare
-from anvild.store import queries
-from anvild.store.backend import sqlite_path
-from anvild.store.database import open_database
-from anvild.store.owner import Owner
-from anvild.store.rebuild import Change, rebuild
-from anvild.store.write import Stored, Submission, store_run
+from anvild import config, settings
+from anvild.errors import AnvildError, UsageError
 
+# Imports of the write path (parsers, owner, transaction) stay inside the functions that use
+# them: a query command starts without them (SPEC section 10: a whole `stats show` in 150 ms).
 if TYPE_CHECKING:
     from peewee import Database
+
+    from anvild.ingest import IngestOptions, ReportSource
+    from anvild.store.owner import Owner
+    from anvild.store.rebuild import Change
+    from anvild.store.write import Stored, Submission
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class Target:
         if db is None and watched is not None:
             db = conf.database_for(watched)
         url = config.database_url(db or conf.database, root)
-        if watched is not None and sqlite_path(url) is None:  # a team database
+        if watched is not None and config.sqlite_path(url) is None:  # a team database
             return cls(root, url, watched.share, watched.messages)
         return cls(root, url)
 
@@ -61,6 +61,8 @@ class IngestEvent:
 
 
 def _owner(target: Target, on_wait: Callable[[int | None], None] | None) -> Owner:
+    from anvild.store.owner import Owner
+
     return Owner(target.db_url, config.state_dir()).open(config.owner_timeout(), on_wait)
 
 
@@ -74,6 +76,9 @@ def ingest(
 
     With a daemon running it owns the database: the work goes to it over the control socket.
     """
+    from anvild.errors import ReportError
+    from anvild.ingest import expand
+
     remote = _through_daemon(target, paths, options)
     if remote is not None:
         yield from remote
@@ -122,6 +127,8 @@ def _through_daemon(
 
 
 def _event(answer: dict[str, Any]) -> IngestEvent:
+    from anvild.store.write import Stored
+
     name = answer.get("name") or ""
     if answer.get("error"):
         return IngestEvent(name, error=AnvildError(answer["error"]))
@@ -131,6 +138,16 @@ def _event(answer: dict[str, Any]) -> IngestEvent:
 
 
 def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+    from anvild.ingest import no_gc
+
+    with no_gc():
+        return _ingest_quietly(owner, source, options)
+
+
+def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+    from anvild.errors import NotAReport, NotShared, ReportError
+    from anvild.ingest import prepare
+
     try:
         submission = prepare(source, options)
     except NotAReport as exc:
@@ -157,6 +174,8 @@ def record_pytest(
     """Run pytest with a JSON report and store it (`anvild pytest`); pytest's exit code."""
     import tempfile
 
+    from anvild.errors import NotARun
+    from anvild.ingest import IngestOptions
     from anvild.runner import SOURCE, run_pytest
 
     with tempfile.TemporaryDirectory(prefix="anvild-") as tmp:
@@ -182,6 +201,10 @@ def copy_history(target: Target, source: str, destination: str, all_projects: bo
 
 
 def _read(target: Target) -> int | None:
+    from anvild.store import queries
+    from anvild.store.backend import sqlite_path
+    from anvild.store.database import open_database
+
     path = sqlite_path(target.db_url)
     if path is not None and not path.exists():
         return None  # nothing stored yet; a query never creates a database
@@ -191,6 +214,9 @@ def _read(target: Target) -> int | None:
 
 def show_stats(target: Target, space: str, sort: str, limit: int | None) -> list[dict[str, Any]]:
     """Per-test statistics (`stats show`)."""
+    from anvild import stats
+    from anvild.store import queries
+
     project = _read(target)
     if project is None:
         return []
@@ -199,6 +225,9 @@ def show_stats(target: Target, space: str, sort: str, limit: int | None) -> list
 
 def slow_tests(target: Target, space: str, limit: int) -> list[dict[str, Any]]:
     """The slowest tests by average duration (`stats slow`)."""
+    from anvild import stats
+    from anvild.store import queries
+
     project = _read(target)
     if project is None:
         return []
@@ -210,6 +239,8 @@ def rebuild_stats(
 ) -> list[Change]:
     """Recompute statistics from history through the owner; what had to change."""
     from anvild import control, lifecycle
+    from anvild.store import queries
+    from anvild.store.rebuild import Change, rebuild
 
     if lifecycle.holder() is not None:
         message = {
@@ -226,6 +257,8 @@ def rebuild_stats(
 
 def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
     """The newest runs (`history`)."""
+    from anvild.store import queries
+
     project = _read(target)
     if project is None:
         return []
@@ -236,6 +269,8 @@ def test_history(
     target: Target, test_id: str, limit: int, space: str | None
 ) -> list[dict[str, Any]]:
     """One test's newest results (`history TEST_ID`)."""
+    from anvild.store import queries
+
     project = _read(target)
     test = queries.find_test(project, test_id) if project is not None else None
     if test is None:
@@ -249,6 +284,8 @@ def test_history(
 def store_named(db: Database, sub: Submission, base: str | None) -> Stored:
     """Store a submission, named as the first free form of base when given (see anvild.ci)."""
     from dataclasses import replace
+
+    from anvild.store.write import store_run
 
     return store_run(db, replace(sub, execution_base=base) if base else sub)
 

@@ -67,3 +67,13 @@ def database_url(db_option: str | None, project_root: Path) -> str:
     if db_option:
         return db_option
     return str(project_root / ".anvil" / "history.db")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL or plain path; None for other databases."""
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy and peewee read them
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    if "://" in url:
+        return None
+    return Path(url)

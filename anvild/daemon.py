@@ -21,7 +21,15 @@ from typing import Any
 from anvild import config as paths
 from anvild import control, pending, settings
 from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError
-from anvild.ingest import IngestOptions, ReportSource, expand, prepare, sha256, submission
+from anvild.ingest import (
+    IngestOptions,
+    ReportSource,
+    expand,
+    no_gc,
+    prepare,
+    sha256,
+    submission,
+)
 from anvild.parsers.detect import parse_bytes
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
@@ -178,15 +186,19 @@ class Daemon:
     def _work(self) -> None:
         while (item := self.work.get()) is not None:
             try:
-                if isinstance(item, _Interrupt):
-                    self._interrupt(item.candidate)
-                elif item.tailed:
-                    self._tail(item)
-                else:
-                    self._ingest_file(item)
+                with no_gc():
+                    self._process(item)
             except Exception as exc:  # the daemon stays up whatever one file does
                 self.counters.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("failed on %s", getattr(item, "path", item))
+
+    def _process(self, item: Candidate | _Interrupt) -> None:
+        if isinstance(item, _Interrupt):
+            self._interrupt(item.candidate)
+        elif item.tailed:
+            self._tail(item)
+        else:
+            self._ingest_file(item)
 
     def _project(self, root: Path) -> ProjectConfig | None:
         return self.config.project(root)
@@ -387,7 +399,9 @@ class Daemon:
             if isinstance(source, ReportError):
                 yield {"name": source.where, "error": str(source)}
                 continue
-            yield self._remote_one(owner, source, options)
+            with no_gc():
+                answer = self._remote_one(owner, source, options)
+            yield answer
 
     def _remote_one(
         self, owner: Owner, source: ReportSource, options: IngestOptions

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,22 @@ def expand(paths: list[Path]) -> Iterator[ReportSource | ReportError]:
                 yield ReportSource(str(path), _read(path), explicit=True)
         except ReportError as exc:
             yield exc
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a report is parsed and stored.
+
+    A big report becomes hundreds of thousands of small objects, none of them cyclic garbage;
+    the collector would only rescan them again and again (a third of a 100,000-test ingest).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def count_candidates(paths: list[Path]) -> int:

@@ -183,9 +183,9 @@ def test_reports_wait_for_a_database_that_went_away(
     proxy.open()
     via_proxy = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     _watch(project, database=via_proxy)
-    started = anvild("start", cwd=project)
-    assert started.returncode == 0, started.stderr
     try:
+        started = anvild("start", cwd=project)
+        assert started.returncode == 0, started.stderr
         selections = ["passes", "fails", "param", "Group", "xfails", "skipped"]
         for name in selections[:3]:
             run_pytest(project, "-k", name, "--junitxml", f"junit-{name}.xml")

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 
+from anvild.config import sqlite_path
 from anvild.errors import DatabaseError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -21,16 +22,6 @@ ANVIL_GITIGNORE = "# Created by anvild automatically.\n*\n"
 def is_sqlite(db: Database) -> bool:
     """Whether db is an SQLite database."""
     return isinstance(db, SqliteDatabase)
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of an SQLite URL or plain path; None for other databases."""
-    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy and peewee read them
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :])
-    if "://" in url:
-        return None
-    return Path(url)
 
 
 def prepare_sqlite_dir(path: Path) -> None:

@@ -133,7 +133,7 @@ class ExecutionHistory(BaseModel):
     execution = ForeignKeyField(Execution, on_delete="CASCADE", index=False)
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     attempt = SmallIntegerField(default=0)
-    timestamp = DoubleField(null=True)
+    timestamp = DoubleField(null=True)  # NULL: the execution's started_at
     status = TextField()
     duration = DoubleField(null=True)
     message = TextField(null=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import Entity, EntityStatistics, Execution, ExecutionHistory, Project
@@ -81,7 +81,7 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
         ExecutionHistory.select(
             Execution.execution_id,
             Execution.space,
-            ExecutionHistory.timestamp,
+            fn.COALESCE(ExecutionHistory.timestamp, Execution.started_at).alias("timestamp"),
             ExecutionHistory.status,
             ExecutionHistory.duration,
             ExecutionHistory.attempt,

@@ -347,7 +347,8 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         )
         test_ids = _test_ids(db, project.id, run.results)
         history = [
-            (execution.id, test_ids[r.key], attempt, at, r.status, r.duration, r.message)
+            # timestamp NULL: the run's start (per-test times are not known); 8 bytes a row less
+            (execution.id, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
             for r, attempt in _unique_attempts(run.results)
         ]
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
