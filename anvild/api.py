@@ -327,6 +327,7 @@ def sync_github(
     from dataclasses import replace
 
     from anvild import sync
+    from anvild.ingest import IngestOptions
 
     github = sync.GitHub.from_env(repo, environ)
     runs = [github.run(run_id)] if run_id is not None else github.runs(sync.since(since))

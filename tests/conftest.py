@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,32 @@ SAMPLE_EXPECTED = {
     "tests/test_outcomes.py::TestGroup::TestNested::test_deep": "PASSED",
     "tests/test_broken_import.py": "ERROR",
 }
+
+
+def anvild(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `python -m anvild` as a user would (the test's HOME and XDG variables)."""
+    return subprocess.run(
+        [sys.executable, "-m", "anvild", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Wait until condition() is true, failing with what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 from anvild.cli import cli
 from anvild.store.owner import OwnerLock
-from tests.conftest import SAMPLE_EXPECTED
+from tests.conftest import SAMPLE_EXPECTED, anvild
 
 COMMANDS = [
     ["ingest"], ["pytest"], ["history"], ["stats"], ["stats", "show"], ["stats", "slow"],
@@ -25,19 +25,6 @@ COMMANDS = [
     ["restart"], ["status"], ["service"], ["service", "install"], ["service", "uninstall"],
     ["doctor"], ["db"], ["db", "copy"], ["sync"], ["sync", "github"],
 ]  # fmt: skip
-
-
-def anvild(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def count(db: Path, table: str) -> int:

@@ -11,39 +11,15 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from anvild import settings
-from tests.conftest import SAMPLE_TESTS, run_pytest, write_project
+from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, wait_for, write_project
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
-
-
-def anvild(
-    *args: str, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Wait until condition() is true, failing with what after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def executions(root: Path) -> list[tuple]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from anvild import doctor
-from tests.test_cli import anvild
+from tests.conftest import anvild
 
 LINE = re.compile(r"^(ok  |FAIL) ([^:]+): (.*)$")
 JUNIT = (

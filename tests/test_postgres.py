@@ -8,20 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import anvild
 from tests.conftest import pg_query as query
-
-
-def anvild(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_the_same_commands_work_on_postgresql(

@@ -4,9 +4,6 @@ escaping, the Markdown size limit, and local vs CI on real pytest runs."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +17,7 @@ from anvild.api import Target
 from anvild.report.markdown import MAX_BYTES
 from anvild.store.database import forget
 from anvild.store.owner import Owner
-from tests.conftest import run_pytest, write_project
+from tests.conftest import anvild, run_pytest, write_project
 from tests.test_flaky import History
 
 P, F, E, S, X, XP, R = "PASSED", "FAILED", "ERROR", "SKIPPED", "XFAILED", "XPASSED", "RERUN"
@@ -336,19 +333,6 @@ def test_markdown_escapes_markup() -> None:
 
 
 # --- through the command line ---
-
-
-def anvild(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_report_commands(known: Target, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from anvild import settings
 from anvild.errors import ConfigError
 from anvild.settings import DEFAULT_REPORTS, LOG_LEVELS, SHARES, SPACES, Config, ProjectConfig
-from tests.test_cli import anvild
+from tests.conftest import anvild
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "anvild.toml"
 TOP_KEYS = {
