@@ -415,3 +415,19 @@ def test_anvild_pytest_records_the_run_and_keeps_pytests_exit_code(tmp_path: Pat
     broken = anvild("pytest", "-q", "tests/test_broken_import.py", cwd=root, env=env)
     assert broken.returncode == 2  # pytest's own code for a collection error comes back
     assert count(root / ".anvil" / "history.db", "execution") == 3  # and the error is recorded
+
+
+def test_anvild_pytest_without_pytest_json_report_is_one_line(tmp_path: Path) -> None:
+    # The environment has no pytest-json-report: hide it the way a missing module looks.
+    code = (
+        "import sys; sys.modules['pytest_jsonreport'] = None; from anvild.cli import main; "
+        "sys.argv = ['anvild', 'pytest', '-q']; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "anvild: error: pytest-json-report is not installed in this environment: "
+        "pip install pytest-json-report"
+    )

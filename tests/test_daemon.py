@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -315,3 +316,52 @@ def test_ci_runs_keep_their_ci_names_through_the_daemon(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("stored ci-4242-tests (ci)")
     assert status()["runs_ingested"] == 1
+
+
+def _reportlog_lines(root: Path, tmp_path: Path, name: str, *selection: str) -> list[bytes]:
+    """The lines of a real pytest-reportlog file of the sample project."""
+    log = tmp_path / f"{name}.jsonl"
+    run_pytest(root, *selection, f"--report-log={log}")
+    return log.read_bytes().splitlines(keepends=True)
+
+
+def test_a_reportlog_run_without_session_finish_is_closed_as_interrupted(
+    project: Path, tmp_path: Path
+) -> None:
+    lines = _reportlog_lines(project, tmp_path, "whole", "-k", "param")
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "anvild" / "config.toml"
+    assert anvild("watch", str(project), "--no-start").returncode == 0
+    settings.save(dataclasses.replace(settings.load(path), reportlog_timeout=0.5), path)
+    assert anvild("start").returncode == 0
+    try:
+        target = project / ".pytest_cache" / "reportlog.jsonl"
+        target.parent.mkdir(exist_ok=True)
+        # the run dies after its first test: no SessionFinish ever comes
+        cut = next(i for i, line in enumerate(lines) if b'"when": "teardown"' in line) + 1
+        target.write_bytes(b"".join(lines[:cut]))
+        wait_for(lambda: executions(project), 10, "the interrupted run")
+        with sqlite3.connect(project / ".anvil" / "history.db") as conn:
+            (state,) = conn.execute("SELECT state FROM execution").fetchone()
+        assert state == "interrupted" and executions(project)[0][1:] == ("reportlog", 1)
+    finally:
+        anvild("stop")
+
+
+def test_a_reportlog_that_shrinks_was_restarted(daemon: int, project: Path, tmp_path: Path) -> None:
+    first = _reportlog_lines(project, tmp_path, "first", "-k", "param")
+    second = _reportlog_lines(project, tmp_path, "second", "-k", "passes or fails")
+    target = project / ".pytest_cache" / "reportlog.jsonl"
+    target.parent.mkdir(exist_ok=True)
+    with target.open("wb") as stream:  # a session that writes half its log...
+        cut = next(i for i, line in enumerate(first) if b'"when": "teardown"' in line) + 1
+        stream.writelines(first[:cut])
+        stream.flush()
+        wait_for(
+            lambda: [p for p in status()["in_progress"] if p["tests_so_far"] >= 1], 10, "progress"
+        )
+    with target.open("wb") as stream:  # ...then pytest starts over: truncated, a new session
+        stream.writelines(second)
+    wait_for(lambda: executions(project), 10, "the second session")
+    time.sleep(0.3)
+    # only the complete second session is a run: the half first one is gone
+    assert [row[1:] for row in executions(project)] == [("reportlog", 4)]
