@@ -8,7 +8,9 @@ import os
 import select
 import socket
 import sqlite3
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from anvild import settings
 from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, wait_for, write_project
 from tests.conftest import pg_query as query
-from tests.test_daemon import executions, status
+from tests.test_daemon import status
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
 
@@ -214,6 +216,29 @@ def test_reports_wait_for_a_database_that_went_away(
         proxy.cut()
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs of the test's own, to make read-only or full (needs mount rights: root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'not permitted'}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _sqlite_runs(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM execution").fetchone()[0]
+    except sqlite3.Error:
+        return -1
+
+
 def test_a_read_only_sqlite_database_keeps_reports_pending(project: Path) -> None:
     if os.geteuid() == 0:
         pytest.skip("root writes through read-only permissions; this needs an ordinary user")
@@ -231,4 +256,36 @@ def test_a_read_only_sqlite_database_keeps_reports_pending(project: Path) -> Non
         wait_for(lambda: len(executions(project)) == 2, 90, "the run stored after recovery")
     finally:
         (project / ".anvil").chmod(0o700)
+        anvild("stop", cwd=project)
+
+
+def test_a_full_disk_keeps_reports_pending(project: Path, small_disk: Path) -> None:
+    db = small_disk / "history.db"
+    _watch(project, database=str(db))
+    filler = small_disk / "filler"
+    try:
+        assert anvild("start", cwd=project).returncode == 0
+        run_pytest(project, "-k", "param", *JSON_REPORT)
+        wait_for(lambda: _sqlite_runs(db) == 1, 10, "the first run")
+        with filler.open("wb") as stream:  # fill the disk to the last byte
+            try:
+                while True:
+                    stream.write(b"\0" * 65536)
+                    stream.flush()
+            except OSError:
+                pass
+        big = write_project(
+            project,
+            {
+                "tests/test_many.py": "import pytest\n@pytest.mark.parametrize('n', range(3000))\ndef test_n(n):\n    assert n % 7\n"
+            },
+        )
+        run_pytest(big, *JSON_REPORT)
+        wait_for(lambda: status()["pending"] >= 1, 30, "the report pending")
+        assert "full" in status()["last_error"].lower()
+        filler.unlink()
+        wait_for(lambda: _sqlite_runs(db) == 2, 90, "the run stored once there is room")
+        wait_for(lambda: status()["pending"] == 0, 30, "nothing pending")
+    finally:
+        filler.unlink(missing_ok=True)
         anvild("stop", cwd=project)
