@@ -18,7 +18,7 @@ import pytest
 from anvild import settings
 from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, wait_for, write_project
 from tests.conftest import pg_query as query
-from tests.test_daemon import status
+from tests.test_daemon import executions, status
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
 
