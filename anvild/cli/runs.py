@@ -1,0 +1,138 @@
+"""Commands that store runs and show them: ingest, pytest, history."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from anvild.cli.base import Context, cli, format_option, pass_context, report_ingest, wait_note
+from anvild.errors import UsageError
+
+RUN_FIELDS = (
+    "execution_id",
+    "project",
+    "space",
+    "source",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "counts",
+    "git_commit",
+    "git_branch",
+    "tree_dirty",
+    "origin",
+    "report_path",
+)
+COUNT_FIELDS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "rerun")
+RESULT_FIELDS = ("execution_id", "space", "timestamp", "status", "duration", "attempt", "message")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--space",
+    type=click.Choice(["local", "ci"]),
+    default="local",
+    show_default=True,
+    help="Record the runs as local or CI runs.",
+)
+@click.option("--execution-id", metavar="ID", help="Name the run (one report only).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata stored with each run.")
+@pass_context
+def ingest(
+    obj: Context,
+    paths: tuple[Path, ...],
+    space: str,
+    execution_id: str | None,
+    meta: tuple[str, ...],
+) -> None:
+    """Store report files, directories (recursively) or zip archives as runs."""
+    from anvild import api
+    from anvild.ingest import IngestOptions, count_candidates
+
+    metadata = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta expects KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    target = obj.target()
+    options = IngestOptions(
+        target.project_root,
+        space,
+        execution_id,
+        metadata,
+        share=target.share,
+        messages=target.messages,
+    )
+    if space == "ci":  # the CI job's facts: run, job, URL, commit, branch (anvild.ci)
+        import os
+
+        options = api.ci_options(options, os.environ)
+    events = api.ingest(target, list(paths), options, on_wait=wait_note)
+    total = count_candidates(list(paths)) if sys.stderr.isatty() else 0
+    failures = report_ingest(events, total)
+    if failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("test_id", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--space", type=click.Choice(["local", "ci", "all"]), default="all", show_default=True
+)
+@format_option
+@pass_context
+def history(
+    obj: Context, test_id: str | None, limit: int, space: str, fmt: str, as_json: bool
+) -> None:
+    """Recent runs, or one test's recent results."""
+    from anvild import api, output
+
+    chosen = None if space == "all" else space
+    if test_id:
+        rows = api.test_history(obj.target(), test_id, limit, chosen)
+        if fmt == "json" or as_json:
+            output.emit_json([output.jsonable(row, RESULT_FIELDS) for row in rows])
+            return
+        output.table(rows, [(f, f.replace("_", " ")) for f in RESULT_FIELDS], test_id)
+        return
+    rows = api.runs(obj.target(), limit, chosen)
+    for row in rows:
+        row["project"] = row.pop("project_name", None)
+        row["counts"] = {name: row.get(name) for name in COUNT_FIELDS}
+        row["tree_dirty"] = None if row.get("tree_dirty") is None else bool(row["tree_dirty"])
+    if fmt == "json" or as_json:
+        output.emit_json([output.jsonable(row, RUN_FIELDS) for row in rows])
+        return
+    columns = [
+        ("execution_id", "execution"),
+        ("space", "space"),
+        ("source", "source"),
+        ("started_at", "started"),
+        ("duration", "duration"),
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("errors", "errors"),
+        ("skipped", "skipped"),
+        ("git_branch", "branch"),
+        ("origin", "origin"),
+    ]
+    output.table(rows, columns, "Runs")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def pytest(obj: Context, pytest_args: tuple[str, ...]) -> None:
+    """Run pytest with a JSON report, record the run, exit with pytest's exit code."""
+    from anvild import api
+
+    target = obj.target()
+    code, events = api.record_pytest(target, list(pytest_args), Path.cwd(), on_wait=wait_note)
+    failures = report_ingest(events, 0)
+    sys.exit(code if code != 0 or not failures else 1)

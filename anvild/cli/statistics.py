@@ -1,0 +1,219 @@
+"""The `stats` commands: show, slow, flaky, rebuild."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from anvild.cli.base import Context, cli, format_option, pass_context, space_option, wait_note
+from anvild.errors import UsageError
+
+STATS_FIELDS = (
+    "entity_id",
+    "entity_type",
+    "space",
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "failure_rate",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "flips",
+)
+
+
+@cli.group()
+def stats() -> None:
+    """Per-test statistics."""
+
+
+@stats.command("show")
+@click.option(
+    "--type",
+    "entity_type",
+    type=click.Choice(["test"]),
+    default="test",
+    show_default=True,
+    help="Entity type (tests).",
+)
+@space_option("all")
+@click.option(
+    "--sort", type=click.Choice(["rate", "duration", "runs"]), default="rate", show_default=True
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N tests.")
+@format_option
+@pass_context
+def stats_show(
+    obj: Context,
+    entity_type: str,
+    space: str,
+    sort: str,
+    limit: int | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Statistics per test: runs, outcomes, failure rate, duration."""
+    from anvild import api
+
+    rows = api.show_stats(obj.target(), space, sort, limit)
+    _emit_stats(rows, fmt, as_json, "Test statistics")
+
+
+@stats.command("slow")
+@space_option("all")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@format_option
+@pass_context
+def stats_slow(obj: Context, space: str, limit: int, fmt: str, as_json: bool) -> None:
+    """The slowest tests by average duration."""
+    from anvild import api
+
+    rows = api.slow_tests(obj.target(), space, limit)
+    _emit_stats(rows, fmt, as_json, "Slowest tests")
+
+
+FLAKY_FIELDS = (
+    "entity_id",
+    "space",
+    "runs",
+    "passed",
+    "failed",
+    "flips",
+    "flip_rate",
+    "failure_rate",
+    "reasons",
+    "broken",
+    "passed_on_retry",
+)
+
+
+def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from anvild.flaky import parse_threshold
+
+    try:
+        return parse_threshold(value)
+    except UsageError as exc:
+        raise click.BadParameter(exc.what) from None
+
+
+@stats.command("flaky")
+@click.option(
+    "--threshold",
+    default="10",
+    show_default=True,
+    metavar="PCT",
+    callback=_threshold,
+    help="Flip rate that makes a test flaky, in percent (10 or 10%).",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Look at each test's last N executed runs per space.",
+)
+@click.option(
+    "--min-runs",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Executed runs needed before the flip rate counts.",
+)
+@space_option("all")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "deselect"]),
+    default="table",
+    show_default=True,
+    help="json: one array on stdout; deselect: `--deselect NODEID` lines for pytest.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@pass_context
+def stats_flaky(
+    obj: Context,
+    threshold: float,
+    window: int,
+    min_runs: int,
+    space: str,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Flaky tests, with the rules that flagged each; broken tests are listed apart."""
+    from anvild import api, output
+    from anvild.flaky import FlakyOptions, deselect_lines
+    from anvild.report.labels import reasons
+
+    found = api.flaky_tests(obj.target(), space, FlakyOptions(threshold, window, min_runs))
+    if fmt == "json" or as_json:
+        output.emit_json([verdict.as_row() for verdict in found])
+        return
+    if fmt == "deselect":
+        for line in deselect_lines(found):
+            click.echo(line)
+        return
+    rows = [{**v.as_row(), "flip": f"{v.flip_rate * 100:.1f}%"} for v in found]
+    flaky_rows = [row | {"why": reasons(row["reasons"])} for row in rows if not row["broken"]]
+    broken_rows = [row for row in rows if row["broken"]]
+    if not flaky_rows:
+        click.echo(f"no flaky tests in the last {window} runs ({space})")
+    else:
+        columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
+        columns += [("passed", "passed"), ("failed", "failed"), ("flips", "flips")]
+        columns += [("flip", "flip rate"), ("failure_rate", "fail rate"), ("why", "reasons")]
+        output.table(flaky_rows, columns, "Flaky tests")
+    if broken_rows:
+        columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
+        output.table(broken_rows, columns, "Broken tests (failed in every run)")
+
+
+def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str) -> None:
+    from anvild import output
+
+    if fmt == "json" or as_json:
+        output.emit_json([output.jsonable(row, STATS_FIELDS) for row in rows])
+        return
+    columns = [
+        ("entity_id", "test"),
+        ("space", "space"),
+        ("total_runs", "runs"),
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("errors", "errors"),
+        ("skipped", "skipped"),
+        ("failure_rate", "fail rate"),
+        ("avg_duration", "avg"),
+        ("last_status", "last"),
+        ("last_run", "last run"),
+    ]
+    output.table(rows, columns, title)
+
+
+@stats.command("rebuild")
+@format_option
+@pass_context
+def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
+    """Recompute statistics from history and print what had to change."""
+    from dataclasses import asdict
+
+    from anvild import api, output
+
+    changes = api.rebuild_stats(obj.target(), on_wait=wait_note)
+    if fmt == "json" or as_json:
+        output.emit_json([asdict(change) for change in changes])
+        return
+    if not changes:
+        click.echo("statistics match the history: nothing to change")
+        return
+    for change in changes:
+        click.echo(
+            f"{change.entity_id} [{change.space}] {change.field}: "
+            f"{change.stored!r} -> {change.recomputed!r}"
+        )
+    tests = len({(c.entity_id, c.space) for c in changes})
+    click.echo(f"fixed {len(changes)} values of {tests} statistics rows")
