@@ -248,6 +248,8 @@ def parse_json_report(path: Path, data: bytes) -> ParsedRun:
         return _typed(_DECODER.decode(data), path)
     except msgspec.ValidationError:
         pass
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"not UTF-8: {exc.reason} at byte {exc.start}", str(path)) from None
     except msgspec.DecodeError as exc:
         if data.strip() and data.lstrip()[:1] == b"{" and "truncated" in str(exc).lower():
             raise ReportIncomplete(
