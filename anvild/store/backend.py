@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,9 +112,20 @@ def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     if is_sqlite(db):
         cursor.executemany(sql, rows)
         return
-    from psycopg2.extras import execute_batch
+    from psycopg2.extras import execute_batch, execute_values
 
+    # An INSERT's row of placeholders becomes one multi-row VALUES list per page: one round
+    # trip a page instead of one a row.
+    values = _ROW_OF_PARAMS.search(sql) if sql.lstrip().upper().startswith("INSERT") else None
+    if values is not None:
+        multi = sql[: values.start()] + "VALUES %s" + sql[values.end() :]
+        template = values.group(0)[len("VALUES") :].strip()
+        execute_values(cursor, multi, rows, template=template, page_size=2000)
+        return
     execute_batch(cursor, sql, rows, page_size=1000)
+
+
+_ROW_OF_PARAMS = re.compile(r"VALUES\s*\((?:\s*(?:%s|'[^']*')\s*,)*\s*(?:%s|'[^']*')\s*\)")
 
 
 _MIGRATION_LOCK = 0x616E76696C64  # "anvild": one advisory lock key for schema changes
