@@ -7,7 +7,14 @@ from typing import Any
 from peewee import JOIN, fn
 
 from anvild.store.columns import STAT_FIELDS
-from anvild.store.models import Entity, EntityStatistics, Execution, ExecutionHistory, Project
+from anvild.store.models import (
+    Entity,
+    EntityStatistics,
+    Execution,
+    ExecutionHistory,
+    Project,
+    database,
+)
 
 
 def dicts(query: Any) -> list[dict[str, Any]]:
@@ -195,42 +202,32 @@ def window_results(
 
     The newest runs are found on the (test, execution) index, so the cost does not grow with
     the length of the history; with since, `first` (see first_execution_since) bounds the
-    index range read.
+    index range read. Plain SQL: `stats flaky` runs this once per candidate test, and
+    building the query each time would cost more than running it.
     """
-    from peewee import fn
+    db = database.obj
+    p = db.param
+    recent = "" if since is None else f' AND e."started_at" >= {p}'
+    sql = _WINDOW_SQL.format(p=p, recent=recent)
+    bounds = () if since is None else (since,)
+    params = (test, space, *bounds, first, window - 1, first, test, space, *bounds)
+    cursor = db.execute_sql(sql, params)
+    return [tuple(row) for row in cursor.fetchall()]
 
-    def in_space(query: Any) -> Any:
-        query = query.join(Execution, on=(ExecutionHistory.execution == Execution.id)).where(
-            (ExecutionHistory.test == test) & (Execution.space == space)
-        )
-        return query if since is None else query.where(Execution.started_at >= since)
 
-    oldest = (
-        in_space(ExecutionHistory.select(ExecutionHistory.execution))
-        .where(
-            ExecutionHistory.status.not_in(_NOT_EXECUTED) & (ExecutionHistory.execution >= first)
-        )
-        .group_by(ExecutionHistory.execution)
-        .order_by(ExecutionHistory.execution.desc())
-        .limit(1)
-        .offset(window - 1)
-    )
-    query = (
-        in_space(
-            ExecutionHistory.select(
-                ExecutionHistory.execution,
-                ExecutionHistory.attempt,
-                ExecutionHistory.status,
-                Execution.git_commit,
-                Execution.tree_dirty,
-                Execution.diff_hash,
-            )
-        )
-        # one lower bound, so the database reads the index from there
-        .where(ExecutionHistory.execution >= fn.COALESCE(oldest, first))
-        .order_by(ExecutionHistory.execution, ExecutionHistory.attempt)
-    )
-    return tuples(query)
+_WINDOW_SQL = (
+    'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
+    'e."diff_hash" FROM "execution_history" AS h '
+    'JOIN "execution" AS e ON h."execution_id" = e."id" '
+    'WHERE h."execution_id" >= COALESCE(('
+    ' SELECT h2."execution_id" FROM "execution_history" AS h2'
+    ' JOIN "execution" AS e ON h2."execution_id" = e."id"'
+    ' WHERE h2."test_id" = {p} AND e."space" = {p}{recent}'
+    " AND h2.\"status\" NOT IN ('SKIPPED', 'XFAILED') AND h2.\"execution_id\" >= {p}"
+    ' GROUP BY h2."execution_id" ORDER BY h2."execution_id" DESC LIMIT 1 OFFSET {p}'
+    '), {p}) AND h."test_id" = {p} AND e."space" = {p}{recent} '
+    'ORDER BY h."execution_id", h."attempt"'
+)
 
 
 def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
