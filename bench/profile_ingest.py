@@ -3,7 +3,8 @@
     .venv/bin/python bench/profile_ingest.py [--tests 100000] [--top 10] [--known]
 
 Runs in the main thread (store_run called directly, not through the owner's writer
-thread, which cProfile would not see) on a fresh database in a scratch directory.
+thread, which cProfile would not see) on a fresh database in a scratch directory, with the
+cyclic garbage collector paused as the daemon and `anvild ingest` pause it.
 --known ingests an earlier run of the same suite first, untimed, so the profiled ingest
 is one into a database that already knows every test.
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(BENCH))
 from run import report_files  # noqa: E402 - bench/ is not a package
 
 from anvild import provenance  # noqa: E402
-from anvild.ingest import IngestOptions, ReportSource, prepare  # noqa: E402
+from anvild.ingest import IngestOptions, ReportSource, no_gc, prepare  # noqa: E402
 from anvild.parsers.detect import parse_bytes  # noqa: E402
 from anvild.store.database import open_database  # noqa: E402
 from anvild.store.write import store_run  # noqa: E402
@@ -67,14 +68,16 @@ def main() -> None:
                 source = ReportSource(str(first), first.read_bytes(), explicit=True)
                 store_run(open_database(url), prepare(source, options))
         print(f"phases, {args.tests:,} tests ({path.stat().st_size / 1e6:.1f} MB):")
-        phases(path, project, str(tmp / "phases.db"))
+        with no_gc():  # as the daemon's worker and `anvild ingest` run an ingest
+            phases(path, project, str(tmp / "phases.db"))
         db = open_database(str(tmp / "profile.db"))
         profile = cProfile.Profile()
         start = time.perf_counter()
-        profile.enable()
-        source = ReportSource(str(path), path.read_bytes(), explicit=True)
-        store_run(db, prepare(source, options))
-        profile.disable()
+        with no_gc():
+            profile.enable()
+            source = ReportSource(str(path), path.read_bytes(), explicit=True)
+            store_run(db, prepare(source, options))
+            profile.disable()
         print(f"\nprofiled ingest: {time.perf_counter() - start:.3f} s (with profiler overhead)")
     for order, pattern in (("cumulative", "anvild|peewee"), ("tottime", ".")):
         out = io.StringIO()

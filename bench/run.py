@@ -10,261 +10,47 @@ and are cached under bench/out/ (gitignored); databases live in temporary direct
 from __future__ import annotations
 
 import argparse
-import gc
-import hashlib
-import json
-import os
-import platform
 import sqlite3
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import generate  # noqa: E402 - bench/ is not a package
+from common import (  # bench/ is not a package: found through sys.path
+    ANVILD,
+    BENCH,
+    JSON_LOAD,
+    PYTHON,
+    BenchError,
+    InProcess,
+    Mode,
+    Row,
+    clean_env,
+    db_bytes,
+    fmt_ratio,
+    fmt_value,
+    fresh_ingest,
+    history_rows,
+    json_load,
+    load,
+    machine,
+    median,
+    report_files,
+    run_process,
+    statement_times,
+    statements_note,
+    temp_dir,
+    timed,
+    verdict,
+)
 
-PYTHON = sys.executable
-ANVILD = str(Path(sys.executable).parent / "anvild")
-JSON_LOAD = "import json,sys; json.load(open(sys.argv[1]))"
-
-
-@dataclass(slots=True)
-class Row:
-    """One line of the results: anvild's number beside its baseline and the goal."""
-
-    figure: str
-    what: str
-    measured: float | None
-    unit: str
-    baseline: float | None = None
-    baseline_what: str = ""
-    goal: str = ""
-    verdict: str = "n/a"
-    samples: list[float] = field(default_factory=list)
-    baseline_samples: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float | None:
-        if self.measured is None or not self.baseline:
-            return None
-        return self.measured / self.baseline
-
-
-class BenchError(Exception):
-    """A measurement that could not be taken (anvild failed): reported, not fatal."""
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def verdict(ok: bool) -> str:
-    return "meets" if ok else "misses"
-
-
-def fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "s":
-        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
-    if unit == "B":
-        return f"{value:.1f} B"
-    return f"{value:g} {unit}"
-
-
-def fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-@contextmanager
-def temp_dir() -> Iterator[Path]:
-    """A scratch directory outside any git work tree (the project root of an ingest)."""
-    with tempfile.TemporaryDirectory(prefix="anvild-bench-") as name:
-        yield Path(name)
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment of the measured processes: XDG dirs in a scratch place, no CI vars."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANVILD_")}
-    env.update(
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_STATE_HOME=str(home / "state"),
-        XDG_CACHE_HOME=str(home / "cache"),
-    )
-    return env
-
-
-def timed(func: Callable[[], object]) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
-
-
-def run_process(args: list[str], env: dict[str, str]) -> float:
-    """Wall time of one process, start to exit; a failure stops the benchmark."""
-    gc.collect()
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, env=env, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise BenchError(
-            f"`{' '.join(args)}` exited {proc.returncode}: {proc.stderr.decode()[-500:]}"
-        )
-    return elapsed
-
-
-def json_load(path: Path) -> None:
-    with path.open() as handle:
-        json.load(handle)
-
-
-def db_bytes(db: Path) -> int:
-    """Size of the database once its WAL is checkpointed into it (main file + -wal)."""
-    con = sqlite3.connect(db)
-    try:
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
-    wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def history_rows(db: Path) -> int:
-    con = sqlite3.connect(db)
-    try:
-        return int(con.execute('SELECT COUNT(*) FROM "execution_history"').fetchone()[0])
-    finally:
-        con.close()
-
-
-# --- the machine ---------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _ram() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _git(*args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
-def machine() -> dict[str, str]:
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    if _git("status", "--porcelain", "--", "anvild"):
-        commit += " + uncommitted changes in anvild/"
-    return {
-        "CPU": _cpu_model(),
-        "cores": str(os.cpu_count()),
-        "RAM": _ram(),
-        "OS": platform.platform(terse=True),
-        "Python": platform.python_version(),
-        "SQLite": sqlite3.sqlite_version,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": commit,
-        "load average (1 min) at start": load(),
-    }
-
-
-def load() -> str:
-    """The 1-minute load average: other work on the machine skews every figure."""
-    try:
-        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
-    except OSError:
-        return "unknown"
-
-
-# --- reports -------------------------------------------------------------------------------
-
-
-def reports_dir() -> Path:
-    """Generated reports, cached per version of generate.py."""
-    digest = hashlib.sha256(Path(generate.__file__).read_bytes()).hexdigest()[:10]
-    return BENCH / "out" / f"reports-{digest}"
-
-
-def report_files(n_tests: int, variants: range) -> list[Path]:
-    directory = reports_dir()
-    paths = [directory / f"report-{n_tests}-v{v}.json" for v in variants]
-    if not all(p.exists() for p in paths):
-        suite = generate.build_suite(n_tests)
-        for variant, path in zip(variants, paths, strict=True):
-            if not path.exists():
-                tmp = path.with_suffix(".tmp")
-                generate.write_report(tmp, suite, variant)
-                tmp.replace(path)
-    return paths
+__all__ = ["report_files"]  # profile_ingest.py imports it from here
 
 
 # --- in-process ingest ---------------------------------------------------------------------
-
-
-class InProcess:
-    """anvild's ingest in this process as the daemon does it: an open owner, then per report
-    read + parse (prepare) + one store_run transaction (history and statistics)."""
-
-    def __init__(self, project: Path, db: Path) -> None:
-        from anvild.ingest import IngestOptions
-        from anvild.store.owner import Owner
-
-        self.options = IngestOptions(project)
-        self.owner = Owner(str(db), project / "state").open(timeout=5.0)
-
-    def ingest(self, path: Path) -> None:
-        from anvild.ingest import ReportSource, prepare
-        from anvild.store.write import store_run
-
-        source = ReportSource(str(path), path.read_bytes(), explicit=True)
-        submission = prepare(source, self.options)
-        stored = self.owner.run(lambda db: store_run(db, submission))
-        if stored.already_stored or stored.tests == 0:
-            raise BenchError(f"{path} was not stored: {stored}")
-
-    def close(self) -> None:
-        self.owner.close()
-
-
-def fresh_ingest(path: Path) -> float:
-    """Time of one ingest of path into a new, empty database (opening it not counted)."""
-    with temp_dir() as tmp:
-        project = tmp / "project"
-        project.mkdir()
-        anvild = InProcess(project, tmp / "history.db")
-        try:
-            return timed(lambda: anvild.ingest(path))
-        finally:
-            anvild.close()
 
 
 def figure_a(sizes: list[int], reps: dict[int, int]) -> list[Row]:
@@ -273,9 +59,10 @@ def figure_a(sizes: list[int], reps: dict[int, int]) -> list[Row]:
         (path,) = report_files(n, range(1, 2))
         fresh_ingest(path)  # warm-up: imports, page cache
         ours, theirs = [], []
-        for _ in range(reps[n]):
-            theirs.append(timed(partial(json_load, path)))
-            ours.append(fresh_ingest(path))
+        with statement_times() as statements:
+            for _ in range(reps[n]):
+                theirs.append(timed(partial(json_load, path)))
+                ours.append(fresh_ingest(path))
         row = Row(
             "a", f"in-process ingest, {n:,} tests ({path.stat().st_size / 1e6:.1f} MB)",
             median(ours), "s", median(theirs), "json.load", samples=ours, baseline_samples=theirs,
@@ -283,6 +70,12 @@ def figure_a(sizes: list[int], reps: dict[int, int]) -> list[Row]:
         if n == 100_000:
             row.goal = "<= 1.0x json.load"
             row.verdict = verdict(row.ratio is not None and row.ratio <= 1.0)
+            row.notes.append(statements_note(statements, median(ours)))
+            row.notes.append(
+                "the rest: reading and parsing the report into records, the test-id lookups, "
+                "building the rows in Python, the commit (`python bench/profile_ingest.py` "
+                "profiles it)"
+            )
         else:
             row.goal = "(goal is for 100k)"
         rows.append(row)
@@ -426,24 +219,92 @@ def figure_d(reps: int, n_tests: int = 100, runs: int = 5) -> list[Row]:
 
 HEADER = ("fig", "what", "anvild", "baseline", "ratio", "goal", "verdict")
 
+NOTES = """\
+- a: the owner (writer thread, lock, fresh database with its schema) is opened before
+  the clock starts, as in the daemon; timed = read the file + parse + provenance +
+  one transaction storing the run, its results and the statistics, with the cyclic GC
+  paused as the daemon's worker and `anvild ingest` pause it.
+  Baseline: `json.load(open(path))` (stdlib, file read included).
+- b: `anvild --db DB --project DIR ingest FILE` vs
+  `python -c "import json,sys; json.load(open(sys.argv[1]))" FILE`, whole processes,
+  a fresh database each time, after one untimed round that warms the page cache.
+  --db/--project are global options: they go before the command name.
+- c: after a first ingest, the same suite's next runs (same node ids, new outcomes
+  and durations) into one database; growth = main file + -wal after
+  `PRAGMA wal_checkpoint(TRUNCATE)`, divided by the history rows added.
+- d: whole process, output captured (not a terminal), after one warm-up run.
+- e: bench/seed_way.py is the seed's way as its document describes it: a plain
+  `sqlite3.connect(path, timeout=30)` (rollback journal, synchronous=FULL), one INSERT
+  and commit per result, then `SELECT ... GROUP BY entity` over all history and one
+  upsert + commit per entity. Both databases hold the same earlier runs (anvild's built
+  by its own ingest); each repetition starts from a copy of them. The ratio column says
+  how many times faster anvild is.
+- f: a real daemon (`anvild start`, HOME and XDG dirs in a scratch directory) watches a
+  project; each report is written as pytest-json-report writes it (open 'w', json.dump,
+  close) to `.pytest_cache/report.json`; the clock runs from close() until
+  `SELECT COUNT(*) FROM execution` on a read-only WAL connection (polled every ~1 ms)
+  shows the run. Each report is a distinct run of one 1,000-test suite.
+- g: 8 processes (forked, reports loaded before a common start gate) each write 25
+  reports back to back, `reports/w<N>-<i>.json` (the project watches `reports/*.json`
+  besides the default globs, as `anvild watch --report 'reports/*.json'` adds it). Time
+  = gate -> all 200 runs visible. Errors = rejected + pending reports + a last_error in
+  `anvild status --json`; lost = reports without a run; duplicates = runs beyond one per
+  report. The seed's way: 8 processes record the same 200 reports, a new connection per
+  run (each run is a new script process), into one SQLite file.
+- h: see bench/fig_history.py for how the history is built; the ingest is timed as in a,
+  the commands as in d. The baseline of the stats rows is the same command on the
+  control database (the same suite with one run: 10,000 results).
+- i: a real daemon with 100 projects in its config; CPU = utime+stime of
+  /proc/<pid>/stat over the window, memory = VmRSS of /proc/<pid>/status (MB = 10^6 B).
+- j: as a and g, with a throwaway PostgreSQL database per measurement.
+- The project directory of every ingest is a scratch directory outside any git work
+  tree, so provenance costs one failing `git status`.
+- The load average is that of the whole machine: other work running beside the
+  benchmark slows both sides of a ratio, the absolute times (f, h, i) more.
+"""
+
 
 def cells(row: Row) -> tuple[str, ...]:
     baseline = fmt_value(row.baseline, row.unit)
     if row.baseline_what and row.baseline is not None:
         baseline = f"{baseline} ({row.baseline_what})"
+    ratio = row.ratio_text if row.ratio_text is not None else fmt_ratio(row.ratio)
     return (
         row.figure, row.what, fmt_value(row.measured, row.unit), baseline,
-        fmt_ratio(row.ratio), row.goal, row.verdict,
+        ratio, row.goal, row.verdict,
     )  # fmt: skip
 
 
 def print_row(row: Row) -> None:
     print_cells(cells(row))
+    if row.verdict in ("error", "skipped") and row.notes:
+        print(f"   {row.notes[0]}")
 
 
 def print_cells(values: tuple[str, ...]) -> None:
     fig, what, ours, base, ratio, goal, verdict_ = values
-    print(f"{fig:<3} {what:<70} {ours:>10}  {base:<32} {ratio:>7}  {goal:<20} {verdict_}")
+    print(f"{fig:<3} {what:<70} {ours:>10}  {base:<32} {ratio:>7}  {goal:<20} {verdict_}",
+          flush=True)  # fmt: skip
+
+
+def summary(rows: list[Row]) -> list[str]:
+    verdicts = [row.verdict for row in rows]
+    met, missed = verdicts.count("meets"), verdicts.count("misses")
+    lines = [f"**{met} of {met + missed} goals met, {missed} missed**"]
+    others = [f"{verdicts.count(v)} {v}" for v in ("error", "skipped") if v in verdicts]
+    if others:
+        lines[0] += f" ({', '.join(others)})"
+    lines[0] += "."
+    misses = [row for row in rows if row.verdict == "misses"]
+    if misses:
+        lines += ["", "Missed:"]
+        for row in misses:
+            ratio = row.ratio_text if row.ratio_text is not None else fmt_ratio(row.ratio)
+            lines.append(
+                f"- {row.figure}, {row.what}: {fmt_value(row.measured, row.unit)} "
+                f"(goal {row.goal}; ratio {ratio})"
+            )
+    return lines
 
 
 def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float) -> str:
@@ -458,12 +319,16 @@ def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float)
         "|---|---|",
         *(f"| {key} | {value} |" for key, value in info.items()),
         "",
+        *summary(rows),
+        "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
         *("| " + " | ".join(cells(row)) + " |" for row in rows),
         "",
-        "Times are medians; the baseline of a row was measured in the same run, its repetitions",
-        "interleaved with anvild's. The ratio is anvild / baseline (for c and d: measured / goal).",
+        "Times are medians unless the row says otherwise; the baseline of a row was measured",
+        "in the same run, its repetitions interleaved with anvild's. The ratio is anvild /",
+        "baseline, or how many times faster anvild is where it says so; where the baseline",
+        "is a goal (c size, d, f, i) it is measured / goal.",
         "",
         "## Details",
         "",
@@ -474,34 +339,41 @@ def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float)
         if row.samples:
             ours = ", ".join(fmt_value(v, row.unit) for v in row.samples)
             lines.append(
-                f"  - anvild samples: {ours} (fastest {fmt_value(min(row.samples), row.unit)})"
+                f"  - {row.ours_label} samples: {ours} "
+                f"(fastest {fmt_value(min(row.samples), row.unit)})"
             )
         if row.baseline_samples:
             label = row.baseline_what if row.figure != "d" else "`python -c pass`"
             theirs = ", ".join(fmt_value(v, row.unit) for v in row.baseline_samples)
             fastest = fmt_value(min(row.baseline_samples), row.unit)
             lines.append(f"  - {label} samples: {theirs} (fastest {fastest})")
-    lines += [
-        "",
-        "## Notes",
-        "",
-        "- a: the owner (writer thread, lock, fresh database with its schema) is opened before",
-        "  the clock starts, as in the daemon; timed = read the file + parse + provenance +",
-        "  one transaction storing the run, its results and the statistics.",
-        "  Baseline: `json.load(open(path))` (stdlib, file read included).",
-        "- b: `anvild --db DB --project DIR ingest FILE` vs",
-        '  `python -c "import json,sys; json.load(open(sys.argv[1]))" FILE`, whole processes,',
-        "  a fresh database each time, after one untimed round that warms the page cache.",
-        "  --db/--project are global options: they go before the command name.",
-        "- c: after a first ingest, the same suite's next runs (same node ids, new outcomes",
-        "  and durations) into one database; growth = main file + -wal after",
-        "  `PRAGMA wal_checkpoint(TRUNCATE)`, divided by the history rows added.",
-        "- d: whole process, output captured (not a terminal), after one warm-up run.",
-        "- The project directory of every ingest is a scratch directory outside any git work",
-        "  tree, so provenance costs one failing `git status`.",
-        "",
-    ]
+    lines += ["", "## Notes", "", NOTES]
     return "\n".join(lines)
+
+
+def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
+    import fig_daemon
+    import fig_history
+    import fig_postgres
+    import fig_seed
+
+    sizes = [1_000, 100_000] if mode.quick else [1_000, 10_000, 100_000]
+    reps = {1_000: 5, 10_000: 3, 100_000: 3} if mode.quick else {1_000: 11, 10_000: 7, 100_000: 5}
+    print("generating reports ...", flush=True)
+    for n in sizes:
+        report_files(n, range(1, 2))
+    return [
+        ("a", partial(figure_a, sizes, reps)),
+        ("b", partial(figure_b, sizes, reps)),
+        ("c", partial(figure_c, 1_000, 20)),
+        ("d", partial(figure_d, 5)),
+        ("e", partial(fig_seed.figure_e, mode, print_row)),
+        ("f", partial(fig_daemon.figure_f, mode, print_row)),
+        ("g", partial(fig_daemon.figure_g, mode, print_row)),
+        ("h", partial(fig_history.figure_h, mode, print_row)),
+        ("i", partial(fig_daemon.figure_i, mode, print_row)),
+        ("j", partial(fig_postgres.figure_j, mode, print_row)),
+    ]
 
 
 def main() -> None:
@@ -510,36 +382,33 @@ def main() -> None:
     parser.add_argument(
         "--results", type=Path, default=BENCH / "RESULTS.md", help="where to write the results"
     )
+    parser.add_argument(
+        "--only", metavar="LETTERS", default="", help="run these figures only, e.g. --only fg"
+    )
     args = parser.parse_args()
+    mode = Mode(args.quick)
     started = time.perf_counter()
     info = machine()
     for key, value in info.items():
         print(f"{key:>7}: {value}")
-    sizes = [1_000, 100_000] if args.quick else [1_000, 10_000, 100_000]
-    reps = {1_000: 5, 10_000: 3, 100_000: 3} if args.quick else {1_000: 11, 10_000: 7, 100_000: 5}
-    print("generating reports ...", flush=True)
-    for n in sizes:
-        report_files(n, range(1, 2))
+    todo = figures(mode)
     print()
     print_cells(HEADER)
-    figures: list[tuple[str, Callable[[], list[Row]]]] = [
-        ("a", partial(figure_a, sizes, reps)),
-        ("b", partial(figure_b, sizes, reps)),
-        ("c", partial(figure_c, 1_000, 20)),
-        ("d", partial(figure_d, 5)),
-    ]
     rows: list[Row] = []
-    for name, figure in figures:
+    for name, figure in todo:
+        if args.only and name not in args.only:
+            continue
         try:
             rows += figure()
         except Exception as exc:  # one broken figure must not hide the others
             failed = Row(name, "could not be measured", None, "", verdict="error")
             failed.notes.append(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:600])
             print_row(failed)
-            print(f"   {failed.notes[0]}")
             rows.append(failed)
     elapsed = time.perf_counter() - started
     info["load average (1 min) at end"] = load()
+    if args.only:
+        info["figures"] = f"only {args.only} (--only)"
     args.results.write_text(markdown(rows, info, args.quick, elapsed))
     print(f"\nwrote {args.results} in {elapsed:.0f} s")
 
