@@ -43,15 +43,26 @@ def _cell(name: str, value: Any) -> str:
 def table(
     rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None
 ) -> None:
-    """A rich table of rows; columns are (field, heading)."""
+    """A table of rows, columns being (field, heading): drawn with rich on a terminal, plain
+    aligned columns into a pipe or file (whole lines, and no rich to import)."""
+    cells = [[_cell(name, row.get(name)) for name, _ in columns] for row in rows]
+    if not sys.stdout.isatty():
+        _plain(cells, [heading for _, heading in columns], title)
+        return
     from rich.console import Console
     from rich.table import Table
 
     view = Table(title=title, header_style="bold", show_lines=False)
     for _, heading in columns:
         view.add_column(heading, overflow="fold")
-    for row in rows:
-        view.add_row(*(_cell(name, row.get(name)) for name, _ in columns))
-    # On a terminal rich fits the screen; into a pipe or file, lines stay whole.
-    console = Console() if sys.stdout.isatty() else Console(width=240)
-    console.print(view)
+    for line in cells:
+        view.add_row(*line)
+    Console().print(view)
+
+
+def _plain(cells: list[list[str]], headings: list[str], title: str | None) -> None:
+    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headings)]
+    out = [title] if title else []
+    for line in (headings, ["-" * w for w in widths], *cells):
+        out.append("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())
+    sys.stdout.write("\n".join(out) + "\n")

@@ -121,6 +121,18 @@ class Writer:
             self._jobs.put(_STOP)
             self._thread.join()
 
+    def _next(self, db: Database) -> Any:
+        """The next job; when there is none yet, the idle moment checkpoints the log first."""
+        try:
+            return self._jobs.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            backend.checkpoint_when_idle(db)
+        except Exception as exc:  # a busy or unreachable database: the next commit will tell
+            log.debug("checkpoint skipped: %s", exc)
+        return self._jobs.get()
+
     def _run(self) -> None:
         try:
             db = open_database(self.url)
@@ -129,7 +141,7 @@ class Writer:
             return
         self._ready.set_result(None)
         try:
-            while (item := self._jobs.get()) is not _STOP:
+            while (item := self._next(db)) is not _STOP:
                 job, future = item
                 if not future.set_running_or_notify_cancel():
                     continue
