@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from anvild import control, lifecycle, settings
 from anvild.errors import DaemonNotRunning, UsageError
-from anvild.settings import DEFAULT_REPORTS, ProjectConfig
+from anvild.settings import ProjectConfig
 
 
 def _apply(config_path: Path, start: bool) -> str:
@@ -32,19 +33,15 @@ def watch(
     if not root.is_dir():
         raise UsageError("no such directory", str(root))
     for glob in reports:
-        if glob.startswith("/") or ".." in Path(glob).parts:
+        if settings.glob_problem(glob):
             raise UsageError(f"--report takes a path or glob inside the project, got {glob!r}")
-    config = settings.load(config_path)
-    known = config.project(root)
-    globs = tuple(dict.fromkeys((*(known.reports if known else DEFAULT_REPORTS), *reports)))
-    project = ProjectConfig(
-        root=root,
-        name=known.name if known else root.name,
-        reports=globs,
-        space=space or (known.space if known else "local"),
-        database=known.database if known else None,
-    )
-    settings.save(settings.with_project(config, project), config_path)
+    with settings.editing(config_path):
+        config = settings.load(config_path)
+        known = config.project(root)
+        base = known or ProjectConfig(root=root, name=root.name)
+        globs = tuple(dict.fromkeys((*base.reports, *reports)))
+        project = replace(base, reports=globs, space=space or base.space)
+        settings.save(settings.with_project(config, project), config_path)
     done = _apply(config_path, start)
     return f"watching {root} ({len(globs)} report globs); {done}"
 
@@ -52,10 +49,11 @@ def watch(
 def unwatch(config_path: Path, path: Path) -> str:
     """Remove the project at path from the config (its history stays)."""
     root = path.expanduser().resolve()
-    config = settings.load(config_path)
-    if config.project(root) is None:
-        raise UsageError("not a watched project", str(root))
-    settings.save(settings.without_project(config, root), config_path)
+    with settings.editing(config_path):
+        config = settings.load(config_path)
+        if config.project(root) is None:
+            raise UsageError("not a watched project", str(root))
+        settings.save(settings.without_project(config, root), config_path)
     done = _apply(config_path, start=False)
     return f"stopped watching {root}; {done}"
 

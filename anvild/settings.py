@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,23 @@ class Config:
         return project.database or self.database or str(project.root / ".anvil" / "history.db")
 
 
+def glob_problem(glob: str) -> str | None:
+    """Why a report glob cannot be used (it must stay inside the project), or None."""
+    if not glob.strip():
+        return "an empty glob"
+    if glob.startswith("/") or ".." in Path(glob).parts:
+        return f"a glob inside the project, got {glob!r}"
+    return None
+
+
+def anchored(database: str | None, config_path: Path) -> str | None:
+    """A relative SQLite path in a config file means relative to that file, not to wherever
+    the daemon or a command happens to run."""
+    if database is None or "://" in database or Path(database).is_absolute():
+        return database
+    return str((config_path.parent / database).resolve())
+
+
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, path: Path, what: str) -> Any:
     if isinstance(value, bool) and kind in (int, float, (int, float)):
         raise ConfigError(f"{key}: expected {what}, got {value!r}", str(path))
@@ -87,14 +107,20 @@ def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
     root = root.resolve()  # one spelling of each root, as Config.project() looks them up
     reports = raw.get("reports", list(DEFAULT_REPORTS))
     _expect(reports, list, f"{where}.reports", path, "a list of globs")
+    if not reports:
+        raise ConfigError(f"{where}.reports: expected at least one glob", str(path))
     for glob in reports:
         _expect(glob, str, f"{where}.reports", path, "a list of globs")
+        problem = glob_problem(glob)
+        if problem:
+            raise ConfigError(f"{where}.reports: {problem}", str(path))
     space = raw.get("space", "local")
     if space not in SPACES:
         raise ConfigError(f"{where}.space: expected 'local' or 'ci', got {space!r}", str(path))
     database = raw.get("database")
     if database is not None:
         database = _expect(database, str, f"{where}.database", path, "a database URL") or None
+        database = anchored(database, path)
     name = _expect(raw.get("name", root.name), str, f"{where}.name", path, "a string")
     share = raw.get("share", "all")
     if share not in SHARES:
@@ -132,6 +158,7 @@ def parse(text: str, path: Path) -> Config:
     database = raw.get("database")
     if database is not None:
         database = _expect(database, str, "database", path, "a database URL") or None
+        database = anchored(database, path)
     projects = raw.get("projects", [])
     _expect(projects, list, "projects", path, "an array of tables ([[projects]])")
     parsed = tuple(_project(p, i, path) for i, p in enumerate(projects))
@@ -189,6 +216,18 @@ def dump(config: Config) -> str:
         if not project.messages:
             lines.append("messages = false")
     return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def editing(path: Path) -> Iterator[None]:
+    """Hold the config's edit lock: two `anvild watch` at once both land, neither is lost."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def save(config: Config, path: Path) -> None:

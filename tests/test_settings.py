@@ -182,12 +182,21 @@ SEGMENT = st.text(
     st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1
 )
 SECONDS = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
-URL = st.none() | st.text(min_size=1)
+# A database is a URL or an absolute path (a relative one is anchored at the config file).
+URL = (
+    st.none()
+    | st.builds("postgresql://{}@db/{}".format, SEGMENT, SEGMENT)
+    | st.lists(SEGMENT, min_size=1, max_size=3).map(lambda parts: str(Path("/", *parts)))
+)
+# Report globs stay inside the project: relative, no `..`, not blank.
+GLOB = st.lists(SEGMENT.filter(lambda s: s.strip() and s != ".."), min_size=1, max_size=3).map(
+    "/".join
+)
 PROJECTS = st.builds(
     ProjectConfig,
     root=st.lists(SEGMENT, max_size=4).map(lambda parts: Path("/", *parts)),
     name=st.text(),
-    reports=st.just(DEFAULT_REPORTS) | st.lists(st.text(), max_size=4).map(tuple),
+    reports=st.just(DEFAULT_REPORTS) | st.lists(GLOB, min_size=1, max_size=4).map(tuple),
     space=st.sampled_from(SPACES),
     database=URL,
     share=st.sampled_from(SHARES),
@@ -305,3 +314,45 @@ def test_cli_watch_of_a_missing_directory_is_one_error_line(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr == f"anvild: error: no such directory ({missing.resolve()})\n"
     assert anvild("projects", "--json", cwd=tmp_path).stdout.strip() == "[]"
+
+
+def test_report_globs_must_stay_inside_the_project(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    for bad, reason in (
+        ('["/etc/*.xml"]', "a glob inside the project"),
+        ('["../x.xml"]', "a glob inside the project"),
+        ("[]", "expected at least one glob"),
+    ):
+        text = f'[[projects]]\nroot = "/srv/p"\nreports = {bad}\n'
+        with pytest.raises(ConfigError) as caught:
+            settings.parse(text, path)
+        assert reason in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_relative_database_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "config.toml"
+    config = settings.parse(
+        'database = "db/history.db"\n[[projects]]\nroot = "/srv/p"\ndatabase = "p.db"\n', path
+    )
+    assert config.database == str(tmp_path / "conf" / "db" / "history.db")
+    assert config.projects[0].database == str(tmp_path / "conf" / "p.db")
+
+
+def test_concurrent_watches_all_land(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    roots = [tmp_path / f"p{n}" for n in range(8)]
+    for root in roots:
+        root.mkdir()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "anvild", "watch", str(root), "--no-start"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for root in roots
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 8
+    listed = json.loads(anvild("projects", "--json").stdout)
+    assert sorted(row["root"] for row in listed) == sorted(str(r) for r in roots)
