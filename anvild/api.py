@@ -13,12 +13,10 @@ from anvild.errors import AnvildError, UsageError
 # Imports of the write path (parsers, owner, transaction) stay inside the functions that use
 # them: a query command starts without them (SPEC section 10: a whole `stats show` in 150 ms).
 if TYPE_CHECKING:
-    from peewee import Database
-
     from anvild.ingest import IngestOptions, ReportSource
     from anvild.store.owner import Owner
     from anvild.store.rebuild import Change
-    from anvild.store.write import Stored, Submission
+    from anvild.store.write import Stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +86,7 @@ def ingest(
             if isinstance(source, ReportError):
                 yield IngestEvent(source.where or "", error=source)
                 continue
-            yield _ingest_one(owner, source, options)
+            yield ingest_source(owner, source, options)
 
 
 def _through_daemon(
@@ -126,6 +124,17 @@ def _through_daemon(
     return events()
 
 
+def event_answer(event: IngestEvent) -> dict[str, Any]:
+    """An ingest event as the daemon sends it over the control socket (read back by _event)."""
+    from dataclasses import asdict
+
+    if event.error is not None:
+        return {"name": event.name, "error": str(event.error)}
+    if event.skipped is not None:
+        return {"name": event.name, "skipped": event.skipped}
+    return {"name": event.name, "stored": asdict(event.stored) if event.stored else None}
+
+
 def _event(answer: dict[str, Any]) -> IngestEvent:
     from anvild.store.write import Stored
 
@@ -137,7 +146,8 @@ def _event(answer: dict[str, Any]) -> IngestEvent:
     return IngestEvent(name, stored=Stored(**answer["stored"]))
 
 
-def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+def ingest_source(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+    """Parse and store one report through owner; a bad report is an event, not an exception."""
     from anvild.ingest import no_gc
 
     with no_gc():
@@ -147,6 +157,7 @@ def _ingest_one(owner: Owner, source: ReportSource, options: IngestOptions) -> I
 def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
     from anvild.errors import NotAReport, NotShared, ReportError
     from anvild.ingest import prepare
+    from anvild.store.write import store_run
 
     try:
         submission = prepare(source, options)
@@ -159,7 +170,7 @@ def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) 
     except ReportError as exc:
         return IngestEvent(source.name, error=exc)
     try:
-        stored = owner.run(lambda db: store_named(db, submission, options.execution_base))
+        stored = owner.run(lambda db: store_run(db, submission))
     except AnvildError as exc:
         return IngestEvent(source.name, error=exc)
     return IngestEvent(source.name, stored=stored)
@@ -279,15 +290,6 @@ def test_history(
 
 
 # --- CI: run names and GitHub sync ---
-
-
-def store_named(db: Database, sub: Submission, base: str | None) -> Stored:
-    """Store a submission, named as the first free form of base when given (see anvild.ci)."""
-    from dataclasses import replace
-
-    from anvild.store.write import store_run
-
-    return store_run(db, replace(sub, execution_base=base) if base else sub)
 
 
 def ci_options(options: IngestOptions, environ: Mapping[str, str]) -> IngestOptions:

@@ -14,19 +14,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anvild import api, control, pending, settings
 from anvild import config as paths
-from anvild import control, pending, settings
 from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError
 from anvild.ingest import (
     IngestOptions,
-    ReportSource,
     expand,
     no_gc,
-    prepare,
     sha256,
     submission,
 )
@@ -399,31 +397,10 @@ class Daemon:
             if isinstance(source, ReportError):
                 yield {"name": source.where, "error": str(source)}
                 continue
-            with no_gc():
-                answer = self._remote_one(owner, source, options)
-            yield answer
-
-    def _remote_one(
-        self, owner: Owner, source: ReportSource, options: IngestOptions
-    ) -> dict[str, Any]:
-        try:
-            sub = prepare(source, options)
-        except NotAReport as exc:
-            if source.explicit:
-                return {"name": source.name, "error": str(exc)}
-            return {"name": source.name, "skipped": exc.what}
-        except ReportError as exc:
-            return {"name": source.name, "error": str(exc)}
-        except NotShared as exc:
-            return {"name": source.name, "skipped": exc.what}
-        try:
-            named = replace(sub, execution_base=options.execution_base)
-            stored = owner.run(lambda db: store_run(db, named))
-        except AnvildError as exc:
-            return {"name": source.name, "error": str(exc)}
-        if not stored.already_stored:
-            self.counters.runs_ingested += 1
-        return {"name": source.name, "stored": asdict(stored)}
+            event = api.ingest_source(owner, source, options)
+            if event.stored is not None and not event.stored.already_stored:
+                self.counters.runs_ingested += 1
+            yield api.event_answer(event)
 
     def _remote_rebuild(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         from anvild.store import queries

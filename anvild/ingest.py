@@ -170,6 +170,7 @@ def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -
         report_path=name,
         execution_id=options.execution_id,
         metadata=dict(options.metadata),
+        execution_base=options.execution_base,
     )
 
 

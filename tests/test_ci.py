@@ -382,7 +382,6 @@ def test_ci_space_outside_ci_names_runs_by_time(project: Path) -> None:
 def test_a_name_taken_meanwhile_by_another_owner_is_skipped(
     tmp_path: Path, sample_reports: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anvild import api
     from anvild.ingest import IngestOptions, ReportSource, prepare
     from anvild.store import write
     from anvild.store.owner import Owner
@@ -402,11 +401,11 @@ def test_a_name_taken_meanwhile_by_another_owner_is_skipped(
         return base if len(calls) == 1 else real(base)
 
     with Owner(db_url, tmp_path / "state").open(5.0) as owner:
-        stored = owner.run(lambda db: api.store_named(db, first, "ci-5-test"))
+        stored = owner.run(lambda db: write.store_run(db, first))
         assert stored.execution_id == "ci-5-test"
         monkeypatch.setattr(write, "_free_name", stale)
-        taken = owner.run(lambda db: api.store_named(db, second, "ci-5-test"))
-        again = owner.run(lambda db: api.store_named(db, first, "ci-5-test"))
+        taken = owner.run(lambda db: write.store_run(db, second))
+        again = owner.run(lambda db: write.store_run(db, first))
     assert taken.execution_id == "ci-5-test.2" and not taken.already_stored
     assert again.already_stored and again.execution_id == "ci-5-test"
     assert len(calls) == 2  # the stale name, then a fresh look-up; a known report needs none
