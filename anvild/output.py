@@ -61,7 +61,7 @@ def table(
 
 
 def _plain(cells: list[list[str]], headings: list[str], title: str | None) -> None:
-    widths = [max(len(h), *(len(line[i]) for line in cells)) for i, h in enumerate(headings)]
+    widths = [max([len(h), *(len(line[i]) for line in cells)]) for i, h in enumerate(headings)]
     out = [title] if title else []
     for line in (headings, ["-" * w for w in widths], *cells):
         out.append("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())

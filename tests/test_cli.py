@@ -431,3 +431,12 @@ def test_anvild_pytest_without_pytest_json_report_is_one_line(tmp_path: Path) ->
         "anvild: error: pytest-json-report is not installed in this environment: "
         "pip install pytest-json-report"
     )
+
+
+def test_an_empty_table_into_a_pipe_is_just_its_headings(tmp_path: Path) -> None:
+    proc = anvild("--db", str(tmp_path / "none" / "history.db"), "stats", "show", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "Test statistics",
+        "test  space  runs  passed  failed  errors  skipped  fail rate  avg  last  last run",
+    ]
