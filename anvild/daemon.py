@@ -67,14 +67,28 @@ class _Interrupt:
     candidate: Candidate
 
 
-@dataclass(slots=True)
-class _Retry:
-    """A report waiting for its database (unreachable, read-only, full)."""
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A report file's bytes, read the moment it was ready: a second run writing the same path
+    while the first is still queued or being stored cannot take the first one's place."""
 
     candidate: Candidate
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Retry:
+    """A report waiting for its database (unreachable, read-only, full); its bytes are kept in
+    the spool so a later run overwriting the file cannot lose it."""
+
+    candidate: Candidate
+    digest: str
     attempts: int = 0
     reason: str = ""
     since: float = field(default_factory=pending.now)
+
+
+WorkItem = Candidate | _Snapshot | _Retry | _Interrupt | None
 
 
 class Daemon:
@@ -86,12 +100,12 @@ class Daemon:
         self.started = time.time()
         self.counters = Counters()
         self.scheduler = Scheduler()
-        self.work: queue.Queue[Candidate | _Interrupt | None] = queue.Queue()
+        self.work: queue.Queue[WorkItem] = queue.Queue()
         self.owners: dict[str, Owner] = {}
         self.owners_lock = threading.Lock()
         self.tails: dict[Path, Tail] = {}
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
-        self.pending: dict[Candidate, _Retry] = {}
+        self.pending: dict[tuple[Candidate, str], _Retry] = {}
         self.reload_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
         self.watcher = self._new_watcher(self.config)
@@ -167,19 +181,34 @@ class Daemon:
         (idempotency makes this safe)."""
         for left in pending.load():
             candidate = Candidate(Path(left.root), Path(left.path))
-            if candidate not in self.pending:
-                self.pending[candidate] = _Retry(candidate, left.attempts, left.reason, left.since)
-            self.work.put(candidate)
+            retry = self.pending.setdefault(
+                (candidate, left.digest),
+                _Retry(candidate, left.digest, left.attempts, left.reason, left.since),
+            )
+            self.work.put(retry)
         for candidate in self.watcher.existing():
             self.work.put(candidate)
 
     def _new_watcher(self, config: Config) -> Watcher:
-        return Watcher(config, self.settler.event, self.rescan)
+        watcher = Watcher(config, self.settler.event, self.rescan, self.settler.gone)
+        self.settler.sees_closes = watcher.sees_closes
+        return watcher
 
     # --- the worker ------------------------------------------------------------------------
 
     def _ready(self, candidate: Candidate) -> None:
-        self.work.put(candidate)
+        """A file is ready (runs on the watchdog or scheduler thread): take its bytes now."""
+        if candidate.tailed:
+            self.work.put(candidate)
+            return
+        try:
+            data = candidate.path.read_bytes()
+        except IsADirectoryError:
+            self.work.put(candidate)  # the worker rejects it
+            return
+        except OSError:
+            return  # gone meanwhile; a later event brings it back
+        self.work.put(_Snapshot(candidate, data))
 
     def _work(self) -> None:
         while (item := self.work.get()) is not None:
@@ -190,13 +219,18 @@ class Daemon:
                 self.counters.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("failed on %s", getattr(item, "path", item))
 
-    def _process(self, item: Candidate | _Interrupt) -> None:
+    def _process(self, item: WorkItem) -> None:
         if isinstance(item, _Interrupt):
             self._interrupt(item.candidate)
-        elif item.tailed:
-            self._tail(item)
-        else:
-            self._ingest_file(item)
+        elif isinstance(item, _Snapshot):
+            self._ingest_bytes(item.candidate, item.data)
+        elif isinstance(item, _Retry):
+            self._ingest_pending(item)
+        elif isinstance(item, Candidate):
+            if item.tailed:
+                self._tail(item)
+            else:
+                self._ingest_file(item)
 
     def _project(self, root: Path) -> ProjectConfig | None:
         return self.config.project(root)
@@ -204,39 +238,71 @@ class Daemon:
     def _ingest_file(self, candidate: Candidate) -> None:
         try:
             data = candidate.path.read_bytes()
+        except IsADirectoryError:
+            why = "a directory named like a report, not a report file"
+            self._reject(
+                candidate, f"directory:{candidate.path}", ReportError(why, str(candidate.path))
+            )
+            return
         except OSError:
             return  # gone or unreadable meanwhile; a later event brings it back
+        self._ingest_bytes(candidate, data)
+
+    def _ingest_pending(self, retry: _Retry) -> None:
+        """Try a pending report again, from its spooled bytes."""
+        if self.pending.get((retry.candidate, retry.digest)) is not retry:
+            return  # stored meanwhile (an event brought the same bytes)
+        try:
+            data = pending.spooled(retry.digest)
+        except OSError:
+            # spooled by an older anvild, or the spool was cleaned: the file is what is left
+            self._forget_pending(retry)
+            self._ingest_file(retry.candidate)
+            return
+        self._ingest_bytes(retry.candidate, data)
+
+    def _ingest_bytes(self, candidate: Candidate, data: bytes) -> None:
         digest = sha256(data)
         if (candidate.root, digest) in self.done:
             return
         try:
             run = parse_bytes(candidate.path, data)
-        except (NotARun, NotAReport) as exc:
+        except NotARun as exc:
             log.info("not stored: %s", exc)
             self.done.add((candidate.root, digest))
+            return
+        except NotAReport as exc:
+            self._reject(candidate, digest, exc)
             return
         except ReportError as exc:
             self._recheck(candidate, digest, exc)
             return
-        self._store(candidate, digest, run)
+        self._store(candidate, digest, run, data)
 
     def _recheck(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
-        """A parse error: the writer may not be done. Unchanged after the settle time, reject."""
+        """A parse error: the writer may not be done. Unchanged after the settle time and closed
+        by its writer, reject; while a writer still has it open, its close brings it back."""
 
         def check() -> None:
             try:
                 same = sha256(candidate.path.read_bytes()) == digest
             except OSError:
                 return
-            if same and (candidate.root, digest) not in self.done:
-                self.done.add((candidate.root, digest))
-                self.counters.rejected += 1
-                self.counters.last_error = str(exc)
-                log.warning("rejected: %s", exc)
+            if same and not self.settler.writing(candidate):
+                self._reject(candidate, digest, exc)
 
         self.scheduler.call_later(max(self.config.settle_time, 0.05), ("recheck", candidate), check)
 
-    def _store(self, candidate: Candidate, digest: str, run: Any) -> None:
+    def _reject(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
+        """Count a bad report once, with one log line naming the file and the reason."""
+        if (candidate.root, digest) in self.done:
+            return
+        self.done.add((candidate.root, digest))
+        self.counters.rejected += 1
+        self.counters.last_error = str(exc)
+        log.warning("rejected: %s", exc)
+
+    def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
         project = self._project(candidate.root)
         if project is None:
             return  # unwatched meanwhile
@@ -265,34 +331,54 @@ class Daemon:
                 lambda db: store_run(db, sub)
             )
         except Exception as exc:  # database away, read-only, full: keep it pending
-            self._retry_later(candidate, exc)
+            self._retry_later(candidate, digest, data, exc)
             return
-        if self.pending.pop(candidate, None) is not None:
-            self._save_pending()
+        retry = self.pending.get((candidate, digest))
+        if retry is not None:
+            self._forget_pending(retry)
         self.done.add((candidate.root, digest))
         if not stored.already_stored:
             self.counters.runs_ingested += 1
             log.info("stored %s: %d tests (%s)", stored.execution_id, stored.tests, candidate.path)
 
-    def _retry_later(self, candidate: Candidate, exc: Exception) -> None:
-        retry = self.pending.setdefault(candidate, _Retry(candidate))
+    def _retry_later(self, candidate: Candidate, digest: str, data: bytes, exc: Exception) -> None:
+        retry = self.pending.get((candidate, digest))
+        if retry is None:
+            retry = self.pending[candidate, digest] = _Retry(candidate, digest)
+            try:
+                pending.spool(digest, data)
+            except OSError as spool_exc:  # the state dir is full too: the file is what is left
+                log.warning("cannot keep a copy of %s: %s", candidate.path, spool_exc)
         retry.attempts += 1
         retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.counters.last_error = f"{retry.reason} ({candidate.path})"
         self._save_pending()
         delay = min(MAX_BACKOFF, 0.5 * 2 ** (retry.attempts - 1))
         log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
-        self.scheduler.call_later(delay, ("retry", candidate), lambda: self.work.put(candidate))
+        self.scheduler.call_later(delay, ("retry", candidate, digest), lambda: self.work.put(retry))
+
+    def _forget_pending(self, retry: _Retry) -> None:
+        del self.pending[retry.candidate, retry.digest]
+        self._save_pending()
+        pending.unspool(retry.digest)
 
     def _save_pending(self) -> None:
-        pending.save(
-            [
-                pending.PendingReport(
-                    str(r.candidate.root), str(r.candidate.path), r.reason, r.attempts, r.since
-                )
-                for r in list(self.pending.values())
-            ]
-        )
+        try:
+            pending.save(
+                [
+                    pending.PendingReport(
+                        str(r.candidate.root),
+                        str(r.candidate.path),
+                        r.reason,
+                        r.attempts,
+                        r.since,
+                        r.digest,
+                    )
+                    for r in list(self.pending.values())
+                ]
+            )
+        except OSError as exc:  # kept in memory; written again with the next change
+            log.warning("cannot save the pending list: %s", exc)
 
     def _tail(self, candidate: Candidate) -> None:
         from anvild.parsers.reportlog import ReportlogReader
@@ -335,18 +421,18 @@ class Daemon:
         self.scheduler.cancel(("interrupt", candidate.path))
         del self.tails[candidate.path]
         try:
-            run = tail.reader.finish(interrupted=interrupted)
             with candidate.path.open("rb") as stream:
-                digest = sha256(stream.read(tail.offset))
-        except ReportError as exc:
-            self.counters.rejected += 1
-            self.counters.last_error = str(exc)
-            log.warning("rejected: %s", exc)
-            return
+                data = stream.read(tail.offset)
         except OSError:
             return
+        digest = sha256(data)
+        try:
+            run = tail.reader.finish(interrupted=interrupted)
+        except ReportError as exc:
+            self._reject(candidate, digest, exc)
+            return
         if (candidate.root, digest) not in self.done:
-            self._store(candidate, digest, run)
+            self._store(candidate, digest, run, data)
 
     # --- owners ----------------------------------------------------------------------------
 

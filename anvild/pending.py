@@ -20,11 +20,37 @@ class PendingReport:
     reason: str
     attempts: int
     since: float
+    digest: str = ""  # sha256 of the bytes kept in the spool
 
 
 def pending_file() -> Path:
     """$XDG_STATE_HOME/anvild/pending.json."""
     return config.state_dir() / "pending.json"
+
+
+def spool_dir() -> Path:
+    """$XDG_STATE_HOME/anvild/spool: the bytes of pending reports, by sha256."""
+    return config.state_dir() / "spool"
+
+
+def spool(digest: str, data: bytes) -> None:
+    """Keep a pending report's bytes until it is stored (written whole, then renamed)."""
+    directory = spool_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(directory / digest, data)
+
+
+def spooled(digest: str) -> bytes:
+    """The bytes of a pending report (OSError when there are none)."""
+    if not digest:
+        raise FileNotFoundError("no spooled copy")
+    return (spool_dir() / digest).read_bytes()
+
+
+def unspool(digest: str) -> None:
+    """Drop a stored report's copy."""
+    if digest:
+        (spool_dir() / digest).unlink(missing_ok=True)
 
 
 def load() -> list[PendingReport]:
@@ -40,10 +66,21 @@ def save(reports: list[PendingReport]) -> None:
     """Replace the pending list atomically, private to the user."""
     path = pending_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".pending.{os.getpid()}.tmp")
+    _write_private(path, json.dumps([asdict(r) for r in reports]).encode())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file 0600 atomically: a crash leaves the old content or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        json.dump([asdict(r) for r in reports], stream)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

@@ -11,6 +11,7 @@ import heapq
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -121,11 +122,12 @@ class ProjectGlobs:
         return plans
 
     def existing(self) -> list[Path]:
-        """Report files that exist now (for the rescan at start and after an overflow)."""
+        """Paths named like reports that exist now (for the rescan at start and after an
+        overflow); a directory among them is rejected by the worker, once."""
         found = []
         for pattern in self.project.reports:
             for path in self.project.root.glob(pattern):
-                if path.is_file() and self.match(path):
+                if self.match(path):
                     found.append(path)
         return sorted(set(found))
 
@@ -193,17 +195,45 @@ class Scheduler:
 
 
 class Settler:
-    """Decides when a report file is ready: on close-write at once, else once its size holds."""
+    """Decides when a report file is ready: on close-write at once, else once its size holds.
+
+    Where the kernel says when a writer closes a file (inotify), it also knows which files are
+    still open for writing: a change not yet followed by its close. A file that does not parse
+    while its writer still has it open is unfinished, not broken.
+    """
 
     def __init__(
-        self, scheduler: Scheduler, settle_time: float, ready: Callable[[Candidate], None]
+        self,
+        scheduler: Scheduler,
+        settle_time: float,
+        ready: Callable[[Candidate], None],
+        sees_closes: bool = False,
     ) -> None:
         self.scheduler = scheduler
         self.settle_time = settle_time
         self.ready = ready
+        self.sees_closes = sees_closes
+        self._writing: set[Candidate] = set()
+        self._lock = threading.Lock()
+
+    def writing(self, candidate: Candidate) -> bool:
+        """Whether a writer changed the file and has not closed it yet (False where unknown)."""
+        with self._lock:
+            return candidate in self._writing
+
+    def gone(self, candidate: Candidate) -> None:
+        """The file was deleted: nobody writes it under this name any more."""
+        with self._lock:
+            self._writing.discard(candidate)
 
     def event(self, candidate: Candidate, closed: bool) -> None:
-        """A file changed (closed: its writer closed it)."""
+        """A file changed (closed: its writer closed it, or it was renamed into place)."""
+        if self.sees_closes:
+            with self._lock:
+                if closed:
+                    self._writing.discard(candidate)
+                else:
+                    self._writing.add(candidate)
         if closed or candidate.tailed:
             # a tailed log is read at every flushed line; a closed file is complete
             self.scheduler.cancel(("settle", candidate))
@@ -252,8 +282,10 @@ class Watcher:
         config: Config,
         on_change: Callable[[Candidate, bool], None],
         on_overflow: Callable[[], None],
+        on_delete: Callable[[Candidate], None] = lambda candidate: None,
     ) -> None:
         self.on_change = on_change
+        self.on_delete = on_delete
         self.projects = [ProjectGlobs(p) for p in config.projects]
         self._polling = config.polling
         self._poll_interval = config.poll_interval
@@ -318,15 +350,26 @@ class Watcher:
             if p.parent == directory or directory in p.parents
         ]
 
+    @property
+    def sees_closes(self) -> bool:
+        """Whether events tell when a writer closes a file (inotify does; polling cannot)."""
+        return not self._polling and sys.platform.startswith("linux")
+
     def dispatch(self, path: Path, closed: bool, is_directory: bool) -> None:
         """One watchdog event (runs in watchdog's thread: match and hand over only)."""
         if is_directory:
             for candidate in self.replan():
                 self.on_change(candidate, True)
-            return
+            # a directory named like a report is handed over too: the worker rejects it
         for globs in self.projects:
             if globs.match(path):
-                self.on_change(Candidate(globs.project.root, path), closed)
+                self.on_change(Candidate(globs.project.root, path), closed or is_directory)
+
+    def deleted(self, path: Path) -> None:
+        """A file was deleted (runs in watchdog's thread)."""
+        for globs in self.projects:
+            if globs.match(path):
+                self.on_delete(Candidate(globs.project.root, path))
 
 
 class _Handler:
@@ -337,7 +380,11 @@ class _Handler:
 
     def dispatch(self, event: Any) -> None:
         kind = event.event_type
-        if kind in ("opened", "closed_no_write", "deleted"):
+        if kind in ("opened", "closed_no_write"):
+            return
+        if kind == "deleted":
+            if not event.is_directory:
+                self.watcher.deleted(Path(os.fsdecode(event.src_path)))
             return
         path = event.dest_path if kind == "moved" else event.src_path
         path = os.fsdecode(path)
