@@ -1,0 +1,246 @@
+"""Crash consistency: the daemon and the CLI owner killed with SIGKILL at random moments.
+
+Every run is seeded; the seed is printed and `ANVILD_CHAOS_SEED` replays it. The number of
+daemon kills is `ANVILD_CHAOS_KILLS` (at least 20 by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anvild.parsers.detect import parse_bytes
+from tests.conftest import anvild, wait_for, write_project
+from tests.test_daemon import alive, status
+
+KILLS = int(os.environ.get("ANVILD_CHAOS_KILLS", "24"))
+WRITERS = 4
+
+# A writer does what pytest-json-report and junitxml do: open(path, "w"), write, close; not
+# atomic. It writes each report in pieces with short pauses, so kills land mid-write as well.
+WRITER = r"""
+import json, random, sys, time
+from pathlib import Path
+
+directory, template, stop, seed, kind = sys.argv[1:6]
+rng = random.Random(int(seed))
+data = Path(template).read_text()
+directory = Path(directory)
+directory.mkdir(parents=True, exist_ok=True)
+n = 0
+while not Path(stop).exists() or n < 5:
+    if kind == "json":
+        report = json.loads(data)
+        report["created"] = rng.random() * 1e9
+        report["duration"] = rng.random()
+        text, name = json.dumps(report), f"run-{n}.json"
+    else:
+        text = data.replace("<testsuite ", f'<testsuite chaos="w{seed}-{n}" ', 1)
+        name = f"run-{n}.xml"
+    with open(directory / name, "w") as stream:
+        for k in range(3):
+            stream.write(text[k * len(text) // 3 : (k + 1) * len(text) // 3])
+            stream.flush()
+            time.sleep(rng.random() * 0.02)
+    n += 1
+    time.sleep(rng.random() * 0.2)
+"""
+
+
+def seed() -> int:
+    value = int(os.environ.get("ANVILD_CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
+    print(f"chaos seed {value} (replay: ANVILD_CHAOS_SEED={value})")
+    return value
+
+
+def stored(db: Path) -> list[tuple[str, int, int]]:
+    """(sha256, the run's own test count, its rows in the history) of every stored run."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(
+                "SELECT report_sha256,"
+                " passed + failed + errors + skipped + xfailed + xpassed + rerun,"
+                " (SELECT count(*) FROM execution_history h WHERE h.execution_id = e.id)"
+                " FROM execution e"
+            ).fetchall()
+    except sqlite3.OperationalError as exc:  # created by its owner, tables not yet there
+        if "no such table" in str(exc):
+            return []
+        raise
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_exactly_once(db: Path, reports: list[Path], tests_per_report: dict[str, int]) -> None:
+    rows = stored(db)
+    written = {sha256(p): p for p in reports}
+    hashes = [sha for sha, _, _ in rows]
+    assert len(hashes) == len(set(hashes)), "a report stored twice"
+    assert set(hashes) == set(written), (
+        f"lost: {[str(written[h]) for h in set(written) - set(hashes)]}, "
+        f"unknown: {set(hashes) - set(written)}"
+    )
+    for sha, counted, history in rows:
+        expected = tests_per_report[written[sha].suffix]
+        assert counted == history == expected, f"a partial run from {written[sha]}"
+
+
+def rebuild_finds_nothing(root: Path) -> None:
+    proc = anvild("stats", "rebuild", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "statistics match the history: nothing to change"
+
+
+@pytest.fixture
+def templates(sample_reports: dict, tmp_path: Path) -> dict[str, Path]:
+    return {"json": Path(sample_reports["json"]), "xml": Path(sample_reports["junit"])}
+
+
+def test_kill_9_during_a_burst_stores_every_report_exactly_once(
+    tmp_path: Path, templates: dict[str, Path]
+) -> None:
+    rng = random.Random(seed())
+    root = write_project(tmp_path / "proj", {"tests/test_a.py": "def test_a():\n    pass\n"})
+    watched = anvild("watch", str(root), "--report", "chaos/**/*.json", "--no-start")
+    assert watched.returncode == 0, watched.stderr
+    stop = tmp_path / "stop-writing"
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(root / ("chaos" if n % 2 == 0 else "reports") / f"w{n}"),
+                str(templates["json" if n % 2 == 0 else "xml"]),
+                str(stop),
+                str(rng.randrange(1 << 30)),
+                "json" if n % 2 == 0 else "xml",
+            ]
+        )
+        for n in range(WRITERS)
+    ]
+    kills = 0
+    try:
+        assert anvild("start").returncode == 0
+        while kills < KILLS:
+            pid = status()["pid"]
+            time.sleep(rng.uniform(0.02, 0.5))  # the random moment of the kill
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+            wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
+            started = anvild("start")
+            assert started.returncode == 0, started.stderr
+        stop.touch()
+        for writer in writers:
+            assert writer.wait(timeout=120) == 0
+        reports = sorted((root / "chaos").rglob("*.json")) + sorted(
+            (root / "reports").rglob("*.xml")
+        )
+        with contextlib.suppress(AssertionError):  # what is missing is told below
+            wait_for(
+                lambda: (
+                    len(stored(root / ".anvil" / "history.db")) >= len(reports)
+                    and status()["pending"] == 0
+                ),
+                60,
+                "every report stored",
+            )
+        tests = {
+            suffix: len(parse_bytes(path, path.read_bytes()).results)
+            for suffix, path in ((".json", templates["json"]), (".xml", templates["xml"]))
+        }
+        assert_exactly_once(root / ".anvil" / "history.db", reports, tests)
+        assert status()["rejected"] == 0, status()
+        rebuild_finds_nothing(root)
+        print(
+            f"chaos: {kills} kills survived, {len(reports)} reports, "
+            f"{len(stored(root / '.anvil' / 'history.db'))} stored, 0 lost, 0 duplicated"
+        )
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+        anvild("stop")
+
+
+def owner_held(lock: Path) -> bool:
+    """Whether some process holds the database's owner lock."""
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def big_report(template: Path, path: Path, copies: int) -> int:
+    """A real report grown to many tests: each test cloned under new node ids."""
+    report = json.loads(template.read_text())
+    tests = report["tests"]
+    report["tests"] = [
+        {**test, "nodeid": f"{test['nodeid']}-{k}"} for k in range(copies) for test in tests
+    ]
+    path.write_text(json.dumps(report))
+    return len(parse_bytes(path, path.read_bytes()).results)
+
+
+def test_kill_9_of_the_cli_owner_mid_ingest_leaves_no_partial_run(
+    tmp_path: Path, templates: dict[str, Path]
+) -> None:
+    rng = random.Random(seed())
+    root = write_project(tmp_path / "proj", {"tests/test_a.py": "def test_a():\n    pass\n"})
+    report = tmp_path / "big.json"
+    tests = big_report(templates["json"], report, 4000)
+    db = root / ".anvil" / "history.db"
+    lock = db.with_name(db.name + ".owner.lock")
+    kills = 0
+    for _ in range(8):
+        ingest = subprocess.Popen(
+            [sys.executable, "-m", "anvild", "ingest", str(report)],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # the CLI is the owner now (no daemon runs): kill it while it holds the database
+        wait_for(lambda p=ingest: owner_held(lock) or p.poll() is not None, 60, "the CLI to own")
+        time.sleep(rng.uniform(0.0, 1.5))
+        if ingest.poll() is None:
+            ingest.send_signal(signal.SIGKILL)
+            kills += 1
+        ingest.wait()
+        if stored(db):
+            break  # this one finished before the kill: stored whole
+
+    assert kills >= 1, "every ingest finished before its kill: make the report bigger"
+    assert not owner_held(lock), "a killed owner's lock outlived it"
+    proc = anvild("ingest", str(report), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    again = anvild("ingest", str(report), cwd=root)
+    assert again.stdout.startswith("already stored as "), again.stdout
+    ((_, counted, history),) = stored(db)
+    assert counted == history == tests
+    rebuild_finds_nothing(root)
+    check = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()
+    assert check == ("ok",)
+    print(f"CLI owner: {kills} kills mid-ingest, then stored once ({history} results)")
