@@ -101,6 +101,20 @@ def _setup_logging(config: settings.Config, stream: Any) -> None:
     logging.getLogger("watchdog").setLevel(max(root.level, logging.INFO))
 
 
+def root_warning() -> str | None:
+    """What to tell a user starting the daemon as root, or None for anyone else.
+
+    Root works (CI containers often have no other user), but the daemon is per user: as
+    root its socket, state and databases belong to root, out of the user's reach.
+    """
+    if os.geteuid() != 0:
+        return None
+    return (
+        "running as root: anvild is a per-user daemon, meant to run as the user whose "
+        "tests it records (its socket, state and databases now belong to root)"
+    )
+
+
 def run_foreground(config_path: Path) -> None:
     """`anvild start --foreground`: attached, logging to stderr, speaking sd_notify."""
     from anvild.daemon import Daemon

@@ -19,11 +19,21 @@ def start(obj: Context, foreground: bool) -> None:
     """Start the daemon (detached unless --foreground)."""
     from anvild import lifecycle
 
+    _warn_if_root()
     if foreground:
         lifecycle.run_foreground(obj.config_path())
         return
     pid = lifecycle.start(obj.config_path())
     click.echo(f"anvild started (pid {pid}), log: {lifecycle.log_path()}")
+
+
+def _warn_if_root() -> None:
+    """One line on stderr, by the command a person typed: never from the daemon, never twice."""
+    from anvild import lifecycle
+
+    warning = lifecycle.root_warning()
+    if warning is not None:
+        click.echo(f"anvild: warning: {warning}", err=True)
 
 
 @cli.command()
@@ -41,6 +51,7 @@ def restart(obj: Context) -> None:
     """Stop the daemon if it runs, then start it."""
     from anvild import lifecycle
 
+    _warn_if_root()
     lifecycle.stop()
     pid = lifecycle.start(obj.config_path())
     click.echo(f"anvild started (pid {pid})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,33 @@ def prepare_sqlite_dir(path: Path) -> None:
     if not directory.exists():
         directory.mkdir(parents=True, mode=0o700)
     if directory.name == ".anvil":
+        _private(directory, 0o700)  # anvild's own directory, whoever created it first
         ignore = directory / ".gitignore"
         if not ignore.exists():
-            ignore.write_text(ANVIL_GITIGNORE)
+            with os.fdopen(os.open(ignore, os.O_WRONLY | os.O_CREAT, 0o600), "w") as stream:
+                stream.write(ANVIL_GITIGNORE)
+
+
+def _private(path: Path, mode: int) -> None:
+    """Take group and other permissions off a file or directory of the user's (not a symlink)."""
+    with contextlib.suppress(FileNotFoundError):
+        info = path.lstat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077 and not stat.S_ISLNK(info.st_mode):
+            os.chmod(path, stat.S_IMODE(info.st_mode) & mode)
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """Make the database file private before SQLite opens it, and keep it so.
+
+    A new file is created 0600 here, never by SQLite under the process's umask (a reader who
+    opened it in that moment would keep its descriptor); SQLite gives the -wal and -shm files
+    the database file's mode. Files left readable by an older version or made by hand lose
+    their group and other bits.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in ("", "-wal", "-shm", "-journal"):
+        _private(Path(f"{path}{name}"), 0o600)
 
 
 def connect(url: str) -> Database:
@@ -50,7 +75,7 @@ def connect(url: str) -> Database:
 def _connect_sqlite(path: Path) -> Database:
     try:
         prepare_sqlite_dir(path)
-        created = not path.exists()
+        _private_sqlite_files(path)
         db = SqliteDatabase(
             str(path),
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -67,8 +92,6 @@ def _connect_sqlite(path: Path) -> Database:
             },
         )
         db.connect()
-        if created:
-            os.chmod(path, 0o600)
     except OSError as exc:
         raise DatabaseError(f"cannot open database: {exc.strerror}", str(path)) from None
     except Exception as exc:  # sqlite3 errors: not a database, permission, ...
