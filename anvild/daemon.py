@@ -106,6 +106,7 @@ class Daemon:
         self.tails: dict[Path, Tail] = {}
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending: dict[tuple[Candidate, str], _Retry] = {}
+        self.in_hand: Path | None = None  # the report the worker is reading or storing
         self.reload_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
         self.watcher = self._new_watcher(self.config)
@@ -219,7 +220,14 @@ class Daemon:
                 self.counters.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("failed on %s", getattr(item, "path", item))
 
-    def _process(self, item: WorkItem) -> None:
+    def _process(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
+        self.in_hand = (item if isinstance(item, Candidate) else item.candidate).path
+        try:
+            self._dispatch(item)
+        finally:
+            self.in_hand = None
+
+    def _dispatch(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
         if isinstance(item, _Interrupt):
             self._interrupt(item.candidate)
         elif isinstance(item, _Snapshot):
@@ -518,6 +526,7 @@ class Daemon:
                 {"path": str(r.candidate.path), "reason": r.reason, "attempts": r.attempts}
                 for r in list(self.pending.values())
             ],
+            "storing": None if self.in_hand is None else str(self.in_hand),
             "rejected": self.counters.rejected,
             "last_error": self.counters.last_error,
             "in_progress": [

@@ -3,7 +3,9 @@ real pytest runs writing real reports."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -252,3 +254,56 @@ def pg_reports(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         )
         out.append(path)
     return out
+
+
+# --- the daemon -------------------------------------------------------------------
+
+
+def executions(root: Path) -> list[tuple]:
+    db = root / ".anvil" / "history.db"
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT execution_id, source, passed + failed + errors + skipped + xfailed + xpassed"
+                " FROM execution ORDER BY id"
+            ).fetchall()
+    except sqlite3.OperationalError:  # the daemon created the file and is creating its tables
+        return []
+
+
+def status() -> dict:
+    proc = anvild("status", "--json")
+    return json.loads(proc.stdout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of this test process counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(
+        tmp_path / "proj", {"tests/test_a.py": SAMPLE_TESTS["tests/test_outcomes.py"]}
+    )
+
+
+@pytest.fixture
+def daemon(project: Path) -> Iterator[int]:
+    """`anvild watch` the project (it starts the daemon); stopped and checked gone afterwards."""
+    proc = anvild("watch", str(project))
+    assert proc.returncode == 0, proc.stderr
+    pid = status()["pid"]
+    yield pid
+    stopped = anvild("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_for(lambda: not alive(pid), 30, "the daemon to exit")

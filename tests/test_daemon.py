@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -12,65 +11,20 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from anvild import settings
-from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, wait_for, write_project
+from tests.conftest import (
+    alive,
+    anvild,
+    executions,
+    run_pytest,
+    status,
+    wait_for,
+    write_project,
+)
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
-
-
-def executions(root: Path) -> list[tuple]:
-    db = root / ".anvil" / "history.db"
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(db) as conn:
-            return conn.execute(
-                "SELECT execution_id, source, passed + failed + errors + skipped + xfailed + xpassed"
-                " FROM execution ORDER BY id"
-            ).fetchall()
-    except sqlite3.OperationalError:  # the daemon created the file and is creating its tables
-        return []
-
-
-def status() -> dict:
-    proc = anvild("status", "--json")
-    return json.loads(proc.stdout)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie of this test process counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return write_project(
-        tmp_path / "proj", {"tests/test_a.py": SAMPLE_TESTS["tests/test_outcomes.py"]}
-    )
-
-
-@pytest.fixture
-def daemon(project: Path) -> Iterator[int]:
-    """`anvild watch` the project (it starts the daemon); stopped and checked gone afterwards."""
-    proc = anvild("watch", str(project))
-    assert proc.returncode == 0, proc.stderr
-    pid = status()["pid"]
-    yield pid
-    stopped = anvild("stop")
-    assert stopped.returncode == 0, stopped.stderr
-    wait_for(lambda: not alive(pid), 30, "the daemon to exit")
 
 
 def test_a_run_is_visible_within_a_second(daemon: int, project: Path) -> None:
