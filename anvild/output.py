@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 TIME_FIELDS = frozenset({"last_run", "last_failure", "started_at", "finished_at", "timestamp"})
+# Control characters in a stored string (an escape sequence in a branch name or a test id) must
+# reach the terminal as text, never as a command to it: shown as \x1b, \x07, ...
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09,)}
 
 
 def iso(epoch: float | None) -> str | None:
@@ -28,6 +31,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def printable(text: str) -> str:
+    """Text with its control characters written out, safe to print to a terminal."""
+    return text.translate(_CONTROLS)
+
+
 def _cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
@@ -37,7 +45,7 @@ def _cell(name: str, value: Any) -> str:
         return f"{value * 100:.1f}%"
     if name in ("avg_duration", "duration"):
         return f"{value:.3f}s"
-    return str(value)
+    return printable(str(value))
 
 
 def table(
@@ -46,17 +54,20 @@ def table(
     """A table of rows, columns being (field, heading): drawn with rich on a terminal, plain
     aligned columns into a pipe or file (whole lines, and no rich to import)."""
     cells = [[_cell(name, row.get(name)) for name, _ in columns] for row in rows]
+    title = None if title is None else printable(title)
     if not sys.stdout.isatty():
         _plain(cells, [heading for _, heading in columns], title)
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    view = Table(title=title, header_style="bold", show_lines=False)
+    # Text, not markup: a test id such as test_x[/tmp/a] is not a rich style.
+    view = Table(title=None if title is None else Text(title), header_style="bold")
     for _, heading in columns:
         view.add_column(heading, overflow="fold")
     for line in cells:
-        view.add_row(*line)
+        view.add_row(*(Text(cell) for cell in line))
     Console().print(view)
 
 

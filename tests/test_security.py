@@ -28,7 +28,6 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 
 from anvild import settings
-from tests import test_daemon
 from tests.conftest import anvild, run_pytest, wait_for, write_project
 from tests.test_ci import GITHUB, clean_env
 from tests.test_daemon import JSON_REPORT, alive, executions, status
@@ -36,10 +35,6 @@ from tests.test_report_browser import CHROMIUM, chromium
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "anvild" / "report" / "templates"
 TITLES = {"execution": "Test execution report", "comparison": "Local vs CI"}
-
-# The fixtures of the daemon's end-to-end tests: a sample project, a daemon watching it.
-project = test_daemon.project
-daemon = test_daemon.daemon
 
 # --- private files --------------------------------------------------------------------
 
@@ -612,23 +607,13 @@ def on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
-# anvild/output.py `table` hands stored strings to rich as markup and as they are: a test id
-# holding `[/]` (or `[/word]`, as a parametrized path does) raises MarkupError, `[bold]`
-# vanishes, and an escape sequence in a branch or test id reaches the terminal (retitles it,
-# clears it). Strict: once output.py prints them as text, these pass and the mark goes.
-TERMINAL_DEFECT = pytest.mark.xfail(
-    strict=True,
-    reason="anvild/output.py prints stored strings as rich markup, escape sequences included",
-)
-
-
 @pytest.mark.parametrize(
     "command",
     [
-        pytest.param(("history",), marks=TERMINAL_DEFECT),
-        pytest.param(("history", node_id(20)), marks=TERMINAL_DEFECT),
-        pytest.param(("stats", "show"), marks=TERMINAL_DEFECT),
-        pytest.param(("stats", "flaky", "--min-runs", "2"), marks=TERMINAL_DEFECT),
+        ("history",),
+        ("history", node_id(20)),
+        ("stats", "show"),
+        ("stats", "flaky", "--min-runs", "2"),
     ],
     ids=["history", "test-history", "stats-show", "stats-flaky"],
 )
