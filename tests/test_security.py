@@ -686,6 +686,16 @@ def test_start_as_root_works_and_warns_once(project: Path) -> None:
     assert attached.returncode == 0, err
     assert [line for line in err.splitlines() if PER_USER in line] == [line]
 
+    # `anvild watch` starts the daemon too: the same one line; a watch of a running one, none
+    watched = anvild("watch", str(project))
+    try:
+        assert watched.returncode == 0, watched.stderr
+        assert watched.stderr.splitlines() == [line]
+        again = anvild("watch", str(project))
+        assert again.returncode == 0 and again.stderr == ""
+    finally:
+        assert anvild("stop").returncode == 0
+
 
 @pytest.mark.parametrize("euid", [0, 1000])
 def test_the_root_warning_is_for_root_only(monkeypatch: pytest.MonkeyPatch, euid: int) -> None:

@@ -107,8 +107,10 @@ def watch(
     obj: Context, path: Path, reports: tuple[str, ...], space: str | None, no_start: bool
 ) -> None:
     """Register a project (default: the current directory) and start the daemon if needed."""
-    from anvild import projects
+    from anvild import lifecycle, projects
 
+    if not no_start and lifecycle.holder() is None:
+        _warn_if_root()  # this watch starts the daemon
     outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
     click.echo(outcome)
 
