@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 PASSED = "PASSED"
 FAILED = "FAILED"
@@ -23,7 +27,19 @@ NOT_EXECUTED = frozenset({SKIPPED, XFAILED})
 # repeats a testcase): the most alarming one, so a failure is never hidden by a later pass.
 SEVERITY = {SKIPPED: 0, XFAILED: 1, PASSED: 2, XPASSED: 3, FAILED: 4, ERROR: 5, RERUN: -1}
 
+# What one result may keep, whatever a report holds: a hostile or broken report must not put
+# megabytes per test into the history (or into memory while a run waits for its transaction).
 MESSAGE_LIMIT = 2048
+TRACEBACK_LIMIT = 64 * 1024
+# Node ids, test names and files: short enough for a PostgreSQL index entry (2,704 bytes) even
+# in 4-byte characters.
+NAME_LIMIT = 512
+# A report's free-form objects (the environment, anvild's metadata), measured as JSON.
+ENTRY_LIMIT = 64 * 1024
+OBJECT_LIMIT = 256 * 1024
+# Timestamps past this (the year 3058) are garbage: local time cannot even show many of them.
+LATEST = float(2**35)
+_INT32 = 2**31
 
 
 def clip_message(text: str | None) -> str | None:
@@ -31,6 +47,84 @@ def clip_message(text: str | None) -> str | None:
     if not text:
         return None
     return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT]
+
+
+def clip_traceback(text: str | None) -> str | None:
+    """A long traceback's first and last 32 KB (where the test and the error are), or None."""
+    if not text:
+        return None
+    if len(text) <= TRACEBACK_LIMIT:
+        return text
+    half = TRACEBACK_LIMIT // 2
+    return f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n{text[-half:]}"
+
+
+def clip_name(text: str) -> str:
+    """A node id, test name or file of at most NAME_LIMIT characters.
+
+    A longer one keeps its start and a hash of the whole: two long names stay two tests, and a
+    name is clipped the same way in every run, so its history stays one.
+    """
+    if len(text) <= NAME_LIMIT:
+        return text
+    digest = hashlib.blake2b(digest_size=8)
+    for start in range(0, len(text), 1 << 20):  # no second copy of a huge name at once
+        digest.update(text[start : start + (1 << 20)].encode("utf-8", "surrogatepass"))
+    return f"{text[: NAME_LIMIT - 17]}~{digest.hexdigest()}"
+
+
+def last_line(text: str | None) -> str | None:
+    """The last line of a text with content (pytest's summary of a traceback), clipped."""
+    if not text:
+        return None
+    stripped = text.rstrip()
+    start = max(stripped.rfind("\n"), stripped.rfind("\r")) + 1
+    return clip_message(stripped[start : start + MESSAGE_LIMIT] if start else stripped.lstrip())
+
+
+def seconds(value: object) -> float | None:
+    """A duration: a finite, non-negative number of seconds, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a float
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def moment(value: object) -> float | None:
+    """A timestamp: epoch seconds from 1970 up to LATEST, else None."""
+    number = seconds(value)
+    return number if number is not None and number < LATEST else None
+
+
+def exit_status(value: object) -> int | None:
+    """A process exit code: an integer a database column holds, else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -_INT32 <= value < _INT32 else None
+
+
+def bounded(value: object) -> dict[str, Any]:
+    """A report's free-form object without the entries too big or too deep to store as JSON."""
+    kept: dict[str, Any] = {}
+    if not isinstance(value, dict):
+        return kept
+    size = 0
+    for key, item in value.items():
+        if not isinstance(key, str) or len(key) > NAME_LIMIT:
+            continue
+        if isinstance(item, str) and len(item) > ENTRY_LIMIT:
+            continue  # measured without a copy
+        try:
+            length = len(orjson.dumps(item))
+        except orjson.JSONEncodeError:  # nested too deep, integers beyond 64 bits
+            continue
+        if length <= ENTRY_LIMIT and size + length <= OBJECT_LIMIT:
+            kept[key] = item
+            size += length
+    return kept
 
 
 def outranks(status: str, seen: str) -> bool:

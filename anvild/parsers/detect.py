@@ -11,10 +11,13 @@ from anvild.records import ParsedRun
 Parser = Callable[[Path, bytes], ParsedRun]
 
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def detect_format(path: Path, data: bytes) -> str:
     """'pytest-json-report', 'reportlog' or 'junit', from the first bytes of the report."""
+    if data.startswith(_UTF16_BOMS) and data[:4096].decode("utf-16", "ignore").lstrip()[:1] == "<":
+        return "junit"  # XML in UTF-16 (.NET and Windows tools write it): expat reads the BOM
     head = data[:4096].removeprefix(_BOM).lstrip()
     if not head:
         raise ReportError("empty report file", str(path))

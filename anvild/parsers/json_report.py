@@ -22,7 +22,14 @@ from anvild.records import (
     XPASSED,
     ParsedRun,
     TestResult,
+    bounded,
     clip_message,
+    clip_name,
+    clip_traceback,
+    exit_status,
+    last_line,
+    moment,
+    seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -54,26 +61,28 @@ PLUGIN_OUTCOMES = {
 
 _PHASES = ("setup", "call", "teardown")
 _warned_outcomes: set[str] = set()
+# An outcome is a word: a longer one is read (and logged) by its start only, and a daemon fed
+# hostile reports remembers a bounded number of words it has warned about.
+_OUTCOME_LIMIT = 64
+_WARNED_LIMIT = 256
 
 
 def map_outcome(outcome: object, path: Path) -> str:
     """The stored status for an outcome string; unknown ones are mapped, logged once."""
-    text = str(outcome).lower() if outcome is not None else ""
+    if isinstance(outcome, str):
+        text = outcome[:_OUTCOME_LIMIT].lower()
+    else:  # a number or a structure where a word belongs: its type, never its (huge) repr
+        text = "" if outcome is None else f"<{type(outcome).__name__}>"
     status = OUTCOMES.get(text) or PLUGIN_OUTCOMES.get(text)
     if status is None:
         # Unknown words from plugins: anything that sounds like a failure fails, the rest
         # count as not executed, so nothing unknown is ever reported as a pass.
         status = FAILED if any(w in text for w in ("fail", "error")) else SKIPPED
     if text not in OUTCOMES and text not in _warned_outcomes:
-        _warned_outcomes.add(text)
+        if len(_warned_outcomes) < _WARNED_LIMIT:
+            _warned_outcomes.add(text)
         log.warning("unknown outcome %r mapped to %s (%s)", text, status, path)
     return status
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 # One phase (setup, call, teardown) as the result needs it: duration, outcome, crash
@@ -84,19 +93,19 @@ Phase = tuple[float | None, str | None, str | None, str | None]
 def _result(node_id: object, outcome: object, phases: list[Phase], path: Path) -> TestResult:
     if not isinstance(node_id, str) or not node_id:
         raise ReportError("a test without a 'nodeid'", str(path))
+    node_id = clip_name(node_id)
     status = OUTCOMES.get(outcome) if isinstance(outcome, str) else None
     status = status or map_outcome(outcome, path)
-    duration: float | None = None
+    known = [phase[0] for phase in phases if phase[0] is not None]
+    duration = seconds(sum(known)) if known else None  # a sum of huge ones is no duration
     message = traceback = None
-    for phase_duration, phase_outcome, crash, longrepr in phases:
-        if phase_duration is not None:
-            duration = (duration or 0.0) + phase_duration
+    for _, phase_outcome, crash, longrepr in phases:
         if message is None and phase_outcome not in (None, "passed"):
             message = crash
             if longrepr:
                 traceback = longrepr
                 if message is None:
-                    message = longrepr.strip().splitlines()[-1] if longrepr.strip() else None
+                    message = last_line(longrepr)
     if status in (PASSED, XPASSED):
         message = traceback = None
     elif status in (SKIPPED, XFAILED):
@@ -107,7 +116,7 @@ def _result(node_id: object, outcome: object, phases: list[Phase], path: Path) -
         status=status,
         duration=duration,
         message=clip_message(message),
-        traceback=traceback,
+        traceback=clip_traceback(traceback),
         file=node_id.split("::", 1)[0],
     )
 
@@ -124,7 +133,7 @@ def _test_result(item: dict[str, Any], path: Path) -> TestResult:
         longrepr = phase.get("longrepr")
         phases.append(
             (
-                _number(phase.get("duration")),
+                seconds(phase.get("duration")),
                 phase.get("outcome"),
                 message if isinstance(message, str) else None,
                 longrepr if isinstance(longrepr, str) else None,
@@ -141,16 +150,16 @@ def _collector_errors(collectors: object, path: Path) -> list[TestResult]:
         node_id = collector.get("nodeid")
         if not isinstance(node_id, str) or not node_id:
             continue  # the session collector has an empty node id; its errors show per file
+        node_id = clip_name(node_id)
         longrepr = collector.get("longrepr")
         longrepr = longrepr if isinstance(longrepr, str) else None
-        message = longrepr.strip().splitlines()[-1] if longrepr and longrepr.strip() else None
         errors.append(
             TestResult(
                 node_id=node_id,
                 key=key_from_node_id(node_id),
                 status=ERROR,
-                message=clip_message(message),
-                traceback=longrepr,
+                message=last_line(longrepr),
+                traceback=clip_traceback(longrepr),
                 file=node_id.split("::", 1)[0],
             )
         )
@@ -162,7 +171,7 @@ class _Crash(msgspec.Struct):
 
 
 class _Phase(msgspec.Struct):
-    duration: float | None = None
+    duration: float | None = None  # checked by seconds(): negative and huge ones are dropped
     outcome: str | None = None
     crash: _Crash | None = None
     longrepr: str | None = None
@@ -205,7 +214,7 @@ _DECODER = msgspec.json.Decoder(_Report)
 
 def _typed_phase(phase: _Phase) -> Phase:
     crash = phase.crash.message if phase.crash is not None else None
-    return phase.duration, phase.outcome, crash, phase.longrepr
+    return seconds(phase.duration), phase.outcome, crash, phase.longrepr
 
 
 def _typed(report: _Report, path: Path) -> ParsedRun:
@@ -250,12 +259,12 @@ def parse_json_report(path: Path, data: bytes) -> ParsedRun:
         pass
     except UnicodeDecodeError as exc:
         raise ReportError(f"not UTF-8: {exc.reason} at byte {exc.start}", str(path)) from None
-    except msgspec.DecodeError as exc:
-        if data.strip() and data.lstrip()[:1] == b"{" and "truncated" in str(exc).lower():
-            raise ReportIncomplete(
-                "JSON report ends early: still being written?", str(path)
-            ) from None
-        raise ReportError(f"not valid JSON: {exc}", str(path)) from None
+    except msgspec.DecodeError:
+        # msgspec says "truncated" for a lone surrogate escape too: orjson tells the reason
+        # (and whether the document only stops short) on this error path.
+        pass
+    except RecursionError:  # a free-form object (environment, metadata) nested too deep
+        raise ReportError("not a report: JSON nested too deep", str(path)) from None
     return _plain(path, data)
 
 
@@ -263,6 +272,10 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("unexpected end of data") and data.lstrip()[:1] == b"{":
+            raise ReportIncomplete(
+                "JSON report ends early: still being written?", str(path)
+            ) from None
         raise ReportError(f"not valid JSON: {exc}", str(path)) from None
     if not isinstance(doc, dict) or "summary" not in doc:
         raise NotAReport("not a pytest-json-report document: no 'summary'", str(path))
@@ -277,9 +290,6 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
             raise ReportError("an entry of 'tests' is not an object", str(path))
         results.append(_test_result(item, path))
     summary = doc.get("summary")
-    exit_code = doc.get("exitcode")
-    environment = doc.get("environment")
-    metadata = doc.get("anvild")
     root = doc.get("root")
     return _assemble(
         path,
@@ -287,12 +297,12 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
         bool(tests),
         doc.get("collectors"),
         summary.get("total") if isinstance(summary, dict) else None,
-        _number(doc.get("created")),
-        _number(doc.get("duration")),
-        exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        doc.get("created"),
+        doc.get("duration"),
+        doc.get("exitcode"),
         root if isinstance(root, str) else None,
-        environment if isinstance(environment, dict) else {},
-        metadata if isinstance(metadata, dict) else {},
+        doc.get("environment"),
+        doc.get("anvild"),
     )
 
 
@@ -302,14 +312,18 @@ def _assemble(
     had_tests: bool,
     collectors: object,
     total: object,
-    created: float | None,
-    duration: float | None,
-    exit_code: int | None,
+    created: object,
+    duration: object,
+    exit_code: object,
     root: str | None,
-    environment: dict[str, Any],
-    metadata: dict[str, Any] | None,
+    environment: object,
+    metadata: object,
 ) -> ParsedRun:
-    """The run from its results: repeated node ids become attempts, failed collectors errors."""
+    """The run from its results: repeated node ids become attempts, failed collectors errors.
+
+    The run's own facts are checked here, for both readings: a timestamp, duration or exit code
+    no database or clock can hold is dropped, free-form objects are kept small.
+    """
     results: list[TestResult] = []
     attempts: dict[str, int] = {}
     for result in tests:
@@ -319,14 +333,16 @@ def _assemble(
     results.extend(_collector_errors(collectors, path))
     if not results and not had_tests and total in (0, None):
         raise NotARun("collect-only report (no tests ran): not a run", str(path))
+    finished, took = moment(created), seconds(duration)
+    started = finished if finished is None or took is None else moment(finished - took)
     return ParsedRun(
         source_format="pytest-json-report",
         results=tuple(results),
-        started_at=created - duration if created is not None and duration is not None else created,
-        finished_at=created,
-        duration=duration,
-        exit_code=exit_code,
-        root=root,
-        environment=environment,
-        metadata=metadata or {},
+        started_at=started,
+        finished_at=finished,
+        duration=took,
+        exit_code=exit_status(exit_code),
+        root=clip_name(root) if root is not None else None,
+        environment=bounded(environment),
+        metadata=bounded(metadata),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
+import io
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from anvild.identity import key_from_junit, node_id_from_junit
 from anvild.records import (
     ERROR,
     FAILED,
+    NAME_LIMIT,
     PASSED,
     RERUN,
     SKIPPED,
@@ -25,6 +26,10 @@ from anvild.records import (
     ParsedRun,
     TestResult,
     clip_message,
+    clip_name,
+    clip_traceback,
+    moment,
+    seconds,
 )
 
 SUITE_TAGS = frozenset({"testsuites", "testsuite"})
@@ -42,92 +47,142 @@ PROPERTY_LIMIT = 64
 PROPERTY_VALUE_LIMIT = 256
 # expat's codes for a document that stops short: what a writer still filling the file leaves.
 TRUNCATED_CODES = frozenset({3, 5, 6})  # no element found, unclosed token, partial character
+INVALID_TOKEN = 4
 _THOUSANDS = re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d*)?")
 
 
 def parse_junit(path: Path, data: bytes) -> ParsedRun:
-    """Read one JUnit XML document; a valid one without testcases gives a run without results."""
-    root = _parse_xml(path, data)
-    root_tag = _local(root.tag)
-    if root_tag not in SUITE_TAGS:
-        # Well-formed XML of another kind (coverage.xml beside the reports): not a test report.
-        raise NotAReport(f"not a JUnit report: root element <{_one_line(root_tag)}>", str(path))
-    results: list[TestResult] = []
-    attempts: dict[str, int] = {}
-    properties: dict[str, str] = {}
-    started: list[float] = []
-    for element in _walk(root):
-        tag = _local(element.tag)
-        if tag == "testcase":
-            _read_testcase(element, attempts, results)
-        elif tag in SUITE_TAGS:
-            moment = _epoch(element.get("timestamp"))
-            if moment is not None:
-                started.append(moment)
-        elif tag == "properties":
-            _read_properties(element, properties)
-    started_at = min(started, default=None)
-    duration = _run_duration(root, root_tag)
-    finished_at = None if started_at is None or duration is None else started_at + duration
-    return ParsedRun(
-        source_format="junit",
-        results=tuple(results),
-        started_at=started_at,
-        finished_at=finished_at,
-        duration=duration,
-        metadata={"properties": properties} if properties else {},
-    )
+    """Read one JUnit XML document; a valid one without testcases gives a run without results.
 
-
-def _parse_xml(path: Path, data: bytes) -> Element:
-    """The root element, or a one-line ReportError saying why the bytes are not safe XML."""
+    The document is read as a stream: each testcase is read when it ends and then dropped, so
+    a file of half a million testcases never becomes a tree of half a million elements.
+    """
     where = str(path)
     if not data.strip():
         raise ReportIncomplete("empty file: no XML written yet", where)
+    reading = _Reading()
     try:
-        root: Element = safe_xml.fromstring(data, forbid_dtd=True)
+        for event, element in safe_xml.iterparse(
+            io.BytesIO(data), ("start", "end"), forbid_dtd=True
+        ):
+            if event == "start":
+                reading.start(element, where)
+            else:
+                reading.end(element)
     except DefusedXmlException:
         # Entity expansion and external entities are how XML files attack their reader.
         raise ReportError("XML with a DOCTYPE or entity declaration is refused", where) from None
     except ParseError as error:
-        reason = _one_line(str(error))
-        if error.code in TRUNCATED_CODES:
-            what = f"XML ends early (still being written?): {reason}"
-            raise ReportIncomplete(what, where) from None
-        raise ReportError(f"malformed XML: {reason}", where) from None
+        raise _xml_error(error, data, where) from None
     except LookupError as error:
         raise ReportError(f"malformed XML: {_one_line(str(error))}", where) from None
-    return root
+    started_at = min(reading.started, default=None)
+    duration = reading.duration()
+    finished_at = None if started_at is None or duration is None else moment(started_at + duration)
+    return ParsedRun(
+        source_format="junit",
+        results=tuple(reading.results),
+        started_at=started_at,
+        finished_at=finished_at,
+        duration=duration,
+        metadata={"properties": reading.properties} if reading.properties else {},
+    )
 
 
-def _walk(root: Element) -> Iterator[Element]:
-    """The root and every child of every suite (testcases included), in document order.
+def _xml_error(error: ParseError, data: bytes, where: str) -> ReportError:
+    """The one-line error for XML that expat could not read."""
+    reason = _one_line(str(error))
+    if error.code in TRUNCATED_CODES:
+        return ReportIncomplete(f"XML ends early (still being written?): {reason}", where)
+    if error.code == INVALID_TOKEN and _undeclared_non_utf8(data):
+        # latin-1 or cp1252 written without saying so: XML without a declaration is UTF-8
+        reason += ": not UTF-8, and no encoding declared"
+    return ReportError(f"malformed XML: {reason}", where)
 
-    An explicit stack instead of recursion: a crafted file nested thousands of suites deep must
-    not exhaust Python's recursion limit.
+
+def _undeclared_non_utf8(data: bytes) -> bool:
+    """Whether data looks like XML in another encoding than UTF-8 that does not say which."""
+    head = data[:200].lstrip()
+    if not head.startswith(b"<") or b"encoding" in head.partition(b"?>")[0]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What a JUnit document has told so far, fed its elements as they start and end.
+
+    Only testcases and properties whose ancestors are all suites count (as in every JUnit
+    dialect); a suite's child is dropped from it once read, the elements inside it with it.
     """
-    stack: list[Iterator[Element]] = [iter((root,))]
-    while stack:
-        element = next(stack[-1], None)
-        if element is None:
-            stack.pop()
-            continue
-        yield element
-        if _local(element.tag) in SUITE_TAGS:
-            stack.append(iter(element))
+
+    results: list[TestResult] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    started: list[float] = field(default_factory=list)
+    # The open elements, each with whether it and all its ancestors are suites. An explicit
+    # stack: a crafted file nested thousands of suites deep must not exhaust recursion.
+    open: list[tuple[Element, bool]] = field(default_factory=list)
+    root_time: float | None = None
+    root_tag: str = ""
+    suite_times: list[float | None] = field(default_factory=list)
+
+    def start(self, element: Element, where: str) -> None:
+        tag = _local(element.tag)
+        if not self.open:
+            if tag not in SUITE_TAGS:
+                # XML of another kind (coverage.xml beside the reports): not a test report.
+                what = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
+                raise NotAReport(what, where)
+            self.root_tag, self.root_time = tag, _seconds(element.get("time"))
+        in_suites = not self.open or self.open[-1][1]
+        if in_suites and tag in SUITE_TAGS:
+            started = _epoch(element.get("timestamp"))
+            if started is not None:
+                self.started.append(started)
+            if len(self.open) == 1 and tag == "testsuite":
+                self.suite_times.append(_seconds(element.get("time")))
+        self.open.append((element, in_suites and tag in SUITE_TAGS))
+
+    def end(self, element: Element) -> None:
+        self.open.pop()
+        in_suites = bool(self.open) and self.open[-1][1]
+        tag = _local(element.tag)
+        if not in_suites:
+            return  # inside a testcase or another element: read, or dropped, with it
+        if tag == "testcase":
+            _read_testcase(element, self.attempts, self.results)
+        elif tag == "properties":
+            _read_properties(element, self.properties)
+        # Its earlier siblings are gone already; later ones may be there (events come in
+        # batches, after the tree builder saw what follows): it is the first child.
+        parent = self.open[-1][0]
+        if len(parent) and parent[0] is element:
+            del parent[0]
+
+    def duration(self) -> float | None:
+        """The root's time, else the sum of its suites' times."""
+        if self.root_time is not None or self.root_tag != "testsuites":
+            return self.root_time
+        known = [time for time in self.suite_times if time is not None]
+        return seconds(sum(known)) if known else None
 
 
 def _read_testcase(case: Element, attempts: dict[str, int], results: list[TestResult]) -> None:
     """Append a testcase's reruns, then its final attempt; a repeated testcase adds attempts."""
-    classname = case.get("classname") or None
-    name = case.get("name") or ""
+    classname = clip_name(case.get("classname") or "") or None
+    name = clip_name(case.get("name") or "")
     if not name:
         name, classname = classname or "", None
     if not name:
         return  # neither name nor classname: nothing to follow across runs
-    key = key_from_junit(classname, name)
-    file = case.get("file") or None
-    node_id = node_id_from_junit(classname, name, file)
+    key = clip_name(key_from_junit(classname, name))
+    file = clip_name(case.get("file") or "") or None
+    node_id = clip_name(node_id_from_junit(classname, name, file))
     outcome: Element | None = None
     # Surefire's reruns happened before the final outcome: they take the lower attempt numbers.
     steps: list[tuple[Element | None, str, str | None]] = []
@@ -142,13 +197,13 @@ def _read_testcase(case: Element, attempts: dict[str, int], results: list[TestRe
     steps.append((outcome, _status(case, outcome), case.get("time")))
     first = attempts.get(key, 0)
     attempts[key] = first + len(steps)
-    for attempt, (element, status, seconds) in enumerate(steps, start=first):
+    for attempt, (element, status, time) in enumerate(steps, start=first):
         results.append(
             TestResult(
                 node_id=node_id,
                 key=key,
                 status=status,
-                duration=_seconds(seconds),
+                duration=_seconds(time),
                 attempt=attempt,
                 message=_message(element),
                 traceback=_traceback(element),
@@ -183,9 +238,9 @@ def _traceback(outcome: Element | None) -> str | None:
     if outcome is None:
         return None
     text = outcome.text
-    if not text or not text.strip():
+    if not text or text.isspace():
         text = outcome.findtext("stackTrace")
-    return text if text and text.strip() else None
+    return clip_traceback(text) if text and not text.isspace() else None
 
 
 def _read_properties(element: Element, properties: dict[str, str]) -> None:
@@ -194,18 +249,10 @@ def _read_properties(element: Element, properties: dict[str, str]) -> None:
         if len(properties) >= PROPERTY_LIMIT:
             return
         name = prop.get("name")
+        if name and len(name) > NAME_LIMIT:
+            continue
         if _local(prop.tag) == "property" and name and name not in properties:
             properties[name] = (prop.get("value", prop.text) or "")[:PROPERTY_VALUE_LIMIT]
-
-
-def _run_duration(root: Element, root_tag: str) -> float | None:
-    """The root's time, else the sum of its suites' times."""
-    duration = _seconds(root.get("time"))
-    if duration is not None or root_tag != "testsuites":
-        return duration
-    times = [_seconds(suite.get("time")) for suite in root if _local(suite.tag) == "testsuite"]
-    known = [seconds for seconds in times if seconds is not None]
-    return sum(known) if known else None
 
 
 def _seconds(text: str | None) -> float | None:
@@ -216,10 +263,9 @@ def _seconds(text: str | None) -> float | None:
     if "," in text:
         text = text.replace(",", "") if _THOUSANDS.fullmatch(text) else text.replace(",", ".", 1)
     try:
-        seconds = float(text)
+        return seconds(float(text))
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _epoch(text: str | None) -> float | None:
@@ -229,10 +275,10 @@ def _epoch(text: str | None) -> float | None:
     text = text.strip()
     try:
         try:
-            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            when = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         except ValueError:
-            moment = parsedate_to_datetime(text)  # mocha writes "Sat, 03 Dec 2022 23:10:07 GMT"
-        return moment.timestamp()
+            when = parsedate_to_datetime(text)  # mocha writes "Sat, 03 Dec 2022 23:10:07 GMT"
+        return moment(when.timestamp())
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
 

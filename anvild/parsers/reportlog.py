@@ -24,6 +24,12 @@ from anvild.records import (
     ParsedRun,
     TestResult,
     clip_message,
+    clip_name,
+    clip_traceback,
+    exit_status,
+    last_line,
+    moment,
+    seconds,
 )
 
 _FAILED_ATTEMPT = FAILING | {RERUN}
@@ -35,14 +41,6 @@ def _dict(value: object) -> dict[str, Any]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _last_line(text: str | None) -> str | None:
-    return text.strip().splitlines()[-1] if text and text.strip() else None
 
 
 def _render(longrepr: dict[str, Any]) -> str | None:
@@ -74,15 +72,17 @@ def _render(longrepr: dict[str, Any]) -> str | None:
 
 
 def _describe(longrepr: object) -> tuple[str | None, str | None]:
-    """The message and the long text of a phase's ``longrepr``, in any of its shapes."""
+    """The message and the long text of a phase's ``longrepr``, in any of its shapes, clipped
+    at once: a tailed run holds its attempts until their teardown."""
     if isinstance(longrepr, dict):
         crash, text = _dict(longrepr.get("reprcrash")).get("message"), _render(longrepr)
-        return (crash if isinstance(crash, str) and crash else _last_line(text)), text
+        message = crash if isinstance(crash, str) and crash else last_line(text)
+        return clip_message(message), clip_traceback(text)
     if isinstance(longrepr, list) and len(longrepr) == 3 and isinstance(longrepr[2], str):
         # a skip: [path, lineno, reason]; pytest's terminal drops the "Skipped: " prefix too
-        return longrepr[2].removeprefix("Skipped: "), None
+        return clip_message(longrepr[2].removeprefix("Skipped: ")), None
     if isinstance(longrepr, str) and longrepr.strip():
-        return _last_line(longrepr), longrepr
+        return last_line(longrepr), clip_traceback(longrepr)
     return None, None
 
 
@@ -99,9 +99,9 @@ class _Attempt:
 
     def add(self, report: dict[str, Any], path: Path) -> None:
         """Merge one phase (setup, call or teardown) the way pytest's terminal counts it."""
-        duration = _number(report.get("duration"))
+        duration = seconds(report.get("duration"))
         if duration is not None:
-            self.duration = (self.duration or 0.0) + duration
+            self.duration = (self.duration or 0.0) + duration  # checked once summed
         outcome, when = report.get("outcome"), report.get("when")
         xfail = "wasxfail" in report
         if outcome == "rerun":
@@ -131,9 +131,9 @@ class _Attempt:
             node_id=self.node_id,
             key=key_from_node_id(self.node_id),
             status=self.status,
-            duration=self.duration,
+            duration=None if self.duration is None else seconds(self.duration),
             attempt=self.attempt,
-            message=clip_message(message),
+            message=message,
             traceback=traceback,
             file=self.node_id.split("::", 1)[0],
         )
@@ -204,7 +204,7 @@ class ReportlogReader:
             results=(*self._results, *(result for result in pending if result is not None)),
             started_at=started,
             finished_at=finished,
-            duration=finished - started if started is not None and finished is not None else None,
+            duration=None if started is None or finished is None else seconds(finished - started),
             exit_code=self._exit_code,
             interrupted=not self._complete,
         )
@@ -227,18 +227,18 @@ class ReportlogReader:
         elif kind == "CollectReport" and record.get("outcome") == "failed":
             node_id = record.get("nodeid")
             if isinstance(node_id, str) and node_id:  # the session's own collector has ""
-                attempt = _Attempt(node_id, 0, ERROR)
+                attempt = _Attempt(clip_name(node_id), 0, ERROR)
                 attempt.message, attempt.traceback = _describe(record.get("longrepr"))
                 self._close(attempt)
         elif kind == "SessionFinish":
-            status = record.get("exitstatus")
-            self._exit_code = status if type(status) is int else None
+            self._exit_code = exit_status(record.get("exitstatus"))
             self._complete = True
 
     def _test_report(self, report: dict[str, Any]) -> None:
         node_id, when = report.get("nodeid"), report.get("when")
         if not isinstance(node_id, str) or not node_id:
             raise self._bad("a TestReport without a 'nodeid'")
+        node_id = clip_name(node_id)
         attempt = self._pending.get(node_id)
         if attempt is not None and when == "setup":  # a new attempt before the last one's teardown
             self._close(attempt)
@@ -247,7 +247,7 @@ class ReportlogReader:
             attempt = _Attempt(node_id, self._next_attempt.get(node_id, 0))
             self._pending[node_id] = attempt
         attempt.add(report, self._path)
-        start, stop = _number(report.get("start")), _number(report.get("stop"))
+        start, stop = moment(report.get("start")), moment(report.get("stop"))
         if start is not None:
             self._started = start if self._started is None else min(self._started, start)
         if stop is not None:
