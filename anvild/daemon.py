@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,9 @@ log = logging.getLogger("anvild")
 SOURCE = "anvild watch"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MAX_BACKOFF = 60.0
+# Bytes of ready reports read ahead of the worker; a burst of huge files beyond it is read when
+# each one's turn comes instead of all at once.
+SNAPSHOT_BUDGET = 64 << 20
 
 
 @dataclass(slots=True)
@@ -107,6 +111,8 @@ class Daemon:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending: dict[tuple[Candidate, str], _Retry] = {}
         self.in_hand: Path | None = None  # the report the worker is reading or storing
+        self.snapshot_bytes = 0  # held by queued snapshots
+        self.snapshot_lock = threading.Lock()
         self.reload_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
         self.watcher = self._new_watcher(self.config)
@@ -198,18 +204,32 @@ class Daemon:
     # --- the worker ------------------------------------------------------------------------
 
     def _ready(self, candidate: Candidate) -> None:
-        """A file is ready (runs on the watchdog or scheduler thread): take its bytes now."""
-        if candidate.tailed:
-            self.work.put(candidate)
+        """A file is ready (runs on the watchdog or scheduler thread): take its bytes now, so the
+        next run writing the same path cannot replace them; within a memory budget: past it,
+        the worker reads the file when its turn comes."""
+        try:
+            info = candidate.path.stat()
+        except OSError:
+            return  # gone meanwhile; a later event brings it back
+        with self.snapshot_lock:
+            fits = self.snapshot_bytes + info.st_size <= SNAPSHOT_BUDGET
+            read_now = fits and stat.S_ISREG(info.st_mode) and not candidate.tailed
+            if read_now:
+                self.snapshot_bytes += info.st_size
+        if not read_now:
+            self.work.put(candidate)  # a directory goes too: the worker rejects it
             return
         try:
             data = candidate.path.read_bytes()
-        except IsADirectoryError:
-            self.work.put(candidate)  # the worker rejects it
-            return
         except OSError:
-            return  # gone meanwhile; a later event brings it back
+            self._release_snapshot(info.st_size)
+            return
+        self._release_snapshot(info.st_size - len(data))  # it grew or shrank meanwhile
         self.work.put(_Snapshot(candidate, data))
+
+    def _release_snapshot(self, size: int) -> None:
+        with self.snapshot_lock:
+            self.snapshot_bytes -= size
 
     def _work(self) -> None:
         while (item := self.work.get()) is not None:
@@ -231,7 +251,10 @@ class Daemon:
         if isinstance(item, _Interrupt):
             self._interrupt(item.candidate)
         elif isinstance(item, _Snapshot):
-            self._ingest_bytes(item.candidate, item.data)
+            try:
+                self._ingest_bytes(item.candidate, item.data)
+            finally:
+                self._release_snapshot(len(item.data))
         elif isinstance(item, _Retry):
             self._ingest_pending(item)
         elif isinstance(item, Candidate):
@@ -307,8 +330,9 @@ class Daemon:
             return
         self.done.add((candidate.root, digest))
         self.counters.rejected += 1
-        self.counters.last_error = str(exc)
-        log.warning("rejected: %s", exc)
+        # one line, whatever the file's name holds
+        self.counters.last_error = str(exc).replace("\n", "\\n").replace("\r", "\\r")
+        log.warning("rejected: %s", self.counters.last_error)
 
     def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
         project = self._project(candidate.root)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 _WILD = re.compile(r"[*?\[]")
 TAILED_SUFFIXES = (".jsonl",)
+# What happened to a file, as the Settler is told.
+CREATED, MODIFIED, CLOSED = "created", "modified", "closed"
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -226,13 +228,17 @@ class Settler:
         with self._lock:
             self._writing.discard(candidate)
 
-    def event(self, candidate: Candidate, closed: bool) -> None:
-        """A file changed (closed: its writer closed it, or it was renamed into place)."""
+    def event(self, candidate: Candidate, change: str) -> None:
+        """A file changed: "modified" (written to), "created", or "closed" (its writer closed
+        it, or it was renamed into place)."""
+        closed = change == CLOSED
         if self.sees_closes:
+            # Only a write marks a writer at work: a file moved in from another directory
+            # arrives as "created" and no close follows.
             with self._lock:
                 if closed:
                     self._writing.discard(candidate)
-                else:
+                elif change == MODIFIED:
                     self._writing.add(candidate)
         if closed or candidate.tailed:
             # a tailed log is read at every flushed line; a closed file is complete
@@ -280,7 +286,7 @@ class Watcher:
     def __init__(
         self,
         config: Config,
-        on_change: Callable[[Candidate, bool], None],
+        on_change: Callable[[Candidate, str], None],
         on_overflow: Callable[[], None],
         on_delete: Callable[[Candidate], None] = lambda candidate: None,
     ) -> None:
@@ -355,15 +361,15 @@ class Watcher:
         """Whether events tell when a writer closes a file (inotify does; polling cannot)."""
         return not self._polling and sys.platform.startswith("linux")
 
-    def dispatch(self, path: Path, closed: bool, is_directory: bool) -> None:
+    def dispatch(self, path: Path, change: str, is_directory: bool) -> None:
         """One watchdog event (runs in watchdog's thread: match and hand over only)."""
         if is_directory:
             for candidate in self.replan():
-                self.on_change(candidate, True)
-            # a directory named like a report is handed over too: the worker rejects it
+                self.on_change(candidate, CLOSED)
+            change = CLOSED  # a directory named like a report is handed over: it is rejected
         for globs in self.projects:
             if globs.match(path):
-                self.on_change(Candidate(globs.project.root, path), closed or is_directory)
+                self.on_change(Candidate(globs.project.root, path), change)
 
     def deleted(self, path: Path) -> None:
         """A file was deleted (runs in watchdog's thread)."""
@@ -390,6 +396,9 @@ class _Handler:
         path = os.fsdecode(path)
         if event.is_directory:
             if kind in ("created", "moved"):
-                self.watcher.dispatch(Path(path), False, True)
+                self.watcher.dispatch(Path(path), CLOSED, True)
             return
-        self.watcher.dispatch(Path(path), kind in ("closed", "moved"), False)
+        change = (
+            CLOSED if kind in ("closed", "moved") else MODIFIED if kind == "modified" else CREATED
+        )
+        self.watcher.dispatch(Path(path), change, False)

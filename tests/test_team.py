@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from anvild import settings
-from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, wait_for, write_project
+from tests.conftest import SAMPLE_TESTS, anvild, run_pytest, status, wait_for, write_project
 from tests.conftest import pg_query as query
-from tests.test_daemon import executions, status
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
 
@@ -237,26 +236,6 @@ def _sqlite_runs(db: Path) -> int:
             return conn.execute("SELECT count(*) FROM execution").fetchone()[0]
     except sqlite3.Error:
         return -1
-
-
-def test_a_read_only_sqlite_database_keeps_reports_pending(project: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes through read-only permissions; this needs an ordinary user")
-    _watch(project)
-    run_pytest(project, *JSON_REPORT)
-    assert anvild("ingest", ".pytest_cache/report.json", cwd=project).returncode == 0
-    (project / ".anvil" / "history.db").chmod(0o400)
-    (project / ".anvil").chmod(0o500)
-    try:
-        assert anvild("start", cwd=project).returncode == 0
-        run_pytest(project, "-k", "param", *JSON_REPORT)
-        wait_for(lambda: status()["pending"] >= 1, 30, "the report pending")
-        (project / ".anvil").chmod(0o700)
-        (project / ".anvil" / "history.db").chmod(0o600)
-        wait_for(lambda: len(executions(project)) == 2, 90, "the run stored after recovery")
-    finally:
-        (project / ".anvil").chmod(0o700)
-        anvild("stop", cwd=project)
 
 
 def test_a_full_disk_keeps_reports_pending(project: Path, small_disk: Path) -> None:

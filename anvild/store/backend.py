@@ -61,6 +61,23 @@ def _private_sqlite_files(path: Path) -> None:
         _private(Path(f"{path}{name}"), 0o600)
 
 
+# The file each SQLite path was opened as: (st_dev, st_ino) when the connection was made.
+_opened_as: dict[str, tuple[int, int]] = {}
+
+
+def replaced(db: Database) -> bool:
+    """Whether an SQLite database's file is no longer at its path (removed, or replaced by
+    another): its connection would write into a file nobody reads again."""
+    if not is_sqlite(db):
+        return False
+    try:
+        info = os.stat(db.database)
+    except OSError:
+        return True
+    opened = _opened_as.get(db.database)
+    return opened is not None and opened != (info.st_dev, info.st_ino)
+
+
 def connect(url: str) -> Database:
     """Open the database at url (a path, sqlite:///path or postgresql://...)."""
     path = sqlite_path(url)
@@ -92,6 +109,8 @@ def _connect_sqlite(path: Path) -> Database:
             },
         )
         db.connect()
+        info = os.stat(path)
+        _opened_as[str(path)] = (info.st_dev, info.st_ino)
     except OSError as exc:
         raise DatabaseError(f"cannot open database: {exc.strerror}", str(path)) from None
     except Exception as exc:  # sqlite3 errors: not a database, permission, ...

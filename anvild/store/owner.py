@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -14,11 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peewee import Database
+from peewee import Database, OperationalError
 
+from anvild.config import owner_timeout
 from anvild.errors import DatabaseError, OwnerBusy
 from anvild.store import backend
-from anvild.store.database import open_database
+from anvild.store.database import forget, open_database
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,13 @@ class OwnerLock:
         self, timeout: float = 0.0, on_wait: Callable[[int | None], None] | None = None
     ) -> None:
         """Take the lock, waiting up to timeout seconds; OwnerBusy when it stays taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot take the owner lock: {exc.strerror}", str(self.path)
+            ) from None
         deadline = time.monotonic() + timeout
         waited = False
         while True:
@@ -78,6 +85,23 @@ class OwnerLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock."""
+        return self._fd is not None
+
+    def lost(self) -> bool:
+        """Whether the lock file was removed or replaced while held (its directory deleted):
+        another process could take the new one, so it must be taken again."""
+        if self._fd is None:
+            return False
+        try:
+            info = self.path.stat()
+        except OSError:
+            return True
+        held = os.fstat(self._fd)
+        return (info.st_dev, info.st_ino) != (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         """Let go of the lock."""
@@ -121,19 +145,21 @@ class Writer:
             self._jobs.put(_STOP)
             self._thread.join()
 
-    def _next(self, db: Database) -> Any:
+    def _next(self, db: Database | None) -> Any:
         """The next job; when there is none yet, the idle moment checkpoints the log first."""
         try:
             return self._jobs.get_nowait()
         except queue.Empty:
             pass
         try:
-            backend.checkpoint_when_idle(db)
+            if db is not None:
+                backend.checkpoint_when_idle(db)
         except Exception as exc:  # a busy or unreachable database: the next commit will tell
             log.debug("checkpoint skipped: %s", exc)
         return self._jobs.get()
 
     def _run(self) -> None:
+        db: Database | None
         try:
             db = open_database(self.url)
         except BaseException as exc:
@@ -146,12 +172,35 @@ class Writer:
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
-                    backend.reconnect_if_broken(db)
+                    db = self._usable(db)
                     future.set_result(job(db))
                 except BaseException as exc:
                     future.set_exception(exc)
+                    if db is not None and backend.is_sqlite(db) and _database_fault(exc):
+                        # A connection that met a read-only file, a full disk or an I/O error
+                        # stays that way: the next job opens the database afresh.
+                        forget(self.url)
+                        db = None
         finally:
-            db.close()
+            if db is not None:
+                db.close()
+
+    def _usable(self, db: Database | None) -> Database:
+        """The open database, opened again where its file was removed or replaced (a new one
+        is made at its path) or its server connection died."""
+        if db is not None and backend.replaced(db):
+            log.warning("the database file was removed or replaced; opening %s again", self.url)
+            forget(self.url)
+            db = None
+        if db is None:
+            db = open_database(self.url)
+        backend.reconnect_if_broken(db)
+        return db
+
+
+def _database_fault(exc: BaseException) -> bool:
+    """Whether a job failed on the database itself (not on what it was asked to store)."""
+    return isinstance(exc, DatabaseError | OperationalError | sqlite3.OperationalError)
 
 
 class Owner:
@@ -176,6 +225,11 @@ class Owner:
 
     def run(self, job: Callable[[Database], T]) -> T:
         """Run one job through the writer and wait for its result."""
+        if self.lock.lost():
+            log.warning("the owner lock file was removed; taking it again: %s", self.lock.path)
+            self.lock.release()
+        if not self.lock.held:
+            self.lock.acquire(owner_timeout())
         return self.writer.submit(job).result()
 
     def close(self) -> None:
