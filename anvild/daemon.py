@@ -95,6 +95,23 @@ class _Retry:
 WorkItem = Candidate | _Snapshot | _Retry | _Interrupt | None
 
 
+def _nonblocking(path: str, flags: int) -> int:
+    """Open without blocking: a FIFO put where a report was must not hang a thread."""
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
+def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
+    """The run in a pending report's bytes; a tailed log without SessionFinish was closed as
+    interrupted before it went pending, and is again."""
+    if not candidate.tailed:
+        return parse_bytes(candidate.path, data)
+    from anvild.parsers.reportlog import ReportlogReader
+
+    reader = ReportlogReader(candidate.path)
+    reader.feed(data)
+    return reader.finish(interrupted=not reader.complete)
+
+
 class Daemon:
     """Everything one running daemon holds."""
 
@@ -188,10 +205,10 @@ class Daemon:
         (idempotency makes this safe)."""
         for left in pending.load():
             candidate = Candidate(Path(left.root), Path(left.path))
-            retry = self.pending.setdefault(
-                (candidate, left.digest),
-                _Retry(candidate, left.digest, left.attempts, left.reason, left.since),
-            )
+            if (candidate, left.digest) in self.pending:
+                continue  # waiting for its backoff in this daemon already
+            retry = _Retry(candidate, left.digest, left.attempts, left.reason, left.since)
+            self.pending[candidate, left.digest] = retry
             self.work.put(retry)
         for candidate in self.watcher.existing():
             self.work.put(candidate)
@@ -217,10 +234,11 @@ class Daemon:
             if read_now:
                 self.snapshot_bytes += info.st_size
         if not read_now:
-            self.work.put(candidate)  # a directory goes too: the worker rejects it
+            self.work.put(candidate)  # a directory or FIFO goes too: the worker rejects it
             return
         try:
-            data = candidate.path.read_bytes()
+            with open(candidate.path, "rb", opener=_nonblocking) as stream:
+                data = stream.read()
         except OSError:
             self._release_snapshot(info.st_size)
             return
@@ -267,30 +285,51 @@ class Daemon:
         return self.config.project(root)
 
     def _ingest_file(self, candidate: Candidate) -> None:
+        data = self._read_regular(candidate)
+        if data is not None:
+            self._ingest_bytes(candidate, data)
+
+    def _read_regular(self, candidate: Candidate) -> bytes | None:
+        """A report file's bytes; a directory, FIFO or device named like a report is rejected
+        once (opened without blocking: a FIFO must not hang the worker), a vanished file is
+        None."""
         try:
-            data = candidate.path.read_bytes()
-        except IsADirectoryError:
-            why = "a directory named like a report, not a report file"
-            self._reject(
-                candidate, f"directory:{candidate.path}", ReportError(why, str(candidate.path))
-            )
-            return
+            fd = os.open(candidate.path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
-            return  # gone or unreadable meanwhile; a later event brings it back
-        self._ingest_bytes(candidate, data)
+            return None  # gone or unreadable meanwhile; a later event brings it back
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            with os.fdopen(fd, "rb") as stream:
+                return stream.read()
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a special file"
+        why = ReportError(f"{kind} named like a report, not a report file", str(candidate.path))
+        self._reject(candidate, f"{kind}:{candidate.path}", why)
+        return None
 
     def _ingest_pending(self, retry: _Retry) -> None:
-        """Try a pending report again, from its spooled bytes."""
-        if self.pending.get((retry.candidate, retry.digest)) is not retry:
+        """Try a pending report again, from its spooled bytes (they never change: a parse
+        error there is final)."""
+        candidate = retry.candidate
+        if self.pending.get((candidate, retry.digest)) is not retry:
             return  # stored meanwhile (an event brought the same bytes)
         try:
             data = pending.spooled(retry.digest)
         except OSError:
             # spooled by an older anvild, or the spool was cleaned: the file is what is left
             self._forget_pending(retry)
-            self._ingest_file(retry.candidate)
+            self._ingest_file(candidate)
             return
-        self._ingest_bytes(retry.candidate, data)
+        if (candidate.root, retry.digest) in self.done:
+            self._forget_pending(retry)  # the same bytes were stored from another path
+            return
+        try:
+            run = _parse_spooled(candidate, data)
+        except ReportError as exc:
+            self._forget_pending(retry)
+            self._reject(candidate, retry.digest, exc)
+            return
+        self._store(candidate, retry.digest, run, data)
 
     def _ingest_bytes(self, candidate: Candidate, data: bytes) -> None:
         digest = sha256(data)
@@ -337,6 +376,7 @@ class Daemon:
     def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
         project = self._project(candidate.root)
         if project is None:
+            self._settled(candidate, digest)
             return  # unwatched meanwhile
         # The daemon cannot tell who ran the tests; the pytest plugin writes the origin in.
         origin = "ci" if project.space == "ci" else "other"
@@ -356,7 +396,7 @@ class Daemon:
             sub = submission(run, digest, str(candidate.path), options)
         except NotShared as exc:
             log.info("%s", exc)
-            self.done.add((candidate.root, digest))
+            self._settled(candidate, digest)
             return
         try:
             stored = self.owner(self.config.database_for(project)).run(
@@ -365,10 +405,7 @@ class Daemon:
         except Exception as exc:  # database away, read-only, full: keep it pending
             self._retry_later(candidate, digest, data, exc)
             return
-        retry = self.pending.get((candidate, digest))
-        if retry is not None:
-            self._forget_pending(retry)
-        self.done.add((candidate.root, digest))
+        self._settled(candidate, digest)
         if not stored.already_stored:
             self.counters.runs_ingested += 1
             log.info("stored %s: %d tests (%s)", stored.execution_id, stored.tests, candidate.path)
@@ -389,10 +426,18 @@ class Daemon:
         log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
         self.scheduler.call_later(delay, ("retry", candidate, digest), lambda: self.work.put(retry))
 
+    def _settled(self, candidate: Candidate, digest: str) -> None:
+        """The report needs nothing more: stored, already there, or not to be stored."""
+        retry = self.pending.get((candidate, digest))
+        if retry is not None:
+            self._forget_pending(retry)
+        self.done.add((candidate.root, digest))
+
     def _forget_pending(self, retry: _Retry) -> None:
         del self.pending[retry.candidate, retry.digest]
         self._save_pending()
-        pending.unspool(retry.digest)
+        if not any(r.digest == retry.digest for r in list(self.pending.values())):
+            pending.unspool(retry.digest)  # no other project waits for the same bytes
 
     def _save_pending(self) -> None:
         try:

@@ -210,6 +210,7 @@ class Owner:
         self.url = url
         self.lock = OwnerLock(lock_path(url, state_dir))
         self.writer = Writer(url)
+        self._guard = threading.Lock()
 
     def open(
         self, timeout: float = 30.0, on_wait: Callable[[int | None], None] | None = None
@@ -225,17 +226,19 @@ class Owner:
 
     def run(self, job: Callable[[Database], T]) -> T:
         """Run one job through the writer and wait for its result."""
-        if self.lock.lost():
-            log.warning("the owner lock file was removed; taking it again: %s", self.lock.path)
-            self.lock.release()
-        if not self.lock.held:
-            self.lock.acquire(owner_timeout())
+        with self._guard:  # the worker and control-socket threads share this owner
+            if self.lock.lost():
+                log.warning("the owner lock file was removed; taking it again: %s", self.lock.path)
+                self.lock.release()
+            if not self.lock.held:
+                self.lock.acquire(owner_timeout())
         return self.writer.submit(job).result()
 
     def close(self) -> None:
         """Drain the writer, then let go of the lock."""
         self.writer.close()
-        self.lock.release()
+        with self._guard:
+            self.lock.release()
 
     def __enter__(self) -> Owner:
         return self

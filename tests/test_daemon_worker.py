@@ -1,0 +1,234 @@
+"""The daemon's worker step by step: snapshots, the spool, pending retries and the owner lock.
+
+The daemon is built but its threads are not started: the tests call the worker's steps
+directly, so the order of events is exact. Storing goes through a fake owner whose database
+is away or back at will, and a fake store_run that records what would be committed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from anvild import daemon as daemon_module
+from anvild import pending
+from anvild.daemon import Daemon
+from anvild.errors import DatabaseError
+from anvild.store.owner import Owner
+from anvild.watch import Candidate
+
+
+class FakeOwner:
+    """A database that is away (every run raises) until `back` is set."""
+
+    def __init__(self) -> None:
+        self.back = False
+
+    def run(self, job: Any) -> Any:
+        if not self.back:
+            raise DatabaseError("attempt to write a readonly database")
+        return job(None)
+
+
+@pytest.fixture
+def stored(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(project root, sha256) of every run the daemon commits."""
+    commits: list[tuple[str, str]] = []
+
+    def fake_store_run(db: Any, sub: Any) -> Any:
+        key = (sub.project_root, sub.sha256)
+        already = key in commits
+        commits.append(key)
+        return SimpleNamespace(already_stored=already, execution_id="x", tests=len(sub.run.results))
+
+    monkeypatch.setattr(daemon_module, "store_run", fake_store_run)
+    return commits
+
+
+def make_daemon(
+    tmp_path: Path, roots: list[Path], reports: str = '["*.json", "*.jsonl"]'
+) -> Daemon:
+    config = tmp_path / "config.toml"
+    text = "".join(f'[[projects]]\nroot = "{r}"\nreports = {reports}\n\n' for r in roots)
+    config.write_text(text)
+    return Daemon(config)
+
+
+def drain(d: Daemon) -> None:
+    """Run every queued work item on this thread (as the worker would)."""
+    while not d.work.empty():
+        item = d.work.get_nowait()
+        if item is not None:
+            d._process(item)
+
+
+def other_run(sample: Path, tmp_path: Path) -> bytes:
+    """A different, valid report: the sample one with another duration."""
+    import json
+
+    doc = json.loads(sample.read_bytes())
+    doc["duration"] = doc.get("duration", 0) + 12.5
+    return json.dumps(doc).encode()
+
+
+# --- a spooled copy shared by two pending entries stays until both are stored -------------
+
+
+def test_a_spooled_copy_shared_by_two_projects_is_kept_until_both_are_stored(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    first, second = tmp_path / "p1", tmp_path / "p2"
+    first.mkdir()
+    second.mkdir()
+    data = Path(sample_reports["json"]).read_bytes()
+    (first / "report.json").write_bytes(data)
+    (second / "report.json").write_bytes(data)
+    d = make_daemon(tmp_path, [first, second])
+    owner = FakeOwner()
+    d.owner = lambda url: owner  # type: ignore[method-assign]
+
+    # the database is read-only: both copies go pending, their bytes spooled under one name
+    d._ingest_file(Candidate(first, first / "report.json"))
+    d._ingest_file(Candidate(second, second / "report.json"))
+    assert len(d.pending) == 2
+    digest = next(iter(d.pending.values())).digest
+
+    # a second run overwrites the second project's file while it waits
+    (second / "report.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
+
+    owner.back = True
+    retries = sorted(d.pending.values(), key=lambda r: str(r.candidate.root))
+    d._ingest_pending(retries[0])  # the first project's copy is stored...
+    assert (str(first), digest) in stored
+    # ...and the second project's entry still needs the spooled bytes
+    d._ingest_pending(retries[1])
+    assert (str(second), digest) in stored, (
+        "the first run of the second project was lost: its spooled copy was deleted when the "
+        "same bytes were stored for the first project"
+    )
+
+
+# --- a pending entry whose bytes were stored through another path leaves the list ---------
+
+
+def test_a_pending_report_stored_through_another_path_leaves_the_pending_list(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    data = Path(sample_reports["json"]).read_bytes()
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    d.owner = lambda url: owner  # type: ignore[method-assign]
+
+    (root / "b.json").write_bytes(data)
+    d._ready(Candidate(root, root / "b.json"))
+    drain(d)
+    assert len(d.pending) == 1
+    (retry,) = d.pending.values()
+
+    owner.back = True
+    (root / "a.json").write_bytes(data)  # the same report, copied beside it
+    d._ready(Candidate(root, root / "a.json"))
+    drain(d)
+    assert stored == [(str(root), retry.digest)]
+
+    d.work.put(retry)  # its retry comes due
+    drain(d)
+    assert d.pending == {}, "stays pending forever: no retry is scheduled, status shows it"
+    assert not (pending.spool_dir() / retry.digest).exists(), "its spooled copy leaks"
+    assert pending.load() == []
+
+
+# --- an interrupted reportlog run that went pending is stored on retry --------------------
+
+
+def test_an_interrupted_reportlog_run_that_went_pending_is_stored_on_retry(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    lines = Path(sample_reports["reportlog"]).read_bytes().splitlines(keepends=True)
+    unfinished = b"".join(line for line in lines if b"SessionFinish" not in line)
+    log = root / "run.jsonl"
+    log.write_bytes(unfinished)
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    d.owner = lambda url: owner  # type: ignore[method-assign]
+    candidate = Candidate(root, log)
+
+    d._tail(candidate)
+    d._interrupt(candidate)  # the run's timeout: closed as interrupted, but the db is away
+    assert len(d.pending) == 1
+    (retry,) = d.pending.values()
+
+    owner.back = True
+    d._ingest_pending(retry)
+    # the retry parses the spooled bytes as a whole reportlog: "run not finished" goes to the
+    # recheck, which rejects the unchanged file instead of storing the interrupted run
+    for key, (_, func) in list(d.scheduler._calls.items()):
+        if key[0] == "recheck":
+            func()
+    assert d.counters.rejected == 0, "an interrupted run that waited for its database is rejected"
+    assert (str(root), retry.digest) in stored, "the interrupted run is never stored"
+    assert d.pending == {}
+
+
+# --- a FIFO named like a report is rejected without blocking the worker --------------------
+
+
+def test_a_fifo_named_like_a_report_does_not_block_the_worker(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    fifo = root / "report.json"
+    os.mkfifo(fifo)
+    d = make_daemon(tmp_path, [root])
+    found = d.watcher.existing()  # the rescan at start now lists it (is_file() was dropped)
+    assert Candidate(root, fifo) in found
+
+    worker = threading.Thread(target=d._process, args=(Candidate(root, fifo),))
+    worker.start()
+    worker.join(2)
+    hung = worker.is_alive()
+    if hung:  # let it go: a writer opens and closes the pipe
+        os.close(os.open(fifo, os.O_WRONLY))
+        worker.join(5)
+    assert not hung, "the worker blocks forever opening a FIFO: no report is stored any more"
+
+
+# --- two threads taking a lost owner lock again at once ------------------------------------
+
+
+def test_two_threads_taking_a_lost_owner_lock_again_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANVILD_OWNER_TIMEOUT", "1")
+    url = str(tmp_path / "db" / "history.db")
+    owner = Owner(url, tmp_path).open(1)
+    try:
+        owner.lock.path.unlink()  # the lock file removed (its directory cleaned, say)
+
+        barrier = threading.Barrier(2)
+        errors: list[str] = []
+
+        def call() -> None:
+            barrier.wait()
+            try:
+                owner.run(lambda db: 1)
+            except BaseException:
+                errors.append(traceback.format_exc())
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert errors == [], "a thread failed taking the lock again:\n" + "\n".join(errors)
+    finally:
+        owner.close()
