@@ -128,6 +128,8 @@ class Daemon:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending: dict[tuple[Candidate, str], _Retry] = {}
         self.in_hand: Path | None = None  # the report the worker is reading or storing
+        self.in_hand_new = False
+        self.stopping = threading.Event()
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
         self.reload_lock = threading.Lock()
@@ -172,11 +174,14 @@ class Daemon:
         self.rescan()
 
     def stop(self) -> None:
-        """Stop watching and answering, finish the report in hand, drain the writers."""
+        """Stop watching and answering, finish the report in hand, keep the reports read but
+        not stored for the next start, drain the writers."""
         self.watcher.stop()
         self.control.stop()
+        self.stopping.set()
         self.work.put(None)
         self.worker.join()
+        self._keep_unstored()
         self.scheduler.stop()
         with self.owners_lock:
             owners, self.owners = list(self.owners.values()), {}
@@ -257,13 +262,43 @@ class Daemon:
             except Exception as exc:  # the daemon stays up whatever one file does
                 self.counters.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("failed on %s", getattr(item, "path", item))
+            if self.stopping.is_set():
+                return  # the report in hand is done; the queue waits for the next start
+
+    def _keep_unstored(self) -> None:
+        """At stop: the reports read but not yet stored go to the spool as pending (their
+        files may be overwritten before the next start); the rest is on disk or pending."""
+        kept = 0
+        while True:
+            try:
+                item = self.work.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, _Snapshot):
+                continue
+            digest = sha256(item.data)
+            key = (item.candidate, digest)
+            if (item.candidate.root, digest) in self.done or key in self.pending:
+                continue
+            try:
+                pending.spool(digest, item.data)
+            except OSError as exc:
+                log.warning("cannot keep a copy of %s: %s", item.candidate.path, exc)
+                continue
+            self.pending[key] = _Retry(item.candidate, digest, reason="not stored yet at stop")
+            kept += 1
+        if kept:
+            self._save_pending()
+            log.info("kept %d reports for the next start", kept)
 
     def _process(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
         self.in_hand = (item if isinstance(item, Candidate) else item.candidate).path
+        self.in_hand_new = isinstance(item, Candidate | _Snapshot)  # not counted as pending yet
         try:
             self._dispatch(item)
         finally:
             self.in_hand = None
+            self.in_hand_new = False
 
     def _dispatch(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
         if isinstance(item, _Interrupt):
@@ -590,7 +625,7 @@ class Daemon:
                 for p in self.config.projects
             ],
             "runs_ingested": self.counters.runs_ingested,
-            "pending": len(self.pending) + self.work.qsize(),
+            "pending": self._waiting(),
             "pending_reports": [
                 {"path": str(r.candidate.path), "reason": r.reason, "attempts": r.attempts}
                 for r in list(self.pending.values())
@@ -603,6 +638,13 @@ class Daemon:
                 for path, tail in list(self.tails.items())
             ],
         }
+
+    def _waiting(self) -> int:
+        """Reports not stored yet: pending ones, and those queued (a queued retry is pending
+        already; the one in hand counts while it is not stored)."""
+        with self.work.mutex:
+            queued = sum(1 for item in self.work.queue if isinstance(item, Candidate | _Snapshot))
+        return len(self.pending) + queued + self.in_hand_new
 
     def _status_line(self) -> str:
         return (

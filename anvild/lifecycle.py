@@ -175,7 +175,7 @@ def _detach(config_path: Path) -> None:
     context.close()
 
 
-def stop(timeout: float = 30.0) -> int | None:
+def stop(timeout: float = 60.0) -> int | None:
     """`anvild stop`: SIGTERM, then wait until the process is gone. The pid, or None."""
     pid = holder()
     if pid is None:

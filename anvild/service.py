@@ -45,8 +45,9 @@ ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5
-# SIGTERM lets the current transaction finish before the daemon exits.
-TimeoutStopSec=30
+# SIGTERM lets the report in hand finish (it may wait up to 30 s for a database another
+# program holds locked); reports read but not stored are kept for the next start.
+TimeoutStopSec=60
 
 [Install]
 WantedBy=default.target

@@ -104,6 +104,65 @@ def test_a_foreign_exclusive_lock_for_30_s_keeps_reports_waiting(
         holder.wait()
 
 
+def lock_holder(db: Path) -> subprocess.Popen[str]:
+    """A foreign process holding the database's write lock until its stdin closes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n"
+            "conn.execute('COMMIT')\n",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def test_a_stop_while_the_database_is_locked_keeps_every_report(
+    project: Path, sample_reports: dict
+) -> None:
+    """SIGTERM finishes the report in hand and keeps the ones read but not stored for the next
+    start, without waiting for each one to time out on the lock; nothing is lost even when
+    their files are gone by then."""
+    db = project / ".anvil" / "history.db"
+    assert anvild("watch", str(project)).returncode == 0
+    pid = status()["pid"]
+    report(project, "passes")
+    wait_for(lambda: runs(db) == 1, 10, "the first run")
+    holder = lock_holder(db)
+    try:
+        template = json.loads(Path(sample_reports["json"]).read_text())
+        targets = [project / ".report.json", project / ".pytest_cache" / "report.json"]
+        targets.append(project / "junit-x.xml")
+        for n, target in enumerate(targets[:2]):
+            target.write_text(json.dumps({**template, "created": 1.7e9 + n}))
+        targets[2].write_bytes(Path(sample_reports["junit"]).read_bytes())
+        wait_for(lambda: status()["pending"] == 3, 10, "three reports waiting on the lock")
+        assert anvild("stop").returncode == 0  # one busy timeout (30 s) at most, not three
+        assert not alive(pid)
+        state = Path(os.environ["XDG_STATE_HOME"]) / "anvild"
+        kept = json.loads((state / "pending.json").read_text())
+        assert sorted(p["path"] for p in kept) == sorted(map(str, targets))
+        for target in targets:
+            target.unlink()  # only the daemon's own copies are left
+    finally:
+        holder.communicate("", timeout=30)
+    assert anvild("start").returncode == 0
+    try:
+        wait_for(lambda: runs(db) == 4 and status()["pending"] == 0, 60, "every run stored")
+        assert list((state / "spool").iterdir()) == []
+    finally:
+        anvild("stop")
+
+
 def start_without_override() -> None:
     """Start the daemon so that file permissions bind it: as root, without the capabilities
     that let root write through them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
