@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -28,16 +29,27 @@ def pending_file() -> Path:
     return config.state_dir() / "pending.json"
 
 
+# Room for the bytes of pending reports; past it a pending report is retried from its file.
+SPOOL_LIMIT = 256 << 20
+
+
 def spool_dir() -> Path:
     """$XDG_STATE_HOME/anvild/spool: the bytes of pending reports, by sha256."""
     return config.state_dir() / "spool"
 
 
 def spool(digest: str, data: bytes) -> None:
-    """Keep a pending report's bytes until it is stored (written whole, then renamed)."""
+    """Keep a pending report's bytes until it is stored (written whole, then renamed); an
+    OSError when the spool would grow past SPOOL_LIMIT (the report's file is what is left)."""
     directory = spool_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(directory / digest, data)
+    path = directory / digest
+    if path.exists():
+        return  # the same bytes wait for another project too
+    used = sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+    if used + len(data) > SPOOL_LIMIT:
+        raise OSError(errno.ENOSPC, f"the spool holds {used >> 20} MB of pending reports already")
+    _write_private(path, data)
 
 
 def spooled(digest: str) -> bytes:

@@ -232,3 +232,44 @@ def test_two_threads_taking_a_lost_owner_lock_again_both_succeed(
         assert errors == [], "a thread failed taking the lock again:\n" + "\n".join(errors)
     finally:
         owner.close()
+
+
+# --- the spool is bounded: past it a pending report is retried from its file -------------
+
+
+def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
+    tmp_path: Path,
+    sample_reports: dict[str, Any],
+    stored: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    data = Path(sample_reports["json"]).read_bytes()
+    monkeypatch.setattr(pending, "SPOOL_LIMIT", len(data) + len(data) // 2)
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    d.owner = lambda url: owner  # type: ignore[method-assign]
+
+    (root / "a.json").write_bytes(data)
+    (root / "b.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
+    for name in ("a.json", "b.json"):
+        d._ready(Candidate(root, root / name))
+    drain(d)
+    assert len(d.pending) == 2
+    assert len(list(pending.spool_dir().iterdir())) == 1  # the second one did not fit
+
+    owner.back = True
+    for retry in list(d.pending.values()):
+        d.work.put(retry)
+    drain(d)
+    assert sorted(stored) == sorted(
+        (str(root), r) for r in {sha(root / "a.json"), sha(root / "b.json")}
+    )
+    assert d.pending == {} and list(pending.spool_dir().iterdir()) == []
+
+
+def sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
