@@ -351,10 +351,16 @@ class Daemon:
         try:
             data = pending.spooled(retry.digest)
         except OSError:
-            # spooled by an older anvild, or the spool was cleaned: the file is what is left
-            self._forget_pending(retry)
-            self._ingest_file(candidate)
-            return
+            # not spooled (the spool was full) or spooled by an older anvild: the file is what
+            # is left, while it holds the same bytes
+            now = self._read_regular(candidate)
+            if now is None or sha256(now) != retry.digest:
+                self._forget_pending(retry)
+                log.warning("lost before it could be stored: %s was replaced", candidate.path)
+                if now is not None:
+                    self._ingest_bytes(candidate, now)
+                return
+            data = now
         if (candidate.root, retry.digest) in self.done:
             self._forget_pending(retry)  # the same bytes were stored from another path
             return

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import alive, anvild, run_pytest, status, wait_for
+from tests.conftest import alive, anvild, run_pytest, status, wait_for, write_project
 
 JSON_REPORT = ("--json-report", "--json-report-file=.pytest_cache/report.json")
 
@@ -233,3 +233,40 @@ def test_pending_reports_survive_a_restart_with_their_bytes(project: Path, histo
     wait_for(lambda: runs(history) == 3, 90, "every run stored")
     wait_for(lambda: status()["pending"] == 0, 30, "nothing pending")
     assert list((state / "spool").iterdir()) == []
+
+
+def test_writes_failing_for_want_of_room_keep_reports_pending(project: Path) -> None:
+    """Disk full for anyone, no mount needed: the running daemon's file-size limit
+    (RLIMIT_FSIZE) is lowered to what its files hold, so the database cannot grow: its writes
+    really fail (EFBIG). Raised again, the report is stored. (tests/test_team.py fills a real
+    tmpfs where mounting is allowed.)"""
+    resource = pytest.importorskip("resource")
+    if not hasattr(resource, "prlimit"):
+        pytest.skip("no prlimit on this platform")
+    db = project / ".anvil" / "history.db"
+    assert anvild("watch", str(project)).returncode == 0
+    pid = status()["pid"]
+    try:
+        report(project, "passes")
+        wait_for(lambda: runs(db) == 1 and status()["pending"] == 0, 10, "the first run")
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        room = max(f.stat().st_size for f in files if f.exists()) + 16 * 1024
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (room, resource.RLIM_INFINITY))
+        write_project(
+            project,
+            {
+                "tests/test_many.py": "import pytest\n"
+                "@pytest.mark.parametrize('n', range(3000))\n"
+                "def test_n(n):\n    assert n % 7\n"
+            },
+        )
+        report(project, "test_n")
+        wait_for(lambda: status()["pending_reports"], 30, "the report pending")
+        (waits,) = status()["pending_reports"]
+        assert "disk" in waits["reason"] or "full" in waits["reason"], waits  # the real reason
+        assert runs(db) == 1
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        wait_for(lambda: runs(db) == 2 and status()["pending"] == 0, 90, "stored with room")
+        assert status()["pid"] == pid
+    finally:
+        anvild("stop")

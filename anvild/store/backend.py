@@ -145,8 +145,18 @@ def _redact(url: str) -> str:
 @contextmanager
 def write_transaction(db: Database) -> Iterator[None]:
     """One write transaction; on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
-    with db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic():
-        yield
+    try:
+        with db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic():
+            yield
+    except Exception as exc:
+        # SQLite rolls a transaction back itself on a full disk or an I/O error; the ROLLBACK
+        # that follows then fails and would hide the reason: tell the first error.
+        first: BaseException | None = exc
+        while first is not None and "no transaction is active" in str(first):
+            first = first.__context__
+        if first is not exc and isinstance(first, Exception):
+            raise first from None
+        raise
 
 
 def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
