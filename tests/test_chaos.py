@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -214,25 +215,39 @@ def test_kill_9_of_the_cli_owner_mid_ingest_leaves_no_partial_run(
     tests = big_report(templates["json"], report, 4000)
     db = root / ".anvil" / "history.db"
     lock = db.with_name(db.name + ".owner.lock")
-    kills = 0
-    for _ in range(8):
+
+    def owned_ingest() -> tuple[subprocess.Popen[bytes], float]:
+        """Start `anvild ingest` (no daemon: the CLI is the owner); when it owns the database."""
         ingest = subprocess.Popen(
             [sys.executable, "-m", "anvild", "ingest", str(report)],
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # the CLI is the owner now (no daemon runs): kill it while it holds the database
-        wait_for(lambda p=ingest: owner_held(lock) or p.poll() is not None, 60, "the CLI to own")
-        time.sleep(rng.uniform(0.0, 1.5))
+        wait_for(lambda: owner_held(lock) or ingest.poll() is not None, 60, "the CLI to own")
+        return ingest, time.monotonic()
+
+    # How long the owner holds the database for this report, here and now: the kills fall
+    # inside that time.
+    ingest, owned = owned_ingest()
+    assert ingest.wait(timeout=120) == 0
+    holding = time.monotonic() - owned
+    shutil.rmtree(db.parent)
+    kills = 0
+    for _ in range(6):
+        ingest, owned = owned_ingest()
+        time.sleep(rng.uniform(0.0, 0.8 * holding))
         if ingest.poll() is None:
             ingest.send_signal(signal.SIGKILL)
             kills += 1
         ingest.wait()
-        if stored(db):
-            break  # this one finished before the kill: stored whole
+        if stored(db):  # it finished before its kill: stored whole; start again from empty
+            ((_, counted, history),) = stored(db)
+            assert counted == history == tests
+            shutil.rmtree(db.parent)
+        assert stored(db) == [], "a partial run"
 
-    assert kills >= 1, "every ingest finished before its kill: make the report bigger"
+    assert kills >= 3, f"only {kills} of 6 ingests were killed while owning the database"
     assert not owner_held(lock), "a killed owner's lock outlived it"
     proc = anvild("ingest", str(report), cwd=root)
     assert proc.returncode == 0, proc.stderr
