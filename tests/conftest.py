@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -87,12 +88,30 @@ SAMPLE_EXPECTED = {
 }
 
 
+def bound_by_permissions(command: list[str]) -> list[str]:
+    """command, run so that file permissions bind it: as root, without the capabilities that let
+    root read and write through them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root writes through file permissions and setpriv is missing")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+
+
 def anvild(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    bound: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `python -m anvild` as a user would (the test's HOME and XDG variables)."""
+    """Run the real `python -m anvild` as a user would (the test's HOME and XDG variables);
+    bound: file permissions bind it, root or not."""
+    command = [sys.executable, "-m", "anvild", *args]
     return subprocess.run(
-        [sys.executable, "-m", "anvild", *args],
+        bound_by_permissions(command) if bound else command,
         cwd=cwd,
         capture_output=True,
         text=True,
