@@ -198,6 +198,8 @@ def test_a_read_only_database_keeps_reports_pending(
     report(project, "param")  # a second run at the same path, while the first waits
     wait_for(lambda: len(status()["pending_reports"]) == 2, 30, "both pending")
     assert runs(history) == 1
+    told = [line for line in anvild("status").stdout.splitlines() if "pending: /" in line]
+    assert len(told) == 2 and all("report.json: " in line for line in told), told
     history.parent.chmod(0o700)
     history.chmod(0o600)
     wait_for(lambda: runs(history) == 3, 90, "both stored after recovery")

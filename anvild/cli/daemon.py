@@ -83,6 +83,12 @@ def status(as_json: bool) -> None:
         f"  runs ingested: {info['runs_ingested']}, pending: {info['pending']}, "
         f"rejected: {info['rejected']}"
     )
+    if info.get("storing"):
+        click.echo(f"  storing: {info['storing']}")
+    for report in info.get("pending_reports", []):
+        click.echo(
+            f"  pending: {report['path']}: {report['reason']} ({report['attempts']} attempts)"
+        )
     for run in info["in_progress"]:
         click.echo(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
     if info["last_error"]:
