@@ -14,10 +14,11 @@ import signal
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from anvild import api, control, pending, settings
 from anvild import config as paths
@@ -41,6 +42,7 @@ log = logging.getLogger("anvild")
 SOURCE = "anvild watch"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MAX_BACKOFF = 60.0
+T = TypeVar("T")
 # Bytes of ready reports read ahead of the worker; a burst of huge files beyond it is read when
 # each one's turn comes instead of all at once.
 SNAPSHOT_BUDGET = 64 << 20
@@ -112,6 +114,41 @@ def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
     return reader.finish(interrupted=not reader.complete)
 
 
+class WorkQueue(Generic[T]):
+    """The worker's queue: what just happened first, the rescan's long list of files already
+    there after it, so a run written now is not kept waiting behind a restart's rescan."""
+
+    def __init__(self) -> None:
+        self._now: deque[T] = deque()
+        self._later: deque[T] = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item: T, later: bool = False) -> None:
+        """Queue an item (later: behind everything that is not later)."""
+        with self._cond:
+            (self._later if later else self._now).append(item)
+            self._cond.notify()
+
+    def get(self) -> T:
+        """The next item, waiting for one."""
+        with self._cond:
+            while not self._now and not self._later:
+                self._cond.wait()
+            return (self._now or self._later).popleft()
+
+    def get_nowait(self) -> T:
+        """The next item; queue.Empty when there is none."""
+        with self._cond:
+            if not self._now and not self._later:
+                raise queue.Empty
+            return (self._now or self._later).popleft()
+
+    def items(self) -> list[T]:
+        """What is queued, in order."""
+        with self._cond:
+            return [*self._now, *self._later]
+
+
 class Daemon:
     """Everything one running daemon holds."""
 
@@ -121,7 +158,7 @@ class Daemon:
         self.started = time.time()
         self.counters = Counters()
         self.scheduler = Scheduler()
-        self.work: queue.Queue[WorkItem] = queue.Queue()
+        self.work: WorkQueue[WorkItem] = WorkQueue()
         self.owners: dict[str, Owner] = {}
         self.owners_lock = threading.Lock()
         self.tails: dict[Path, Tail] = {}
@@ -216,7 +253,7 @@ class Daemon:
             self.pending[candidate, left.digest] = retry
             self.work.put(retry)
         for candidate in self.watcher.existing():
-            self.work.put(candidate)
+            self.work.put(candidate, later=True)
 
     def _new_watcher(self, config: Config) -> Watcher:
         watcher = Watcher(config, self.settler.event, self.rescan, self.settler.gone)
@@ -648,8 +685,7 @@ class Daemon:
     def _waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending
         already; the one in hand counts while it is not stored)."""
-        with self.work.mutex:
-            queued = sum(1 for item in self.work.queue if isinstance(item, Candidate | _Snapshot))
+        queued = sum(1 for item in self.work.items() if isinstance(item, Candidate | _Snapshot))
         return len(self.pending) + queued + self.in_hand_new
 
     def _status_line(self) -> str:

@@ -233,12 +233,13 @@ class Settler:
         it, or it was renamed into place)."""
         closed = change == CLOSED
         if self.sees_closes:
-            # Only a write marks a writer at work: a file moved in from another directory
-            # arrives as "created" and no close follows.
+            # A write marks a writer at work; a file moved in from another directory arrives
+            # as "created", with its content, and no close follows.
             with self._lock:
                 if closed:
                     self._writing.discard(candidate)
-                elif change == MODIFIED:
+                elif change == MODIFIED or (change == CREATED and _size(candidate.path) == 0):
+                    # an empty new file: opened for writing, nothing written yet
                     self._writing.add(candidate)
         if closed or candidate.tailed:
             # a tailed log is read at every flushed line; a closed file is complete

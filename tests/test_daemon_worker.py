@@ -62,7 +62,7 @@ def make_daemon(
 
 def drain(d: Daemon) -> None:
     """Run every queued work item on this thread (as the worker would)."""
-    while not d.work.empty():
+    while d.work.items():
         item = d.work.get_nowait()
         if item is not None:
             d._process(item)
@@ -273,3 +273,42 @@ def sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- a run written now goes before the rescan's files ---------------------------------------
+
+
+def test_a_fresh_report_is_taken_before_the_files_a_rescan_found(
+    tmp_path: Path, sample_reports: dict[str, Any]
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    data = Path(sample_reports["json"]).read_bytes()
+    for n in range(50):
+        (root / f"old-{n}.json").write_bytes(data)
+    d = make_daemon(tmp_path, [root])
+    d.rescan()  # what a start finds: 50 files, probably stored already
+    (root / "fresh.json").write_bytes(data)
+    d._ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
+    first = d.work.get()
+    assert isinstance(first, daemon_module._Snapshot)
+    assert first.candidate.path.name == "fresh.json"
+    assert len(d.work.items()) == 50
+
+
+def test_only_a_writer_at_work_holds_off_a_rejection(tmp_path: Path) -> None:
+    from anvild.watch import CLOSED, CREATED, MODIFIED, Scheduler, Settler
+
+    settler = Settler(Scheduler(), 0.2, lambda candidate: None, sees_closes=True)
+    empty, moved_in = tmp_path / "empty.xml", tmp_path / "moved.xml"
+    empty.write_bytes(b"")
+    moved_in.write_bytes(b"<testsuite></testcase>")
+    a, b = Candidate(tmp_path, empty), Candidate(tmp_path, moved_in)
+    settler.event(a, CREATED)  # open(path, "w"): created empty, the writer at work
+    settler.event(b, CREATED)  # moved in from elsewhere: complete, no close will follow
+    assert settler.writing(a) and not settler.writing(b)
+    settler.event(b, MODIFIED)
+    assert settler.writing(b)
+    settler.event(b, CLOSED)
+    settler.gone(a)
+    assert not settler.writing(a) and not settler.writing(b)
