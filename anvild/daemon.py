@@ -14,11 +14,10 @@ import signal
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from anvild import api, control, pending, settings
 from anvild import config as paths
@@ -36,13 +35,13 @@ from anvild.store.backend import sqlite_path
 from anvild.store.owner import Owner
 from anvild.store.write import store_run
 from anvild.watch import Candidate, Scheduler, Settler, Watcher
+from anvild.work import Interrupt, Retry, Snapshot, WorkItem, WorkQueue
 
 log = logging.getLogger("anvild")
 
 SOURCE = "anvild watch"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MAX_BACKOFF = 60.0
-T = TypeVar("T")
 # Bytes of ready reports read ahead of the worker; a burst of huge files beyond it is read when
 # each one's turn comes instead of all at once.
 SNAPSHOT_BUDGET = 64 << 20
@@ -66,37 +65,6 @@ class Tail:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Interrupt:
-    """The timeout of a tailed run without SessionFinish."""
-
-    candidate: Candidate
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """A report file's bytes, read the moment it was ready: a second run writing the same path
-    while the first is still queued or being stored cannot take the first one's place."""
-
-    candidate: Candidate
-    data: bytes
-
-
-@dataclass(slots=True)
-class _Retry:
-    """A report waiting for its database (unreachable, read-only, full); its bytes are kept in
-    the spool so a later run overwriting the file cannot lose it."""
-
-    candidate: Candidate
-    digest: str
-    attempts: int = 0
-    reason: str = ""
-    since: float = field(default_factory=pending.now)
-
-
-WorkItem = Candidate | _Snapshot | _Retry | _Interrupt | None
-
-
 def _nonblocking(path: str, flags: int) -> int:
     """Open without blocking: a FIFO put where a report was must not hang a thread."""
     return os.open(path, flags | os.O_NONBLOCK)
@@ -114,41 +82,6 @@ def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
     return reader.finish(interrupted=not reader.complete)
 
 
-class WorkQueue(Generic[T]):
-    """The worker's queue: what just happened first, the rescan's long list of files already
-    there after it, so a run written now is not kept waiting behind a restart's rescan."""
-
-    def __init__(self) -> None:
-        self._now: deque[T] = deque()
-        self._later: deque[T] = deque()
-        self._cond = threading.Condition()
-
-    def put(self, item: T, later: bool = False) -> None:
-        """Queue an item (later: behind everything that is not later)."""
-        with self._cond:
-            (self._later if later else self._now).append(item)
-            self._cond.notify()
-
-    def get(self) -> T:
-        """The next item, waiting for one."""
-        with self._cond:
-            while not self._now and not self._later:
-                self._cond.wait()
-            return (self._now or self._later).popleft()
-
-    def get_nowait(self) -> T:
-        """The next item; queue.Empty when there is none."""
-        with self._cond:
-            if not self._now and not self._later:
-                raise queue.Empty
-            return (self._now or self._later).popleft()
-
-    def items(self) -> list[T]:
-        """What is queued, in order."""
-        with self._cond:
-            return [*self._now, *self._later]
-
-
 class Daemon:
     """Everything one running daemon holds."""
 
@@ -163,7 +96,7 @@ class Daemon:
         self.owners_lock = threading.Lock()
         self.tails: dict[Path, Tail] = {}
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
-        self.pending: dict[tuple[Candidate, str], _Retry] = {}
+        self.pending: dict[tuple[Candidate, str], Retry] = {}
         self.in_hand: Path | None = None  # the report the worker is reading or storing
         self.in_hand_new = False
         self.stopping = threading.Event()
@@ -249,7 +182,7 @@ class Daemon:
             candidate = Candidate(Path(left.root), Path(left.path))
             if (candidate, left.digest) in self.pending:
                 continue  # waiting for its backoff in this daemon already
-            retry = _Retry(candidate, left.digest, left.attempts, left.reason, left.since)
+            retry = Retry(candidate, left.digest, left.attempts, left.reason, left.since)
             self.pending[candidate, left.digest] = retry
             self.work.put(retry)
         for candidate in self.watcher.existing():
@@ -285,7 +218,7 @@ class Daemon:
             self._release_snapshot(info.st_size)
             return
         self._release_snapshot(info.st_size - len(data))  # it grew or shrank meanwhile
-        self.work.put(_Snapshot(candidate, data))
+        self.work.put(Snapshot(candidate, data))
 
     def _release_snapshot(self, size: int) -> None:
         with self.snapshot_lock:
@@ -311,7 +244,7 @@ class Daemon:
                 item = self.work.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(item, _Snapshot):
+            if not isinstance(item, Snapshot):
                 continue
             digest = sha256(item.data)
             key = (item.candidate, digest)
@@ -322,30 +255,30 @@ class Daemon:
             except OSError as exc:
                 log.warning("cannot keep a copy of %s: %s", item.candidate.path, exc)
                 continue
-            self.pending[key] = _Retry(item.candidate, digest, reason="not stored yet at stop")
+            self.pending[key] = Retry(item.candidate, digest, reason="not stored yet at stop")
             kept += 1
         if kept:
             self._save_pending()
             log.info("kept %d reports for the next start", kept)
 
-    def _process(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
+    def _process(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
         self.in_hand = (item if isinstance(item, Candidate) else item.candidate).path
-        self.in_hand_new = isinstance(item, Candidate | _Snapshot)  # not counted as pending yet
+        self.in_hand_new = isinstance(item, Candidate | Snapshot)  # not counted as pending yet
         try:
             self._dispatch(item)
         finally:
             self.in_hand = None
             self.in_hand_new = False
 
-    def _dispatch(self, item: Candidate | _Snapshot | _Retry | _Interrupt) -> None:
-        if isinstance(item, _Interrupt):
+    def _dispatch(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
+        if isinstance(item, Interrupt):
             self._interrupt(item.candidate)
-        elif isinstance(item, _Snapshot):
+        elif isinstance(item, Snapshot):
             try:
                 self._ingest_bytes(item.candidate, item.data)
             finally:
                 self._release_snapshot(len(item.data))
-        elif isinstance(item, _Retry):
+        elif isinstance(item, Retry):
             self._ingest_pending(item)
         elif isinstance(item, Candidate):
             if item.tailed:
@@ -379,7 +312,7 @@ class Daemon:
         self._reject(candidate, f"{kind}:{candidate.path}", why)
         return None
 
-    def _ingest_pending(self, retry: _Retry) -> None:
+    def _ingest_pending(self, retry: Retry) -> None:
         """Try a pending report again, from its spooled bytes (they never change: a parse
         error there is final)."""
         candidate = retry.candidate
@@ -491,7 +424,7 @@ class Daemon:
     def _retry_later(self, candidate: Candidate, digest: str, data: bytes, exc: Exception) -> None:
         retry = self.pending.get((candidate, digest))
         if retry is None:
-            retry = self.pending[candidate, digest] = _Retry(candidate, digest)
+            retry = self.pending[candidate, digest] = Retry(candidate, digest)
             try:
                 pending.spool(digest, data)
             except OSError as spool_exc:  # the state dir is full too: the file is what is left
@@ -511,7 +444,7 @@ class Daemon:
             self._forget_pending(retry)
         self.done.add((candidate.root, digest))
 
-    def _forget_pending(self, retry: _Retry) -> None:
+    def _forget_pending(self, retry: Retry) -> None:
         del self.pending[retry.candidate, retry.digest]
         self._save_pending()
         if not any(r.digest == retry.digest for r in list(self.pending.values())):
@@ -563,7 +496,7 @@ class Daemon:
         else:
             timeout = self.config.reportlog_timeout
             self.scheduler.call_later(
-                timeout, ("interrupt", path), lambda: self.work.put(_Interrupt(candidate))
+                timeout, ("interrupt", path), lambda: self.work.put(Interrupt(candidate))
             )
 
     def _interrupt(self, candidate: Candidate) -> None:
@@ -685,7 +618,7 @@ class Daemon:
     def _waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending
         already; the one in hand counts while it is not stored)."""
-        queued = sum(1 for item in self.work.items() if isinstance(item, Candidate | _Snapshot))
+        queued = sum(1 for item in self.work.items() if isinstance(item, Candidate | Snapshot))
         return len(self.pending) + queued + self.in_hand_new
 
     def _status_line(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from anvild import daemon as daemon_module
-from anvild import pending
+from anvild import pending, work
 from anvild.daemon import Daemon
 from anvild.errors import DatabaseError
 from anvild.store.owner import Owner
@@ -291,7 +291,7 @@ def test_a_fresh_report_is_taken_before_the_files_a_rescan_found(
     (root / "fresh.json").write_bytes(data)
     d._ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
     first = d.work.get()
-    assert isinstance(first, daemon_module._Snapshot)
+    assert isinstance(first, work.Snapshot)
     assert first.candidate.path.name == "fresh.json"
     assert len(d.work.items()) == 50
 

@@ -1,0 +1,81 @@
+"""The daemon worker's queue and what goes into it: files that are ready, their bytes, the
+reports waiting for their database, the timeouts of tailed runs."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from anvild import pending
+from anvild.watch import Candidate
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """The timeout of a tailed run without SessionFinish."""
+
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A report file's bytes, read the moment it was ready: a second run writing the same path
+    while the first is still queued or being stored cannot take the first one's place."""
+
+    candidate: Candidate
+    data: bytes
+
+
+@dataclass(slots=True)
+class Retry:
+    """A report waiting for its database (unreachable, read-only, full); its bytes are kept in
+    the spool so a later run overwriting the file cannot lose it."""
+
+    candidate: Candidate
+    digest: str
+    attempts: int = 0
+    reason: str = ""
+    since: float = field(default_factory=pending.now)
+
+
+WorkItem = Candidate | Snapshot | Retry | Interrupt | None
+
+
+class WorkQueue(Generic[T]):
+    """The worker's queue: what just happened first, the rescan's long list of files already
+    there after it, so a run written now is not kept waiting behind a restart's rescan."""
+
+    def __init__(self) -> None:
+        self._now: deque[T] = deque()
+        self._later: deque[T] = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item: T, later: bool = False) -> None:
+        """Queue an item (later: behind everything that is not later)."""
+        with self._cond:
+            (self._later if later else self._now).append(item)
+            self._cond.notify()
+
+    def get(self) -> T:
+        """The next item, waiting for one."""
+        with self._cond:
+            while not self._now and not self._later:
+                self._cond.wait()
+            return (self._now or self._later).popleft()
+
+    def get_nowait(self) -> T:
+        """The next item; queue.Empty when there is none."""
+        with self._cond:
+            if not self._now and not self._later:
+                raise queue.Empty
+            return (self._now or self._later).popleft()
+
+    def items(self) -> list[T]:
+        """What is queued, in order."""
+        with self._cond:
+            return [*self._now, *self._later]
