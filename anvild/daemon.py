@@ -290,9 +290,31 @@ class Daemon:
         return self.config.project(root)
 
     def _ingest_file(self, candidate: Candidate) -> None:
+        """A file read now (found by a rescan, or too big to read ahead): one already stored,
+        as most files a rescan finds are, is known by its sha256 without parsing it."""
         data = self._read_regular(candidate)
-        if data is not None:
-            self._ingest_bytes(candidate, data)
+        if data is None:
+            return
+        digest = sha256(data)
+        if (candidate.root, digest) not in self.done and self._stored_before(candidate, digest):
+            self.done.add((candidate.root, digest))
+            return
+        self._ingest_bytes(candidate, data, digest)
+
+    def _stored_before(self, candidate: Candidate, digest: str) -> bool:
+        """Whether the project's database holds these bytes already (False when it cannot say:
+        then the report takes the ordinary way, which finds out while storing)."""
+        from anvild.store import queries
+
+        project = self._project(candidate.root)
+        if project is None:
+            return False
+        try:
+            owner = self.owner(self.config.database_for(project))
+            root = str(candidate.root)
+            return owner.run(lambda db: queries.stored_report(root, digest)) is not None
+        except Exception:
+            return False
 
     def _read_regular(self, candidate: Candidate) -> bytes | None:
         """A report file's bytes; a directory, FIFO or device named like a report is rejected
@@ -342,8 +364,8 @@ class Daemon:
             return
         self._store(candidate, retry.digest, run, data)
 
-    def _ingest_bytes(self, candidate: Candidate, data: bytes) -> None:
-        digest = sha256(data)
+    def _ingest_bytes(self, candidate: Candidate, data: bytes, digest: str | None = None) -> None:
+        digest = digest or sha256(data)
         if (candidate.root, digest) in self.done:
             return
         try:

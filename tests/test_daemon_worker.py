@@ -7,6 +7,7 @@ is away or back at will, and a fake store_run that records what would be committ
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import traceback
@@ -312,3 +313,41 @@ def test_only_a_writer_at_work_holds_off_a_rejection(tmp_path: Path) -> None:
     settler.event(b, CLOSED)
     settler.gone(a)
     assert not settler.writing(a) and not settler.writing(b)
+
+
+# --- a rescan knows stored files by their sha256, without parsing them ------------------------
+
+
+def test_a_rescan_parses_only_the_files_not_stored_yet(
+    tmp_path: Path, sample_reports: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    template = json.loads(Path(sample_reports["json"]).read_text())
+    for n in range(20):
+        (root / f"old-{n}.json").write_text(json.dumps({**template, "created": 1.7e9 + n}))
+    first = make_daemon(tmp_path, [root])
+    first.rescan()
+    drain(first)  # the first start stores all 20
+    assert first.counters.runs_ingested == 20
+    for owner in first.owners.values():
+        owner.close()  # as its stop does
+    (root / "new.json").write_text(json.dumps({**template, "created": 1.8e9}))
+
+    restarted = make_daemon(tmp_path, [root])  # a restart: it remembers nothing
+    parsed: list[str] = []
+    real = daemon_module.parse_bytes
+
+    def counting(path: Path, data: bytes) -> Any:
+        parsed.append(path.name)
+        return real(path, data)
+
+    monkeypatch.setattr(daemon_module, "parse_bytes", counting)
+    try:
+        restarted.rescan()
+        drain(restarted)
+        assert parsed == ["new.json"]
+        assert restarted.counters.runs_ingested == 1
+    finally:
+        for owner in restarted.owners.values():
+            owner.close()

@@ -33,6 +33,17 @@ def project_id(root: str) -> int | None:
     return project.id if project else None
 
 
+def stored_report(root: str, sha256: str) -> str | None:
+    """The run a report with these bytes was stored as in the project at root, or None."""
+    row = (
+        Execution.select(Execution.execution_id)
+        .join(Project)
+        .where((Project.root == root) & (Execution.report_sha256 == sha256))
+        .first()
+    )
+    return row.execution_id if row else None
+
+
 def statistics(project: int, space: str | None) -> list[dict[str, Any]]:
     """Stored statistics rows of a project, one per (test, space); all spaces when None."""
     query = (
