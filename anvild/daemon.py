@@ -29,7 +29,7 @@ from anvild.ingest import (
     sha256,
     submission,
 )
-from anvild.parsers.detect import parse_bytes
+from anvild.parsers.detect import parse_bytes, read_report
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.owner import Owner
@@ -65,9 +65,11 @@ class Tail:
     offset: int = 0
 
 
-def _nonblocking(path: str, flags: int) -> int:
-    """Open without blocking: a FIFO put where a report was must not hang a thread."""
-    return os.open(path, flags | os.O_NONBLOCK)
+def _path_of(item: WorkItem) -> str | None:
+    """The report file a work item is about."""
+    if item is None:
+        return None
+    return str(item.path if isinstance(item, Candidate) else item.candidate.path)
 
 
 def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
@@ -97,8 +99,7 @@ class Daemon:
         self.tails: dict[Path, Tail] = {}
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending: dict[tuple[Candidate, str], Retry] = {}
-        self.in_hand: Path | None = None  # the report the worker is reading or storing
-        self.in_hand_new = False
+        self.in_hand: WorkItem = None  # what the worker is reading or storing
         self.stopping = threading.Event()
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
@@ -212,9 +213,8 @@ class Daemon:
             self.work.put(candidate)  # a directory or FIFO goes too: the worker rejects it
             return
         try:
-            with open(candidate.path, "rb", opener=_nonblocking) as stream:
-                data = stream.read()
-        except OSError:
+            data = read_report(candidate.path)
+        except ReportError:  # gone, or replaced by something else, meanwhile
             self._release_snapshot(info.st_size)
             return
         self._release_snapshot(info.st_size - len(data))  # it grew or shrank meanwhile
@@ -246,29 +246,21 @@ class Daemon:
                 break
             if not isinstance(item, Snapshot):
                 continue
-            digest = sha256(item.data)
-            key = (item.candidate, digest)
-            if (item.candidate.root, digest) in self.done or key in self.pending:
+            candidate, digest = item.candidate, sha256(item.data)
+            if (candidate.root, digest) in self.done or (candidate, digest) in self.pending:
                 continue
-            try:
-                pending.spool(digest, item.data)
-            except OSError as exc:
-                log.warning("cannot keep a copy of %s: %s", item.candidate.path, exc)
-                continue
-            self.pending[key] = Retry(item.candidate, digest, reason="not stored yet at stop")
+            self._hold(candidate, digest, item.data).reason = "not stored yet at stop"
             kept += 1
         if kept:
             self._save_pending()
             log.info("kept %d reports for the next start", kept)
 
     def _process(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
-        self.in_hand = (item if isinstance(item, Candidate) else item.candidate).path
-        self.in_hand_new = isinstance(item, Candidate | Snapshot)  # not counted as pending yet
+        self.in_hand = item
         try:
             self._dispatch(item)
         finally:
             self.in_hand = None
-            self.in_hand_new = False
 
     def _dispatch(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
         if isinstance(item, Interrupt):
@@ -318,20 +310,13 @@ class Daemon:
 
     def _read_regular(self, candidate: Candidate) -> bytes | None:
         """A report file's bytes; a directory, FIFO or device named like a report is rejected
-        once (opened without blocking: a FIFO must not hang the worker), a vanished file is
-        None."""
+        once; a file gone meanwhile is None (a later event brings it back)."""
         try:
-            fd = os.open(candidate.path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            return None  # gone or unreadable meanwhile; a later event brings it back
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISREG(mode):
-            with os.fdopen(fd, "rb") as stream:
-                return stream.read()
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(mode) else "a special file"
-        why = ReportError(f"{kind} named like a report, not a report file", str(candidate.path))
-        self._reject(candidate, f"{kind}:{candidate.path}", why)
+            return read_report(candidate.path)
+        except NotAReport as exc:
+            self._reject(candidate, f"not a file:{candidate.path}", exc)
+        except ReportError:
+            pass
         return None
 
     def _ingest_pending(self, retry: Retry) -> None:
@@ -444,13 +429,7 @@ class Daemon:
             log.info("stored %s: %d tests (%s)", stored.execution_id, stored.tests, candidate.path)
 
     def _retry_later(self, candidate: Candidate, digest: str, data: bytes, exc: Exception) -> None:
-        retry = self.pending.get((candidate, digest))
-        if retry is None:
-            retry = self.pending[candidate, digest] = Retry(candidate, digest)
-            try:
-                pending.spool(digest, data)
-            except OSError as spool_exc:  # the state dir is full too: the file is what is left
-                log.warning("cannot keep a copy of %s: %s", candidate.path, spool_exc)
+        retry = self._hold(candidate, digest, data)
         retry.attempts += 1
         retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         self.counters.last_error = f"{retry.reason} ({candidate.path})"
@@ -458,6 +437,17 @@ class Daemon:
         delay = min(MAX_BACKOFF, 0.5 * 2 ** (retry.attempts - 1))
         log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
         self.scheduler.call_later(delay, ("retry", candidate, digest), lambda: self.work.put(retry))
+
+    def _hold(self, candidate: Candidate, digest: str, data: bytes) -> Retry:
+        """The report's pending entry; a new one gets its bytes spooled."""
+        retry = self.pending.get((candidate, digest))
+        if retry is None:
+            retry = self.pending[candidate, digest] = Retry(candidate, digest)
+            try:
+                pending.spool(digest, data)
+            except OSError as exc:  # the state dir is full too: the file is what is left
+                log.warning("cannot keep a copy of %s: %s", candidate.path, exc)
+        return retry
 
     def _settled(self, candidate: Candidate, digest: str) -> None:
         """The report needs nothing more: stored, already there, or not to be stored."""
@@ -628,7 +618,7 @@ class Daemon:
                 {"path": str(r.candidate.path), "reason": r.reason, "attempts": r.attempts}
                 for r in list(self.pending.values())
             ],
-            "storing": None if self.in_hand is None else str(self.in_hand),
+            "storing": _path_of(self.in_hand),
             "rejected": self.counters.rejected,
             "last_error": self.counters.last_error,
             "in_progress": [
@@ -640,8 +630,9 @@ class Daemon:
     def _waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending
         already; the one in hand counts while it is not stored)."""
-        queued = sum(1 for item in self.work.items() if isinstance(item, Candidate | Snapshot))
-        return len(self.pending) + queued + self.in_hand_new
+        new = (Candidate, Snapshot)  # a Retry is in self.pending already
+        queued = sum(1 for item in (*self.work.items(), self.in_hand) if isinstance(item, new))
+        return len(self.pending) + queued
 
     def _status_line(self) -> str:
         return (

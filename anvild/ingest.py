@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import os
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 from anvild import provenance
 from anvild.errors import NotShared, ReportError
-from anvild.parsers.detect import parse_bytes
+from anvild.parsers.detect import parse_bytes, read_report
 from anvild.records import ParsedRun
 from anvild.store.write import Submission
 
@@ -73,18 +74,9 @@ def _walk(directory: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _read(path: Path) -> bytes:
+def _archive(path: Path, data: bytes) -> Iterator[ReportSource]:
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ReportError("no such file", str(path)) from None
-    except OSError as exc:
-        raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
-
-
-def _archive(path: Path) -> Iterator[ReportSource]:
-    try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():
                 if info.is_dir() or not info.filename.endswith(REPORT_SUFFIXES):
                     continue
@@ -101,13 +93,15 @@ def expand(paths: list[Path]) -> Iterator[ReportSource | ReportError]:
             if path.is_dir():
                 for found in _walk(path):
                     try:
-                        yield ReportSource(str(found), _read(found), explicit=False)
+                        yield ReportSource(str(found), read_report(found), explicit=False)
                     except ReportError as exc:
                         yield exc
-            elif path.suffix == ".zip" or zipfile.is_zipfile(path):
-                yield from _archive(path)
+                continue
+            data = read_report(path)
+            if path.suffix == ".zip" or zipfile.is_zipfile(io.BytesIO(data)):
+                yield from _archive(path, data)
             else:
-                yield ReportSource(str(path), _read(path), explicit=True)
+                yield ReportSource(str(path), data, explicit=True)
         except ReportError as exc:
             yield exc
 

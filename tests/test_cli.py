@@ -231,6 +231,16 @@ def test_bad_input_is_one_error_line_and_nothing_stored(name: str, project: Path
     assert not db.exists() or count(db, "execution") == 0
 
 
+def test_a_fifo_named_like_a_report_is_one_error_line_not_a_hang(project: Path) -> None:
+    os.mkfifo(project / "pipe.xml")  # nobody ever writes to it: a blocking open would hang
+    proc = anvild("ingest", "pipe.xml", cwd=project, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "anvild: error: a special file (FIFO, device, socket) named like a report, "
+        f"not a report file ({project / 'pipe.xml'})"
+    )
+
+
 def test_a_bad_report_does_not_stop_the_good_ones(project: Path) -> None:
     (project / "bad.json").write_text("{nope")
     proc = anvild("ingest", "bad.json", "report.json", cwd=project)

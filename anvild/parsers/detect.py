@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,14 +55,28 @@ def parse_bytes(path: Path, data: bytes) -> ParsedRun:
     return parser_for(detect_format(path, data))(path, data.removeprefix(_BOM))
 
 
-def parse_report(path: Path) -> ParsedRun:
-    """Read and parse one report file."""
+def read_report(path: Path) -> bytes:
+    """A report file's bytes. A directory, FIFO or device is NotAReport (opened without
+    blocking: a FIFO named like a report must not hang its reader); a file missing or
+    unreadable is a ReportError."""
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ReportError("a directory, not a report file", str(path)) from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ReportError("no such file", str(path)) from None
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
-    return parse_bytes(path, data)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a special file (FIFO, device, socket)"
+        raise NotAReport(f"{kind} named like a report, not a report file", str(path))
+    try:
+        with os.fdopen(fd, "rb") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
+
+
+def parse_report(path: Path) -> ParsedRun:
+    """Read and parse one report file."""
+    return parse_bytes(path, read_report(path))
