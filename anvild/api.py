@@ -155,7 +155,7 @@ def ingest_source(owner: Owner, source: ReportSource, options: IngestOptions) ->
 
 
 def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
-    from anvild.errors import NotAReport, NotShared, ReportError
+    from anvild.errors import NotAReport, NotShared, OfRecordedSession, ReportError
     from anvild.ingest import prepare
     from anvild.store.write import store_run
 
@@ -165,7 +165,7 @@ def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) 
         if source.explicit:
             return IngestEvent(source.name, error=exc)
         return IngestEvent(source.name, skipped=exc.what)
-    except NotShared as exc:
+    except (NotShared, OfRecordedSession) as exc:
         return IngestEvent(source.name, skipped=exc.what)
     except ReportError as exc:
         return IngestEvent(source.name, error=exc)

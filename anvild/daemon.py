@@ -21,7 +21,14 @@ from typing import Any
 
 from anvild import api, control, pending, settings
 from anvild import config as paths
-from anvild.errors import AnvildError, NotAReport, NotARun, NotShared, ReportError
+from anvild.errors import (
+    AnvildError,
+    NotAReport,
+    NotARun,
+    NotShared,
+    OfRecordedSession,
+    ReportError,
+)
 from anvild.ingest import (
     IngestOptions,
     expand,
@@ -412,7 +419,7 @@ class Daemon:
         )
         try:
             sub = submission(run, digest, str(candidate.path), options)
-        except NotShared as exc:
+        except (NotShared, OfRecordedSession) as exc:
             log.info("%s", exc)
             self._settled(candidate, digest)
             return

@@ -37,6 +37,11 @@ class NotShared(AnvildError):
     """A run the project's privacy setting keeps off the team database."""
 
 
+class OfRecordedSession(AnvildError):
+    """Another report of a pytest session that anvild's plugin records itself: the record is
+    the run."""
+
+
 class ConfigError(AnvildError):
     """The configuration file is not valid."""
 

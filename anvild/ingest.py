@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import provenance
-from anvild.errors import NotShared, ReportError
+from anvild.errors import NotShared, OfRecordedSession, ReportError
 from anvild.parsers.detect import parse_bytes, read_report
 from anvild.records import ParsedRun
 from anvild.store.write import Submission
@@ -148,10 +148,24 @@ def shared(run: ParsedRun, options: IngestOptions, name: str) -> ParsedRun:
     return replace(run, results=quiet)
 
 
+def of_recorded_session(run: ParsedRun, root: Path, name: str) -> None:
+    """OfRecordedSession when run is a report (JSON, JUnit, reportlog) of a pytest session
+    whose own record, written by anvild's plugin, lies under root: one session is one run, and
+    the record is the exact one (subtests, reruns, interruptions, the session's time)."""
+    if run.session_id is None or run.source_format == "anvild":
+        return
+    from anvild.recorder import find_record
+
+    record = find_record(root, run.session_id)
+    if record is not None:
+        raise OfRecordedSession(f"recorded as its pytest session from {record}", name)
+
+
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
     """A parsed run with its provenance and how it is to be stored."""
     run = shared(run, options, name)
     root = options.project_root
+    of_recorded_session(run, root, name)
     return Submission(
         run=run,
         sha256=digest,

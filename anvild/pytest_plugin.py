@@ -1,27 +1,36 @@
-"""pytest plugin (``pytest11``): JSON reports in watched projects, with where each run came from.
+"""pytest plugin (``pytest11``): each session in a watched project records itself.
 
-In a project anvild watches, a session that asks for no JSON report gets one at
-``<project root>/.pytest_cache/report.json``, where the daemon looks. Every session that writes
-a JSON report (turned on here or by the user) gets a top-level ``"anvild"`` object: the pytest
-arguments, the git state, the origin (terminal, IDE, CI), the host, the number of xdist workers.
+In a project anvild watches, a session writes its own record (anvild.recorder) from pytest's
+hooks to ``<project root>/.pytest_cache/anvild/session-<start>-<id>.jsonl``, where the daemon
+reads it. Nothing else is turned on: no pytest-json-report, no extra header, no extra output.
 
-Elsewhere it does nothing: importing this module imports only pytest, the config is read in
-pytest_configure only when no report is on, and nothing more is imported unless a report will
-be written. ``ANVILD_DISABLE=1`` or ``-p no:anvild`` turn it off entirely.
+Every session the plugin sees gets an id. It goes into the reports the user asked for too (a
+JSON report's ``"anvild"`` object, a JUnit property ``anvild_session``, a reportlog line), so
+that the daemon stores one run per session, whichever report arrives first.
+
+Nothing here may break a test run: every hook is guarded, and a failure inside anvild is one
+warning line in the terminal summary; the session's outcome, exit code and summary stay
+pytest's. Elsewhere it does nothing: importing this module imports only pytest, and
+``ANVILD_DISABLE=1`` or ``-p no:anvild`` turn it off entirely.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-REPORT = Path(".pytest_cache", "report.json")
 JSON_REPORT_DEFAULT_FILE = ".report.json"  # pytest-json-report's default for --json-report-file
+SESSION_PROPERTY = "anvild_session"  # the JUnit property that names the session
 _NOT_DISABLED = ("", "0", "false", "no", "off")
-WORKER_FLAG = "anvild_json_report"  # in xdist's workerinput: the controller turned the report on
+_Hook = TypeVar("_Hook", bound=Callable[..., Any])
 
 
 def disabled() -> bool:
@@ -29,32 +38,32 @@ def disabled() -> bool:
     return os.environ.get("ANVILD_DISABLE", "").strip().lower() not in _NOT_DISABLED
 
 
-# tryfirst: pytest-json-report's own pytest_configure reads --json-report to decide whether
-# to register its reporter, so the option must be set before it runs.
-@pytest.hookimpl(tryfirst=True)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--anvild-record",
+        metavar="PATH",
+        default=None,
+        help="anvild: write this session's record to PATH (anvild pytest uses it)",
+    )
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if disabled() or not hasattr(config.option, "json_report") or config.option.collectonly:
-        return  # off, pytest-json-report not loaded, or test discovery (not a run)
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        # An xdist worker sends its results to the controller, which alone writes the report;
-        # with the report on, the worker also sends each test's output and logs.
-        if workerinput.get(WORKER_FLAG):
-            config.option.json_report = True
-        return
-    own_report = None
-    if not config.option.json_report:
-        root = watched_root(config.rootpath)
-        if root is None:
-            return
-        named = names_report_file(config)
-        if named and config.option.json_report_file is None:
-            return  # --json-report-file=none: the user wants no report file
-        config.option.json_report = True
-        if not named:
-            own_report = root / REPORT
-            config.option.json_report_file = str(own_report)
-    config.pluginmanager.register(ReportProvenance(config, own_report), "anvild-provenance")
+    try:
+        _configure(config)
+    except Exception as exc:
+        _warn_now(f"not recording this session: {_reason(exc)}")
+
+
+def _configure(config: pytest.Config) -> None:
+    if disabled() or getattr(config, "workerinput", None) is not None:
+        return  # off, or an xdist worker: its controller sees every report and records
+    if config.option.collectonly:
+        return  # test discovery (an IDE listing tests) is not a run
+    given = config.option.anvild_record
+    root = None if given else watched_root(config.rootpath)
+    session = Session(config, Path(given) if given else None, root)
+    config.pluginmanager.register(session, "anvild-session")
 
 
 def watched_root(rootdir: Path) -> Path | None:
@@ -72,29 +81,77 @@ def watched_root(rootdir: Path) -> Path | None:
     return next((p for p in (here, *here.parents) if p in roots), None)
 
 
-def names_report_file(config: pytest.Config) -> bool:
-    """Whether the user chose a JSON report file (on the command line, addopts, PYTEST_ADDOPTS)."""
-    if config.option.json_report_file != JSON_REPORT_DEFAULT_FILE:
-        return True
-    given = [
-        *map(str, config.invocation_params.args),
-        *os.environ.get("PYTEST_ADDOPTS", "").split(),
-        *map(str, config.getini("addopts")),
-    ]
-    return any(arg.startswith("--json-report-file") for arg in given)
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-class ReportProvenance:
-    """Adds the ``anvild`` object to the JSON report that the xdist controller (or the only
-    process) writes."""
+def _warn_now(text: str) -> None:
+    sys.stderr.write(f"anvild: warning: {text}\n")
 
-    def __init__(self, config: pytest.Config, own_report: Path | None) -> None:
+
+def guarded(hook: _Hook) -> _Hook:
+    """A Session hook whose failure is remembered as one warning, never raised into pytest."""
+
+    @functools.wraps(hook)
+    def run(self: Session, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(self, *args, **kwargs)
+        except Exception as exc:
+            self.failed(exc)
+            return None
+
+    return run  # type: ignore[return-value]
+
+
+class Session:
+    """The plugin object of one session: its record, and its id in the user's reports."""
+
+    def __init__(self, config: pytest.Config, record: Path | None, root: Path | None) -> None:
+        import uuid
+
         self.config = config
-        self.own_report = own_report  # the report turned on here, or None for the user's
+        self.id = uuid.uuid4().hex
+        self.root = root
+        self.record_file = record
+        self.record: Any = None  # anvild.recorder.Record once open
         self.metadata: dict[str, Any] = {}
         self.xdist_workers: int | None = None
+        self.started = time.time()
+        self.clock = time.perf_counter()
+        self.errors = 0
+        self.warning: str | None = None
+        self.summarized = False
+        self.session: pytest.Session | None = None
 
+    def failed(self, exc: BaseException) -> None:
+        """Remember the first failure inside anvild; the summary shows it in one line."""
+        self.errors += 1
+        if self.warning is None:
+            self.warning = f"this session may not be recorded in full: {_reason(exc)}"
+            if self.summarized:  # too late for the summary
+                _warn_now(self.warning)
+
+    def _wants_metadata(self) -> bool:
+        option = self.config.option
+        return bool(
+            self.record_file
+            or self.root
+            or getattr(option, "json_report", False)
+            or getattr(option, "xmlpath", None)
+            or getattr(option, "report_log", None)
+        )
+
+    # trylast: after pytest-reportlog's SessionStart; beside the terminal's own start of the
+    # clock that it prints the session's time from.
+    @pytest.hookimpl(trylast=True)
+    @guarded
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+        self.started, self.clock = time.time(), time.perf_counter()
+        self._tag_junit()
+        self._tag_reportlog()
+        if not self._wants_metadata():
+            return
         # The code a run tested is the tree as the session found it, not as it ends.
         import shlex
         import socket
@@ -103,6 +160,7 @@ class ReportProvenance:
 
         git = git_state(self.config.rootpath)
         self.metadata = {
+            "session_id": self.id,
             "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),
             "git_commit": git.commit,
             "git_branch": git.branch,
@@ -111,28 +169,118 @@ class ReportProvenance:
             "origin": detect_origin(os.environ),
             "hostname": socket.gethostname(),
         }
+        path = self.record_file
+        if path is None and self.root is not None:
+            from anvild.recorder import RECORD_DIR, prune, record_path
+
+            keep_out_of_git(self.root / RECORD_DIR.parent)
+            prune(self.root / RECORD_DIR)
+            path = record_path(self.root, self.id, self.started)
+        if path is not None:
+            from anvild.recorder import Record
+
+            self.record = Record(path)
+            self.record.session_start(
+                pytest.__version__,
+                {**self.metadata, "started_at": self.started, "root": str(self.config.rootpath)},
+            )
+
+    def _tag_junit(self) -> None:
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property(SESSION_PROPERTY, self.id)
+
+    def _tag_reportlog(self) -> None:
+        # pytest-reportlog wrote its SessionStart in its pytest_sessionstart (this one runs
+        # last): name the session right after it, as a line of a type its readers skip.
+        reportlog = getattr(self.config, "_report_log_plugin", None)
+        write = getattr(reportlog, "_write_json_data", None)
+        if write is not None and getattr(reportlog, "_file", None) is not None:
+            write({"$report_type": "AnvildSession", "session_id": self.id})
 
     @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called once per worker
+    @guarded
     def pytest_configure_node(self, node: Any) -> None:
         self.xdist_workers = node.workerinput["workercount"]
-        if self.own_report is not None:
-            node.workerinput[WORKER_FLAG] = True
+
+    @guarded
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.record is not None:
+            self.record.test_report(report)
+
+    @guarded
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if self.record is not None:
+            self.record.collect_report(report)
 
     @pytest.hookimpl(optionalhook=True)  # a pytest-json-report hook: just before it saves
+    @guarded
     def pytest_json_modifyreport(self, json_report: dict[str, Any]) -> None:
-        json_report["anvild"] = {**self.metadata, "xdist_workers": self.xdist_workers}
-        if self.own_report is not None:
-            keep_out_of_git(self.own_report.parent)
+        started, duration = self._wall_time()
+        json_report["anvild"] = {
+            **self.metadata,
+            "xdist_workers": self.xdist_workers,
+            "started_at": started,
+            "duration": duration,
+        }
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        # last of the summaries: pytest's printed time counts the other plugins' summaries too
+        self._finish()
+        self.summarized = True
+        if self.warning is not None:
+            with contextlib.suppress(Exception):
+                terminalreporter.write_line(f"anvild: warning: {self.warning}", yellow=True)
+
+    def pytest_unconfigure(self) -> None:
+        self._finish()  # a session without a terminal: no summary was printed
+        if self.warning is not None and not self.summarized:
+            _warn_now(self.warning)
+
+    @guarded
+    def _finish(self) -> None:
+        """The record's last line: the exit status and the session's wall time."""
+        record, self.record = self.record, None
+        if record is None:
+            return
+        try:
+            started, duration = self._wall_time()
+            record.session_finish(
+                int(getattr(self.session, "exitstatus", 1)),
+                {
+                    "started_at": started,
+                    "finished_at": time.time(),
+                    "duration": duration,
+                    "xdist_workers": self.xdist_workers,
+                    "errors": self.errors,
+                },
+            )
+        finally:
+            record.close()
+
+    def _wall_time(self) -> tuple[float, float]:
+        """When the session started and how long it took, as pytest's terminal prints it (its
+        clock starts before other plugins' headers), else by anvild's own clock."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        start: Any = getattr(terminal, "_session_start", None)
+        if hasattr(start, "elapsed") and isinstance(getattr(start, "time", None), float):
+            return start.time, start.elapsed().seconds  # pytest >= 8.4: a timing.Instant
+        if isinstance(start, float):  # older pytest: time.time() at its session start
+            return start, time.time() - start
+        return self.started, time.perf_counter() - self.clock
 
 
 def keep_out_of_git(cache_dir: Path) -> None:
-    """Create pytest's cache dir ignored by git, as pytest does, if the report comes first.
+    """Create pytest's cache dir ignored by git, as pytest does, if the record comes first.
 
     pytest adds its `.gitignore` only when it creates the directory itself; without one the
-    report would make the next run's tree look dirty.
+    record would make the next run's tree look dirty.
     """
     try:
         cache_dir.mkdir(parents=True)
         (cache_dir / ".gitignore").write_text("# Created by anvild, as pytest does.\n*\n")
     except OSError:
-        return  # it exists already, or pytest-json-report will say why it cannot save
+        return  # it exists already

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from anvild.errors import NotARun
+
 PASSED = "PASSED"
 FAILED = "FAILED"
 ERROR = "ERROR"
@@ -17,6 +19,9 @@ SKIPPED = "SKIPPED"
 XFAILED = "XFAILED"
 XPASSED = "XPASSED"
 RERUN = "RERUN"
+
+# pytest's exit codes that decide what a report is (pytest.ExitCode)
+OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = 0, 1, 2, 3, 4, 5
 
 STATUSES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED, RERUN)
 PASSING = frozenset({PASSED, XPASSED})
@@ -164,6 +169,9 @@ class ParsedRun:
     environment: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    # The pytest session the report is of, where anvild's plugin named it: the reports of one
+    # session are one run.
+    session_id: str | None = None
 
     def final_results(self) -> dict[str, TestResult]:
         """Each test's result for this run: its last word after reruns, keyed by test key."""
@@ -180,3 +188,13 @@ class ParsedRun:
         for result in self.results:
             counts[result.status] += 1
         return counts
+
+
+def checked_run(run: ParsedRun, where: str | None) -> ParsedRun:
+    """The run, unless it is none: a session that ran no test and ended normally (test
+    discovery, `--collect-only`, no tests collected) is NotARun. An interrupted or crashed
+    session is a run even with no result: its exit code is what happened."""
+    if run.results or run.interrupted or run.exit_code not in (OK, NO_TESTS, None):
+        return run
+    why = "no tests collected" if run.exit_code == NO_TESTS else "collect-only report"
+    raise NotARun(f"{why} (no tests ran): not a run", where)

@@ -1,8 +1,8 @@
-"""`anvild pytest`: run pytest with a JSON report to a unique file, then store that report."""
+"""`anvild pytest`: run pytest with a session record to a unique file, then store that record."""
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import shlex
 import subprocess
 import sys
@@ -10,14 +10,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from anvild.errors import UsageError
-
 SOURCE = "anvild pytest"
 
 
 @dataclass(frozen=True, slots=True)
 class PytestRun:
-    """A finished pytest session and the report it wrote (None when it wrote none)."""
+    """A finished pytest session and the record it wrote (None when it wrote none)."""
 
     exit_code: int
     report: Path | None
@@ -25,15 +23,13 @@ class PytestRun:
 
 
 def run_pytest(args: list[str], cwd: Path, report_dir: Path) -> PytestRun:
-    """Run pytest in cwd with the user's arguments plus a JSON report in report_dir."""
-    if importlib.util.find_spec("pytest_jsonreport") is None:
-        raise UsageError(
-            "pytest-json-report is not installed in this environment: "
-            "pip install pytest-json-report"
-        )
-    report = Path(tempfile.mkstemp(prefix="report-", suffix=".json", dir=report_dir)[1])
-    report.unlink()  # pytest-json-report writes it; an empty file must not pass for a report
-    command = [sys.executable, "-m", "pytest", "--json-report", f"--json-report-file={report}"]
+    """Run pytest in cwd with the user's arguments, its session recorded by anvild's plugin
+    (anvild.pytest_plugin, loaded from this environment) into report_dir."""
+    report = Path(tempfile.mkstemp(prefix="session-", suffix=".jsonl", dir=report_dir)[1])
+    report.unlink()  # the plugin writes it; an empty file must not pass for a record
+    command = [sys.executable, "-m", "pytest", f"--anvild-record={report}"]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        command[3:3] = ["-p", "anvild.pytest_plugin"]  # not loaded from its entry point then
     # pytest's output goes straight to the user's terminal, colours and all
     code = subprocess.call([*command, *args], cwd=cwd)
     return PytestRun(code, report if report.exists() else None, shlex.join(args))

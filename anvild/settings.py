@@ -16,6 +16,7 @@ from typing import Any
 from anvild.errors import ConfigError
 
 DEFAULT_REPORTS = (
+    ".pytest_cache/anvild/*.jsonl",  # the session records anvild's pytest plugin writes
     ".pytest_cache/report.json",
     ".report.json",
     ".pytest_cache/reportlog.jsonl",

@@ -1,5 +1,5 @@
-"""The pytest plugin in real pytest sessions: JSON reports turned on in watched projects, the
-"anvild" object in every JSON report, and nothing at all elsewhere."""
+"""The pytest plugin in real pytest sessions: a session record in watched projects, the session
+named in every report the user asked for, and nothing at all elsewhere; never a broken run."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from anvild import config, settings
+from anvild.parsers.detect import parse_report
+from anvild.recorder import RECORD_DIR
 from tests.conftest import write_project
 
 TESTS = {
@@ -31,6 +33,9 @@ TESTS = {
     """,
 }
 ANVILD_KEYS = {
+    "session_id",
+    "started_at",
+    "duration",
     "pytest_args",
     "git_commit",
     "git_branch",
@@ -81,7 +86,13 @@ def git(root: Path, *args: str) -> str:
 
 
 def reports(root: Path) -> list[Path]:
-    return sorted(p.relative_to(root) for p in root.rglob("*.json"))
+    """Every report file under root: JSON, JSON lines, XML."""
+    found = [*root.rglob("*.json"), *root.rglob("*.jsonl"), *root.rglob("*.xml")]
+    return sorted(p.relative_to(root) for p in found)
+
+
+def records(root: Path) -> list[Path]:
+    return sorted((root / RECORD_DIR).glob("session-*.jsonl"))
 
 
 @pytest.fixture
@@ -95,48 +106,52 @@ def watched(project: Path) -> Path:
     return project
 
 
-def test_watched_git_project_gets_a_report_with_where_the_run_came_from(watched: Path) -> None:
+def test_watched_git_project_records_the_session_with_where_it_came_from(watched: Path) -> None:
     git(watched, "init", "-q", "-b", "main")
     git(watched, "add", ".")
     git(watched, "commit", "-q", "-m", "first")
     proc = pytest_session(watched, "-q", "-k", "test_passes or test_fails")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert reports(watched) == [Path(".pytest_cache/report.json")]
-    report = json.loads((watched / ".pytest_cache/report.json").read_text())
-    assert {t["nodeid"] for t in report["tests"]} == {
-        "tests/test_small.py::test_passes",
-        "tests/test_small.py::test_fails",
+    # the session's own record, and nothing else: no JSON report turned on, no header line
+    [record] = records(watched)
+    assert reports(watched) == [record.relative_to(watched)]
+    assert "metadata" not in proc.stdout.lower()
+    run = parse_report(record)
+    assert run.source_format == "anvild" and run.exit_code == 1
+    assert {r.node_id: r.status for r in run.results} == {
+        "tests/test_small.py::test_passes": "PASSED",
+        "tests/test_small.py::test_fails": "FAILED",
     }
-    assert report["anvild"] == {
+    assert run.session_id and len(run.session_id) == 32
+    assert {k: v for k, v in run.metadata.items() if k != "xdist_workers"} == {
+        "session_id": run.session_id,
         "pytest_args": "-q -k 'test_passes or test_fails'",
         "git_commit": git(watched, "rev-parse", "HEAD"),
         "git_branch": "main",
         "tree_dirty": False,
         "diff_hash": None,
         "origin": "vscode",
-        "xdist_workers": None,
         "hostname": socket.gethostname(),
     }
 
-    # The report is kept out of git: the next run's tree is still clean; an edit is not.
+    # The record is kept out of git: the next run's tree is still clean; an edit is not.
     assert pytest_session(watched, "-q").returncode == 1
-    report = json.loads((watched / ".pytest_cache/report.json").read_text())
-    assert report["anvild"]["tree_dirty"] is False
+    assert parse_report(records(watched)[-1]).metadata["tree_dirty"] is False
     (watched / "tests/test_small.py").write_text("def test_new():\n    pass\n")
     assert pytest_session(watched, "-q").returncode == 0
-    report = json.loads((watched / ".pytest_cache/report.json").read_text())
-    assert report["anvild"]["tree_dirty"] is True and report["anvild"]["diff_hash"]
+    newest = parse_report(records(watched)[-1])
+    assert newest.metadata["tree_dirty"] is True and newest.metadata["diff_hash"]
+    assert len(records(watched)) == 3  # one record per session: none overwrites another
 
 
-def test_a_rootdir_inside_a_watched_project_reports_at_the_project_root(tmp_path: Path) -> None:
+def test_a_rootdir_inside_a_watched_project_records_at_the_project_root(tmp_path: Path) -> None:
     root = tmp_path / "mono"
     write_project(root / "pkg", TESTS)
     watch(root)
     proc = pytest_session(root / "pkg", "-q", "-p", "no:cacheprovider")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert reports(root) == [Path(".pytest_cache/report.json")]
-    report = json.loads((root / ".pytest_cache/report.json").read_text())
-    assert len(report["tests"]) == 3 and report["anvild"]["git_commit"] is None
+    [record] = records(root)
+    assert len(parse_report(record).results) == 3
     assert (root / ".pytest_cache/.gitignore").read_text().endswith("*\n")
 
 
@@ -152,7 +167,7 @@ def test_an_unwatched_project_gets_nothing_and_imports_nothing(project: Path) ->
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert reports(project) == []
     seen = json.loads((project / "seen.txt").read_text())
-    assert "anvild" in seen["plugins"] and "anvild-provenance" not in seen["plugins"]
+    assert "anvild" in seen["plugins"]
     assert [m for m in seen["modules"] if m.startswith(HEAVY)] == []
 
 
@@ -189,17 +204,17 @@ def test_disabled_plugin_adds_nothing_to_the_users_report(watched: Path) -> None
     assert "anvild" not in json.loads((watched / ".report.json").read_text())
 
 
-@pytest.mark.parametrize(
-    "args",
-    [("--json-report", "--json-report-file=x.json"), ("--json-report-file=x.json",)],
-    ids=["--json-report --json-report-file", "--json-report-file alone"],
-)
-def test_the_users_report_file_is_respected(watched: Path, args: tuple[str, ...]) -> None:
+def test_every_report_of_a_session_names_it(watched: Path) -> None:
+    args = ("--json-report", "--json-report-file=x.json", "--junitxml=junit.xml",
+            "--report-log=.pytest_cache/reportlog.jsonl")  # fmt: skip
     proc = pytest_session(watched, "-q", *args)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert reports(watched) == [Path("x.json")]
+    [record] = records(watched)
+    session = parse_report(record).session_id
     report = json.loads((watched / "x.json").read_text())
     assert report["anvild"]["pytest_args"] == shlex.join(["-q", *args])
+    for name in ("x.json", "junit.xml", ".pytest_cache/reportlog.jsonl"):
+        assert parse_report(watched / name).session_id == session, name
 
 
 def test_the_users_report_in_an_unwatched_project_carries_the_anvild_object(
@@ -213,17 +228,17 @@ def test_the_users_report_in_an_unwatched_project_carries_the_anvild_object(
     assert set(report["anvild"]) == ANVILD_KEYS and report["anvild"]["origin"] == "vscode"
 
 
-def test_xdist_controller_writes_one_report_with_every_test(watched: Path) -> None:
+def test_xdist_controller_records_every_test_once(watched: Path) -> None:
     proc = pytest_session(watched, "-q", "-n", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert reports(watched) == [Path(".pytest_cache/report.json")]
-    report = json.loads((watched / ".pytest_cache/report.json").read_text())
-    tests = {t["nodeid"]: t for t in report["tests"]}
-    assert len(report["tests"]) == len(tests) == 3
-    assert report["summary"]["total"] == 3
-    assert report["anvild"]["xdist_workers"] == 2
-    # the workers run with the report on too, so each test's output reaches the controller
-    assert tests["tests/test_small.py::test_prints"]["call"]["stdout"] == "hello from a test\n"
+    [record] = records(watched)
+    run = parse_report(record)
+    assert sorted(r.node_id for r in run.results) == [
+        "tests/test_small.py::test_fails",
+        "tests/test_small.py::test_passes",
+        "tests/test_small.py::test_prints",
+    ]
+    assert run.metadata["xdist_workers"] == 2
 
 
 def test_a_broken_config_never_breaks_a_test_session(project: Path) -> None:
@@ -234,3 +249,44 @@ def test_a_broken_config_never_breaks_a_test_session(project: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed, 2 passed" in proc.stdout
     assert reports(project) == []
+
+
+def _summary(proc: subprocess.CompletedProcess[str]) -> str:
+    """pytest's last line without its time."""
+    return proc.stdout.strip().splitlines()[-1].rsplit(" in ", 1)[0].strip("= ")
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["-p no:legacypath", "-p no:legacypath --json-report-file=none", "-p no:cacheprovider"],
+)
+def test_pytest_options_of_real_projects_never_break_a_watched_run(
+    watched: Path, options: str
+) -> None:
+    """packaging's `-p no:legacypath` crashed every run once pytest-json-report was turned on
+    (it reads session.fspath): nothing anvild turns on may change a session's outcome."""
+    (watched / "pytest.ini").write_text(f"[pytest]\naddopts = {options}\n")
+    alone = pytest_session(watched, "-q", env={"ANVILD_DISABLE": "1"})
+    proc = pytest_session(watched, "-q")
+    assert (
+        (proc.returncode, _summary(proc))
+        == (alone.returncode, _summary(alone))
+        == (
+            1,
+            "1 failed, 2 passed",
+        )
+    )
+    assert "anvild" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    [record] = records(watched)
+    assert parse_report(record).counts()["PASSED"] == 2
+
+
+def test_a_failure_inside_anvild_is_one_warning_line_and_the_run_goes_on(watched: Path) -> None:
+    (watched / ".pytest_cache").mkdir()
+    (watched / RECORD_DIR).write_text("a file where the records go\n")
+    alone = pytest_session(watched, "-q", env={"ANVILD_DISABLE": "1"})
+    proc = pytest_session(watched, "-q")
+    assert (proc.returncode, _summary(proc)) == (alone.returncode, _summary(alone))
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "anvild" in line]
+    assert len(said) == 1 and said[0].startswith("anvild: warning: "), said
+    assert "Traceback" not in proc.stdout + proc.stderr

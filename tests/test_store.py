@@ -71,7 +71,10 @@ def test_database_is_created_private_with_gitignore(owner: Owner, tmp_path: Path
     assert stat.S_IMODE(anvil.stat().st_mode) == 0o700
     assert stat.S_IMODE((anvil / "history.db").stat().st_mode) == 0o600
     assert rows(owner, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(owner, "SELECT version, name FROM anvild_schema") == [(1, "create tables")]
+    assert rows(owner, "SELECT version, name FROM anvild_schema") == [
+        (1, "create tables"),
+        (2, "execution session id"),
+    ]
 
 
 def test_a_report_is_stored_once(owner: Owner) -> None:

@@ -10,11 +10,13 @@ from typing import Any
 import msgspec
 import orjson
 
-from anvild.errors import NotAReport, NotARun, ReportError, ReportIncomplete
+from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_node_id
 from anvild.records import (
     ERROR,
     FAILED,
+    INTERRUPTED,
+    OK,
     PASSED,
     RERUN,
     SKIPPED,
@@ -23,6 +25,7 @@ from anvild.records import (
     ParsedRun,
     TestResult,
     bounded,
+    checked_run,
     clip_message,
     clip_name,
     clip_traceback,
@@ -42,6 +45,11 @@ OUTCOMES = {
     "xfailed": XFAILED,
     "xpassed": XPASSED,
     "rerun": RERUN,
+    # pytest 9's subtests: the word pytest's terminal shows for a test whose subtests ran (with
+    # -v), or an open pytest change's for a failed one
+    "subtests passed": PASSED,
+    "subtests failed": FAILED,
+    "subtests skipped": SKIPPED,
 }
 
 # Outcomes some plugins write that pytest itself does not; mapped by what they mean.
@@ -90,9 +98,15 @@ def map_outcome(outcome: object, path: Path) -> str:
 Phase = tuple[float | None, str | None, str | None, str | None]
 
 
-def _result(node_id: object, outcome: object, phases: list[Phase], path: Path) -> TestResult:
+def _result(
+    node_id: object, outcome: object, phases: list[Phase], path: Path, called: bool
+) -> TestResult | None:
+    """A test's result from its phases; None for a test that never reached its verdict (set
+    up, then the session was interrupted: pytest-json-report still lists it as passed)."""
     if not isinstance(node_id, str) or not node_id:
         raise ReportError("a test without a 'nodeid'", str(path))
+    if not called and phases and all(phase[1] in (None, "passed") for phase in phases):
+        return None
     node_id = clip_name(node_id)
     status = OUTCOMES.get(outcome) if isinstance(outcome, str) else None
     status = status or map_outcome(outcome, path)
@@ -121,7 +135,18 @@ def _result(node_id: object, outcome: object, phases: list[Phase], path: Path) -
     )
 
 
-def _test_result(item: dict[str, Any], path: Path) -> TestResult:
+def _attempts(result: TestResult | None, final_call: str | None) -> list[TestResult]:
+    """A test's results. pytest-json-report keeps one entry per test: after reruns its
+    outcome stays "rerun" even when the last attempt passed, and its phases are the last
+    attempt's. Such a test is a rerun, then the pass its last call shows."""
+    if result is None:
+        return []
+    if result.status == RERUN and final_call == "passed":
+        return [replace(result, duration=None), replace(result, status=PASSED, message=None)]
+    return [result]
+
+
+def _test_result(item: dict[str, Any], path: Path) -> list[TestResult]:
     """A test read from a plain JSON object, tolerating wrong types field by field."""
     phases: list[Phase] = []
     for phase_name in _PHASES:
@@ -139,13 +164,21 @@ def _test_result(item: dict[str, Any], path: Path) -> TestResult:
                 longrepr if isinstance(longrepr, str) else None,
             )
         )
-    return _result(item.get("nodeid"), item.get("outcome"), phases, path)
+    call = item.get("call")
+    call_outcome = call.get("outcome") if isinstance(call, dict) else None
+    result = _result(item.get("nodeid"), item.get("outcome"), phases, path, call is not None)
+    return _attempts(result, call_outcome if isinstance(call_outcome, str) else None)
 
 
-def _collector_errors(collectors: object, path: Path) -> list[TestResult]:
-    errors = []
+def _collector_results(collectors: object, path: Path) -> list[TestResult]:
+    """Failed collectors as errors of their node, skipped ones (a module-level skip,
+    `pytest.importorskip`) as one skip each, as pytest counts them."""
+    results = []
     for collector in collectors if isinstance(collectors, list) else ():
-        if not isinstance(collector, dict) or collector.get("outcome") != "failed":
+        if not isinstance(collector, dict):
+            continue
+        outcome = collector.get("outcome")
+        if outcome not in ("failed", "skipped"):
             continue
         node_id = collector.get("nodeid")
         if not isinstance(node_id, str) or not node_id:
@@ -153,17 +186,24 @@ def _collector_errors(collectors: object, path: Path) -> list[TestResult]:
         node_id = clip_name(node_id)
         longrepr = collector.get("longrepr")
         longrepr = longrepr if isinstance(longrepr, str) else None
-        errors.append(
+        results.append(
             TestResult(
                 node_id=node_id,
                 key=key_from_node_id(node_id),
-                status=ERROR,
-                message=last_line(longrepr),
-                traceback=clip_traceback(longrepr),
+                status=ERROR if outcome == "failed" else SKIPPED,
+                message=_skip_reason(longrepr) if outcome == "skipped" else last_line(longrepr),
+                traceback=clip_traceback(longrepr) if outcome == "failed" else None,
                 file=node_id.split("::", 1)[0],
             )
         )
-    return errors
+    return results
+
+
+def _skip_reason(longrepr: str | None) -> str | None:
+    """A skipped collector's reason: pytest-json-report writes its (path, line, reason)."""
+    if longrepr and longrepr.startswith("(") and "Skipped: " in longrepr:
+        return clip_message(longrepr[longrepr.index("Skipped: ") + 9 :].rstrip("')\""))
+    return last_line(longrepr)
 
 
 class _Crash(msgspec.Struct):
@@ -219,18 +259,23 @@ def _typed_phase(phase: _Phase) -> Phase:
 
 def _typed(report: _Report, path: Path) -> ParsedRun:
     results = [
-        _result(
-            test.nodeid,
-            test.outcome,
-            [_typed_phase(p) for p in (test.setup, test.call, test.teardown) if p is not None],
-            path,
-        )
+        attempt
         for test in report.tests or ()
+        for attempt in _attempts(
+            _result(
+                test.nodeid,
+                test.outcome,
+                [_typed_phase(p) for p in (test.setup, test.call, test.teardown) if p is not None],
+                path,
+                test.call is not None,
+            ),
+            test.call.outcome if test.call is not None else None,
+        )
     ]
     collectors = [
         {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
         for c in report.collectors
-        if c.outcome == "failed"
+        if c.outcome in ("failed", "skipped")
     ]
     return _assemble(
         path,
@@ -288,7 +333,7 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
     for item in tests:
         if not isinstance(item, dict):
             raise ReportError("an entry of 'tests' is not an object", str(path))
-        results.append(_test_result(item, path))
+        results.extend(_test_result(item, path))
     summary = doc.get("summary")
     root = doc.get("root")
     return _assemble(
@@ -330,19 +375,29 @@ def _assemble(
         attempt = attempts.get(result.key, -1) + 1
         attempts[result.key] = attempt
         results.append(result if attempt == 0 else replace(result, attempt=attempt))
-    results.extend(_collector_errors(collectors, path))
-    if not results and not had_tests and total in (0, None):
-        raise NotARun("collect-only report (no tests ran): not a run", str(path))
-    finished, took = moment(created), seconds(duration)
-    started = finished if finished is None or took is None else moment(finished - took)
-    return ParsedRun(
+    results.extend(_collector_results(collectors, path))
+    own = metadata if isinstance(metadata, dict) else {}
+    # anvild's plugin times the session as pytest's terminal does; pytest-json-report's own
+    # duration leaves out part of it (xdist's start of its workers, for one)
+    finished, took = moment(created), seconds(own.get("duration")) or seconds(duration)
+    started = moment(own.get("started_at")) or (
+        finished if finished is None or took is None else moment(finished - took)
+    )
+    code = exit_status(exit_code)
+    session = own.get("session_id")
+    run = ParsedRun(
         source_format="pytest-json-report",
         results=tuple(results),
         started_at=started,
         finished_at=finished,
         duration=took,
-        exit_code=exit_status(exit_code),
+        exit_code=code,
         root=clip_name(root) if root is not None else None,
         environment=bounded(environment),
         metadata=bounded(metadata),
+        interrupted=code == INTERRUPTED,
+        session_id=session[:64] if isinstance(session, str) and session else None,
     )
+    if not run.results and had_tests and code in (OK, None):
+        return run  # tests listed, none of them with a verdict: kept as before
+    return checked_run(run, str(path))

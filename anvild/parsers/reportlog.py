@@ -15,6 +15,7 @@ from anvild.records import (
     ERROR,
     FAILED,
     FAILING,
+    INTERRUPTED,
     PASSED,
     PASSING,
     RERUN,
@@ -23,6 +24,8 @@ from anvild.records import (
     XPASSED,
     ParsedRun,
     TestResult,
+    bounded,
+    checked_run,
     clip_message,
     clip_name,
     clip_traceback,
@@ -33,6 +36,10 @@ from anvild.records import (
 )
 
 _FAILED_ATTEMPT = FAILING | {RERUN}
+
+
+def _session_id(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) and value else None
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -71,9 +78,13 @@ def _render(longrepr: dict[str, Any]) -> str | None:
     return "\n".join(out).strip("\n") or None
 
 
-def _describe(longrepr: object) -> tuple[str | None, str | None]:
+def _describe(report: dict[str, Any]) -> tuple[str | None, str | None]:
     """The message and the long text of a phase's ``longrepr``, in any of its shapes, clipped
-    at once: a tailed run holds its attempts until their teardown."""
+    at once: a tailed run holds its attempts until their teardown. A session record gives
+    the crash message beside a text ``longrepr``."""
+    longrepr, crash = report.get("longrepr"), report.get("crash")
+    if isinstance(crash, str) and crash and isinstance(longrepr, str):
+        return clip_message(crash), clip_traceback(longrepr)
     if isinstance(longrepr, dict):
         crash, text = _dict(longrepr.get("reprcrash")).get("message"), _render(longrepr)
         message = crash if isinstance(crash, str) and crash else last_line(text)
@@ -97,6 +108,14 @@ class _Attempt:
     message: str | None = None
     traceback: str | None = None
 
+    def add_subtest(self, report: dict[str, Any]) -> None:
+        """A subtest's report: the first failing one fails the test, with its message (its
+        time is inside the call's); passing and skipped subtests leave the test as it is."""
+        if report.get("outcome") != "failed" or self.status in _FAILED_ATTEMPT:
+            return
+        self.status = FAILED
+        self.message, self.traceback = _describe(report)
+
     def add(self, report: dict[str, Any], path: Path) -> None:
         """Merge one phase (setup, call or teardown) the way pytest's terminal counts it."""
         duration = seconds(report.get("duration"))
@@ -114,12 +133,16 @@ class _Attempt:
             status = (XPASSED if xfail else PASSED) if when == "call" else None
         else:
             status = map_outcome(outcome, path)  # a plugin's own word: logged, never a pass
-        # the first failure of an attempt is its verdict (a failed call keeps FAILED even if
-        # teardown then fails too); only a rerun mark replaces it
+        # the first failure of an attempt is its verdict and its message; only a rerun mark
+        # replaces it, and a teardown that fails after a failed call makes the test an error
+        # (as pytest-json-report and the JUnit reading count it), the call's message kept
+        if status == ERROR and self.status == FAILED:
+            self.status = ERROR
+            return
         if status is None or (self.status in _FAILED_ATTEMPT and status != RERUN):
             return
         self.status = status
-        self.message, self.traceback = _describe(report.get("longrepr"))
+        self.message, self.traceback = _describe(report)
 
     def result(self) -> TestResult | None:
         """The attempt as a result, or None when no phase decided it (setup-only, interrupted)."""
@@ -156,6 +179,12 @@ class ReportlogReader:
         self._finished: float | None = None
         self._exit_code: int | None = None
         self._complete = False
+        self._format = "reportlog"
+        self._session_id: str | None = None
+        self._own_start = False  # a session record's start: the session's, not its first test's
+        self._duration: float | None = None
+        self._root: str | None = None
+        self._metadata: dict[str, Any] = {}
 
     @property
     def tests_so_far(self) -> int:
@@ -197,16 +226,26 @@ class ReportlogReader:
             raise NotAReport('not a pytest-reportlog: no "$report_type" lines', self._where)
         if not self._complete and not interrupted:
             raise ReportIncomplete("run not finished: no SessionFinish", self._where)
+        # an attempt without a verdict (the test that ran when the session was interrupted)
+        # is no result
         pending = (attempt.result() for attempt in self._pending.values())
-        started, finished = self._started, self._finished
-        return ParsedRun(
-            source_format="reportlog",
-            results=(*self._results, *(result for result in pending if result is not None)),
-            started_at=started,
-            finished_at=finished,
-            duration=None if started is None or finished is None else seconds(finished - started),
-            exit_code=self._exit_code,
-            interrupted=not self._complete,
+        started, finished, took = self._started, self._finished, self._duration
+        if took is None and started is not None and finished is not None:
+            took = seconds(finished - started)
+        return checked_run(
+            ParsedRun(
+                source_format=self._format,
+                results=(*self._results, *(result for result in pending if result is not None)),
+                started_at=started,
+                finished_at=finished,
+                duration=took,
+                exit_code=self._exit_code,
+                root=self._root,
+                metadata=self._metadata,
+                interrupted=not self._complete or self._exit_code == INTERRUPTED,
+                session_id=self._session_id,
+            ),
+            self._where,
         )
 
     def _read(self, line: bytes) -> None:
@@ -218,21 +257,64 @@ class ReportlogReader:
             raise self._bad(f"not valid JSON: {exc.msg}") from None
         if not isinstance(record, dict):
             raise self._bad("not a JSON object")
-        kind = record.get("$report_type")
+        # pytest's subtests wrote `_report_type` before pytest-reportlog renamed it
+        kind = record.get("$report_type", record.get("_report_type"))
         if kind is None:
             return
         self._records += 1
         if kind == "TestReport":
             self._test_report(record)
-        elif kind == "CollectReport" and record.get("outcome") == "failed":
-            node_id = record.get("nodeid")
-            if isinstance(node_id, str) and node_id:  # the session's own collector has ""
-                attempt = _Attempt(clip_name(node_id), 0, ERROR)
-                attempt.message, attempt.traceback = _describe(record.get("longrepr"))
-                self._close(attempt)
+        elif kind == "SubTestReport":
+            self._subtest_report(record)
+        elif kind == "CollectReport":
+            self._collect_report(record)
+        elif kind == "SessionStart":
+            self._session_start(_dict(record.get("anvild")))
+        elif kind == "AnvildSession":  # anvild's plugin names the session in a user's reportlog
+            self._session_id = _session_id(record.get("session_id"))
         elif kind == "SessionFinish":
             self._exit_code = exit_status(record.get("exitstatus"))
+            own = _dict(record.get("anvild"))
+            self._finished = moment(own.get("finished_at")) or self._finished
+            self._started = moment(own.get("started_at")) or self._started
+            self._duration = seconds(own.get("duration"))
+            if isinstance(own.get("xdist_workers"), int):
+                self._metadata["xdist_workers"] = own["xdist_workers"]
             self._complete = True
+
+    def _session_start(self, own: dict[str, Any]) -> None:
+        """A session record's first line: its id, start and provenance (anvild.recorder)."""
+        if not own:
+            return
+        self._format = "anvild"
+        self._session_id = _session_id(own.get("session_id"))
+        self._started = moment(own.get("started_at"))
+        self._own_start = self._started is not None
+        root = own.get("root")
+        self._root = clip_name(root) if isinstance(root, str) else None
+        self._metadata = bounded(
+            {k: v for k, v in own.items() if k not in ("record", "started_at", "root")}
+        )
+
+    def _collect_report(self, record: dict[str, Any]) -> None:
+        """A failed collector is an error of its node; a skipped one (a module-level skip,
+        `pytest.importorskip`) one skip, as pytest counts them."""
+        outcome, node_id = record.get("outcome"), record.get("nodeid")
+        if outcome not in ("failed", "skipped") or not isinstance(node_id, str) or not node_id:
+            return  # the session's own collector has ""
+        attempt = _Attempt(clip_name(node_id), 0, ERROR if outcome == "failed" else SKIPPED)
+        attempt.message, attempt.traceback = _describe(record)
+        if outcome == "skipped":
+            attempt.traceback = None
+        self._close(attempt)
+
+    def _subtest_report(self, report: dict[str, Any]) -> None:
+        node_id = report.get("nodeid")
+        if not isinstance(node_id, str) or not node_id or report.get("when") != "call":
+            return
+        attempt = self._pending.get(clip_name(node_id))
+        if attempt is not None:
+            attempt.add_subtest(report)
 
     def _test_report(self, report: dict[str, Any]) -> None:
         node_id, when = report.get("nodeid"), report.get("when")
@@ -248,9 +330,9 @@ class ReportlogReader:
             self._pending[node_id] = attempt
         attempt.add(report, self._path)
         start, stop = moment(report.get("start")), moment(report.get("stop"))
-        if start is not None:
+        if start is not None and not self._own_start:
             self._started = start if self._started is None else min(self._started, start)
-        if stop is not None:
+        if stop is not None and self._duration is None:
             self._finished = stop if self._finished is None else max(self._finished, stop)
         if when == "teardown":  # pytest always reports a teardown: the attempt is over
             self._close(attempt)

@@ -56,6 +56,7 @@ def _runs_of(project: Project) -> Iterator[Submission]:
             duration=execution.duration,
             exit_code=execution.exit_code,
             interrupted=execution.state == "interrupted",
+            session_id=execution.session_id,
         )
         provenance = Provenance(
             execution.git_commit,

@@ -17,8 +17,21 @@ def _create_tables(db: Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
+def _execution_session(db: Database) -> None:
+    """execution.session_id, indexed by project: one pytest session is one run."""
+    if "session_id" not in {column.name for column in db.get_columns("execution")}:
+        db.execute_sql('ALTER TABLE "execution" ADD COLUMN "session_id" TEXT')
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "execution_project_id_session_id" '
+        'ON "execution" ("project_id", "session_id")'
+    )
+
+
 # Append new steps at the end; never edit or reorder a step that has shipped.
-STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (("create tables", _create_tables),)
+STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
+    ("create tables", _create_tables),
+    ("execution session id", _execution_session),
+)
 
 SCHEMA_VERSION = len(STEPS)
 

@@ -104,9 +104,15 @@ class Execution(BaseModel):
     report_path = TextField(null=True)
     report_sha256 = TextField()
     metadata = TextField(default="{}")
+    # The pytest session the run is of (anvild's plugin names it): its other reports are this run
+    session_id = TextField(null=True)
 
     class Meta:
-        indexes = ((("project", "report_sha256"), True), (("space", "started_at"), False))
+        indexes = (
+            (("project", "report_sha256"), True),
+            (("space", "started_at"), False),
+            (("project", "session_id"), False),
+        )
 
 
 class Entity(BaseModel):

@@ -310,6 +310,11 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         existing = Execution.get_or_none(
             (Execution.project == project.id) & (Execution.report_sha256 == sub.sha256)
         )
+        if existing is None and run.session_id is not None:
+            # another report of the same pytest session (its record, JSON, JUnit, reportlog)
+            existing = Execution.get_or_none(
+                (Execution.project == project.id) & (Execution.session_id == run.session_id)
+            )
         if existing is not None:
             return Stored(existing.execution_id, True, 0, counts, existing.space)
         execution_id = _choose_execution_id(sub, at)
@@ -344,6 +349,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             report_path=sub.report_path,
             report_sha256=sub.sha256,
             metadata=json.dumps(metadata, default=str),
+            session_id=run.session_id,
         )
         test_ids = _test_ids(db, project.id, run.results)
         history = [
