@@ -122,6 +122,8 @@ class Session:
         self.warning: str | None = None
         self.summarized = False
         self.session: pytest.Session | None = None
+        self.json_report = bool(getattr(config.option, "json_report", False))
+        self.subtest_failures: dict[str, tuple[str | None, str | list[Any] | None]] = {}
 
     def failed(self, exc: BaseException) -> None:
         """Remember the first failure inside anvild; the summary shows it in one line."""
@@ -209,6 +211,12 @@ class Session:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.record is not None:
             self.record.test_report(report)
+        if hasattr(report, "context") and report.failed and self.json_report:
+            # pytest-json-report keeps one call per test, the last: a failed subtest's message
+            # would be lost under its test's own call
+            from anvild.recorder import describe
+
+            self.subtest_failures.setdefault(report.nodeid, describe(report.longrepr))
 
     @guarded
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -225,6 +233,10 @@ class Session:
             "started_at": started,
             "duration": duration,
         }
+        for test in json_report.get("tests", ()):
+            failure = self.subtest_failures.get(test.get("nodeid"))
+            if failure is not None:
+                test["anvild_subtest_failure"] = {"message": failure[0], "longrepr": failure[1]}
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

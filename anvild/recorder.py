@@ -66,6 +66,11 @@ def _crash(longrepr: Any) -> str | None:
     return message if isinstance(message, str) else None
 
 
+def describe(longrepr: Any) -> tuple[str | None, str | list[Any] | None]:
+    """A phase's crash message and long text, as the record keeps them."""
+    return _crash(longrepr), _text(longrepr)
+
+
 class Record:
     """An open session record; every write is one flushed line."""
 

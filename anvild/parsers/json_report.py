@@ -99,7 +99,12 @@ Phase = tuple[float | None, str | None, str | None, str | None]
 
 
 def _result(
-    node_id: object, outcome: object, phases: list[Phase], path: Path, called: bool
+    node_id: object,
+    outcome: object,
+    phases: list[Phase],
+    path: Path,
+    called: bool,
+    failure: tuple[str | None, str | None] | None = None,
 ) -> TestResult | None:
     """A test's result from its phases; None for a test that never reached its verdict (set
     up, then the session was interrupted: pytest-json-report still lists it as passed)."""
@@ -120,6 +125,12 @@ def _result(
                 traceback = longrepr
                 if message is None:
                     message = last_line(longrepr)
+    if failure is not None:
+        # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
+        # show "subtests passed", the word of the last subtest) with its message, not "contains
+        # 1 failed subtest" (or nothing, for unittest's subTest)
+        status = status if status == ERROR else FAILED
+        message, traceback = failure[0] or last_line(failure[1]), failure[1] or traceback
     if status in (PASSED, XPASSED):
         message = traceback = None
     elif status in (SKIPPED, XFAILED):
@@ -166,8 +177,25 @@ def _test_result(item: dict[str, Any], path: Path) -> list[TestResult]:
         )
     call = item.get("call")
     call_outcome = call.get("outcome") if isinstance(call, dict) else None
-    result = _result(item.get("nodeid"), item.get("outcome"), phases, path, call is not None)
+    result = _result(
+        item.get("nodeid"),
+        item.get("outcome"),
+        phases,
+        path,
+        call is not None,
+        _subtest_failure(item.get("anvild_subtest_failure")),
+    )
     return _attempts(result, call_outcome if isinstance(call_outcome, str) else None)
+
+
+def _subtest_failure(value: object) -> tuple[str | None, str | None] | None:
+    if not isinstance(value, dict):
+        return None
+    message, longrepr = value.get("message"), value.get("longrepr")
+    return (
+        message if isinstance(message, str) else None,
+        longrepr if isinstance(longrepr, str) else None,
+    )
 
 
 def _collector_results(collectors: object, path: Path) -> list[TestResult]:
@@ -217,12 +245,18 @@ class _Phase(msgspec.Struct):
     longrepr: str | None = None
 
 
+class _SubtestFailure(msgspec.Struct):
+    message: str | None = None
+    longrepr: str | None = None
+
+
 class _Test(msgspec.Struct):
     nodeid: str
     outcome: str
     setup: _Phase | None = None
     call: _Phase | None = None
     teardown: _Phase | None = None
+    anvild_subtest_failure: _SubtestFailure | None = None  # anvild's plugin adds it
 
 
 class _Collector(msgspec.Struct):
@@ -268,6 +302,9 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
                 [_typed_phase(p) for p in (test.setup, test.call, test.teardown) if p is not None],
                 path,
                 test.call is not None,
+                (test.anvild_subtest_failure.message, test.anvild_subtest_failure.longrepr)
+                if test.anvild_subtest_failure is not None
+                else None,
             ),
             test.call.outcome if test.call is not None else None,
         )
