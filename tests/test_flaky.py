@@ -250,8 +250,8 @@ def test_only_tests_that_ever_failed_are_read_from_history(
     read = []
     real = queries.window_results
 
-    def spy(test: int, space: str, window: int, since: float | None = None, first: int = 0) -> list:
-        rows = real(test, space, window, since, first)
+    def spy(project: int, test: int, space: str, window: int, since: float | None = None) -> list:
+        rows = real(project, test, space, window, since)
         read.append(len(rows))
         return rows
 

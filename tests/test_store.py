@@ -71,7 +71,9 @@ def test_database_is_created_private_with_gitignore(owner: Owner, tmp_path: Path
     assert stat.S_IMODE(anvil.stat().st_mode) == 0o700
     assert stat.S_IMODE((anvil / "history.db").stat().st_mode) == 0o600
     assert rows(owner, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(owner, "SELECT version, name FROM anvild_schema") == [(1, "create tables")]
+    steps = rows(owner, "SELECT version, name FROM anvild_schema ORDER BY version")
+    assert steps == [(n, name) for n, (name, _) in enumerate(migrations.STEPS, start=1)]
+    assert steps[0] == (1, "create tables") and (2, "index execution start") in steps
 
 
 def test_a_report_is_stored_once(owner: Owner) -> None:
@@ -238,7 +240,7 @@ def test_an_older_schema_is_migrated_forward(
     assert len(applied) == 1
     assert db.execute_sql("SELECT version, name FROM anvild_schema ORDER BY version").fetchall()[
         -1
-    ] == (2, "add a column")
+    ] == (len(steps), "add a column")
     forget(url)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.store import backend
+from anvild.store import backend, order
 from anvild.store.models import MODELS, ExecutionHistory, SchemaMigration
 
 
@@ -18,7 +18,10 @@ def _create_tables(db: Database) -> None:
 
 
 # Append new steps at the end; never edit or reorder a step that has shipped.
-STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (("create tables", _create_tables),)
+STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
+    ("create tables", _create_tables),
+    ("index execution start", order.index_execution_start),
+)
 
 SCHEMA_VERSION = len(STEPS)
 
