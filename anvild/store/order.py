@@ -149,8 +149,6 @@ def neighbours(
     left = set(tests)
     found: dict[int, str] = {}
     for step, page in enumerate(_runs_from(db, project, space, at, later)):
-        if not left or step >= _WALK:
-            break
         ids = [execution for _, execution in page]
         rows: list[tuple[Any, ...]] = []
         wanted = sorted(left)
@@ -169,6 +167,8 @@ def neighbours(
                 if outcome is not None:
                     found[test] = outcome
                     left.discard(test)
+        if not left or step + 1 >= _WALK:
+            break  # the generator reads no further page
     else:
         return found
     for test in sorted(left):
