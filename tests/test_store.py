@@ -208,8 +208,7 @@ def test_statistics_follow_start_times_whatever_the_storage_order(
 def test_runs_far_from_their_neighbours_are_found_on_the_test_index(
     owner: Owner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(order, "_PAGE", 2)  # the walk gives up after two runs each way
-    monkeypatch.setattr(order, "_WALK", 1)
+    monkeypatch.setattr(order, "_PAGES", (2,))  # the walk gives up after two runs each way
     subs = _random_runs(seed=11, count=40)
     for sub in subs:
         owner.run(lambda db, s=sub: store_run(db, s))

@@ -83,8 +83,9 @@ def lock_project_space(db: Database, project: int, space: str) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (project, space))
 
 
-_PAGE = 16  # runs read per step of a walk; the neighbour is nearly always in the first
-_WALK = 4  # steps through runs before each remaining test is looked up on its own index
+# Runs read per step of a walk, nearest first: the neighbour is nearly always the first run;
+# after these steps each remaining test is looked up on its own index.
+_PAGES = (1, 4, 16, 16)
 _CHUNK = 500
 
 
@@ -96,21 +97,19 @@ def _runs_from(
     bound, order = (at_or_after(p), OLDEST_FIRST) if later else (before(p), NEWEST_FIRST)
     sql = (
         f'SELECT e."started_at", e."id" FROM "execution" AS e WHERE e."project_id" = {p} '
-        f'AND e."space" = {p} AND {bound} ORDER BY {order} LIMIT {_PAGE}'
+        f'AND e."space" = {p} AND {bound} ORDER BY {order} LIMIT {p}'
     )
     # at itself is the run being stored: start the walk past it.
     cursor_key = (at[0], at[1] + 1) if later else at
-    while True:
-        page = [
-            (float(s), int(i))
-            for s, i in db.execute_sql(sql, (project, space, *key_params(*cursor_key))).fetchall()
-        ]
+    for size in _PAGES:
+        params = (project, space, *key_params(*cursor_key), size)
+        page = [(float(s), int(i)) for s, i in db.execute_sql(sql, params).fetchall()]
         if not page:
             return
         yield page
         last = page[-1]
         cursor_key = (last[0], last[1] + 1) if later else last
-        if len(page) < _PAGE:
+        if len(page) < size:
             return
 
 
@@ -167,7 +166,7 @@ def neighbours(
                 if outcome is not None:
                     found[test] = outcome
                     left.discard(test)
-        if not left or step + 1 >= _WALK:
+        if not left or step + 1 >= len(_PAGES):
             break  # the generator reads no further page
     else:
         return found
