@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,21 +369,27 @@ def flaky_tests(target: Target, space: str, options: Any) -> list[Any]:
     return flaky.detect(project, space, options)
 
 
-def execution_report(target: Target, space: str, window_days: float, fmt: str) -> str:
-    """The test-execution report of the last window_days, rendered (`report test-execution`)."""
+def execution_report(
+    target: Target, space: str, window_days: float, fmt: str, clock: Callable[[], float] = time.time
+) -> str:
+    """The test-execution report of the last window_days UTC calendar days at clock(),
+    rendered (`report test-execution`)."""
     from anvild import report
     from anvild.report import data
 
     project = _read(target)
-    content = data.execution(project, str(target.project_root), space, window_days)
+    content = data.execution(project, str(target.project_root), space, window_days, now=clock())
     return report.render(content, fmt)
 
 
-def comparison_report(target: Target, window_days: float, fmt: str) -> str:
-    """Local vs CI over the last window_days, rendered (`report comparison --local-vs-ci`)."""
+def comparison_report(
+    target: Target, window_days: float, fmt: str, clock: Callable[[], float] = time.time
+) -> str:
+    """Local vs CI over the last window_days UTC calendar days at clock(), rendered
+    (`report comparison --local-vs-ci`)."""
     from anvild import report
     from anvild.report import data
 
     project = _read(target)
-    content = data.comparison(project, str(target.project_root), window_days)
+    content = data.comparison(project, str(target.project_root), window_days, now=clock())
     return report.render(content, fmt)

@@ -234,15 +234,9 @@ def detect(
     from anvild.store import queries
 
     spaces = SPACES if space == "all" else (space,)
-    first = 0
-    if since is not None:
-        found = queries.first_execution_since(project, since)
-        if found is None:
-            return []
-        first = found
     verdicts = []
     for row in queries.flaky_candidates(project, spaces):
-        rows = queries.window_results(row["test_id"], row["space"], options.window, since, first)
+        rows = queries.window_results(project, row["test_id"], row["space"], options.window, since)
         runs = runs_from_attempts(row["space"], rows)
         if runs:
             verdicts.append(evaluate(row["entity_id"], row["space"], runs, options))

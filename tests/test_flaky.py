@@ -242,6 +242,29 @@ def test_broken_locally_but_passing_in_ci_is_not_broken_when_merged(history: His
     assert "t.py::a" not in history.flaky("all")
 
 
+def test_a_regression_backfilled_out_of_order_is_not_flaky(history: History) -> None:
+    # by date: P P F F (a regression); stored in the order 3, 1, 4, 2
+    by_day = {1: P, 2: P, 3: F, 4: F}
+    for day in (3, 1, 4, 2):
+        history.run({"t.py::r": by_day[day]}, at=history.start + day * 86_400)
+    # stored order would say 3 flips out of 3 (100 %); by date it is 1 of 3
+    assert "t.py::r" not in history.flaky("local", min_runs=4, threshold=50)
+    assert history.flaky("local", min_runs=4, threshold=30)["t.py::r"].flips == 1
+    # the window is the newest runs by start time: the last two failed, so it is broken
+    assert history.flaky("local", window=2)["t.py::r"].broken
+
+
+def test_the_window_is_the_newest_runs_by_start_time(history: History) -> None:
+    # runs by date: F F P F P F (flaky), then P P P stored last but dated earliest
+    for n, status in enumerate("FFPFPF"):
+        history.series("t.py::w", status, at=history.start + 1000 + n)
+    for n in range(3):
+        history.series("t.py::w", "P", at=history.start + n)
+    newest = history.flaky("local", window=6)["t.py::w"]
+    assert (newest.runs, newest.passed, newest.flips) == (6, 2, 4)
+    assert FLIP_RATE in newest.reasons
+
+
 def test_only_tests_that_ever_failed_are_read_from_history(
     history: History, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,8 +273,8 @@ def test_only_tests_that_ever_failed_are_read_from_history(
     read = []
     real = queries.window_results
 
-    def spy(test: int, space: str, window: int, since: float | None = None, first: int = 0) -> list:
-        rows = real(test, space, window, since, first)
+    def spy(project: int, test: int, space: str, window: int, since: float | None = None) -> list:
+        rows = real(project, test, space, window, since)
         read.append(len(rows))
         return rows
 

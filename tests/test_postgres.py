@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from anvild.store.migrations import SCHEMA_VERSION
 from tests.conftest import anvild
 from tests.conftest import pg_query as query
 
@@ -30,7 +31,7 @@ def test_the_same_commands_work_on_postgresql(
     assert anvild("stats", "rebuild", cwd=tmp_path, env=env).stdout.strip() == (
         "statistics match the history: nothing to change"
     )
-    assert query(pg_url, "SELECT max(version) FROM anvild_schema") == [(1,)]
+    assert query(pg_url, "SELECT max(version) FROM anvild_schema") == [(SCHEMA_VERSION,)]
 
 
 def test_many_owners_at_once_store_every_report_once(

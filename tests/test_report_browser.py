@@ -22,7 +22,7 @@ from anvild.api import Target
 from anvild.store.database import forget
 from anvild.store.owner import Owner
 from tests.test_flaky import History
-from tests.test_reports import day_start
+from tests.test_reports import at_now, day_start
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
 EVIL = 'tests/test_evil.py::test_x[<script>document.title="pwned"</script>]'
@@ -167,8 +167,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
         "execution": tmp / "execution.html",
         "comparison": tmp / "comparison.html",
     }
-    pages["execution"].write_text(api.execution_report(target, "all", 30, "html"))
-    pages["comparison"].write_text(api.comparison_report(target, 30, "html"))
+    pages["execution"].write_text(api.execution_report(target, "all", 30, "html", at_now))
+    pages["comparison"].write_text(api.comparison_report(target, 30, "html", at_now))
     forget(url)
     yield pages
 

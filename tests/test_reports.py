@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,29 @@ CATEGORY_OF = {
 }
 
 
-def day_start(days_ago: int) -> float:
+# The reports' "today": a fixed day whose window crosses a month's end and a leap day.
+TODAY = date(2024, 3, 1)
+
+
+def moment(day: date, hms: str = "00:00:00") -> float:
+    """A UTC moment of day, as epoch seconds."""
+    return datetime.fromisoformat(f"{day.isoformat()}T{hms}+00:00").timestamp()
+
+
+NOW = moment(TODAY, "18:00:00")
+
+
+def at_now() -> float:
+    """The reports' clock in these tests."""
+    return NOW
+
+
+def day_start(days_ago: int, today: date = TODAY) -> float:
     """Noon UTC days_ago days before today: runs land on known days."""
-    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    return (today - timedelta(days=days_ago)).timestamp()
+    return moment(today - timedelta(days=days_ago), "12:00:00")
 
 
-def build_known_history(history: History) -> None:
+def build_known_history(history: History, today: date = TODAY) -> None:
     """Six local and six CI runs, one a day over the last six days, with known answers.
 
     local (per run): ok P, ci_only_fail P, local_fail E then F, slow P (0.3 s), flaky_ci P,
@@ -81,7 +97,7 @@ def build_known_history(history: History) -> None:
         history.run(
             local,
             commit="same" if k >= 4 else f"local{k}",
-            at=day_start(5 - k),
+            at=day_start(5 - k, today),
             durations={node: durations.get(node, 0.005) for node in local},
         )
         flaky_ci: str | list[str] = [R, P] if k == 2 else (F if k % 2 else P)
@@ -101,7 +117,7 @@ def build_known_history(history: History) -> None:
             ci,
             commit=f"ci{k}",
             space="ci",
-            at=day_start(5 - k) + 3600,
+            at=day_start(5 - k, today) + 3600,
             durations={
                 node: {T + "test_slow": 1.5}.get(node, durations.get(node, 0.005)) for node in ci
             },
@@ -125,12 +141,22 @@ def known(project: tuple[Path, History]) -> Target:
     return Target(root, history.url)
 
 
-def execution_json(target: Target, space: str = "all", window: float = 30) -> dict[str, Any]:
-    return json.loads(api.execution_report(target, space, window, "json"))
+@pytest.fixture
+def known_today(project: tuple[Path, History]) -> Target:
+    """The known history on the real calendar, for the commands (they read the real clock)."""
+    root, history = project
+    build_known_history(history, datetime.now(UTC).date())
+    return Target(root, history.url)
 
 
-def comparison_json(target: Target, window: float = 30) -> dict[str, Any]:
-    return json.loads(api.comparison_report(target, window, "json"))
+def execution_json(
+    target: Target, space: str = "all", window: float = 30, clock: Any = at_now
+) -> dict[str, Any]:
+    return json.loads(api.execution_report(target, space, window, "json", clock))
+
+
+def comparison_json(target: Target, window: float = 30, clock: Any = at_now) -> dict[str, Any]:
+    return json.loads(api.comparison_report(target, window, "json", clock))
 
 
 # --- test-execution report ---
@@ -157,8 +183,8 @@ def test_execution_json_summary_and_statuses(known: Target) -> None:
 
 def test_execution_json_daily_trend(known: Target) -> None:
     daily = execution_json(known)["daily"]
-    assert len(daily) == 31  # every day of the window, today included
-    assert daily[-1]["date"] == datetime.now(UTC).date().isoformat()
+    assert len(daily) == 30  # every day of the window, today included
+    assert daily[-1]["date"] == TODAY.isoformat()
     with_runs = [day for day in daily if day["runs"]]
     assert [day["runs"] for day in with_runs] == [2] * 6
     first = with_runs[0]  # local run 0 (an ERROR) and CI run 0
@@ -199,8 +225,35 @@ def test_execution_one_space_and_window(known: Target) -> None:
     assert len(recent["daily"]) == 3
 
 
+@pytest.mark.parametrize("hms", ["00:00:01", "11:59:00", "12:00:00", "23:59:59"])
+@pytest.mark.parametrize("today", [TODAY, date(2025, 1, 1), date(2024, 7, 15)])
+def test_window_is_calendar_days_at_any_hour(
+    project: tuple[Path, History], hms: str, today: date
+) -> None:
+    root, history = project
+    week_ago = today - timedelta(days=6)
+    history.series("t.py::out", "P", at=moment(week_ago) - 1)  # 23:59:59 the day before
+    history.series("t.py::first", "P", at=moment(week_ago))  # the window's first moment
+    history.series("t.py::mid", "F", at=moment(today - timedelta(days=3), "12:00:00"))
+    history.series("t.py::today", "P", at=moment(today))
+    target = Target(root, history.url)
+    now = moment(today, hms)
+    data = execution_json(target, window=7, clock=lambda: now)
+    days = [day["date"] for day in data["daily"]]
+    assert days == [(week_ago + timedelta(days=n)).isoformat() for n in range(7)]
+    assert [day["runs"] for day in data["daily"]] == [1, 0, 0, 1, 0, 0, 1]
+    assert data["summary"]["runs"] == 3 and data["since"].startswith(week_ago.isoformat())
+    compared = comparison_json(target, window=7, clock=lambda: now)
+    assert sorted(row["entity_id"] for row in compared["tests"]) == [
+        "t.py::first",
+        "t.py::mid",
+        "t.py::today",
+    ]
+    assert len(execution_json(target, window=1, clock=lambda: now)["daily"]) == 1
+
+
 def test_execution_markdown(known: Target) -> None:
-    md = api.execution_report(known, "all", 30, "md")
+    md = api.execution_report(known, "all", 30, "md", at_now)
     assert md.startswith("# Test execution report: proj\n")
     assert "| All runs | 12 | 11 | 83.3% |" in md
     assert "| Local | 6 | 10 | 85.4% |" in md
@@ -218,7 +271,7 @@ def test_execution_markdown(known: Target) -> None:
 
 
 def test_execution_html(known: Target) -> None:
-    html = api.execution_report(known, "all", 30, "html")
+    html = api.execution_report(known, "all", 30, "html", at_now)
     assert html.startswith("<!DOCTYPE html>")
     assert "<script" not in html  # none of ours, and the test id is escaped
     assert EVIL_HTML in html
@@ -238,10 +291,10 @@ def test_an_empty_project_gives_empty_reports(tmp_path: Path) -> None:
     target = Target(tmp_path, str(tmp_path / ".anvil" / "history.db"))
     data = execution_json(target)
     assert data["summary"]["runs"] == 0 and data["flaky"] == [] and data["slowest"] == []
-    assert "No runs in the window." in api.execution_report(target, "all", 30, "md")
-    assert "No flaky tests" in api.execution_report(target, "all", 30, "html")
+    assert "No runs in the window." in api.execution_report(target, "all", 30, "md", at_now)
+    assert "No flaky tests" in api.execution_report(target, "all", 30, "html", at_now)
     assert comparison_json(target)["tests"] == []
-    assert "No runs in the window." in api.comparison_report(target, 30, "md")
+    assert "No runs in the window." in api.comparison_report(target, 30, "md", at_now)
     assert not (tmp_path / ".anvil").exists()  # a report never creates a database
 
 
@@ -282,13 +335,13 @@ def test_comparison_json_categories(known: Target) -> None:
 
 
 def test_comparison_markdown_and_html(known: Target) -> None:
-    md = api.comparison_report(known, 30, "md")
+    md = api.comparison_report(known, 30, "md", at_now)
     assert md.startswith("# Local vs CI: proj\n")
     assert "| Fails only in CI | 1 |" in md and "| Consistent | 4 |" in md
     assert "## Much slower in CI (2x or more) (1)" in md
     assert "| tests/test\\_a.py::test\\_slow | 6 | 0.0% | 300 ms | 6 | 0.0% | 1.50 s |" in md
     assert EVIL_MD in md and "<script>" not in md
-    html = api.comparison_report(known, 30, "html")
+    html = api.comparison_report(known, 30, "html", at_now)
     assert "<script" not in html and EVIL_HTML in html
     assert '<h2 id="fails_only_in_ci">' in html
     assert html.count('<svg class="chart categories"') == 8
@@ -308,14 +361,14 @@ def test_markdown_stays_under_64_kb_on_a_huge_history(project: tuple[Path, Histo
     target = Target(root, history.url)
     data = execution_json(target)
     assert len(data["flaky"]) == 3000
-    md = api.execution_report(target, "all", 30, "md")
+    md = api.execution_report(target, "all", 30, "md", at_now)
     assert len(md.encode()) <= MAX_BYTES
     assert "more rows not shown" in md
     flaky_section = md.split("## Flaky tests")[1].split("## Broken tests")[0]
     shown = flaky_section.count("| local |")
     assert 0 < shown < 3000
     assert f"_{3000 - shown} more rows not shown" in md
-    comparison = api.comparison_report(target, 30, "md")
+    comparison = api.comparison_report(target, 30, "md", at_now)
     assert len(comparison.encode()) <= MAX_BYTES and "more rows not shown" in comparison
 
 
@@ -335,8 +388,8 @@ def test_markdown_escapes_markup() -> None:
 # --- through the command line ---
 
 
-def test_report_commands(known: Target, tmp_path: Path) -> None:
-    root = known.project_root
+def test_report_commands(known_today: Target, tmp_path: Path) -> None:
+    root = known_today.project_root
     proc = anvild("report", "test-execution", "--format", "json", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["runs"] == 12
@@ -431,4 +484,4 @@ def test_flaky_and_reports_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     assert data["summary"]["unique_tests"] == 11
     flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
     assert flaky[(T + "test_flaky_local", "local")] == ["same_code_different_outcome", "flip_rate"]
-    assert EVIL_HTML in api.execution_report(target, "all", 30, "html")
+    assert EVIL_HTML in api.execution_report(target, "all", 30, "html", at_now)

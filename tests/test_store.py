@@ -24,11 +24,11 @@ from anvild.records import (
     ParsedRun,
     TestResult,
 )
-from anvild.store import backend, migrations
+from anvild.store import backend, migrations, order, queries
 from anvild.store.database import forget, open_database
 from anvild.store.owner import Owner
 from anvild.store.rebuild import rebuild
-from anvild.store.write import Submission, store_run
+from anvild.store.write import Submission, run_outcome, store_run
 
 PROV = Provenance(None, None, None, None, "host", "Linux", "3.11", "terminal")
 
@@ -71,10 +71,9 @@ def test_database_is_created_private_with_gitignore(owner: Owner, tmp_path: Path
     assert stat.S_IMODE(anvil.stat().st_mode) == 0o700
     assert stat.S_IMODE((anvil / "history.db").stat().st_mode) == 0o600
     assert rows(owner, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(owner, "SELECT version, name FROM anvild_schema") == [
-        (1, "create tables"),
-        (2, "execution session id"),
-    ]
+    steps = rows(owner, "SELECT version, name FROM anvild_schema ORDER BY version")
+    assert steps == [(n, name) for n, (name, _) in enumerate(migrations.STEPS, start=1)]
+    assert steps[0] == (1, "create tables") and (3, "index execution start") in steps
 
 
 def test_a_report_is_stored_once(owner: Owner) -> None:
@@ -167,9 +166,136 @@ def _random_runs(seed: int, count: int) -> list[Submission]:
                 results.append(result(node, rng.choice([PASSED, FAILED]), rng.random(), attempt=1))
             else:
                 results.append(result(node, rng.choice(statuses), rng.choice([None, rng.random()])))
-        at = 1000.0 + rng.randint(0, 10_000)  # out of order on purpose
+        # Start times out of storage order on purpose, some equal (storage order breaks ties).
+        at = 1000.0 + rng.randint(0, count // 2) * 60
         subs.append(submission(results, f"sha{n}", at, rng.choice(["local", "ci"])))
     return subs
+
+
+def _by_start(subs: list[Submission]) -> dict[tuple[str, str], tuple[int, str | None, float]]:
+    """(node id, space) -> (flips, last_status, last_run), folded in start order by hand."""
+    folded: dict[tuple[str, str], tuple[int, str | None, str | None, float]] = {}
+    timeline = sorted(enumerate(subs), key=lambda pair: (pair[1].run.started_at, pair[0]))
+    for _, sub in timeline:
+        reran = {r.key for r in sub.run.results if r.status == RERUN}
+        for final in sub.run.final_results().values():
+            flips, _, outcome, _ = folded.get((final.node_id, sub.space), (0, None, None, 0.0))
+            now = run_outcome(final, final.key in reran).outcome
+            flips += int(None not in (now, outcome) and now != outcome)
+            at = sub.run.started_at or 0.0
+            folded[(final.node_id, sub.space)] = (flips, final.status, now or outcome, at)
+    return {key: (flips, status, at) for key, (flips, status, _, at) in folded.items()}
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_statistics_follow_start_times_whatever_the_storage_order(
+    backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    owner = request.getfixturevalue("owner" if backend_name == "sqlite" else "pg_owner")
+    subs = _random_runs(seed=7, count=60)
+    for sub in subs:
+        owner.run(lambda db, s=sub: store_run(db, s))
+    stored = rows(
+        owner,
+        "SELECT t.entity_id, s.space, s.flips, s.last_status, s.last_run FROM entity_statistics s"
+        " JOIN test t ON t.id = s.test_id",
+    )
+    assert {(e, sp): (f, st, at) for e, sp, f, st, at in stored} == _by_start(subs)
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    assert owner.run(lambda db: rebuild(db, project)) == []
+
+
+def test_runs_far_from_their_neighbours_are_found_on_the_test_index(
+    owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(order, "_PAGES", (2,))  # the walk gives up after two runs each way
+    subs = _random_runs(seed=11, count=40)
+    for sub in subs:
+        owner.run(lambda db, s=sub: store_run(db, s))
+    stored = rows(
+        owner,
+        "SELECT t.entity_id, s.space, s.flips, s.last_status, s.last_run FROM entity_statistics s"
+        " JOIN test t ON t.id = s.test_id",
+    )
+    assert {(e, sp): (f, st, at) for e, sp, f, st, at in stored} == _by_start(subs)
+
+
+@pytest.fixture
+def pg_owner(pg_url: str, tmp_path: Path):
+    with Owner(pg_url, tmp_path / "pg-state").open() as running:
+        yield running
+
+
+DAY = 86_400.0
+# A regression by date: passed on days 1 and 2, failed on days 3 and 4.
+REGRESSION = {1: PASSED, 2: PASSED, 3: FAILED, 4: FAILED}
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_a_regression_stored_out_of_order_flips_once(
+    backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    owner = request.getfixturevalue("owner" if backend_name == "sqlite" else "pg_owner")
+    for day in (3, 1, 4, 2):  # a backfill: the order the files were found in
+        sub = submission([result("t.py::r", REGRESSION[day])], f"day{day}", day * DAY)
+        owner.run(lambda db, s=sub: store_run(db, s))
+    assert rows(
+        owner,
+        "SELECT flips, last_status, last_run, last_failure, last_outcome FROM entity_statistics",
+    ) == [(1, FAILED, 4 * DAY, 4 * DAY, "fail")]
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    assert owner.run(lambda db: rebuild(db, project)) == []
+    test = rows(owner, "SELECT id FROM test")[0][0]
+    newest_first = owner.run(lambda db: queries.test_history(test, 10))
+    assert [(r["timestamp"], r["status"]) for r in newest_first] == [
+        (day * DAY, REGRESSION[day]) for day in (4, 3, 2, 1)
+    ]
+
+
+def test_a_run_stored_between_two_others_takes_its_place(owner: Owner) -> None:
+    # by date: P, (F arrives last), P -> two flips, the last outcome still the newest run's
+    for sha, status, at in (("a", PASSED, 1.0), ("c", PASSED, 3.0), ("b", FAILED, 2.0)):
+        sub = submission([result("t.py::x", status)], sha, at)
+        owner.run(lambda db, s=sub: store_run(db, s))
+    assert rows(owner, "SELECT flips, last_status, last_outcome FROM entity_statistics") == [
+        (2, PASSED, "pass")
+    ]
+    # a skip older than everything changes no flip; an equal start stored later is newer
+    for sha, status, at in (("s", SKIPPED, 0.5), ("d", FAILED, 3.0)):
+        sub = submission([result("t.py::x", status)], sha, at)
+        owner.run(lambda db, s=sub: store_run(db, s))
+    assert rows(owner, "SELECT flips, last_status, last_outcome FROM entity_statistics") == [
+        (3, FAILED, "fail")
+    ]
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    assert owner.run(lambda db: rebuild(db, project)) == []
+
+
+def test_a_run_older_than_the_rest_reads_only_its_neighbours(
+    owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nodes = [f"t.py::t{n}" for n in range(50)]
+    for n in range(40):
+        results = [result(node, PASSED if n % 3 else FAILED) for node in nodes]
+        owner.run(lambda db, r=results, n=n: store_run(db, submission(r, f"s{n}", 100.0 + n)))
+    statements: list[str] = []
+    real = order.neighbours
+
+    def counting(db, *args, **kwargs):  # count the statements the neighbour walk runs
+        execute = db.execute_sql
+        monkeypatch.setattr(db, "execute_sql", lambda *a: statements.append(a[0]) or execute(*a))
+        try:
+            return real(db, *args, **kwargs)
+        finally:
+            monkeypatch.setattr(db, "execute_sql", execute)
+
+    monkeypatch.setattr(order, "neighbours", counting)
+    late = [result(node, FAILED) for node in nodes]
+    owner.run(lambda db: store_run(db, submission(late, "late", 120.5)))
+    # one page of runs and one read of their rows each way, whatever the history's length
+    assert len(statements) == 4
+    project = rows(owner, "SELECT id FROM project")[0][0]
+    assert owner.run(lambda db: rebuild(db, project)) == []
 
 
 def test_rebuild_finds_nothing_to_change_after_many_mixed_runs(owner: Owner) -> None:
@@ -241,7 +367,7 @@ def test_an_older_schema_is_migrated_forward(
     assert len(applied) == 1
     assert db.execute_sql("SELECT version, name FROM anvild_schema ORDER BY version").fetchall()[
         -1
-    ] == (2, "add a column")
+    ] == (len(steps), "add a column")
     forget(url)
 
 

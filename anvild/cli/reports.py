@@ -39,7 +39,7 @@ def _report_options(func: F) -> F:
         default=30,
         show_default=True,
         metavar="DAYS",
-        help="Runs of the last DAYS days.",
+        help="Runs of the last DAYS calendar days (UTC), today included.",
     )(func)
 
 

@@ -6,7 +6,7 @@ fractions (0.25 is 25 %).
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -44,8 +44,11 @@ def _spaces(space: str) -> tuple[str, ...]:
     return SPACES if space == "all" else (space,)
 
 
-def _window(window_days: float, now: float) -> float:
-    return now - window_days * DAY
+def window_start(window_days: float, now: float) -> float:
+    """The first moment of `--window DAYS` at now: 00:00 UTC of the oldest of DAYS calendar
+    days, today's included (a fraction of a day counts as a whole one)."""
+    first = _day(now) - timedelta(days=max(math.ceil(window_days), 1) - 1)
+    return datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()
 
 
 def _day(epoch: float) -> date:
@@ -201,13 +204,14 @@ def execution(
     space: str,
     window_days: float,
     flaky_options: FlakyOptions | None = None,
-    now: float | None = None,
+    *,
+    now: float,
 ) -> dict[str, Any]:
-    """The test-execution report (SPEC section 9) of the runs of the last window_days."""
+    """The test-execution report (SPEC section 9) of the runs of the last window_days UTC
+    calendar days at the moment now."""
     from anvild.store import queries
 
-    now = time.time() if now is None else now
-    since = _window(window_days, now)
+    since = window_start(window_days, now)
     spaces = _spaces(space)
     runs = queries.executions_since(project, since, spaces) if project is not None else []
     results = queries.results_since(project, since, spaces) if project is not None else []
@@ -290,13 +294,14 @@ def comparison(
     root: str,
     window_days: float,
     flaky_options: FlakyOptions | None = None,
-    now: float | None = None,
+    *,
+    now: float,
 ) -> dict[str, Any]:
-    """The local-vs-CI comparison report (SPEC section 8) of the last window_days."""
+    """The local-vs-CI comparison report (SPEC section 8) of the last window_days UTC calendar
+    days at the moment now."""
     from anvild.store import queries
 
-    now = time.time() if now is None else now
-    since = _window(window_days, now)
+    since = window_start(window_days, now)
     results = queries.results_since(project, since, SPACES) if project is not None else []
     by_test: dict[str, dict[str, dict[str, Any]]] = {}
     for row in results:

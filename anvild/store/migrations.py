@@ -8,7 +8,7 @@ from collections.abc import Callable
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.store import backend
+from anvild.store import backend, order
 from anvild.store.models import MODELS, ExecutionHistory, SchemaMigration
 
 
@@ -31,6 +31,7 @@ def _execution_session(db: Database) -> None:
 STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("create tables", _create_tables),
     ("execution session id", _execution_session),
+    ("index execution start", order.index_execution_start),
 )
 
 SCHEMA_VERSION = len(STEPS)

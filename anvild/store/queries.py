@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import JOIN, fn
 
+from anvild.store import order
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (
     Entity,
@@ -67,7 +68,7 @@ def executions(project: int, limit: int, space: str | None = None) -> list[dict[
         Execution.select(Execution, Project.name.alias("project_name"))
         .join(Project)
         .where(Execution.project == project)
-        .order_by(Execution.started_at.desc(), Execution.id.desc())
+        .order_by(*order.newest_first())
         .limit(limit)
     )
     if space:
@@ -107,7 +108,7 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
         )
         .join(Execution, JOIN.INNER, on=(ExecutionHistory.execution == Execution.id))
         .where(ExecutionHistory.test == test)
-        .order_by(ExecutionHistory.execution.desc(), ExecutionHistory.attempt.desc())
+        .order_by(*order.newest_first(), ExecutionHistory.attempt.desc())
         .limit(limit)
     )
     if space:
@@ -116,7 +117,7 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
 
 
 def history_for_rebuild(project: int) -> Any:
-    """Every stored result of a project in storage order, for recomputing statistics."""
+    """Every stored result of a project, per test and space in time order (store.order)."""
     return (
         ExecutionHistory.select(
             ExecutionHistory.test,
@@ -129,7 +130,9 @@ def history_for_rebuild(project: int) -> Any:
         )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
         .where(Execution.project == project)
-        .order_by(ExecutionHistory.test, Execution.space, Execution.id, ExecutionHistory.attempt)
+        .order_by(
+            ExecutionHistory.test, Execution.space, *order.oldest_first(), ExecutionHistory.attempt
+        )
         .tuples()
         .iterator()
     )
@@ -193,51 +196,47 @@ def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, An
     return dicts(query)
 
 
-def first_execution_since(project: int, since: float) -> int | None:
-    """The lowest id of a project's runs started at or after since: no run of the window
-    has a lower one, so reads of a test's window can start there on the index."""
-    from peewee import fn
-
-    query = Execution.select(fn.MIN(Execution.id)).where(
-        (Execution.project == project) & (Execution.started_at >= since)
-    )
-    first = query.scalar()
-    return int(first) if first is not None else None
-
-
 def window_results(
-    test: int, space: str, window: int, since: float | None = None, first: int = 0
+    project: int, test: int, space: str, window: int, since: float | None = None
 ) -> list[tuple[Any, ...]]:
-    """A test's attempts in its last `window` executed runs of a space, oldest first, with
-    each run's code state: (execution, attempt, status, git_commit, tree_dirty, diff_hash).
+    """A test's attempts in its last `window` executed runs of a space by when they started
+    (store.order), oldest first, with each run's code state:
+    (execution, attempt, status, git_commit, tree_dirty, diff_hash).
 
-    The newest runs are found on the (test, execution) index, so the cost does not grow with
-    the length of the history; with since, `first` (see first_execution_since) bounds the
-    index range read. Plain SQL: `stats flaky` runs this once per candidate test, and
-    building the query each time would cost more than running it.
+    The window's oldest run is found walking the project's runs newest first on the run index
+    and probing the test's rows by primary key, so the cost follows the window, not the length
+    of the history. Plain SQL: `stats flaky` runs this once per candidate test, and building
+    the query each time would cost more than running it.
     """
     db = database.obj
     p = db.param
     recent = "" if since is None else f' AND e."started_at" >= {p}'
-    sql = _WINDOW_SQL.format(p=p, recent=recent)
     bounds = () if since is None else (since,)
-    params = (test, space, *bounds, first, window - 1, first, test, space, *bounds)
-    cursor = db.execute_sql(sql, params)
+    sql = _WINDOW_START_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
+    start = None
+    if window > 0:
+        start = db.execute_sql(sql, (project, space, *bounds, test, window - 1)).fetchone()
+    if start is not None:
+        recent += " AND " + order.at_or_after(p)
+        bounds += order.key_params(float(start[0]), int(start[1]))
+    sql = _WINDOW_SQL.format(p=p, recent=recent, oldest=order.OLDEST_FIRST)
+    cursor = db.execute_sql(sql, (project, space, test, *bounds))
     return [tuple(row) for row in cursor.fetchall()]
 
 
+_WINDOW_START_SQL = (
+    'SELECT e."started_at", e."id" FROM "execution" AS e '
+    'WHERE e."project_id" = {p} AND e."space" = {p}{recent} AND EXISTS ('
+    ' SELECT 1 FROM "execution_history" AS h WHERE h."execution_id" = e."id"'
+    " AND h.\"test_id\" = {p} AND h.\"status\" NOT IN ('SKIPPED', 'XFAILED')"
+    ") ORDER BY {newest} LIMIT 1 OFFSET {p}"
+)
 _WINDOW_SQL = (
     'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
-    'e."diff_hash" FROM "execution_history" AS h '
-    'JOIN "execution" AS e ON h."execution_id" = e."id" '
-    'WHERE h."execution_id" >= COALESCE(('
-    ' SELECT h2."execution_id" FROM "execution_history" AS h2'
-    ' JOIN "execution" AS e ON h2."execution_id" = e."id"'
-    ' WHERE h2."test_id" = {p} AND e."space" = {p}{recent}'
-    " AND h2.\"status\" NOT IN ('SKIPPED', 'XFAILED') AND h2.\"execution_id\" >= {p}"
-    ' GROUP BY h2."execution_id" ORDER BY h2."execution_id" DESC LIMIT 1 OFFSET {p}'
-    '), {p}) AND h."test_id" = {p} AND e."space" = {p}{recent} '
-    'ORDER BY h."execution_id", h."attempt"'
+    'e."diff_hash" FROM "execution" AS e '
+    'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
+    'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
+    'ORDER BY {oldest}, h."attempt"'
 )
 
 
@@ -262,7 +261,7 @@ def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> lis
             & Execution.space.in_(spaces)
             & (Execution.started_at >= since)
         )
-        .order_by(Execution.started_at, Execution.id)
+        .order_by(*order.oldest_first())
     )
     return dicts(query)
 

@@ -14,7 +14,7 @@ from peewee import Database, IntegrityError, OperationalError
 from anvild.errors import DatabaseError
 from anvild.provenance import Provenance
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
-from anvild.store import backend
+from anvild.store import backend, order
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import Execution, Project
 
@@ -229,7 +229,7 @@ def _stats_upsert_sql(db: Database) -> str:
                 f'"last_failure" = CASE WHEN {x}."last_failure" IS NULL THEN {s}."last_failure" '
                 f'WHEN {s}."last_failure" IS NULL OR {x}."last_failure" > {s}."last_failure" '
                 f'THEN {x}."last_failure" ELSE {s}."last_failure" END',
-                f'"flips" = {s}."flips" + CASE WHEN {x}."last_outcome" IS NOT NULL '
+                f'"flips" = {s}."flips" + {x}."flips" + CASE WHEN {x}."last_outcome" IS NOT NULL '
                 f'AND {s}."last_outcome" IS NOT NULL '
                 f'AND {x}."last_outcome" <> {s}."last_outcome" THEN 1 ELSE 0 END',
                 f'"last_outcome" = COALESCE({x}."last_outcome", {s}."last_outcome")',
@@ -317,6 +317,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             )
         if existing is not None:
             return Stored(existing.execution_id, True, 0, counts, existing.space)
+        order.lock_project_space(db, project.id, sub.space)
         execution_id = _choose_execution_id(sub, at)
         prov = sub.provenance
         metadata = {**run.metadata, **sub.metadata}
@@ -364,11 +365,45 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             stats_row(test_ids[key], sub.space, run_outcome(final, key in reran), at)
             for key, final in finals.items()
         ]
+        stats = _in_time(db, project.id, sub.space, order.key(at, execution.id), stats)
         backend.bulk_execute(db, _stats_upsert_sql(db), backend.lock_order(db, stats))
         tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
         tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
         backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
     return Stored(execution_id, False, len(finals), counts, sub.space)
+
+
+_OUTCOME = _STATS_COLUMNS.index("last_outcome")
+
+
+def _in_time(
+    db: Database, project: int, space: str, here: tuple[float, int], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """The statistics rows of a run that started before runs already stored: for each test
+    run later, its flips change by its neighbours in time (prev != next gives way to
+    prev != this + this != next) and its last outcome stays the later one's.
+
+    A run newer than every stored one (the usual case) costs one indexed look-up.
+    """
+    if not order.has_later_run(db, project, space, here[0]):
+        return rows
+    executed = [row[0] for row in rows if row[_OUTCOME] is not None]
+    after = order.neighbours(db, project, space, here, executed, later=True)
+    if not after:
+        return rows
+    prior = order.neighbours(db, project, space, here, after, later=False)
+    fixed = []
+    for row in rows:
+        nxt = after.get(row[0])
+        if nxt is None:
+            fixed.append(row)
+            continue
+        this, prev = row[_OUTCOME], prior.get(row[0])
+        flips = int(this != nxt) - int(prev is not None and prev != nxt)
+        flips += int(prev is not None and prev != this)
+        # last_outcome NULL: the stored one (a later run's) stays; the upsert adds flips.
+        fixed.append((*row[:_OUTCOME], None, flips))
+    return fixed
 
 
 _HISTORY_INSERT = (
