@@ -6,8 +6,9 @@ a JSON report (turned on here or by the user) gets a top-level ``"anvild"`` obje
 arguments, the git state, the origin (terminal, IDE, CI), the host, the number of xdist workers.
 
 Elsewhere it does nothing: importing this module imports only pytest, the config is read in
-pytest_configure only when no report is on, and nothing more is imported unless a report will
-be written. ``ANVILD_DISABLE=1`` or ``-p no:anvild`` turn it off entirely.
+pytest_configure only when pytest-json-report is loaded (its project's report globs never make
+the tree dirty), and nothing more is imported unless a report will be written.
+``ANVILD_DISABLE=1`` or ``-p no:anvild`` turn it off entirely.
 """
 
 from __future__ import annotations
@@ -43,22 +44,23 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.json_report = True
         return
     own_report = None
+    project = watched_project(config.rootpath)
     if not config.option.json_report:
-        root = watched_root(config.rootpath)
-        if root is None:
+        if project is None:
             return
         named = names_report_file(config)
         if named and config.option.json_report_file is None:
             return  # --json-report-file=none: the user wants no report file
         config.option.json_report = True
         if not named:
-            own_report = root / REPORT
+            own_report = project.root / REPORT
             config.option.json_report_file = str(own_report)
-    config.pluginmanager.register(ReportProvenance(config, own_report), "anvild-provenance")
+    plugin = ReportProvenance(config, own_report, project)
+    config.pluginmanager.register(plugin, "anvild-provenance")
 
 
-def watched_root(rootdir: Path) -> Path | None:
-    """The root of the watched project that holds rootdir, if any."""
+def watched_project(rootdir: Path) -> Any:
+    """The watched project (a settings.ProjectConfig) that holds rootdir, if any."""
     from anvild import config as paths
     from anvild import settings
     from anvild.errors import AnvildError
@@ -67,9 +69,9 @@ def watched_root(rootdir: Path) -> Path | None:
         config = settings.load(paths.config_file(os.environ.get("ANVILD_CONFIG")))
     except AnvildError:
         return None  # a broken config is for `anvild doctor` to report, not a test session
-    roots = {root.resolve() for root in config.watched_roots()}
+    roots = {project.root.resolve(): project for project in config.projects}
     here = rootdir.resolve()
-    return next((p for p in (here, *here.parents) if p in roots), None)
+    return next((roots[p] for p in (here, *here.parents) if p in roots), None)
 
 
 def names_report_file(config: pytest.Config) -> bool:
@@ -88,9 +90,10 @@ class ReportProvenance:
     """Adds the ``anvild`` object to the JSON report that the xdist controller (or the only
     process) writes."""
 
-    def __init__(self, config: pytest.Config, own_report: Path | None) -> None:
+    def __init__(self, config: pytest.Config, own_report: Path | None, project: Any) -> None:
         self.config = config
         self.own_report = own_report  # the report turned on here, or None for the user's
+        self.project = project  # the watched settings.ProjectConfig, or None
         self.metadata: dict[str, Any] = {}
         self.xdist_workers: int | None = None
 
@@ -100,8 +103,13 @@ class ReportProvenance:
         import socket
 
         from anvild.provenance import detect_origin, git_state
+        from anvild.settings import DEFAULT_REPORTS
 
-        git = git_state(self.config.rootpath)
+        # The project's report files never make its tree dirty (their globs: from its root).
+        if self.project is None:
+            git = git_state(self.config.rootpath, DEFAULT_REPORTS)
+        else:
+            git = git_state(self.project.root, self.project.reports)
         self.metadata = {
             "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),
             "git_commit": git.commit,
