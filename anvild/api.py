@@ -368,14 +368,18 @@ def sync_github(
                     yield replace(event, name=event.name.replace(str(path), label))
 
 
-def flaky_tests(target: Target, space: str, options: Any) -> list[Any]:
-    """Flaky and broken tests, flaky first (`stats flaky`); options is a FlakyOptions."""
+def flaky_tests(target: Target, space: str, options: Any, broken: bool = False) -> list[Any]:
+    """Flaky tests (`stats flaky`), then with broken the broken ones; options: a FlakyOptions.
+
+    A broken test (failed in every run of the window) is not flaky (SPEC section 7): it is
+    listed only when asked for.
+    """
     from anvild import flaky
 
     project = _read(target)
     if project is None:
         return []
-    return flaky.detect(project, space, options)
+    return [v for v in flaky.detect(project, space, options) if v.flaky or broken]
 
 
 def execution_report(target: Target, space: str, window_days: float, fmt: str) -> str:
