@@ -28,6 +28,7 @@ class Target:
     db_url: str
     share: str = "all"  # the watched project's privacy towards a team database
     messages: bool = True
+    reports: tuple[str, ...] = settings.DEFAULT_REPORTS  # the watched project's report globs
 
     @classmethod
     def resolve(
@@ -44,9 +45,10 @@ class Target:
         if db is None and watched is not None:
             db = conf.database_for(watched)
         url = config.database_url(db or conf.database, root)
+        reports = watched.reports if watched is not None else settings.DEFAULT_REPORTS
         if watched is not None and config.sqlite_path(url) is None:  # a team database
-            return cls(root, url, watched.share, watched.messages)
-        return cls(root, url)
+            return cls(root, url, watched.share, watched.messages, reports)
+        return cls(root, url, reports=reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ def _through_daemon(
         "share": options.share,
         "messages": options.messages,
         "execution_base": options.execution_base,
+        "reports": list(options.reports),
     }
     try:
         answers = control.request(message, timeout=None)
@@ -196,7 +199,13 @@ def record_pytest(
             return session.exit_code, []
         meta = {"source": SOURCE, "pytest_args": session.args}
         options = IngestOptions(
-            target.project_root, "local", None, meta, share=target.share, messages=target.messages
+            target.project_root,
+            "local",
+            None,
+            meta,
+            share=target.share,
+            messages=target.messages,
+            reports=target.reports,
         )
         events = list(ingest(target, [session.report], options, on_wait))
     # a collect-only session is not a run: nothing stored, nothing to say
@@ -354,19 +363,24 @@ def sync_github(
                     share=target.share,
                     messages=target.messages,
                     execution_base=sync.execution_base(run, artifact),
+                    reports=target.reports,
                 )
                 for event in ingest(target, [path], options, on_wait):
                     yield replace(event, name=event.name.replace(str(path), label))
 
 
-def flaky_tests(target: Target, space: str, options: Any) -> list[Any]:
-    """Flaky and broken tests, flaky first (`stats flaky`); options is a FlakyOptions."""
+def flaky_tests(target: Target, space: str, options: Any, broken: bool = False) -> list[Any]:
+    """Flaky tests (`stats flaky`), then with broken the broken ones; options: a FlakyOptions.
+
+    A broken test (failed in every run of the window) is not flaky (SPEC section 7): it is
+    listed only when asked for.
+    """
     from anvild import flaky
 
     project = _read(target)
     if project is None:
         return []
-    return flaky.detect(project, space, options)
+    return [v for v in flaky.detect(project, space, options) if v.flaky or broken]
 
 
 def execution_report(

@@ -37,7 +37,7 @@ from anvild.ingest import (
     submission,
 )
 from anvild.parsers.detect import parse_bytes, read_report
-from anvild.settings import Config, ProjectConfig
+from anvild.settings import DEFAULT_REPORTS, Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.owner import Owner
 from anvild.store.write import store_run
@@ -416,6 +416,7 @@ class Daemon:
             origin,
             share=project.share if team else "all",
             messages=project.messages or not team,
+            reports=project.reports,
         )
         try:
             sub = submission(run, digest, str(candidate.path), options)
@@ -584,6 +585,7 @@ class Daemon:
             share=request.get("share", "all"),
             messages=request.get("messages", True),
             execution_base=request.get("execution_base"),
+            reports=tuple(request.get("reports") or DEFAULT_REPORTS),
         )
         owner = self.owner(request["db_url"])
         for source in expand([Path(p) for p in request["paths"]]):

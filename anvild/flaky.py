@@ -244,8 +244,9 @@ def detect(
 
 
 def deselect_lines(verdicts: Iterable[Verdict]) -> list[str]:
-    """`--deselect NODEID` lines for the flaky tests, quoted for a shell, `xargs` or addopts."""
+    """`--deselect NODEID` lines for the tests given (flaky, and broken ones if listed), quoted
+    for a shell, `xargs` or addopts."""
     import shlex
 
-    ids = sorted({v.entity_id for v in verdicts if v.flaky})
+    ids = sorted({v.entity_id for v in verdicts if v.flaky or v.broken})
     return [f"--deselect {shlex.quote(entity_id)}" for entity_id in ids]

@@ -11,6 +11,14 @@ import re
 
 _PY_SUFFIX = re.compile(r"\.py$")
 _TEST_MODULE = re.compile(r"^(test_.*|.*_test|tests?)$")
+_DOTTED_MODULE = re.compile(r"^(?:[A-Za-z_]\w*\.)*(test_\w*|\w*_test|conftest)$")
+# Formats whose test ids are pytest's own node ids; a JUnit testcase's id is a guess.
+EXACT_ID_FORMATS = frozenset({"pytest-json-report", "reportlog"})
+
+
+def exact_node_ids(source_format: str) -> bool:
+    """Whether a report of this format names its tests by their real pytest node ids."""
+    return source_format in EXACT_ID_FORMATS
 
 
 def key_from_node_id(node_id: str) -> str:
@@ -36,9 +44,14 @@ def node_id_from_junit(classname: str | None, name: str, file: str | None) -> st
 
     With ``file=`` (xunit1) the module part of the class name is the file; without it, the
     module is the last dotted part that looks like a test module (``test_x``, ``x_test``).
-    Where neither tells, the test is named ``classname::name``.
+    Where neither tells, the test is named ``classname::name``. A module pytest could not
+    collect, or skipped whole, is ``classname="" name="tests.test_mod"``: ``tests/test_mod.py``.
     """
     if not classname:
+        if file and file.endswith(".py") and key_from_node_id(file) == name:
+            return file.replace("\\", "/")
+        if _DOTTED_MODULE.match(name):
+            return name.replace(".", "/") + ".py"
         return name
     parts = classname.split(".")
     if file and file.endswith(".py"):

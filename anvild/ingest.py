@@ -17,6 +17,7 @@ from anvild import provenance
 from anvild.errors import NotShared, OfRecordedSession, ReportError
 from anvild.parsers.detect import parse_bytes, read_report
 from anvild.records import ParsedRun
+from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Submission
 
 REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
@@ -64,6 +65,8 @@ class IngestOptions:
     # Name runs <base>, <base>.2, <base>.3, ... (the first free name) unless execution_id is set:
     # how a CI job's reports are named (anvild.ci).
     execution_base: str | None = None
+    # The project's report globs: files that never make its git tree dirty (provenance).
+    reports: tuple[str, ...] = DEFAULT_REPORTS
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -172,7 +175,7 @@ def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -
         project_root=str(root),
         project_name=options.project_name or root.name,
         provenance=provenance.collect(
-            root, _given_provenance(run, options), options.space, options.origin
+            root, _given_provenance(run, options), options.space, options.origin, options.reports
         ),
         space=options.space,
         report_path=name,

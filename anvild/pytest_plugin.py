@@ -61,13 +61,13 @@ def _configure(config: pytest.Config) -> None:
     if config.option.collectonly:
         return  # test discovery (an IDE listing tests) is not a run
     given = config.option.anvild_record
-    root = None if given else watched_root(config.rootpath)
-    session = Session(config, Path(given) if given else None, root)
+    project = watched_project(config.rootpath)
+    session = Session(config, Path(given) if given else None, project)
     config.pluginmanager.register(session, "anvild-session")
 
 
-def watched_root(rootdir: Path) -> Path | None:
-    """The root of the watched project that holds rootdir, if any."""
+def watched_project(rootdir: Path) -> Any:
+    """The watched project (a settings.ProjectConfig) that holds rootdir, if any."""
     from anvild import config as paths
     from anvild import settings
     from anvild.errors import AnvildError
@@ -76,9 +76,9 @@ def watched_root(rootdir: Path) -> Path | None:
         config = settings.load(paths.config_file(os.environ.get("ANVILD_CONFIG")))
     except AnvildError:
         return None  # a broken config is for `anvild doctor` to report, not a test session
-    roots = {root.resolve() for root in config.watched_roots()}
+    roots = {project.root.resolve(): project for project in config.projects}
     here = rootdir.resolve()
-    return next((p for p in (here, *here.parents) if p in roots), None)
+    return next((roots[p] for p in (here, *here.parents) if p in roots), None)
 
 
 def _reason(exc: BaseException) -> str:
@@ -106,12 +106,14 @@ def guarded(hook: _Hook) -> _Hook:
 class Session:
     """The plugin object of one session: its record, and its id in the user's reports."""
 
-    def __init__(self, config: pytest.Config, record: Path | None, root: Path | None) -> None:
+    def __init__(self, config: pytest.Config, record: Path | None, project: Any) -> None:
         import uuid
 
         self.config = config
         self.id = uuid.uuid4().hex
-        self.root = root
+        self.project = project  # the watched settings.ProjectConfig, or None
+        # the record goes to the watched project, unless `--anvild-record` says where
+        self.root: Path | None = None if record or project is None else project.root
         self.record_file = record
         self.record: Any = None  # anvild.recorder.Record once open
         self.metadata: dict[str, Any] = {}
@@ -159,8 +161,13 @@ class Session:
         import socket
 
         from anvild.provenance import detect_origin, git_state
+        from anvild.settings import DEFAULT_REPORTS
 
-        git = git_state(self.config.rootpath)
+        # The project's report files never make its tree dirty (their globs: from its root).
+        if self.project is None:
+            git = git_state(self.config.rootpath, DEFAULT_REPORTS)
+        else:
+            git = git_state(self.project.root, self.project.reports)
         self.metadata = {
             "session_id": self.id,
             "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),

@@ -87,7 +87,8 @@ class History:
 
     def flaky(self, space: str = "all", **options: float) -> dict[str, Verdict]:
         target = Target(Path(self.root), self.url)
-        found = api.flaky_tests(target, space, FlakyOptions(**options))  # type: ignore[arg-type]
+        # broken ones too: these tests read every verdict
+        found = api.flaky_tests(target, space, FlakyOptions(**options), broken=True)  # type: ignore[arg-type]
         return {verdict.entity_id: verdict for verdict in found}
 
 
@@ -188,7 +189,9 @@ def test_broken_is_reported_apart_and_never_flaky(history: History) -> None:
     assert row["broken"] is True and row["reasons"] == []
     assert (row["runs"], row["failed"], row["failure_rate"]) == (6, 6, 1.0)
     assert list(found) == ["t.py::flip", "t.py::broken"]  # flaky first, broken after
-    assert deselect_lines(found.values()) == ["--deselect t.py::flip"]
+    # the lines name the tests listed: broken ones only when asked for (`--broken`)
+    assert deselect_lines(v for v in found.values() if v.flaky) == ["--deselect t.py::flip"]
+    assert deselect_lines(found.values()) == ["--deselect t.py::broken", "--deselect t.py::flip"]
 
 
 def test_skips_never_count(history: History) -> None:
@@ -327,6 +330,12 @@ def test_command_json_table_and_deselect(cli_history: tuple[Path, History]) -> N
     proc = anvild("stats", "flaky", "--format", "json", "--threshold", "10%", cwd=project)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
+    assert [row["entity_id"] for row in rows] == ["tests/test_a.py::test_flip[1]"], "flaky only"
+    assert rows[0]["broken"] is False
+
+    proc = anvild("stats", "flaky", "--format", "json", "--broken", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
     assert [row["entity_id"] for row in rows] == [
         "tests/test_a.py::test_flip[1]",
         "tests/test_a.py::test_broken",
@@ -347,12 +356,21 @@ def test_command_json_table_and_deselect(cli_history: tuple[Path, History]) -> N
 
     proc = anvild("stats", "flaky", "--format", "deselect", cwd=project)
     assert proc.stdout == "--deselect 'tests/test_a.py::test_flip[1]'\n"
+    proc = anvild("stats", "flaky", "--format", "deselect", "--broken", cwd=project)
+    assert proc.stdout.splitlines() == [
+        "--deselect tests/test_a.py::test_broken",
+        "--deselect 'tests/test_a.py::test_flip[1]'",
+    ]
 
     proc = anvild("stats", "flaky", "--space", "local", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert "Flaky tests" in proc.stdout and "flip rate" in proc.stdout
-    assert "Broken tests" in proc.stdout and "test_broken" in proc.stdout
+    assert "Broken tests" not in proc.stdout and "test_broken" not in proc.stdout
     assert "test_ok" not in proc.stdout
+    proc = anvild("stats", "flaky", "--space", "local", "--broken", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "Flaky tests" in proc.stdout
+    assert "Broken tests" in proc.stdout and "test_broken" in proc.stdout
 
     proc = anvild("stats", "flaky", "--threshold", "lots", cwd=project)
     assert proc.returncode == 2 and "--threshold" in proc.stderr

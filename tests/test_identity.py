@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anvild.identity import key_from_junit, key_from_node_id, node_id_from_junit
+from anvild.identity import exact_node_ids, key_from_junit, key_from_node_id, node_id_from_junit
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,25 @@ def test_non_python_junit_keeps_its_names() -> None:
         == "com.example.FooSuite::adds numbers"
     )
     assert key_from_junit(None, "lonely") == "lonely"
+
+
+@pytest.mark.parametrize("file", [None, "tests/test_mod.py"])
+def test_a_module_pytest_could_not_collect_or_skipped_is_named_by_its_file(
+    file: str | None,
+) -> None:
+    # pytest's JUnit: classname="" name="tests.test_mod" for a collection error or a
+    # module-level skip (importorskip, skip(allow_module_level=True))
+    assert node_id_from_junit("", "tests.test_mod", file) == "tests/test_mod.py"
+    assert key_from_node_id("tests/test_mod.py") == key_from_junit("", "tests.test_mod")
+    assert node_id_from_junit(None, "pkg.conftest", None) == "pkg/conftest.py"
+
+
+def test_a_name_alone_that_is_no_module_stays_as_it_is() -> None:
+    assert node_id_from_junit("", "renders the page", None) == "renders the page"
+    assert node_id_from_junit("", "lonely", None) == "lonely"
+    assert node_id_from_junit("", "com.example.Thing", None) == "com.example.Thing"
+
+
+def test_only_pytest_reports_name_tests_by_their_real_node_ids() -> None:
+    assert exact_node_ids("pytest-json-report") and exact_node_ids("reportlog")
+    assert not exact_node_ids("junit")

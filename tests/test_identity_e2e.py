@@ -12,6 +12,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_pytest, write_project
 from tests.test_ci import GITHUB, anvild, clean_env
 
@@ -66,10 +68,9 @@ EXPECTED = {
 }
 
 
-def stats(project: Path, space: str) -> dict[str, dict]:
-    proc = anvild(
-        "stats", "show", "--space", space, "--format", "json", cwd=project, env=clean_env()
-    )
+def stats(project: Path, space: str, database: dict[str, str] | None = None) -> dict[str, dict]:
+    env = clean_env(**(database or {}))
+    proc = anvild("stats", "show", "--space", space, "--format", "json", cwd=project, env=env)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     ids = [row["entity_id"] for row in rows]
@@ -117,3 +118,71 @@ def test_one_identity_for_json_report_xunit2_and_xunit1(tmp_path: Path) -> None:
     with sqlite3.connect(project / ".anvil" / "history.db") as conn:
         assert conn.execute("SELECT count(*) FROM test").fetchone()[0] == len(EXPECTED)
         assert conn.execute("SELECT count(*) FROM execution").fetchone()[0] == 3
+
+
+# A file in a directory whose name has a dot: its JUnit class name cannot tell the dot from a
+# package separator, so CI first knows it by a path that does not exist.
+DOTDIR = {
+    "pytest.ini": "[pytest]\n",
+    "toolz/tests/data.v2/test_dotdir.py": """
+        import os
+
+        def test_flaky():
+            assert os.environ.get("FAIL") != "1"
+    """,
+    "tests/test_err.py": "import module_that_does_not_exist  # noqa: F401\n",
+    "tests/test_skipmod.py": """
+        import pytest
+        pytest.importorskip("module_that_does_not_exist")
+
+        def test_never():
+            pass
+    """,
+}
+REAL = "toolz/tests/data.v2/test_dotdir.py::test_flaky"
+GUESS = "toolz/tests/data/v2/test_dotdir.py::test_flaky"
+KEEP_GOING = ("--continue-on-collection-errors",)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment that points anvild at an SQLite file or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {"ANVILD_DB": str(tmp_path / "history.db")}
+    return {"ANVILD_DB": request.getfixturevalue("pg_url")}
+
+
+def test_a_local_run_gives_a_ci_test_its_real_node_id(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    project = write_project(tmp_path / "suite", DOTDIR)
+    for name, fail in (("ci-pass.xml", "0"), ("ci-fail.xml", "1"), ("ci-late.xml", "1")):
+        proc = run_pytest(project, "-q", *KEEP_GOING, f"--junitxml={name}", env={"FAIL": fail})
+        assert proc.returncode in (1, 2), proc.stdout + proc.stderr  # the collection error
+    assert 'classname="toolz.tests.data.v2.test_dotdir"' in (project / "ci-pass.xml").read_text()
+    proc = run_pytest(project, "-q", *KEEP_GOING, "--json-report", "--json-report-file=local.json")
+    assert (project / "local.json").exists(), proc.stdout + proc.stderr
+
+    ci_env = clean_env(**GITHUB, **database)
+    for name in ("ci-pass.xml", "ci-fail.xml"):
+        proc = anvild("ingest", "--space", "ci", name, cwd=project, env=ci_env)
+        assert proc.returncode == 0, proc.stderr
+    before = set(stats(project, "ci", database))
+    assert GUESS in before, "CI alone can only guess"
+    assert {"tests/test_err.py", "tests/test_skipmod.py"} <= before, "modules named as files"
+
+    local = anvild("ingest", "local.json", cwd=project, env=clean_env(**database))
+    assert local.returncode == 0, local.stderr
+    # a JUnit report after the local run keeps the real node id
+    late = anvild("ingest", "--space", "ci", "ci-late.xml", cwd=project, env=ci_env)
+    assert late.returncode == 0, late.stderr
+
+    merged = stats(project, "all", database)
+    assert REAL in merged and GUESS not in merged
+    assert merged[REAL]["total_runs"] == 4
+    assert merged["tests/test_err.py"]["errors"] == 4, "one test: CI's and the local error"
+    assert merged["tests/test_skipmod.py"]["skipped"] == 3
+    deselect = anvild(
+        "stats", "flaky", "--format", "deselect", cwd=project, env=clean_env(**database)
+    )
+    assert deselect.stdout.splitlines() == [f"--deselect {REAL}"], deselect.stderr

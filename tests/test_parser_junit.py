@@ -161,11 +161,10 @@ def test_pytest_junit_report(sample_reports: dict[str, object]) -> None:
         # pytest's JUnit writer records a non-strict xpass as a plain pass: the XPASSED is lost
         # before anvild sees the file.
         assert result.status == (PASSED if status == XPASSED else status), node_id
-        if node_id != "tests/test_broken_import.py":
-            assert result.node_id == node_id
-    # A collection error has an empty classname and the module's dotted name as name=, so the
-    # key is the module's; only the key, not the .py path, can be recovered.
-    assert final["tests.test_broken_import"].node_id == "tests.test_broken_import"
+        assert result.node_id == node_id
+    # A collection error has an empty classname and the module's dotted name as name=: it is
+    # named by the module's file, as the local run names it.
+    assert final["tests.test_broken_import"].node_id == "tests/test_broken_import.py"
 
     def final_of(node_id: str) -> TestResult:
         return final[key_from_node_id(node_id)]
@@ -361,7 +360,7 @@ def test_nested_suites_and_identity() -> None:
     )
     assert [(r.node_id, r.key, r.status) for r in run.results] == [
         ("tests/test_a.py::TestX::test_y[1]", "tests.test_a.TestX::test_y[1]", PASSED),
-        ("tests.test_broken", "tests.test_broken", ERROR),
+        ("tests/test_broken.py", "tests.test_broken", ERROR),
         ("only name", "only name", PASSED),
         ("only.classname", "only.classname", PASSED),
     ]

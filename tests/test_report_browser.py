@@ -226,7 +226,7 @@ def test_comparison_report_renders(reports: dict[str, Path], tmp_path: Path) -> 
     dom = Dom(proc.stdout)
     assert dom.title == "Local vs CI: shop"
     assert dom.classes("svg", "scatter") == 1 and dom.classes("circle", "point") > 5
-    assert dom.classes("svg", "categories") == 8
+    assert dom.classes("svg", "categories") == 10  # one bar per category
     assert dom.count("table", **{"class": "comparison", "data_category": "slower_in_ci"}) == 1
     assert "tests/test_db.py::test_bulk_import" in dom.cells
     assert EVIL in dom.cells and dom.count("script") == 0

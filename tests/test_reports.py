@@ -43,8 +43,8 @@ CATEGORY_OF = {
     T + "test_flaky_local": "flaky_local",
     "tests/test_b.py::test_local_only": "only_local",
     "tests/test_b.py::test_ci_only": "only_ci",
-    "tests/test_b.py::test_skipped": "consistent",
-    "tests/test_b.py::test_xfail": "consistent",
+    "tests/test_b.py::test_skipped": "not_executed",
+    "tests/test_b.py::test_xfail": "not_executed",
     EVIL: "consistent",
 }
 
@@ -309,23 +309,36 @@ def test_comparison_json_categories(known: Target) -> None:
     assert data["categories"] == {
         "fails_only_in_ci": 1,
         "fails_only_locally": 1,
+        "broken": 0,
         "flaky_local": 1,
         "flaky_ci": 1,
         "slower_in_ci": 1,
         "only_local": 1,
         "only_ci": 1,
-        "consistent": 4,
+        "not_executed": 2,
+        "consistent": 2,
     }
     rows = {row["entity_id"]: row for row in data["tests"]}
     slow = rows[T + "test_slow"]
-    assert slow["local"] == {"runs": 6, "failure_rate": 0.0, "avg_duration": pytest.approx(0.3)}
-    assert slow["ci"] == {"runs": 6, "failure_rate": 0.0, "avg_duration": pytest.approx(1.5)}
+    assert slow["local"] == {
+        "runs": 6,
+        "executed": 6,
+        "failure_rate": 0.0,
+        "avg_duration": pytest.approx(0.3),
+    }
+    assert slow["ci"] == {
+        "runs": 6,
+        "executed": 6,
+        "failure_rate": 0.0,
+        "avg_duration": pytest.approx(1.5),
+    }
     assert rows[T + "test_ci_only_fail"]["ci"]["failure_rate"] == 1.0
     assert rows[T + "test_flaky_ci"]["ci"]["failure_rate"] == 0.5
     assert rows["tests/test_b.py::test_local_only"]["ci"] is None
     assert rows["tests/test_b.py::test_ci_only"]["local"] is None
     assert rows["tests/test_b.py::test_skipped"]["local"] == {
         "runs": 6,
+        "executed": 0,
         "failure_rate": 0.0,
         "avg_duration": None,
     }
@@ -337,14 +350,49 @@ def test_comparison_json_categories(known: Target) -> None:
 def test_comparison_markdown_and_html(known: Target) -> None:
     md = api.comparison_report(known, 30, "md", at_now)
     assert md.startswith("# Local vs CI: proj\n")
-    assert "| Fails only in CI | 1 |" in md and "| Consistent | 4 |" in md
+    assert "| Fails only in CI | 1 |" in md and "| Consistent | 2 |" in md
+    assert "## Never executed (only skipped or xfailed) (2)" in md
     assert "## Much slower in CI (2x or more) (1)" in md
     assert "| tests/test\\_a.py::test\\_slow | 6 | 0.0% | 300 ms | 6 | 0.0% | 1.50 s |" in md
     assert EVIL_MD in md and "<script>" not in md
     html = api.comparison_report(known, 30, "html", at_now)
     assert "<script" not in html and EVIL_HTML in html
     assert '<h2 id="fails_only_in_ci">' in html
-    assert html.count('<svg class="chart categories"') == 8
+    assert html.count('<svg class="chart categories"') == 10
+    assert '<h2 id="not_executed">' in html
+
+
+def test_broken_and_never_executed_tests_are_not_consistent(
+    project: tuple[Path, History],
+) -> None:
+    root, history = project
+    for k in range(3):
+        for space in ("local", "ci"):
+            results: dict[str, Any] = {
+                "tests/test_c.py::test_broken": E if k == 0 else F,
+                "tests/test_c.py::test_ok": P,
+                "tests/test_c.py::test_skipped": S if k else X,
+                # runs here, skipped there: the skip is not "never executed"
+                "tests/test_c.py::test_skipped_in_ci": S if space == "ci" else P,
+            }
+            at = day_start(3 - k) + (3600 if space == "ci" else 0)
+            history.run(results, commit=f"c{k}", space=space, at=at)
+    target = Target(root, history.url)
+    data = comparison_json(target)
+    assert {row["entity_id"]: row["category"] for row in data["tests"]} == {
+        "tests/test_c.py::test_broken": "broken",
+        "tests/test_c.py::test_ok": "consistent",
+        "tests/test_c.py::test_skipped": "not_executed",
+        "tests/test_c.py::test_skipped_in_ci": "consistent",
+    }
+    assert data["categories"]["broken"] == 1 and data["categories"]["not_executed"] == 1
+    md = api.comparison_report(target, 30, "md")
+    assert "## Broken (fails in every run, locally and in CI) (1)" in md
+    assert "| Never executed (only skipped or xfailed) | 1 |" in md
+    html = api.comparison_report(target, 30, "html")
+    assert (
+        '<h2 id="broken">' in html and '<table class="comparison" data-category="broken">' in html
+    )
 
 
 # --- Markdown size and escaping ---
@@ -467,7 +515,7 @@ def test_comparison_on_real_pytest_runs(tmp_path: Path) -> None:
         "tests/test_env.py::test_not_in_ci": "fails_only_in_ci",
         "tests/test_env.py::TestGroup::test_param[1]": "consistent",
         "tests/test_env.py::TestGroup::test_param[2]": "consistent",
-        "tests/test_env.py::test_skipped": "consistent",
+        "tests/test_env.py::test_skipped": "not_executed",
     }
 
 

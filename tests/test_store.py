@@ -87,6 +87,22 @@ def test_a_report_is_stored_once(owner: Owner) -> None:
     assert rows(owner, "SELECT total_runs FROM entity_statistics") == [(1,), (1,)]
 
 
+def test_a_junit_guess_never_replaces_a_real_node_id(owner: Owner) -> None:
+    from dataclasses import replace
+
+    from anvild.identity import key_from_junit, node_id_from_junit
+
+    real = "tests/test_x.yaml::item"  # a non-Python item, as pytest names it
+    owner.run(lambda db: store_run(db, submission([result(real, PASSED)], "real", 1000.0)))
+    guess = node_id_from_junit("tests.test_x.yaml", "item", None)
+    assert guess != real and key_from_junit("tests.test_x.yaml", "item") == key_from_node_id(real)
+    ci = TestResult(guess, key_from_node_id(real), FAILED)
+    sub = submission([ci], "ci", 2000.0, space="ci")
+    sub = replace(sub, run=replace(sub.run, source_format="junit"))
+    owner.run(lambda db: store_run(db, sub))
+    assert rows(owner, "SELECT entity_id, file FROM test") == [(real, None)]
+
+
 def test_execution_ids_follow_the_seed_and_stay_unique(owner: Owner) -> None:
     at = 1_790_000_000.0
     stamp = datetime.fromtimestamp(at).strftime("%Y%m%d-%H%M%S")  # local time, as the seed

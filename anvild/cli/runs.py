@@ -67,6 +67,7 @@ def ingest(
         metadata,
         share=target.share,
         messages=target.messages,
+        reports=target.reports,
     )
     if space == "ci":  # the CI job's facts: run, job, URL, commit, branch (anvild.ci)
         import os

@@ -134,6 +134,11 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
     help="json: one array on stdout; deselect: `--deselect NODEID` lines for pytest.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option(
+    "--broken",
+    is_flag=True,
+    help="Also list broken tests (failed in every run of the window), marked broken.",
+)
 @pass_context
 def stats_flaky(
     obj: Context,
@@ -143,13 +148,15 @@ def stats_flaky(
     space: str,
     fmt: str,
     as_json: bool,
+    broken: bool,
 ) -> None:
-    """Flaky tests, with the rules that flagged each; broken tests are listed apart."""
+    """Flaky tests, with the rules that flagged each; with --broken, broken tests apart."""
     from anvild import api, output
     from anvild.flaky import FlakyOptions, deselect_lines
     from anvild.report.labels import reasons
 
-    found = api.flaky_tests(obj.target(), space, FlakyOptions(threshold, window, min_runs))
+    options = FlakyOptions(threshold, window, min_runs)
+    found = api.flaky_tests(obj.target(), space, options, broken)
     if fmt == "json" or as_json:
         output.emit_json([verdict.as_row() for verdict in found])
         return

@@ -29,11 +29,13 @@ SLOWEST = 20
 CATEGORIES = (
     "fails_only_in_ci",
     "fails_only_locally",
+    "broken",
     "flaky_local",
     "flaky_ci",
     "slower_in_ci",
     "only_local",
     "only_ci",
+    "not_executed",
     "consistent",
 )
 SLOWER_FACTOR = 2.0
@@ -248,6 +250,7 @@ def _side(row: dict[str, Any] | None) -> dict[str, Any] | None:
     executed = row["passed"] + row["failed"] + row["errors"]
     return {
         "runs": row["runs"],
+        "executed": executed,  # runs not skipped or xfailed
         "failure_rate": (row["failed"] + row["errors"]) / executed if executed else 0.0,
         "avg_duration": _avg(row),
     }
@@ -261,14 +264,19 @@ def category(
 ) -> str:
     """Where a test stands between local and CI runs (SPEC section 8).
 
-    A test seen in one space is `flaky_<space>` or `only_<space>`. Seen in both: failing in
-    one space only (and not flaky there), then flaky in CI, flaky locally, much slower in CI
-    (at least twice as slow and 100 ms slower), else consistent.
+    A test seen in one space is `flaky_<space>` or `only_<space>`. Seen in both: never
+    executed (only skipped or xfailed) in either, failing in every executed run of both
+    (broken), failing in one space only (and not flaky there), then flaky in CI, flaky
+    locally, much slower in CI (at least twice as slow and 100 ms slower), else consistent.
     """
     if local is None or ci is None:
         if ci is not None:
             return "flaky_ci" if flaky_ci else "only_ci"
         return "flaky_local" if flaky_local else "only_local"
+    if not local["executed"] and not ci["executed"]:
+        return "not_executed"
+    if local["failure_rate"] == 1.0 and ci["failure_rate"] == 1.0:  # executed, never passed
+        return "broken"
     fails_ci, fails_local = ci["failure_rate"] > 0, local["failure_rate"] > 0
     if fails_ci and not fails_local and not flaky_ci:
         return "fails_only_in_ci"

@@ -5,11 +5,13 @@ from __future__ import annotations
 CATEGORY_TITLES = {
     "fails_only_in_ci": "Fails only in CI",
     "fails_only_locally": "Fails only locally",
+    "broken": "Broken (fails in every run, locally and in CI)",
     "flaky_local": "Flaky locally",
     "flaky_ci": "Flaky in CI",
     "slower_in_ci": "Much slower in CI (2x or more)",
     "only_local": "Seen only locally",
     "only_ci": "Seen only in CI",
+    "not_executed": "Never executed (only skipped or xfailed)",
     "consistent": "Consistent",
 }
 REASON_TITLES = {

@@ -12,6 +12,7 @@ from typing import Any
 from peewee import Database, IntegrityError, OperationalError
 
 from anvild.errors import DatabaseError
+from anvild.identity import exact_node_ids
 from anvild.provenance import Provenance
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
 from anvild.store import backend, order
@@ -162,8 +163,14 @@ def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[i
     return found
 
 
-def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> dict[str, int]:
-    """Ids of the run's tests by key, creating the ones not seen before (set-based)."""
+def _test_ids(
+    db: Database, project_id: int, results: Iterable[TestResult], exact: bool
+) -> dict[str, int]:
+    """Ids of the run's tests by key, creating the ones not seen before (set-based).
+
+    exact: the results carry real pytest node ids (not guessed from JUnit names); a stored
+    test then takes its real node id and file.
+    """
     wanted: dict[str, TestResult] = {}
     for result in results:
         wanted.setdefault(result.key, result)
@@ -174,15 +181,15 @@ def _test_ids(db: Database, project_id: int, results: Iterable[TestResult]) -> d
         rows = [(project_id, r.node_id, r.file, r.key) for r in missing]
         backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
         known.update(_lookup(db, project_id, [r.key for r in missing]))
-    # A test first seen in JUnit gets its pytest node id once a pytest report names it.
-    upgrades = [
-        (wanted[key].node_id, wanted[key].file, test_id)
-        for key, (test_id, entity_id) in known.items()
-        if ".py::" in wanted[key].node_id
-        and ".py::" not in entity_id
-        and wanted[key].node_id != entity_id
-    ]
-    backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
+    # A test first seen in JUnit has a guessed node id (`data/v2/test_x.py` for the file
+    # `data.v2/test_x.py`); a pytest report names it for real. A guess never replaces an id.
+    if exact:
+        upgrades = [
+            (wanted[key].node_id, wanted[key].file, test_id)
+            for key, (test_id, entity_id) in sorted(known.items(), key=lambda item: item[1][0])
+            if wanted[key].node_id != entity_id
+        ]
+        backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
     return {key: test_id for key, (test_id, _) in known.items()}
 
 
@@ -352,7 +359,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             metadata=json.dumps(metadata, default=str),
             session_id=run.session_id,
         )
-        test_ids = _test_ids(db, project.id, run.results)
+        test_ids = _test_ids(db, project.id, run.results, exact_node_ids(run.source_format))
         history = [
             # timestamp NULL: the run's start (per-test times are not known); 8 bytes a row less
             (execution.id, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
