@@ -307,10 +307,11 @@ def _status(outcome: Element) -> str:
 
 
 def _joined(first: str | None, then: str | None, separator: str) -> str | None:
-    """Two texts of one result, either possibly absent, in one."""
-    if first and then:
+    """Two texts of one result, either possibly absent, in one; a text already there once
+    (each rerun attempt of a subtests test writes the same failures again) is not repeated."""
+    if first and then and first not in then and then not in first:
         return f"{first}{separator}{then}"
-    return first or then
+    return (first if then is None or then in first else then) if first else then
 
 
 def _message(outcome: Element | None) -> str | None:
