@@ -29,7 +29,14 @@ from anvild.records import (
     ParsedRun,
     TestResult,
 )
-from tests.conftest import CORPUS, SAMPLE_EXPECTED, SAMPLE_TESTS, run_pytest, write_project
+from tests.conftest import (
+    CORPUS,
+    SAMPLE_EXPECTED,
+    SAMPLE_TESTS,
+    anvild,
+    run_pytest,
+    write_project,
+)
 
 JUNIT_CORPUS = CORPUS / "junit"
 CORPUS_FILES = sorted(JUNIT_CORPUS.rglob("*.xml"))
@@ -812,6 +819,9 @@ def test_pytest_reruns_are_one_result(session: PytestSession) -> None:
         assert session.xml.count('name="test_always_fails"') == 3
         assert session.xml.count('name="test_fails_once"') == 2
     assert not [r for r in session.run.results if r.status == RERUN]
+    for name in ("test_always_fails", "test_fails_once"):
+        # one row each in the history, not a PASSED attempt per bare testcase
+        assert len(by_key(session.run, f"test_reruns::{name}")) == 1
 
 
 def test_pytest_module_skips_and_collection_errors(session: PytestSession) -> None:
@@ -829,3 +839,77 @@ def test_pytest_module_skips_and_collection_errors(session: PytestSession) -> No
     assert final["test_broken"].message == "collection failure"
     broken = final["test_broken"].traceback
     assert broken is not None and "module_that_does_not_exist" in broken
+
+
+def test_pytest_run_facts_from_its_suite(outcome_project: Path) -> None:
+    # pytest 9 writes the session's start as an aware local time (isoformat of astimezone())
+    # and its duration as the suite's time=; a machine far from UTC shows the offset is read.
+    before = time.time()
+    proc = run_pytest(
+        outcome_project,
+        "-q",
+        "--continue-on-collection-errors",
+        "--junitxml=tz.xml",
+        env={"TZ": "Asia/Kolkata", "MARKERS": str(outcome_project)},
+    )
+    after = time.time()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = (outcome_project / "tz.xml").read_bytes()
+    suite = re.search(rb'<testsuite [^>]*time="([0-9.]+)" timestamp="([^"]+)"', data)
+    assert suite is not None and suite[2].endswith(b"+05:30"), data[:300]
+    run = parse_junit(outcome_project / "tz.xml", data)
+    assert run.started_at is not None and run.finished_at is not None
+    assert before <= run.started_at <= run.finished_at <= after
+    assert run.duration == float(suite[1])
+    assert run.finished_at - run.started_at == pytest.approx(run.duration)
+
+
+def test_parallel_suites_last_as_long_as_their_span() -> None:
+    # Suites that ran side by side (one per worker or per package, as gotestsum and Bazel
+    # write them): from the earliest start to the latest end, not the sum of their times.
+    run = parse(
+        """<testsuites>
+          <testsuite name="a" timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite name="b" timestamp="2024-05-01T10:00:02+00:00" time="5"/>
+          <testsuite name="c" timestamp="2024-05-01T12:00:01+02:00" time="12.5"/>
+        </testsuites>"""
+    )
+    assert run.duration == 13.5
+    assert run.started_at == 1714557600.0
+    assert run.finished_at == 1714557600.0 + 13.5
+    # One suite that does not say when it started: they are taken to have run in sequence.
+    unplaced = parse(
+        """<testsuites>
+          <testsuite name="a" timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite name="b" time="5"/>
+          <testsuite name="no time" timestamp="2024-05-01T10:00:00+00:00"/>
+        </testsuites>"""
+    )
+    assert unplaced.duration == 15.0
+    # The root's own time is the tool's word for the whole run (jest writes it).
+    rooted = parse(
+        """<testsuites time="11">
+          <testsuite timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+        </testsuites>"""
+    )
+    assert rooted.duration == 11.0
+
+
+def test_run_of_module_skips_only_is_stored(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path,
+        {
+            "test_import_skip.py": OUTCOME_TESTS["test_import_skip.py"],
+            "test_module_skip.py": OUTCOME_TESTS["test_module_skip.py"],
+        },
+    )
+    proc = run_pytest(project, "-q", "--junitxml=junit.xml")
+    # pytest's "no tests ran" (exit 5): no test function ran, but two modules were skipped,
+    # which a user looking for their run wants to see
+    assert proc.returncode == 5 and pytest_summary(proc.stdout) == {SKIPPED: 2}, proc.stdout
+    stored = anvild("ingest", "junit.xml", cwd=project)
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    (run,) = json.loads(anvild("history", "--json", cwd=project).stdout)
+    assert run["source"] == "junit"
+    assert run["counts"]["skipped"] == 2 and sum(run["counts"].values()) == 2

@@ -244,10 +244,12 @@ class _Reading:
         timed = [(start, time) for start, time in self.suites if time is not None]
         if not timed:
             return None
-        placed = [(start, start + time) for start, time in timed if start is not None]
+        placed = [(start, time) for start, time in timed if start is not None]
         if len(placed) < len(timed):
             return seconds(sum(time for _, time in timed))
-        return seconds(max(end for _, end in placed) - min(start for start, _ in placed))
+        first = min(start for start, _ in placed)
+        # offsets from the first start: one suite's span is its time exactly, not an epoch sum
+        return seconds(max(start - first + time for start, time in placed))
 
 
 def _read_testcase(case: Element, tests: dict[str, _Verdict]) -> None:
