@@ -123,7 +123,7 @@ def _undeclared_non_utf8(data: bytes) -> bool:
 
 @dataclass(slots=True)
 class _Verdict:
-    """One test's result in the run so far, merged from each of its outcome elements."""
+    """One test's result in the run so far, merged from all its testcase and outcome elements."""
 
     node_id: str
     file: str | None
