@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,7 +29,14 @@ from anvild.records import (
     ParsedRun,
     TestResult,
 )
-from tests.conftest import CORPUS, SAMPLE_EXPECTED, SAMPLE_TESTS, run_pytest, write_project
+from tests.conftest import (
+    CORPUS,
+    SAMPLE_EXPECTED,
+    SAMPLE_TESTS,
+    anvild,
+    run_pytest,
+    write_project,
+)
 
 JUNIT_CORPUS = CORPUS / "junit"
 CORPUS_FILES = sorted(JUNIT_CORPUS.rglob("*.xml"))
@@ -45,6 +57,10 @@ DIFFERENT_ON_PURPOSE = {
     # Suite counters (tests="6" failures="1" skipped="2") without one testcase element: the
     # action falls back to the counters; anvild records testcases, never invented ones.
     "no-cases-but-tests.xml": dict.fromkeys(STAT_KEYS, 0),
+    # `runs` counts testcase elements: 109, eight titles written twice (mocha allows two tests
+    # of one title in one describe). A repeated testcase is one test to anvild (one key, one
+    # identity across runs): one result, the most severe of its testcases, so runs == tests.
+    "mocha/latex-utensils.xml": {"runs": 101},
 }
 # Other readings that agree only because of a choice worth naming:
 # - junit.multiresult.xml holds testcases with several outcome elements; both tools take the
@@ -66,7 +82,8 @@ def stats(run: ParsedRun) -> dict[str, int]:
         "tests_skip": status[SKIPPED] + status[XFAILED],
         "tests_fail": status[FAILED],
         "tests_error": status[ERROR],
-        # Each testcase element gives exactly one final attempt; RERUN rows are extra attempts.
+        # One final result per test, however many testcase elements it has; RERUN rows (only
+        # from rerun elements) are extra attempts, not runs.
         "runs": sum(result.status != RERUN for result in run.results),
     }
 
@@ -127,16 +144,18 @@ def test_corpus_multiresult_takes_the_worst_outcome() -> None:
         "test class::test that is skipped": SKIPPED,
         "test class::test that succeeds": PASSED,
     }
-    assert final["test class::test that errors"].message == "test teardown failure"
-    assert final["test class::test that errors"].traceback == "stdout"
+    # The error's text first (it is why the status is ERROR), then the failure's; the skip's none.
+    errors = final["test class::test that errors"]
+    assert errors.message == "test teardown failure\ntest failure"
+    assert errors.traceback == "stdout\n\nAssertion failed"
 
 
-def test_corpus_repeated_testcases_are_attempts() -> None:
+def test_corpus_repeated_testcases_are_one_result() -> None:
     path = JUNIT_CORPUS / "mocha" / "latex-utensils.xml"
     run = parse_junit(path, path.read_bytes())
-    attempts = by_key(run, "bibtexParser::parse entry with command")
-    assert [(r.status, r.attempt) for r in attempts] == [(PASSED, 0), (PASSED, 1)]
-    assert [r.duration for r in attempts] == [0.0, 0.001]
+    results = by_key(run, "bibtexParser::parse entry with command")
+    assert [(r.status, r.attempt, r.duration) for r in results] == [(PASSED, 0, 0.001)]
+    assert len(run.results) == len(run.final_results()) == 101
 
 
 def test_corpus_run_facts() -> None:
@@ -317,7 +336,7 @@ def test_surefire_reruns_come_before_the_final_attempt() -> None:
     assert run.duration == 1.5
 
 
-def test_repeated_testcase_is_one_test_with_attempts() -> None:
+def test_repeated_testcase_is_one_result_with_the_worst_outcome() -> None:
     run = parse(
         """<testsuites>
           <testsuite name="first" time="1"><testcase classname="m" name="t" time="1"/></testsuite>
@@ -330,14 +349,14 @@ def test_repeated_testcase_is_one_test_with_attempts() -> None:
           </testsuite>
         </testsuites>"""
     )
-    attempts = by_key(run, "m::t")
-    assert [(r.status, r.attempt, r.duration) for r in attempts] == [
-        (PASSED, 0, 1.0),
-        (FAILED, 1, 2.0),
-        (PASSED, 2, 3.0),
+    # Not three attempts: pytest-rerunfailures writes a failed attempt as a bare testcase, and
+    # pytest a teardown error after a failed call as a second one. A later pass does not hide
+    # the failure; the times add up (pytest splits one test's time over its testcases).
+    results = by_key(run, "m::t")
+    assert [(r.status, r.attempt, r.duration, r.message) for r in results] == [
+        (FAILED, 0, 6.0, "boom")
     ]
-    # A later pass does not hide the failure in the same run.
-    assert run.final_results()["m::t"].status == FAILED
+    assert [r.key for r in run.results] == ["m::t", "m::other"]
     # No time on the root: the sum of the suites' readable times.
     assert run.duration == 3.5
 
@@ -398,7 +417,7 @@ second line</skipped></testcase>
     assert final["xfail"].message == "known bug"
     assert final["skip"].message == "first line of the reason"
     assert final["skip"].traceback is not None and "second line" in final["skip"].traceback
-    assert final["teardown"].message == "teardown"
+    assert final["teardown"].message == "teardown\ncall"
     assert final["long"].message == "x" * MESSAGE_LIMIT
     assert final["bare"].message is None and final["bare"].traceback is None
 
@@ -479,7 +498,7 @@ def test_deep_nesting_does_not_recurse() -> None:
 
 
 def test_large_report_parses_in_linear_time() -> None:
-    # Many testcases, half repeating one key: attempts are counted, never searched for.
+    # Many testcases, half repeating one key: each merges into its test, never searched for.
     cases = "".join(
         f'<testcase classname="m" name="t{n if n % 2 else 0}" time="0.001"/>' for n in range(40_000)
     )
@@ -487,5 +506,409 @@ def test_large_report_parses_in_linear_time() -> None:
     started = time.perf_counter()
     run = parse(data)
     assert time.perf_counter() - started < 5
-    assert len(run.results) == 40_000
-    assert max(r.attempt for r in by_key(run, "m::t0")) == 19_999
+    assert len(run.results) == 20_001
+    (t0,) = by_key(run, "m::t0")
+    assert t0.attempt == 0 and t0.duration == pytest.approx(20.0)
+
+
+# --- What pytest 9 itself writes, counted as pytest counts it ------------------------------
+
+# One project with every case that gives a test more than one outcome or testcase element in
+# pytest's JUnit, or no test function at all. Each module is one row of issue 11.
+OUTCOME_TESTS = {
+    "test_subtests.py": """
+        import unittest
+
+        def test_subtests_fail(subtests):
+            for i in range(4):
+                with subtests.test(msg="check", i=i):
+                    assert i % 2 == 0, f"odd {i}"
+
+        def test_subtests_pass(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    pass
+
+        class TestUnit(unittest.TestCase):
+            def test_subtest_fail(self):
+                for i in range(3):
+                    with self.subTest(i=i):
+                        self.assertEqual(i, 0)
+
+            def test_subtest_pass(self):
+                for i in range(2):
+                    with self.subTest(i=i):
+                        pass
+    """,
+    "test_teardown.py": """
+        import pytest
+
+        @pytest.fixture
+        def bad_teardown():
+            yield
+            raise RuntimeError("teardown boom")
+
+        def test_fail_and_teardown(bad_teardown):
+            assert False, "call failed"
+
+        def test_pass_and_teardown(bad_teardown):
+            pass
+    """,
+    "test_reruns.py": """
+        import os
+        import pytest
+        from pathlib import Path
+
+        def test_passes():
+            pass
+
+        def test_fails_once(tmp_path_factory):
+            # a marker file outlives the attempt (and the xdist worker's memory)
+            marker = Path(os.environ["MARKERS"]) / "fails_once"
+            first = not marker.exists()
+            marker.touch()
+            assert not first, "first attempt fails"
+
+        def test_always_fails():
+            assert False, "always"
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped():
+            pass
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_xfails():
+            assert False
+    """,
+    "test_import_skip.py": """
+        import pytest
+        pytest.importorskip("nonexistent")
+
+        def test_never_runs():
+            pass
+    """,
+    "test_module_skip.py": """
+        import pytest
+        pytest.skip("module skipped on purpose", allow_module_level=True)
+
+        def test_never_runs():
+            pass
+    """,
+    "test_broken.py": """
+        import module_that_does_not_exist  # noqa: F401
+
+        def test_never_runs():
+            pass
+    """,
+}
+# pytest's words on its summary line and in -rA lines, as anvild's statuses. pytest's JUnit
+# writes a non-strict xpass as a pass, so XPASS is a PASSED once read back.
+SUMMARY_WORDS = {
+    "passed": PASSED,
+    "failed": FAILED,
+    "error": ERROR,
+    "errors": ERROR,
+    "skipped": SKIPPED,
+    "xfailed": XFAILED,
+    "xpassed": PASSED,
+    "rerun": RERUN,
+}
+LINE_WORDS = {
+    "PASSED": PASSED,
+    "FAILED": FAILED,
+    "SUBFAILED": FAILED,
+    "ERROR": ERROR,
+    "XFAIL": XFAILED,
+    "XPASS": PASSED,
+}
+SHORT_LINE = re.compile(r"([A-Z]+)(?:\[[^\]]*\])?(?: ?\([^)]*\))? (\S+)")
+SKIP_LINE = re.compile(r"SKIPPED \[(\d+)\] ([^:]+):\d+: (.*)")
+SEVERITY_ORDER = (SKIPPED, XFAILED, PASSED, FAILED, ERROR)
+
+
+@dataclass(frozen=True)
+class PytestSession:
+    """A real pytest run over OUTCOME_TESTS: its words, and its JUnit file read by anvild."""
+
+    summary: Counter[str]  # the last line: "1 failed, 2 passed, 1 error, 3 rerun in 1.2s"
+    verdicts: dict[str, str]  # key -> the most severe of pytest's -rA lines about that test
+    # module (key) -> reason, from "SKIPPED [1] test_x.py:2: reason": -rA names no test there,
+    # only the file (each module of OUTCOME_TESTS has one skip at most)
+    skips: dict[str, str]
+    run: ParsedRun
+    xml: str
+
+    def tests(self) -> Counter[str]:
+        """How many tests pytest's -rA lines give each status."""
+        return Counter(self.verdicts.values()) + Counter({SKIPPED: len(self.skips)})
+
+    def parsed(self, module: str | None = None) -> dict[str, str]:
+        """anvild's status of each test (of one module) in the parsed run, by key."""
+        final = self.run.final_results()
+        return {
+            key: r.status for key, r in final.items() if module is None or key.startswith(module)
+        }
+
+    def parsed_as_pytest_says(self) -> tuple[dict[str, str], set[str]]:
+        """The parsed statuses as pytest's lines hold them: the skips only by their module."""
+        parsed = self.parsed()
+        skipped = {key for key, status in parsed.items() if status == SKIPPED}
+        others = {key: status for key, status in parsed.items() if key not in skipped}
+        return others, {key.partition("::")[0] for key in skipped}
+
+
+def pytest_summary(stdout: str) -> Counter[str]:
+    """The counts on pytest's summary line, by anvild status ("8 subtests passed" left out)."""
+    line = stdout.strip().splitlines()[-1].strip("= ")
+    counts: Counter[str] = Counter()
+    for part in line.rpartition(" in ")[0].split(", "):
+        number, _, word = part.partition(" ")
+        if word in SUMMARY_WORDS:
+            counts[SUMMARY_WORDS[word]] += int(number)
+    return counts
+
+
+def pytest_verdicts(stdout: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Each test's verdict from pytest's -rA lines: the most severe line naming it (a failed
+    subtest fails its test; a teardown error after a pass or a failure makes it an error)."""
+    verdicts: dict[str, str] = {}
+    skips: dict[str, str] = {}
+    summary = stdout.partition(" short test summary info ")[2].splitlines()[1:-1]
+    for line in summary:
+        skipped = SKIP_LINE.fullmatch(line)
+        if skipped:
+            assert skipped[1] == "1", line
+            skips[key_from_node_id(skipped[2])] = skipped[3]
+            continue
+        match = SHORT_LINE.match(line)
+        assert match and match[1] in LINE_WORDS, line
+        key, status = key_from_node_id(match[2]), LINE_WORDS[match[1]]
+        seen = verdicts.get(key, SKIPPED)
+        verdicts[key] = max(seen, status, key=SEVERITY_ORDER.index)
+    return verdicts, skips
+
+
+@pytest.fixture(scope="module")
+def outcome_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(tmp_path_factory.mktemp("outcomes"), OUTCOME_TESTS)
+
+
+def pytest_session(root: Path, *args: str) -> PytestSession:
+    """Run pytest over the outcome project with args and read what it wrote."""
+    markers = Path(tempfile.mkdtemp(dir=root))
+    report = markers / "junit.xml"
+    proc = run_pytest(
+        root,
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        f"--junitxml={report}",
+        *args,
+        env={"MARKERS": str(markers)},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdicts, skips = pytest_verdicts(proc.stdout)
+    data = report.read_bytes()
+    return PytestSession(
+        pytest_summary(proc.stdout), verdicts, skips, parse_junit(report, data), data.decode()
+    )
+
+
+# The variants of a session that change what pytest writes in JUnit.
+VARIANTS = {
+    "xunit2": (),
+    "xunit1": ("-o", "junit_family=xunit1"),
+    "reruns": ("--reruns", "2"),
+    "xdist": ("-n", "2"),
+    "xdist-reruns": ("-n", "2", "--reruns", "2"),
+}
+
+
+@pytest.fixture(scope="module")
+def sessions(outcome_project: Path) -> Callable[[str], PytestSession]:
+    """The session of a variant, run once for every test that looks at it."""
+    return functools.cache(lambda variant: pytest_session(outcome_project, *VARIANTS[variant]))
+
+
+@pytest.fixture(params=list(VARIANTS))
+def session(
+    request: pytest.FixtureRequest, sessions: Callable[[str], PytestSession]
+) -> PytestSession:
+    return sessions(request.param)
+
+
+def test_pytest_each_test_is_one_result_as_pytest_reports_it(session: PytestSession) -> None:
+    # One result per test (no attempt from a repeated testcase), each with the status of the
+    # most severe of pytest's own lines about it.
+    assert len(session.run.results) == len(session.run.final_results())
+    assert session.parsed_as_pytest_says() == (session.verdicts, set(session.skips))
+    assert Counter(session.run.counts()) == session.tests()
+
+
+@pytest.mark.parametrize("variant", ["xunit2", "xunit1", "xdist"])
+def test_pytest_summary_line_against_the_stored_counts(
+    sessions: Callable[[str], PytestSession], variant: str
+) -> None:
+    # Without reruns: with them, which attempts pytest counts varies (a passing test with a
+    # teardown error is rerun and "passed" three times); the -rA lines still say it per test.
+    session = sessions(variant)
+    counts = Counter({k: v for k, v in session.run.counts().items() if v})
+    # pytest's summary counts reports, anvild tests; they differ exactly by these:
+    # - each failed subtest is one "failed" (4 here), beside its test's own verdict: a pytest
+    #   subtests test whose subtests failed fails too, a unittest one passes (for anvild both
+    #   are one FAILED);
+    # - a test failing in call and erroring in teardown is "1 failed, 1 error", a passing one
+    #   with a teardown error "1 passed, 1 error": one ERROR each for anvild.
+    assert session.summary == Counter({FAILED: 8, PASSED: 5, SKIPPED: 3, XFAILED: 1, ERROR: 3}), (
+        "pytest counts differently now: look again at what it writes"
+    )
+    expected = session.summary.copy()
+    expected[FAILED] += -4 + 1 - 1  # the subtests; TestUnit.test_subtest_fail; a failed call
+    expected[PASSED] -= 1 + 1  # TestUnit.test_subtest_fail; test_pass_and_teardown's call
+    assert counts == expected, session.summary
+
+
+def test_pytest_subtests_are_one_result_with_every_failure(session: PytestSession) -> None:
+    assert session.parsed("test_subtests") == {
+        "test_subtests::test_subtests_fail": FAILED,
+        "test_subtests::test_subtests_pass": PASSED,
+        "test_subtests.TestUnit::test_subtest_fail": FAILED,
+        "test_subtests.TestUnit::test_subtest_pass": PASSED,
+    }
+    final = session.run.final_results()
+    fail = final["test_subtests::test_subtests_fail"]
+    assert fail.message is not None and fail.traceback is not None
+    assert fail.message.count("AssertionError: odd") == 2, fail.message
+    assert "contains 2 failed subtests" in fail.message
+    assert "odd 1" in fail.traceback and "odd 3" in fail.traceback
+    unit = final["test_subtests.TestUnit::test_subtest_fail"]
+    assert unit.message is not None and unit.traceback is not None
+    assert "1 != 0" in unit.message and "2 != 0" in unit.message
+    assert "1 != 0" in unit.traceback and "2 != 0" in unit.traceback
+
+
+def test_pytest_teardown_error_is_one_error_result(session: PytestSession) -> None:
+    assert session.parsed("test_teardown") == {
+        "test_teardown::test_fail_and_teardown": ERROR,
+        "test_teardown::test_pass_and_teardown": ERROR,
+    }
+    both = session.run.final_results()["test_teardown::test_fail_and_teardown"]
+    assert both.attempt == 0 and both.message is not None and both.traceback is not None
+    # the error first (why it is an ERROR), then the call's failure
+    assert both.message.startswith('failed on teardown with "RuntimeError: teardown boom"')
+    assert "AssertionError: call failed" in both.message
+    assert "call failed" in both.traceback and "teardown boom" in both.traceback
+
+
+def test_pytest_reruns_are_one_result(session: PytestSession) -> None:
+    assert session.parsed("test_reruns") == {
+        "test_reruns::test_passes": PASSED,
+        # passes on its second attempt with --reruns; without, fails
+        "test_reruns::test_fails_once": session.verdicts["test_reruns::test_fails_once"],
+        "test_reruns::test_always_fails": FAILED,
+        "test_reruns::test_skipped": SKIPPED,
+        "test_reruns::test_xfails": XFAILED,
+    }
+    if session.summary[RERUN]:
+        assert session.verdicts["test_reruns::test_fails_once"] == PASSED
+        # What pytest-rerunfailures writes: one testcase per attempt, the failed ones bare.
+        # Nothing tells them from passes, so the "N rerun" of pytest's summary cannot be read
+        # back from JUnit: no RERUN attempts, one result.
+        assert session.xml.count('name="test_always_fails"') == 3
+        assert session.xml.count('name="test_fails_once"') == 2
+    assert not [r for r in session.run.results if r.status == RERUN]
+    for name in ("test_always_fails", "test_fails_once"):
+        # one row each in the history, not a PASSED attempt per bare testcase
+        assert len(by_key(session.run, f"test_reruns::{name}")) == 1
+
+
+def test_pytest_module_skips_and_collection_errors(session: PytestSession) -> None:
+    assert session.parsed("test_import_skip") == {"test_import_skip": SKIPPED}
+    assert session.parsed("test_module_skip") == {"test_module_skip": SKIPPED}
+    assert session.parsed("test_broken") == {"test_broken": ERROR}
+    final = session.run.final_results()
+    # pytest's reason, as its "SKIPPED [1] test_import_skip.py:2: ..." line gives it, not
+    # the "collection skipped" of the message attribute
+    assert final["test_import_skip"].message == session.skips["test_import_skip"]
+    assert final["test_import_skip"].message == (
+        "could not import 'nonexistent': No module named 'nonexistent'"
+    )
+    assert final["test_module_skip"].message == "module skipped on purpose"
+    assert final["test_broken"].message == "collection failure"
+    broken = final["test_broken"].traceback
+    assert broken is not None and "module_that_does_not_exist" in broken
+
+
+def test_pytest_run_facts_from_its_suite(outcome_project: Path) -> None:
+    # pytest 9 writes the session's start as an aware local time (isoformat of astimezone())
+    # and its duration as the suite's time=; a machine far from UTC shows the offset is read.
+    before = time.time()
+    proc = run_pytest(
+        outcome_project,
+        "-q",
+        "--continue-on-collection-errors",
+        "--junitxml=tz.xml",
+        env={"TZ": "Asia/Kolkata", "MARKERS": str(outcome_project)},
+    )
+    after = time.time()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = (outcome_project / "tz.xml").read_bytes()
+    suite = re.search(rb'<testsuite [^>]*time="([0-9.]+)" timestamp="([^"]+)"', data)
+    assert suite is not None and suite[2].endswith(b"+05:30"), data[:300]
+    run = parse_junit(outcome_project / "tz.xml", data)
+    assert run.started_at is not None and run.finished_at is not None
+    assert before <= run.started_at <= run.finished_at <= after
+    assert run.duration == float(suite[1])
+    assert run.finished_at - run.started_at == pytest.approx(run.duration)
+
+
+def test_parallel_suites_last_as_long_as_their_span() -> None:
+    # Suites that ran side by side (one per worker or per package, as gotestsum and Bazel
+    # write them): from the earliest start to the latest end, not the sum of their times.
+    run = parse(
+        """<testsuites>
+          <testsuite name="a" timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite name="b" timestamp="2024-05-01T10:00:02+00:00" time="5"/>
+          <testsuite name="c" timestamp="2024-05-01T12:00:01+02:00" time="12.5"/>
+        </testsuites>"""
+    )
+    assert run.duration == 13.5
+    assert run.started_at == 1714557600.0
+    assert run.finished_at == 1714557600.0 + 13.5
+    # One suite that does not say when it started: they are taken to have run in sequence.
+    unplaced = parse(
+        """<testsuites>
+          <testsuite name="a" timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite name="b" time="5"/>
+          <testsuite name="no time" timestamp="2024-05-01T10:00:00+00:00"/>
+        </testsuites>"""
+    )
+    assert unplaced.duration == 15.0
+    # The root's own time is the tool's word for the whole run (jest writes it).
+    rooted = parse(
+        """<testsuites time="11">
+          <testsuite timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+          <testsuite timestamp="2024-05-01T10:00:00+00:00" time="10"/>
+        </testsuites>"""
+    )
+    assert rooted.duration == 11.0
+
+
+def test_run_of_module_skips_only_is_stored(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path,
+        {
+            "test_import_skip.py": OUTCOME_TESTS["test_import_skip.py"],
+            "test_module_skip.py": OUTCOME_TESTS["test_module_skip.py"],
+        },
+    )
+    proc = run_pytest(project, "-q", "--junitxml=junit.xml")
+    # pytest's "no tests ran" (exit 5): no test function ran, but two modules were skipped,
+    # which a user looking for their run wants to see
+    assert proc.returncode == 5 and pytest_summary(proc.stdout) == {SKIPPED: 2}, proc.stdout
+    stored = anvild("ingest", "junit.xml", cwd=project)
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    (run,) = json.loads(anvild("history", "--json", cwd=project).stdout)
+    assert run["source"] == "junit"
+    assert run["counts"]["skipped"] == 2 and sum(run["counts"].values()) == 2

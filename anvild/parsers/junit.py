@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from anvild.identity import key_from_junit, node_id_from_junit
 from anvild.records import (
     ERROR,
     FAILED,
+    FAILING,
     NAME_LIMIT,
     PASSED,
     RERUN,
+    SEVERITY,
     SKIPPED,
     XFAILED,
     ParsedRun,
@@ -33,15 +36,21 @@ from anvild.records import (
 )
 
 SUITE_TAGS = frozenset({"testsuites", "testsuite"})
-# A testcase may hold several outcome elements (a failed call and a failed teardown); the most
-# alarming one is its outcome.
-OUTCOME_RANK = {"skipped": 0, "failure": 1, "error": 2}
+# One test may have several outcome elements (pytest 9 writes a <failure> per failed subtest)
+# and several testcase elements (pytest writes a second one for an error in teardown after a
+# failed call, and one per attempt under pytest-rerunfailures, the failed ones bare): all are
+# one result whose status is the most severe (records.SEVERITY).
 OUTCOME_STATUS = {"skipped": SKIPPED, "failure": FAILED, "error": ERROR}
-# Surefire's rerun format: each element is one earlier attempt of the testcase.
-RERUN_TAGS = frozenset({"flakyFailure", "flakyError", "rerunFailure", "rerunError"})
+# Surefire's rerun format (flakyFailure, flakyError, rerunFailure, rerunError, and any other
+# rerun* element): each is one earlier attempt of the test, the only source of RERUN attempts.
+RERUN_PREFIXES = ("flaky", "rerun")
 # Tools such as tst and GoogleTest mark a test that never ran by status= alone, with no child.
 NOT_RUN_STATUSES = frozenset({"disabled", "notrun", "skipped"})
 XFAIL_TYPE = "pytest.xfail"
+# pytest's message for a module skipped at collection (importorskip, allow_module_level); the
+# reason is in the element's text, the repr of a (path, line, reason) tuple.
+COLLECTION_SKIPPED = "collection skipped"
+SKIP_TEXT_LIMIT = 8192
 # Surefire copies every system property (the class path included) into each file.
 PROPERTY_LIMIT = 64
 PROPERTY_VALUE_LIMIT = 256
@@ -81,7 +90,7 @@ def parse_junit(path: Path, data: bytes) -> ParsedRun:
     finished_at = None if started_at is None or duration is None else moment(started_at + duration)
     return ParsedRun(
         source_format="junit",
-        results=tuple(reading.results),
+        results=reading.results(),
         started_at=started_at,
         finished_at=finished_at,
         duration=duration,
@@ -115,6 +124,58 @@ def _undeclared_non_utf8(data: bytes) -> bool:
 
 
 @dataclass(slots=True)
+class _Verdict:
+    """One test's result in the run so far, merged from all its testcase and outcome elements."""
+
+    node_id: str
+    file: str | None
+    status: str
+    message: str | None = None
+    traceback: str | None = None
+    duration: float | None = None
+    reruns: list[TestResult] | None = None  # a list only for the rare test with rerun elements
+
+    def add(self, status: str, message: str | None, traceback: str | None) -> None:
+        """Take one more outcome of the test: the most severe status wins.
+
+        The texts of the outcomes that decide it are joined, the most severe first (it says why
+        the status is what it is): every failed subtest's, or a failed call's and its teardown
+        error's. A pass or a skip beside a failure adds nothing.
+        """
+        severer = SEVERITY[status] > SEVERITY[self.status]
+        if status == self.status or (status in FAILING and self.status in FAILING):
+            if severer:
+                self._join(message, traceback, self.message, self.traceback)
+            else:
+                self._join(self.message, self.traceback, message, traceback)
+        elif severer:
+            self.message, self.traceback = message, traceback
+        if severer:
+            self.status = status
+
+    def _join(
+        self, message: str | None, traceback: str | None, then: str | None, then_tb: str | None
+    ) -> None:
+        self.message = clip_message(_joined(message, then, "\n"))
+        self.traceback = clip_traceback(_joined(traceback, then_tb, "\n\n"))
+
+    def results(self, key: str) -> list[TestResult]:
+        """The test's rerun attempts in the order written, then its result in this run."""
+        reruns = self.reruns or []
+        final = TestResult(
+            node_id=self.node_id,
+            key=key,
+            status=self.status,
+            duration=self.duration,
+            attempt=len(reruns),
+            message=self.message,
+            traceback=self.traceback,
+            file=self.file,
+        )
+        return [*reruns, final]
+
+
+@dataclass(slots=True)
 class _Reading:
     """What a JUnit document has told so far, fed its elements as they start and end.
 
@@ -122,8 +183,8 @@ class _Reading:
     dialect); a suite's child is dropped from it once read, the elements inside it with it.
     """
 
-    results: list[TestResult] = field(default_factory=list)
-    attempts: dict[str, int] = field(default_factory=dict)
+    # Each test by key, in the order first seen: a repeated testcase merges into its entry.
+    tests: dict[str, _Verdict] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     started: list[float] = field(default_factory=list)
     # The open elements, each with whether it and all its ancestors are suites. An explicit
@@ -131,7 +192,8 @@ class _Reading:
     open: list[tuple[Element, bool]] = field(default_factory=list)
     root_time: float | None = None
     root_tag: str = ""
-    suite_times: list[float | None] = field(default_factory=list)
+    # The top-level suites' (start, time), either unknown: for the run's wall time.
+    suites: list[tuple[float | None, float | None]] = field(default_factory=list)
 
     def start(self, element: Element, where: str) -> None:
         tag = _local(element.tag)
@@ -147,7 +209,7 @@ class _Reading:
             if started is not None:
                 self.started.append(started)
             if len(self.open) == 1 and tag == "testsuite":
-                self.suite_times.append(_seconds(element.get("time")))
+                self.suites.append((started, _seconds(element.get("time"))))
         self.open.append((element, in_suites and tag in SUITE_TAGS))
 
     def end(self, element: Element) -> None:
@@ -157,7 +219,7 @@ class _Reading:
         if not in_suites:
             return  # inside a testcase or another element: read, or dropped, with it
         if tag == "testcase":
-            _read_testcase(element, self.attempts, self.results)
+            _read_testcase(element, self.tests)
         elif tag == "properties":
             _read_properties(element, self.properties)
         # Its earlier siblings are gone already; later ones may be there (events come in
@@ -166,16 +228,34 @@ class _Reading:
         if len(parent) and parent[0] is element:
             del parent[0]
 
+    def results(self) -> tuple[TestResult, ...]:
+        """Every test's attempts: one result per test, after its RERUN attempts if any."""
+        return tuple(
+            result for key, verdict in self.tests.items() for result in verdict.results(key)
+        )
+
     def duration(self) -> float | None:
-        """The root's time, else the sum of its suites' times."""
+        """The root's time, else the wall time its suites span.
+
+        Suites that each say when they started span from the earliest start to the latest end
+        (suites run in parallel overlap; summing their times would overstate the run); where
+        one does not say, they are taken to have run one after another: the sum of their times.
+        """
         if self.root_time is not None or self.root_tag != "testsuites":
             return self.root_time
-        known = [time for time in self.suite_times if time is not None]
-        return seconds(sum(known)) if known else None
+        timed = [(start, time) for start, time in self.suites if time is not None]
+        if not timed:
+            return None
+        placed = [(start, time) for start, time in timed if start is not None]
+        if len(placed) < len(timed):
+            return seconds(sum(time for _, time in timed))
+        first = min(start for start, _ in placed)
+        # offsets from the first start: one suite's span is its time exactly, not an epoch sum
+        return seconds(max(start - first + time for start, time in placed))
 
 
-def _read_testcase(case: Element, attempts: dict[str, int], results: list[TestResult]) -> None:
-    """Append a testcase's reruns, then its final attempt; a repeated testcase adds attempts."""
+def _read_testcase(case: Element, tests: dict[str, _Verdict]) -> None:
+    """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
     classname = clip_name(case.get("classname") or "") or None
     name = clip_name(case.get("name") or "")
     if not name:
@@ -184,44 +264,58 @@ def _read_testcase(case: Element, attempts: dict[str, int], results: list[TestRe
         return  # neither name nor classname: nothing to follow across runs
     key = clip_name(key_from_junit(classname, name))
     file = clip_name(case.get("file") or "") or None
-    node_id = clip_name(node_id_from_junit(classname, name, file))
-    outcome: Element | None = None
-    # Surefire's reruns happened before the final outcome: they take the lower attempt numbers.
-    steps: list[tuple[Element | None, str, str | None]] = []
+    outcomes: list[tuple[str, str | None, str | None]] = []
+    reruns: list[Element] = []
     for child in case:
         tag = _local(child.tag)
-        if tag in RERUN_TAGS:
-            steps.append((child, RERUN, child.get("time")))
-        elif tag in OUTCOME_RANK and (
-            outcome is None or OUTCOME_RANK[tag] > OUTCOME_RANK[_local(outcome.tag)]
-        ):
-            outcome = child
-    steps.append((outcome, _status(case, outcome), case.get("time")))
-    first = attempts.get(key, 0)
-    attempts[key] = first + len(steps)
-    for attempt, (element, status, time) in enumerate(steps, start=first):
-        results.append(
+        if tag.startswith(RERUN_PREFIXES):
+            reruns.append(child)
+        elif tag in OUTCOME_STATUS:
+            outcomes.append((_status(child), _message(child), _traceback(child)))
+    if not outcomes:
+        # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
+        not_run = (case.get("status") or "").lower() in NOT_RUN_STATUSES
+        outcomes.append((SKIPPED if not_run else PASSED, None, None))
+    verdict = tests.get(key)
+    if verdict is None:
+        node_id = clip_name(node_id_from_junit(classname, name, file))
+        verdict = tests[key] = _Verdict(node_id, file, outcomes[0][0])
+    for outcome in outcomes:
+        verdict.add(*outcome)
+    time = _seconds(case.get("time"))
+    if time is not None:
+        # pytest splits a test's time over its testcases (the call's, then the teardown's)
+        verdict.duration = seconds((verdict.duration or 0.0) + time)
+    for child in reruns:
+        verdict.reruns = verdict.reruns or []
+        verdict.reruns.append(
             TestResult(
-                node_id=node_id,
+                node_id=verdict.node_id,
                 key=key,
-                status=status,
-                duration=_seconds(time),
-                attempt=attempt,
-                message=_message(element),
-                traceback=_traceback(element),
-                file=file,
+                status=RERUN,
+                duration=_seconds(child.get("time")),
+                attempt=len(verdict.reruns),
+                message=_message(child),
+                traceback=_traceback(child),
+                file=verdict.file,
             )
         )
 
 
-def _status(case: Element, outcome: Element | None) -> str:
-    """The status of a testcase's final attempt from its outcome element."""
-    if outcome is None:
-        return SKIPPED if (case.get("status") or "").lower() in NOT_RUN_STATUSES else PASSED
+def _status(outcome: Element) -> str:
+    """The status an outcome element (failure, error, skipped) gives its test."""
     tag = _local(outcome.tag)
     if tag == "skipped" and outcome.get("type") == XFAIL_TYPE:
         return XFAILED
     return OUTCOME_STATUS[tag]
+
+
+def _joined(first: str | None, then: str | None, separator: str) -> str | None:
+    """Two texts of one result, either possibly absent, in one; a text already there once
+    (each rerun attempt of a subtests test writes the same failures again) is not repeated."""
+    if first and then and first not in then and then not in first:
+        return f"{first}{separator}{then}"
+    return (first if then is None or then in first else then) if first else then
 
 
 def _message(outcome: Element | None) -> str | None:
@@ -229,10 +323,25 @@ def _message(outcome: Element | None) -> str | None:
     if outcome is None:
         return None
     message = outcome.get("message")
+    if message == COLLECTION_SKIPPED:
+        message = _skip_reason(outcome.text) or message
     if not message:
         text = (outcome.text or "").strip()
         message = text.partition("\n")[0]
     return clip_message(message)
+
+
+def _skip_reason(text: str | None) -> str | None:
+    """The reason in pytest's text of a module-level skip: ('path', line, 'Skipped: reason')."""
+    if not text or len(text) > SKIP_TEXT_LIMIT or not text.startswith("("):
+        return None
+    try:
+        where = ast.literal_eval(text)  # literals only: never runs what a report holds
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(where, tuple) or len(where) != 3 or not isinstance(where[2], str):
+        return None
+    return where[2].removeprefix("Skipped: ")
 
 
 def _traceback(outcome: Element | None) -> str | None:
