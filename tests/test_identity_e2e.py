@@ -181,7 +181,7 @@ def test_a_local_run_gives_a_ci_test_its_real_node_id(
     assert REAL in merged and GUESS not in merged
     assert merged[REAL]["total_runs"] == 4
     assert merged["tests/test_err.py"]["errors"] == 4, "one test: CI's and the local error"
-    assert merged["tests/test_skipmod.py"]["skipped"] == 3
+    assert merged["tests/test_skipmod.py"]["skipped"] == 4, "CI's three and the local skip"
     deselect = anvild(
         "stats", "flaky", "--format", "deselect", cwd=project, env=clean_env(**database)
     )
