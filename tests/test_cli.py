@@ -144,6 +144,8 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "finished_at",
         "duration",
         "exit_code",
+        "state",
+        "session_id",
         "counts",
         "git_commit",
         "git_branch",

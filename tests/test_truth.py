@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -224,6 +223,14 @@ def test_ctrl_c_is_an_interrupted_run_without_the_unfinished_test(
     run = read(root, path)
     assert by_test(run) == {"test_stop.py::test_first": [PASSED]}
     assert run.interrupted and run.exit_code == 2
+    report = records(root)[0] if path == "record" else root / str(PATHS[path][1])
+    assert anvild("ingest", str(report), cwd=root).returncode == 0
+    [stored] = json.loads(anvild("history", "--json", cwd=root).stdout)
+    assert (stored["state"], stored["exit_code"], stored["counts"]["passed"]) == (
+        "interrupted",
+        2,
+        1,
+    )
 
 
 CRASHING = {
@@ -329,9 +336,6 @@ def test_the_daemon_stores_one_run_per_session_with_live_progress(
 
     wait_for(settled, 30, "the daemon to read every report")
     assert [row[1] for row in executions(project)] == ["anvild"]
-    with sqlite3.connect(project / ".anvil/history.db") as db:
-        [(state, duration, session_id)] = db.execute(
-            "SELECT state, duration, session_id FROM execution"
-        ).fetchall()
-    assert state == "complete" and session_id == parse_report(record).session_id
-    assert duration == pytest.approx(summary(proc)[1], rel=0.05, abs=0.02)
+    [run] = json.loads(anvild("history", "--json", cwd=project).stdout)
+    assert run["state"] == "complete" and run["session_id"] == parse_report(record).session_id
+    assert run["duration"] == pytest.approx(summary(proc)[1], rel=0.05, abs=0.02)

@@ -19,6 +19,8 @@ RUN_FIELDS = (
     "finished_at",
     "duration",
     "exit_code",
+    "state",
+    "session_id",
     "counts",
     "git_commit",
     "git_branch",
@@ -130,7 +132,7 @@ def history(
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def pytest(obj: Context, pytest_args: tuple[str, ...]) -> None:
-    """Run pytest with a JSON report, record the run, exit with pytest's exit code."""
+    """Run pytest with a session record, store the run, exit with pytest's exit code."""
     from anvild import api
 
     target = obj.target()
