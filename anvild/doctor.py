@@ -27,15 +27,15 @@ if TYPE_CHECKING:
 
 INOTIFY_LIMITS = Path("/proc/sys/fs/inotify")
 MIN_INOTIFY_WATCHES = 8192
-# Run by the project's python, which may be older than anvild's: can it import
-# pytest-json-report, and would its pytest load anvild's plugin?
+# Run by the project's python, which may be older than anvild's: can it import pytest, and
+# would its pytest load anvild's plugin (which records each session)?
 PROBE = """
 import json
-found = {"json_report": True, "plugin": False, "disabled": False}
+found = {"pytest": True, "plugin": False, "disabled": False}
 try:
-    import pytest_jsonreport
+    import pytest
 except Exception:
-    found["json_report"] = False
+    found["pytest"] = False
 try:
     from importlib.metadata import entry_points
     eps = entry_points()
@@ -65,7 +65,7 @@ def run_checks(config_path: Path, target: Target) -> list[Check]:
     return [
         config_check,
         *check_projects(config),
-        check_json_report(target.project_root),
+        check_plugin(target.project_root),
         check_database(target.db_url),
         check_inotify(),
         check_daemon(),
@@ -113,10 +113,10 @@ def project_python(root: Path) -> tuple[Path, str]:
     return Path(sys.executable), "anvild's own; the project has no .venv or venv"
 
 
-def check_json_report(root: Path) -> Check:
-    """pytest-json-report can be imported where the project's tests run."""
+def check_plugin(root: Path) -> Check:
+    """anvild's pytest plugin is active where the project's tests run: it records each session."""
     python, which = project_python(root)
-    name = "pytest-json-report"
+    name = "pytest plugin"
     fix = f"repair or recreate the environment of {python}"
     try:
         proc = subprocess.run(
@@ -129,16 +129,25 @@ def check_json_report(root: Path) -> Check:
     except (ValueError, IndexError):
         why = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
         return Check(name, False, f"cannot run {python} ({which}): {why}", fix)
-    if not found["json_report"]:
-        detail = f"not importable by {python} ({which})"
-        return Check(name, False, detail, f"{python} -m pip install pytest-json-report")
+    if not found["pytest"]:
+        detail = f"pytest is not importable by {python} ({which})"
+        return Check(name, False, detail, f"{python} -m pip install pytest")
     if not found["plugin"]:
-        plugin = "anvild's pytest plugin is not installed there (add --json-report to addopts)"
-    elif found["disabled"]:
-        plugin = "anvild's pytest plugin is installed there but off (ANVILD_DISABLE is set)"
-    else:
-        plugin = "anvild's pytest plugin is active there"
-    return Check(name, True, f"importable by {python} ({which}); {plugin}")
+        detail = (
+            f"anvild's pytest plugin is not installed for {python} ({which}): "
+            "runs there are not recorded"
+        )
+        return Check(name, False, detail, f"{python} -m pip install {_distribution()}")
+    if found["disabled"]:
+        detail = f"anvild's pytest plugin is off in {python} ({which}): ANVILD_DISABLE is set"
+        return Check(name, False, detail, "unset ANVILD_DISABLE")
+    return Check(name, True, f"active in {python} ({which}): each session there is recorded")
+
+
+def _distribution() -> str:
+    """What to pip install for anvild's plugin: this checkout where anvild runs from one."""
+    checkout = Path(__file__).resolve().parents[1]
+    return str(checkout) if (checkout / "pyproject.toml").exists() else "anvild"
 
 
 def check_database(url: str) -> Check:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from anvild import doctor
+from anvild.store import migrations
 from tests.conftest import anvild
 
 LINE = re.compile(r"^(ok  |FAIL) ([^:]+): (.*)$")
@@ -18,7 +19,7 @@ JUNIT = (
 )
 EVERY_CHECK = {
     "config",
-    "pytest-json-report",
+    "pytest plugin",
     "database",
     "inotify",
     "daemon",
@@ -28,10 +29,10 @@ EVERY_CHECK = {
 
 
 def run_doctor(
-    *args: str, cwd: Path, bound: bool = False
+    *args: str, cwd: Path, bound: bool = False, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, tuple[bool, str]]]:
     """doctor's exit code and its findings by name: (ok, the rest of the line)."""
-    proc = anvild(*args, "doctor", cwd=cwd, bound=bound)
+    proc = anvild(*args, "doctor", cwd=cwd, bound=bound, env=env)
     assert proc.stderr == "", proc.stderr
     findings = {}
     for line in proc.stdout.splitlines():
@@ -67,8 +68,9 @@ def test_healthy_project_passes(project: Path) -> None:
     assert failed == {}
     assert code == (0 if inotify_is_enough() else 1)
     db = project.resolve() / ".anvil" / "history.db"
-    assert findings["database"][1] == f"{db}: schema version 1, writable"
-    assert findings["pytest-json-report"][1].startswith(f"importable by {sys.executable}")
+    version = len(migrations.STEPS)
+    assert findings["database"][1] == f"{db}: schema version {version}, writable"
+    assert findings["pytest plugin"][1].startswith(f"active in {sys.executable}")
     assert findings["daemon"][1].startswith("not running")
 
 
@@ -170,18 +172,31 @@ def test_the_project_venv_is_the_one_checked(tmp_path: Path) -> None:
     python = write_python(tmp_path / ".venv" / "bin" / "python", "-S")  # no site-packages
     code, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
     assert code == 1
-    assert findings["pytest-json-report"] == (
+    assert findings["pytest plugin"] == (
         False,
-        f"not importable by {python} (the project's .venv) -> fix: "
-        f"{python} -m pip install pytest-json-report",
+        f"pytest is not importable by {python} (the project's .venv) -> fix: "
+        f"{python} -m pip install pytest",
     )
 
 
-def test_a_venv_with_pytest_json_report_passes(tmp_path: Path) -> None:
+def test_a_venv_with_the_plugin_passes(tmp_path: Path) -> None:
     python = write_python(tmp_path / "venv" / "bin" / "python")
     _, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
-    ok, rest = findings["pytest-json-report"]
-    assert ok and rest.startswith(f"importable by {python} (the project's venv); ")
+    ok, rest = findings["pytest plugin"]
+    assert ok and rest == f"active in {python} (the project's venv): each session there is recorded"
+
+
+def test_a_plugin_turned_off_fails_with_how_to_turn_it_on(tmp_path: Path) -> None:
+    python = write_python(tmp_path / ".venv" / "bin" / "python")
+    code, findings = run_doctor(
+        "--project", str(tmp_path), cwd=tmp_path, env={"ANVILD_DISABLE": "1"}
+    )
+    assert code == 1
+    ok, rest = findings["pytest plugin"]
+    assert not ok and rest == (
+        f"anvild's pytest plugin is off in {python} (the project's .venv): ANVILD_DISABLE is set"
+        " -> fix: unset ANVILD_DISABLE"
+    )
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
