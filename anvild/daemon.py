@@ -630,11 +630,19 @@ class Daemon:
             "storing": _path_of(self.in_hand),
             "rejected": self.counters.rejected,
             "last_error": self.counters.last_error,
-            "in_progress": [
-                {"path": str(path), "tests_so_far": tail.reader.tests_so_far}
-                for path, tail in list(self.tails.items())
-            ],
+            "in_progress": self._in_progress(),
         }
+
+    def _in_progress(self) -> list[dict[str, Any]]:
+        """The runs going on, one per pytest session: a session's reportlog beside its own
+        record is the same run."""
+        tails = list(self.tails.items())
+        recorded = {t.reader.session_id for _, t in tails if t.reader.source_format == "anvild"}
+        return [
+            {"path": str(path), "tests_so_far": tail.reader.tests_so_far}
+            for path, tail in tails
+            if tail.reader.source_format == "anvild" or tail.reader.session_id not in recorded
+        ]
 
     def _waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending

@@ -339,3 +339,56 @@ def test_the_daemon_stores_one_run_per_session_with_live_progress(
     [run] = json.loads(anvild("history", "--json", cwd=project).stdout)
     assert run["state"] == "complete" and run["session_id"] == parse_report(record).session_id
     assert run["duration"] == pytest.approx(summary(proc)[1], rel=0.05, abs=0.02)
+
+
+LIVE = {
+    "pytest.ini": "[pytest]\n",
+    "test_live.py": """
+        import time
+        from pathlib import Path
+
+        def test_first():
+            pass
+
+        def test_waits_for_the_go():
+            deadline = time.monotonic() + 60
+            while not Path("go").exists():
+                assert time.monotonic() < deadline, "no go within 60 s"
+                time.sleep(0.02)
+    """,
+}
+
+
+def test_live_progress_shows_one_run_per_session(project: Path, daemon: int) -> None:
+    write_project(project, LIVE)
+    base = {k: v for k, v in os.environ.items() if k not in UNSET}
+    pytest_run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "test_live.py",
+            "--report-log=.pytest_cache/reportlog.jsonl",
+        ],
+        cwd=project,
+        env=base,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def progress() -> list[dict[str, object]]:
+            going = json.loads(anvild("status", "--json").stdout)["in_progress"]
+            return going if any(run["tests_so_far"] for run in going) else []
+
+        going = wait_for(progress, 60, "the session's first test in `anvild status`")
+        assert isinstance(going, list) and len(going) == 1, going
+        assert Path(str(going[0]["path"])).parent == project / RECORD_DIR
+    finally:
+        (project / "go").write_text("go")
+        assert pytest_run.wait(timeout=90) == 0
+    wait_for(lambda: executions(project), 30, "the session to be stored")
+    assert [row[1] for row in executions(project)] == ["anvild"]

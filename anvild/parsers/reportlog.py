@@ -192,6 +192,16 @@ class ReportlogReader:
         return self._final
 
     @property
+    def session_id(self) -> str | None:
+        """The pytest session, once a line has named it."""
+        return self._session_id
+
+    @property
+    def source_format(self) -> str:
+        """'anvild' for a session record, 'reportlog' for pytest-reportlog's file."""
+        return self._format
+
+    @property
     def complete(self) -> bool:
         """Whether SessionFinish has been read: the run is over."""
         return self._complete
