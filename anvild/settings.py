@@ -15,8 +15,12 @@ from typing import Any
 
 from anvild.errors import ConfigError
 
+# Where anvild's pytest plugin writes each session's record (anvild.recorder.RECORD_DIR): watched
+# in every project, whatever its configured report globs, so no upgrade or `--report` list can
+# leave a watched project's runs unread.
+RECORD_GLOB = ".pytest_cache/anvild/*.jsonl"
 DEFAULT_REPORTS = (
-    ".pytest_cache/anvild/*.jsonl",  # the session records anvild's pytest plugin writes
+    RECORD_GLOB,
     ".pytest_cache/report.json",
     ".report.json",
     ".pytest_cache/reportlog.jsonl",
@@ -40,6 +44,11 @@ class ProjectConfig:
     database: str | None = None
     share: str = "all"  # what goes to a team (PostgreSQL) database: all | ci | none
     messages: bool = True  # whether failure messages and tracebacks go there
+
+    @property
+    def watched_reports(self) -> tuple[str, ...]:
+        """The globs the daemon watches: the session records first, then the configured ones."""
+        return tuple(dict.fromkeys((RECORD_GLOB, *self.reports)))
 
 
 @dataclass(frozen=True, slots=True)

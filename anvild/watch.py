@@ -95,7 +95,7 @@ class ProjectGlobs:
 
     def __init__(self, project: ProjectConfig) -> None:
         self.project = project
-        self.patterns = [glob_regex(p) for p in project.reports]
+        self.patterns = [glob_regex(p) for p in project.watched_reports]
 
     def match(self, path: Path) -> bool:
         """Whether path is one of this project's reports (and not a symlink out of the root)."""
@@ -110,7 +110,7 @@ class ProjectGlobs:
     def plan(self) -> set[WatchPlan]:
         """Watches: each glob's base directory, or its nearest existing parent until it exists."""
         plans = set()
-        for pattern in self.project.reports:
+        for pattern in self.project.watched_reports:
             base, recursive = literal_base(pattern)
             directory = self.project.root / base if base else self.project.root
             if directory.is_dir():
@@ -127,7 +127,7 @@ class ProjectGlobs:
         """Paths named like reports that exist now (for the rescan at start and after an
         overflow); a directory among them is rejected by the worker, once."""
         found = []
-        for pattern in self.project.reports:
+        for pattern in self.project.watched_reports:
             for path in self.project.root.glob(pattern):
                 if self.match(path):
                     found.append(path)

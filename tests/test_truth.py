@@ -392,3 +392,22 @@ def test_live_progress_shows_one_run_per_session(project: Path, daemon: int) -> 
         assert pytest_run.wait(timeout=90) == 0
     wait_for(lambda: executions(project), 30, "the session to be stored")
     assert [row[1] for row in executions(project)] == ["anvild"]
+
+
+def test_a_project_listing_its_own_globs_still_has_its_sessions_stored(project: Path) -> None:
+    """A config written before the session records (or by `watch --report`) lists its globs
+    without theirs: the daemon watches the records whatever the list says."""
+    write_project(
+        project, {"pytest.ini": "[pytest]\n", "test_one.py": "def test_one():\n    pass\n"}
+    )
+    only = settings.ProjectConfig(project.resolve(), project.name, reports=("junit*.xml",))
+    settings.save(settings.Config(projects=(only,)), config.config_file())
+    started = anvild("start")
+    assert started.returncode == 0, started.stderr
+    try:
+        proc = session(project, "-q", "test_one.py")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        wait_for(lambda: executions(project), 30, "the session to be stored")
+        assert [row[1:] for row in executions(project)] == [("anvild", 1)]
+    finally:
+        assert anvild("stop").returncode == 0
