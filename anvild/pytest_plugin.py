@@ -56,11 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _configure(config: pytest.Config) -> None:
-    if disabled() or getattr(config, "workerinput", None) is not None:
+    given = config.option.anvild_record  # `anvild pytest` asks for its record: never off
+    if (disabled() and not given) or getattr(config, "workerinput", None) is not None:
         return  # off, or an xdist worker: its controller sees every report and records
     if config.option.collectonly:
         return  # test discovery (an IDE listing tests) is not a run
-    given = config.option.anvild_record
     project = watched_project(config.rootpath)
     session = Session(config, Path(given) if given else None, project)
     config.pluginmanager.register(session, "anvild-session")

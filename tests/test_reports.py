@@ -386,10 +386,10 @@ def test_broken_and_never_executed_tests_are_not_consistent(
         "tests/test_c.py::test_skipped_in_ci": "consistent",
     }
     assert data["categories"]["broken"] == 1 and data["categories"]["not_executed"] == 1
-    md = api.comparison_report(target, 30, "md")
+    md = api.comparison_report(target, 30, "md", clock=at_now)
     assert "## Broken (fails in every run, locally and in CI) (1)" in md
     assert "| Never executed (only skipped or xfailed) | 1 |" in md
-    html = api.comparison_report(target, 30, "html")
+    html = api.comparison_report(target, 30, "html", clock=at_now)
     assert (
         '<h2 id="broken">' in html and '<table class="comparison" data-category="broken">' in html
     )

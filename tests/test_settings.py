@@ -268,7 +268,9 @@ def test_cli_watch_projects_unwatch(tmp_path: Path, private_home: Path) -> None:
     root = project.resolve()
     proc = anvild("watch", str(project), "--no-start", "--report", "out/*.xml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"watching {root} (7 report globs)")
+    assert proc.stdout.startswith(
+        f"watching {root} ({len(settings.DEFAULT_REPORTS) + 1} report globs)"
+    )
     assert (private_home / ".config" / "anvild" / "config.toml").is_file()
 
     listed = json.loads(anvild("projects", "--json", cwd=tmp_path).stdout)

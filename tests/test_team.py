@@ -246,11 +246,11 @@ def test_a_full_disk_keeps_reports_pending(project: Path, small_disk: Path) -> N
         assert anvild("start", cwd=project).returncode == 0
         run_pytest(project, "-k", "param", *JSON_REPORT)
         wait_for(lambda: _sqlite_runs(db) == 1, 10, "the first run")
-        with filler.open("wb") as stream:  # fill the disk to the last byte
+        # fill the disk to the last byte; unbuffered, so that closing has nothing left to write
+        with filler.open("wb", buffering=0) as stream:
             try:
-                while True:
-                    stream.write(b"\0" * 65536)
-                    stream.flush()
+                while stream.write(b"\0" * 65536):
+                    pass
             except OSError:
                 pass
         big = write_project(
