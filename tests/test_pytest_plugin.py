@@ -257,15 +257,23 @@ def _summary(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.parametrize(
-    "options",
-    ["-p no:legacypath", "-p no:legacypath --json-report-file=none", "-p no:cacheprovider"],
+    ("config_file", "text"),
+    [
+        ("pytest.ini", "[pytest]\naddopts = -p no:legacypath\n"),
+        ("pytest.ini", "[pytest]\naddopts = -p no:legacypath --json-report-file=none\n"),
+        ("pytest.ini", "[pytest]\naddopts = -p no:cacheprovider\n"),
+        # pytest 9's own TOML table, where addopts is a list
+        ("pyproject.toml", '[tool.pytest]\naddopts = ["-p", "no:legacypath"]\n'),
+    ],
+    ids=["no:legacypath", "no:legacypath and no JSON file", "no:cacheprovider", "[tool.pytest]"],
 )
 def test_pytest_options_of_real_projects_never_break_a_watched_run(
-    watched: Path, options: str
+    watched: Path, config_file: str, text: str
 ) -> None:
     """packaging's `-p no:legacypath` crashed every run once pytest-json-report was turned on
     (it reads session.fspath): nothing anvild turns on may change a session's outcome."""
-    (watched / "pytest.ini").write_text(f"[pytest]\naddopts = {options}\n")
+    (watched / "pytest.ini").unlink()
+    (watched / config_file).write_text(text)
     alone = pytest_session(watched, "-q", env={"ANVILD_DISABLE": "1"})
     proc = pytest_session(watched, "-q")
     assert (
