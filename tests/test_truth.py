@@ -411,3 +411,25 @@ def test_a_project_listing_its_own_globs_still_has_its_sessions_stored(project: 
         assert [row[1:] for row in executions(project)] == [("anvild", 1)]
     finally:
         assert anvild("stop").returncode == 0
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_failed_subtest_still_fails_its_test_under_reruns(tmp_path: Path, path: str) -> None:
+    """pytest-rerunfailures logs a test's phases after each attempt and its subtests as they
+    happen: the failed subtest comes before its test's setup."""
+    root = write_project(
+        tmp_path / "proj",
+        {"pytest.ini": "[pytest]\n", "test_u.py": CASES["tests/test_subtests.py"]},
+    )
+    if path == "record":
+        watch(root)
+    proc = session(root, "-q", "--reruns", "1", *PATHS[path][0])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = read(root, path)
+    statuses = by_test(run)
+    assert statuses["test_u.py::Numbers::test_one_subtest_fails"] == [FAILED]
+    assert statuses["test_u.py::Numbers::test_all_subtests_pass"] == [PASSED]
+    # the fixture's subtest fails its test, which pytest-rerunfailures then reruns; a JSON
+    # report keeps one entry per test, whose last word after a failed rerun is "failed"
+    reruns = [FAILED] if path == "json" else [RERUN, FAILED]
+    assert statuses["test_u.py::test_fixture_subtest_fails"] == reruns

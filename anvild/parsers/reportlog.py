@@ -185,6 +185,7 @@ class ReportlogReader:
         self._duration: float | None = None
         self._root: str | None = None
         self._metadata: dict[str, Any] = {}
+        self._early_subtests: dict[str, dict[str, Any]] = {}  # failed before their attempt opened
 
     @property
     def tests_so_far(self) -> int:
@@ -322,9 +323,14 @@ class ReportlogReader:
         node_id = report.get("nodeid")
         if not isinstance(node_id, str) or not node_id or report.get("when") != "call":
             return
-        attempt = self._pending.get(clip_name(node_id))
+        node_id = clip_name(node_id)
+        attempt = self._pending.get(node_id)
         if attempt is not None:
             attempt.add_subtest(report)
+        elif report.get("outcome") == "failed":
+            # pytest-rerunfailures logs a test's own phases after its attempt, its subtests'
+            # reports as they happen: the failure waits for the attempt it belongs to
+            self._early_subtests.setdefault(node_id, report)
 
     def _test_report(self, report: dict[str, Any]) -> None:
         node_id, when = report.get("nodeid"), report.get("when")
@@ -338,6 +344,9 @@ class ReportlogReader:
         if attempt is None:
             attempt = _Attempt(node_id, self._next_attempt.get(node_id, 0))
             self._pending[node_id] = attempt
+            early = self._early_subtests.pop(node_id, None)
+            if early is not None:
+                attempt.add_subtest(early)
         attempt.add(report, self._path)
         start, stop = moment(report.get("start")), moment(report.get("stop"))
         if start is not None and not self._own_start:
