@@ -225,7 +225,9 @@ def wheelhouse(sdists: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = sdists / "pip-cache"  # pip's cache: here, never in the real home
     # anvild is built from a copy: setuptools would leave build/ and *.egg-info in the checkout
     source = tmp_path_factory.mktemp("anvild-source")
-    shutil.copytree(CHECKOUT / "anvild", source / "anvild", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        CHECKOUT / "anvild", source / "anvild", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(CHECKOUT / name, source / name)
     wanted = [str(source), *TOOLS]
