@@ -1,6 +1,6 @@
 """What a pytest session printed, read back: its summary line and each test's outcome.
 
-Read from a session run with ``-v -rA --color=no``: the progress lines give every test report
+Read from a session run with ``-v -ra --color=no``: the progress lines give every test report
 (``nodeid PASSED [ 10%]``, or ``[gw0] [ 10%] PASSED nodeid`` under xdist), RERUN attempts
 included; the short test summary gives the node ids of failed subtests (``SUBFAILED(i=1) nodeid
 - message``, which the progress lines may lose into a test's captured output) and of collection
@@ -90,7 +90,7 @@ def parse_summary(line: str) -> tuple[dict[str, int], float] | None:
 
 
 def parse_session(stdout: str) -> Session:
-    """Read a ``-v -rA --color=no`` session's output; AssertionError if it has no summary line."""
+    """Read a ``-v -ra --color=no`` session's output; AssertionError if it has no summary line."""
     lines = stdout.splitlines()
     summary = next(
         ((i, parsed) for i in reversed(range(len(lines))) if (parsed := parse_summary(lines[i]))),

@@ -10,7 +10,7 @@ that fails on its first attempt only, a setup error, an xpass, and in pyparsing 
 
 Per session, anvild must have stored exactly one run whose counts per status, exit code and
 duration (within 5 %) are pytest's summary line's, and whose results are, test for test, the
-reports pytest printed (``-v -rA``). No command lists one run's results, so those are read from
+reports pytest printed (``-v -ra``). No command lists one run's results, so those are read from
 the project's SQLite database (tables ``execution``, ``execution_history``, ``test``) opened
 read-only; the run itself is found with ``anvild history --json``.
 
@@ -46,8 +46,6 @@ import pytest
 
 from tests.conftest import anvild, wait_for
 from tests.pytest_output import COUNTED, Session, parse_session
-
-pytestmark = pytest.mark.real_suites
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -278,8 +276,15 @@ def run_suite(env: SuiteEnv, root: Path, mode: tuple[str, ...]) -> tuple[int, st
     child = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
     child["PATH"] = f"{env.venv / 'bin'}{os.pathsep}{child.get('PATH', '')}"
     child["VIRTUAL_ENV"] = str(env.venv)
+    # Its own temp root: pytest keeps only the newest 3 basetemps under one, so the suite's
+    # sessions would remove this session's (which holds the venvs and the projects).
+    child["TMPDIR"] = str(root.parent / "tmp")
+    (root.parent / "tmp").mkdir(exist_ok=True)
     (root / "tests" / ".anvild-probe-attempts").unlink(missing_ok=True)
-    args = [str(env.venv / "bin" / "pytest"), "-v", "-rA", "--color=no", *mode, *env.suite.args]
+    # -v: a line per report, skips and reruns included; -ra: node ids of failed subtests and
+    # collection errors (not -rA: the PASSES section it adds would lengthen the terminal
+    # summary, which pytest's "in X.XXs" counts and the report's duration cannot).
+    args = [str(env.venv / "bin" / "pytest"), "-v", "-ra", "--color=no", *mode, *env.suite.args]
     started = time.monotonic()
     proc = subprocess.run(args, cwd=root, env=child, capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
@@ -388,6 +393,7 @@ def timings() -> Iterator[list[str]]:
     print("\n" + "\n".join(lines))
 
 
+@pytest.mark.real_suites
 @pytest.mark.parametrize("mode", list(MODES))
 def test_suite_under_daemon(
     suite_env: SuiteEnv, project: Path, daemon: int, mode: str, timings: list[str]
@@ -395,6 +401,7 @@ def test_suite_under_daemon(
     """One session of a real suite: anvild stored exactly what pytest printed."""
     before = {r["execution_id"] for r in history(project)}
     exit_code, output, wall = run_suite(suite_env, project, MODES[mode])
+    (project.parent / "pytest-output.txt").write_text(output)  # for whoever reads a failure
     session = parse_session(output)
     timings.append(f"{suite_env.suite.requirement} {mode}: {wall:.1f} s, {session.summary_line}")
     # The harness first: what it read of pytest's reports must add up to pytest's summary.
@@ -420,5 +427,90 @@ def test_suite_under_daemon(
     found = differences(session, exit_code, runs, project)  # type: ignore[arg-type]
     assert not found, (
         f"{suite_env.suite.requirement}, {mode} (pytest {' '.join(MODES[mode]) or 'plain'}):"
-        f" pytest said {session.summary_line!r}; anvild differs:\n" + "\n".join(found)
+        f" pytest said {session.summary_line!r}; anvild differs:\n"
+        + "\n".join(found)
+        + f"\n(pytest's output: {project.parent / 'pytest-output.txt'})"
     )
+
+
+# --- the harness's reading of pytest's output, on output pytest 9.2 printed ------------------
+
+PLAIN_OUTPUT = """\
+============================= test session starts ==============================
+collecting ... collected 6 items / 1 skipped
+
+test_o.py::test_p PASSED                                                 [ 16%]
+test_o.py::test_f RERUN                                                  [ 33%]
+test_o.py::test_f FAILED                                                 [ 33%]
+test_o.py::test_e ERROR                                                  [ 50%]
+test_o.py::test_s SKIPPED (nope)                                         [ 66%]
+test_o.py::test_xf XFAIL (known)                                         [ 83%]
+test_o.py::T::test_sub
+test_o.py::T::test_sub PASSED                                            [100%]
+
+==================================== ERRORS ====================================
+___________________________ ERROR at setup of test_e ___________________________
+test_o.py::test_p PASSED                                                 [ 16%]
+=========================== short test summary info ============================
+SKIPPED [1] test_modskip.py:2: could not import 'nonexistent': No module named 'nonexistent'
+SKIPPED [1] test_o.py:8: nope
+XFAIL test_o.py::test_xf - known
+ERROR test_o.py::test_e - RuntimeError: x
+FAILED test_o.py::test_f - assert 0
+SUBFAILED(i=1) test_o.py::T::test_sub - AssertionError: 1 == 1
+= 2 failed, 2 passed, 2 skipped, 1 xfailed, 1 error, 2 subtests passed, 1 rerun in 0.10s =
+"""
+
+XDIST_OUTPUT = """\
+============================= test session starts ==============================
+created: 2/2 workers
+2 workers [3 items]
+
+test_o.py::test_p
+[gw0] [ 33%] PASSED test_o.py::test_p
+[gw1] [ 66%] XPASS test_o.py::test_xp
+[gw0] [100%] SUBFAILED(i='1') test_o.py::T::test_sub
+[gw0] [100%] PASSED test_o.py::T::test_sub
+=========================== short test summary info ============================
+XPASS test_o.py::test_xp - k
+SUBFAILED(i='1') test_o.py::T::test_sub - AssertionError: 1 == 1
+1 failed, 2 passed, 1 xpassed in 2.23s
+"""
+
+
+def test_reads_plain_verbose_output() -> None:
+    session = parse_session(PLAIN_OUTPUT)
+    assert session.seconds == 0.10
+    assert session.summary_counts() == session.outcome_counts()
+    assert session.counts["subtests passed"] == 2
+    assert session.by_test() == {
+        "test_o.py::test_p": Counter(PASSED=1),  # not again from the ERRORS section
+        "test_o.py::test_f": Counter(RERUN=1, FAILED=1),
+        "test_o.py::test_e": Counter(ERROR=1),
+        "test_o.py::test_s": Counter(SKIPPED=1),
+        "test_o.py::test_xf": Counter(XFAILED=1),
+        "test_o.py::T::test_sub": Counter(PASSED=1, FAILED=1),
+        "test_modskip.py": Counter(SKIPPED=1),  # skipped at import: the file's node id
+    }
+
+
+def test_reads_xdist_and_quiet_summary() -> None:
+    session = parse_session(XDIST_OUTPUT)
+    assert (session.summary_line, session.seconds) == (
+        "1 failed, 2 passed, 1 xpassed in 2.23s",
+        2.23,
+    )
+    assert session.summary_counts() == session.outcome_counts()
+    assert session.by_test() == {
+        "test_o.py::test_p": Counter(PASSED=1),
+        "test_o.py::test_xp": Counter(XPASSED=1),
+        "test_o.py::T::test_sub": Counter(PASSED=1, FAILED=1),
+    }
+
+
+def test_subtest_ids_belong_to_their_test() -> None:
+    nodeids = {"t.py::T::test_sub", "t.py::test_p[1]", "t.py::test_p"}
+    assert owner_of("t.py::T::test_sub [i=1]", nodeids) == "t.py::T::test_sub"
+    assert owner_of("t.py::T::test_sub (i=1)", nodeids) == "t.py::T::test_sub"
+    assert owner_of("t.py::test_p[1]", nodeids) == "t.py::test_p[1]"
+    assert owner_of("t.py::T::test_subway", nodeids) == "t.py::T::test_subway"
