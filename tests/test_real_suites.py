@@ -45,7 +45,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import anvild, wait_for
-from tests.pytest_output import COUNTED, Session, parse_session
+from tests.pytest_output import COUNT_KEY, COUNTED, Session, parse_session
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -379,10 +379,23 @@ def differences(session: Session, exit_code: int, runs: list[dict], root: Path) 
             " the first 10 (pytest -> anvild):"
         )
         for nodeid in differing[:10]:
-            want = dict(printed.get(nodeid, {})) or "-"
-            have = dict(stored.get(nodeid, {})) or "-"
-            out.append(f"    {nodeid}: {want} -> {have}")
+            out.append(f"    {nodeid}: {shown(printed.get(nodeid))} -> {shown(stored.get(nodeid))}")
+        kinds = Counter(f"{shown(printed.get(n))} -> {shown(stored.get(n))}" for n in differing)
+        out.append("  all of them by kind (pytest -> anvild):")
+        out += [f"    {count} x {kind}" for kind, count in kinds.most_common()]
     return out
+
+
+def shown(statuses: Counter[str] | None) -> str:
+    """A test's results in a message, attempts first: ``RERUN+PASSED``; ``-`` for none."""
+    if not statuses:
+        return "-"
+    order = ["RERUN", *(s for s in COUNT_KEY if s != "RERUN")]
+    rank = {status: i for i, status in enumerate(order)}
+    return "+".join(
+        status if statuses[status] == 1 else f"{status}x{statuses[status]}"
+        for status in sorted(statuses, key=lambda status: (rank.get(status, len(rank)), status))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -514,3 +527,10 @@ def test_subtest_ids_belong_to_their_test() -> None:
     assert owner_of("t.py::T::test_sub (i=1)", nodeids) == "t.py::T::test_sub"
     assert owner_of("t.py::test_p[1]", nodeids) == "t.py::test_p[1]"
     assert owner_of("t.py::T::test_subway", nodeids) == "t.py::T::test_subway"
+
+
+def test_pip_skips_when_the_index_cannot_be_reached(tmp_path: Path) -> None:
+    """The one reason to skip: pip finds no index (here a closed port on loopback)."""
+    with pytest.raises(pytest.skip.Exception, match="PyPI cannot be reached"):
+        pip("download", "--isolated", "--no-cache-dir", "--index-url", "http://127.0.0.1:9/simple",
+            "--no-deps", "-d", str(tmp_path), "pyparsing==3.2.3")  # fmt: skip
