@@ -207,8 +207,8 @@ def sdists(request: pytest.FixtureRequest) -> Path:
         for suite in SUITES.values():
             if not list(where.glob(f"{suite.name}-{suite.version}.tar.gz")):
                 part = where / f"download-{os.getpid()}"
-                pip("download", "--no-binary", ":all:", "--no-deps", "-d", str(part),
-                    suite.requirement)  # fmt: skip
+                pip("download", "--cache-dir", str(where / "pip-cache"), "--no-binary", ":all:",
+                    "--no-deps", "-d", str(part), suite.requirement)  # fmt: skip
                 for sdist in part.iterdir():
                     sdist.replace(where / sdist.name)
                 shutil.rmtree(part)
@@ -241,10 +241,6 @@ class SuiteEnv:
     sdist: Path
     venv: Path
 
-    @property
-    def python(self) -> Path:
-        return self.venv / "bin" / "python"
-
 
 @pytest.fixture(scope="module", params=list(SUITES))
 def suite_env(
@@ -276,8 +272,8 @@ def run_suite(env: SuiteEnv, root: Path, mode: tuple[str, ...]) -> tuple[int, st
     child = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
     child["PATH"] = f"{env.venv / 'bin'}{os.pathsep}{child.get('PATH', '')}"
     child["VIRTUAL_ENV"] = str(env.venv)
-    # Its own temp root: pytest keeps only the newest 3 basetemps under one, so the suite's
-    # sessions would remove this session's (which holds the venvs and the projects).
+    # Its own temp root, in this test's tmp_path: the suite's basetemps (and pytest's rotation
+    # of the newest 3 of them) stay out of this session's and everyone else's.
     child["TMPDIR"] = str(root.parent / "tmp")
     (root.parent / "tmp").mkdir(exist_ok=True)
     (root / "tests" / ".anvild-probe-attempts").unlink(missing_ok=True)
