@@ -435,7 +435,7 @@ def test_suite_under_daemon(
         ) from None
     found = differences(session, exit_code, runs, project)  # type: ignore[arg-type]
     assert not found, (
-        f"{suite_env.suite.requirement}, {mode} (pytest {' '.join(MODES[mode]) or 'plain'}):"
+        f"{suite_env.suite.requirement}, {mode} (options: {' '.join(MODES[mode]) or 'none'}):"
         f" pytest said {session.summary_line!r}; anvild differs:\n"
         + "\n".join(found)
         + f"\n(pytest's output: {project.parent / 'pytest-output.txt'})"
