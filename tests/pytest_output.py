@@ -36,6 +36,8 @@ COUNT_KEY = {
     "RERUN": "rerun",
 }
 COUNTED = tuple(COUNT_KEY.values())
+# Which of a test's reports is its verdict (anvild.records.SEVERITY, the one rule it follows)
+SEVERITY = {"SKIPPED": 0, "XFAILED": 1, "PASSED": 2, "XPASSED": 3, "FAILED": 4, "ERROR": 5}
 
 _WORDS = "PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|RERUN"
 _PROGRESS = re.compile(rf"^(?P<nodeid>\S.*?) (?P<word>{_WORDS})(?: \(.*\))?\s+\[\s*\d+%\]\s*$")
@@ -74,6 +76,28 @@ class Session:
         for nodeid, status in self.results:
             out.setdefault(nodeid, Counter())[status] += 1
         return out
+
+    def verdicts(self) -> dict[str, Counter[str]]:
+        """Node id -> the results a test history keeps of it: one RERUN per rerun attempt,
+        then one verdict, the most severe of the reports of its last attempt (a failed
+        subtest fails its test; a failing teardown after a failed call is an error)."""
+        out: dict[str, Counter[str]] = {}
+        for nodeid, reports in self.by_test().items():
+            final = [status for status in reports if status != "RERUN"]
+            verdict = max(final, key=SEVERITY.__getitem__) if final else None
+            kept = Counter({"RERUN": reports["RERUN"]} if reports["RERUN"] else {})
+            if verdict is not None:
+                kept[verdict] += 1
+            out[nodeid] = kept
+        return out
+
+    def verdict_counts(self) -> dict[str, int]:
+        """The verdicts counted as a run's counts."""
+        counted: Counter[str] = Counter()
+        for kept in self.verdicts().values():
+            for status, number in kept.items():
+                counted[COUNT_KEY[status]] += number
+        return {key: counted.get(key, 0) for key in COUNTED}
 
 
 def parse_summary(line: str) -> tuple[dict[str, int], float] | None:

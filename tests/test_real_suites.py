@@ -14,11 +14,12 @@ reports pytest printed (``-v -ra``). No command lists one run's results, so thos
 the project's SQLite database (tables ``execution``, ``execution_history``, ``test``) opened
 read-only; the run itself is found with ``anvild history --json``.
 
-The contract is pytest's own accounting, including where it is surprising: under pytest 9 a
-TestCase whose subtest failed is reported PASSED, and the failed subtest is one more "failed"
-in the summary line (``SUBFAILED(...) nodeid``). anvild may store such a subtest under the
-test's node id or under an id of its own that starts with it (``nodeid [i=1]``, ...); both are
-compared as results of that node id.
+The contract is pytest's own reports, one verdict per test and attempt: pytest's summary line
+counts reports, and where one test has several (a failed subtest is one more "failed" beside
+its test, which pytest 9 reports PASSED for a unittest TestCase; a failing teardown after a
+failed call is "1 failed, 1 error"), the test's verdict is the most severe of them. The output
+reading is first checked against pytest's summary line report for report; anvild's counts are
+then compared with the verdicts.
 
 Needs PyPI (sdists and wheels are cached under the pytest cache, ``real-suites/``); skips,
 saying so, when PyPI cannot be reached. ``-m "not real_suites"`` leaves it out.
@@ -352,7 +353,7 @@ def differences(session: Session, exit_code: int, runs: list[dict], root: Path) 
     (run,) = runs
     out: list[str] = []
     got = {key: (run.get("counts") or {}).get(key) for key in COUNTED}
-    expected = session.summary_counts()
+    expected = session.verdict_counts()
     for key in COUNTED:
         if got[key] != expected[key]:
             out.append(f"count {key}: pytest {expected[key]}, anvild {got[key]}")
@@ -363,7 +364,7 @@ def differences(session: Session, exit_code: int, runs: list[dict], root: Path) 
     if duration is None or abs(duration - session.seconds) > 0.05 * session.seconds + 0.005:
         out.append(f"duration: pytest 'in {session.seconds}s', anvild {duration} (over 5 % apart)")
 
-    printed = session.by_test()
+    printed = session.verdicts()
     stored: dict[str, Counter[str]] = {}
     for test_id, status, _attempt in stored_results(root, run["execution_id"]):
         stored.setdefault(owner_of(test_id, set(printed)), Counter())[status] += 1
@@ -501,6 +502,11 @@ def test_reads_plain_verbose_output() -> None:
         "test_o.py::T::test_sub": Counter(PASSED=1, FAILED=1),
         "test_modskip.py": Counter(SKIPPED=1),  # skipped at import: the file's node id
     }
+    # one verdict per test and attempt: the failed subtest fails its test
+    assert session.verdicts()["test_o.py::T::test_sub"] == Counter(FAILED=1)
+    assert session.verdicts()["test_o.py::test_f"] == Counter(RERUN=1, FAILED=1)
+    # pytest: 2 failed (test_f, the subtest), 2 passed (test_p, test_sub); verdicts: test_sub failed
+    assert session.verdict_counts() == {**session.summary_counts(), "passed": 1}
 
 
 def test_reads_xdist_and_quiet_summary() -> None:
