@@ -185,7 +185,12 @@ class Daemon:
 
     def rescan(self) -> None:
         """Queue every report file that exists now, and those left pending by an earlier run
-        (idempotency makes this safe)."""
+        (idempotency makes this safe); mark each project for its pytest sessions (a config
+        written before the markers, or by hand, has projects without one)."""
+        from anvild.projects import mark
+
+        for project in self.config.projects:
+            mark(project)
         for left in pending.load():
             candidate = Candidate(Path(left.root), Path(left.path))
             if (candidate, left.digest) in self.pending:

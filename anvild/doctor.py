@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -41,7 +42,7 @@ try:
     eps = entry_points()
     group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", ())
     found["plugin"] = any(e.name == "anvild" for e in group)
-    from anvild.pytest_plugin import disabled
+    from anvild_pytest.plugin import disabled
     found["disabled"] = disabled()
 except Exception:
     pass
@@ -137,17 +138,56 @@ def check_plugin(root: Path) -> Check:
             f"anvild's pytest plugin is not installed for {python} ({which}): "
             "runs there are not recorded"
         )
-        return Check(name, False, detail, f"{python} -m pip install {_distribution()}")
+        return Check(name, False, detail, f"anvild plugin install {shlex.quote(str(python))}")
     if found["disabled"]:
         detail = f"anvild's pytest plugin is off in {python} ({which}): ANVILD_DISABLE is set"
         return Check(name, False, detail, "unset ANVILD_DISABLE")
-    return Check(name, True, f"active in {python} ({which}): each session there is recorded")
+    problem = _session_problem(python, root)
+    if problem is not None:
+        return Check(name, False, f"{problem} in {python} ({which})", problem_fix(problem))
+    return Check(name, True, f"active in {python} ({which}): a session there writes its record")
 
 
-def _distribution() -> str:
-    """What to pip install for anvild's plugin: this checkout where anvild runs from one."""
-    checkout = Path(__file__).resolve().parents[1]
-    return str(checkout) if (checkout / "pyproject.toml").exists() else "anvild"
+# A test that passes, for a session of the project's interpreter with the project's options.
+PROBE_TEST = "def test_anvild_doctor_probe():\n    pass\n"
+PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def _session_problem(python: Path, root: Path) -> str | None:
+    """Run a one-test pytest session as the project's sessions run (its interpreter, its
+    pytest options) in a temporary directory; None when it wrote its record, else why not."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="anvild-doctor-") as tmp:
+        probe, record = Path(tmp, "test_anvild_doctor_probe.py"), Path(tmp, "probe.jsonl")
+        probe.write_text(PROBE_TEST)
+        config = next((root / n for n in PYTEST_CONFIGS if (root / n).is_file()), None)
+        command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   f"--anvild-record={record}", "--rootdir", tmp, str(probe)]  # fmt: skip
+        if config is not None:
+            command[4:4] = ["-c", str(config)]
+        try:
+            done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"a pytest session could not run ({exc})"
+        if record.is_file() and b'"SessionFinish"' in record.read_bytes():
+            return None
+        said = (done.stderr + done.stdout).strip().splitlines()
+        if any("unrecognized arguments: --anvild-record" in line for line in said):
+            if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+                return "PYTEST_DISABLE_PLUGIN_AUTOLOAD is set: pytest loads no plugin by itself"
+            return "pytest does not load anvild's plugin there (-p no:anvild in its options?)"
+        last = said[-1] if said else f"exit code {done.returncode}"
+        return f"a one-test pytest session wrote no record ({last[:200]})"
+
+
+def problem_fix(problem: str) -> str:
+    """The fix for a session that records nothing."""
+    if "-p no:anvild" in problem:
+        return "remove -p no:anvild from the project's pytest options (addopts)"
+    if "AUTOLOAD" in problem:
+        return "add -p anvild_pytest.plugin to the project's addopts (or unset the variable)"
+    return "run a pytest session there by hand and fix what it says, then run doctor again"
 
 
 def check_database(url: str) -> Check:

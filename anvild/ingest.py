@@ -157,7 +157,7 @@ def of_recorded_session(run: ParsedRun, root: Path, name: str) -> None:
     the record is the exact one (subtests, reruns, interruptions, the session's time)."""
     if run.session_id is None or run.source_format == "anvild":
         return
-    from anvild.recorder import find_record
+    from anvild_pytest.record import find_record
 
     record = find_record(root, run.session_id)
     if record is not None:

@@ -11,6 +11,38 @@ from anvild.errors import DaemonNotRunning, UsageError
 from anvild.settings import ProjectConfig
 
 
+def mark(project: ProjectConfig) -> None:
+    """Leave the marker the project's pytest sessions find (anvild_pytest.plugin.WATCHED): its
+    report globs, in its private `.anvil/`. A root that cannot take it (read-only, gone) stays
+    unmarked; `anvild doctor` tells."""
+    import json
+    import os
+    import tempfile
+
+    from anvild.store.backend import prepare_sqlite_dir
+    from anvild_pytest.plugin import WATCHED
+
+    marker = project.root / WATCHED
+    try:
+        prepare_sqlite_dir(marker)
+        text = json.dumps({"name": project.name, "reports": list(project.watched_reports)})
+        if marker.exists() and marker.read_text(encoding="utf-8") == text:
+            return
+        fd, temporary = tempfile.mkstemp(dir=marker.parent, prefix=".watched-")
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, marker)
+    except OSError:
+        return
+
+
+def unmark(root: Path) -> None:
+    """Remove the project's marker: its sessions record nothing any more."""
+    from anvild_pytest.plugin import WATCHED
+
+    (root / WATCHED).unlink(missing_ok=True)
+
+
 def _apply(config_path: Path, start: bool) -> str:
     """Make the running daemon read the config again, or start one."""
     if lifecycle.holder() is not None:
@@ -42,6 +74,7 @@ def watch(
         globs = tuple(dict.fromkeys((*base.reports, *reports)))
         project = replace(base, reports=globs, space=space or base.space)
         settings.save(settings.with_project(config, project), config_path)
+    mark(project)
     done = _apply(config_path, start)
     return f"watching {root} ({len(globs)} report globs); {done}"
 
@@ -54,6 +87,7 @@ def unwatch(config_path: Path, path: Path) -> str:
         if config.project(root) is None:
             raise UsageError("not a watched project", str(root))
         settings.save(settings.without_project(config, root), config_path)
+    unmark(root)
     done = _apply(config_path, start=False)
     return f"stopped watching {root}; {done}"
 

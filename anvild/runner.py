@@ -24,12 +24,12 @@ class PytestRun:
 
 def run_pytest(args: list[str], cwd: Path, report_dir: Path) -> PytestRun:
     """Run pytest in cwd with the user's arguments, its session recorded by anvild's plugin
-    (anvild.pytest_plugin, loaded from this environment) into report_dir."""
+    (anvild_pytest.plugin, loaded from this environment) into report_dir."""
     report = Path(tempfile.mkstemp(prefix="session-", suffix=".jsonl", dir=report_dir)[1])
     report.unlink()  # the plugin writes it; an empty file must not pass for a record
     command = [sys.executable, "-m", "pytest", f"--anvild-record={report}"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        command[3:3] = ["-p", "anvild.pytest_plugin"]  # not loaded from its entry point then
+        command[3:3] = ["-p", "anvild_pytest.plugin"]  # not loaded from its entry point then
     # pytest's output goes straight to the user's terminal, colours and all
     code = subprocess.call([*command, *args], cwd=cwd)
     return PytestRun(code, report if report.exists() else None, shlex.join(args))

@@ -15,9 +15,9 @@ from typing import Any
 
 from anvild.errors import ConfigError
 
-# Where anvild's pytest plugin writes each session's record (anvild.recorder.RECORD_DIR): watched
-# in every project, whatever its configured report globs, so no upgrade or `--report` list can
-# leave a watched project's runs unread.
+# Where anvild's pytest plugin writes each session's record (anvild_pytest.record.RECORD_DIR):
+# watched in every project, whatever its configured report globs, so no upgrade or `--report`
+# list can leave a watched project's runs unread.
 RECORD_GLOB = ".pytest_cache/anvild/*.jsonl"
 DEFAULT_REPORTS = (
     RECORD_GLOB,

@@ -71,6 +71,7 @@ def test_healthy_project_passes(project: Path) -> None:
     version = len(migrations.STEPS)
     assert findings["database"][1] == f"{db}: schema version {version}, writable"
     assert findings["pytest plugin"][1].startswith(f"active in {sys.executable}")
+    assert findings["pytest plugin"][1].endswith("a session there writes its record")
     assert findings["daemon"][1].startswith("not running")
 
 
@@ -183,7 +184,7 @@ def test_a_venv_with_the_plugin_passes(tmp_path: Path) -> None:
     python = write_python(tmp_path / "venv" / "bin" / "python")
     _, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
     ok, rest = findings["pytest plugin"]
-    assert ok and rest == f"active in {python} (the project's venv): each session there is recorded"
+    assert ok and rest == f"active in {python} (the project's venv): a session there writes its record"
 
 
 def test_a_plugin_turned_off_fails_with_how_to_turn_it_on(tmp_path: Path) -> None:
@@ -223,3 +224,14 @@ def test_every_failure_has_a_fix(tmp_path: Path) -> None:
     assert [c for c in checks if not c.ok]
     assert all(c.fix for c in checks if not c.ok)
     assert all(c.fix is None for c in checks if c.ok)
+
+
+def test_a_project_whose_options_turn_the_plugin_off_fails(tmp_path: Path) -> None:
+    """doctor runs a real one-test session with the project's pytest options: `-p no:anvild`
+    in addopts records nothing, and doctor says so instead of ok."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:anvild\n")
+    code, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
+    assert code == 1
+    ok, rest = findings["pytest plugin"]
+    assert not ok and rest.startswith("pytest does not load anvild's plugin there"), rest
+    assert rest.endswith("-> fix: remove -p no:anvild from the project's pytest options (addopts)")

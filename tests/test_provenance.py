@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from anvild import provenance
 from anvild.provenance import git_state
+from anvild_pytest import provenance as plugin_side
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -134,7 +134,7 @@ def test_untracked_files_are_hashed_from_the_repository_root(repo: Path) -> None
 def test_big_untracked_files_are_known_by_size_and_mtime(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(provenance, "CONTENT_LIMIT", 8)
+    monkeypatch.setattr(plugin_side, "CONTENT_LIMIT", 8)
     big = repo / "data.bin"
     write(big, "0123456789")
     stamp = big.stat().st_mtime_ns

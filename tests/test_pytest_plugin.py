@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from anvild import config, settings
+from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
-from anvild.recorder import RECORD_DIR
+from anvild_pytest.record import RECORD_DIR
 from tests.conftest import write_project
 
 TESTS = {
@@ -73,6 +73,7 @@ def watch(root: Path) -> None:
     """List root in the config the plugin reads ($XDG_CONFIG_HOME/anvild/config.toml)."""
     project = settings.ProjectConfig(root.resolve(), root.name)
     settings.save(settings.Config(projects=(project,)), config.config_file())
+    projects.mark(project)  # what `anvild watch` leaves for the project's sessions
 
 
 def git(root: Path, *args: str) -> str:
@@ -88,7 +89,7 @@ def git(root: Path, *args: str) -> str:
 def reports(root: Path) -> list[Path]:
     """Every report file under root: JSON, JSON lines, XML."""
     found = [*root.rglob("*.json"), *root.rglob("*.jsonl"), *root.rglob("*.xml")]
-    return sorted(p.relative_to(root) for p in found)
+    return sorted(p.relative_to(root) for p in found if ".anvil" not in p.parts)
 
 
 def records(root: Path) -> list[Path]:
@@ -172,12 +173,13 @@ def test_an_unwatched_project_gets_nothing_and_imports_nothing(project: Path) ->
 
 
 def test_importing_the_plugin_imports_only_pytest() -> None:
-    code = "import sys, anvild.pytest_plugin; print(' '.join(sorted(sys.modules)))"
+    code = "import sys, anvild_pytest.plugin; print(' '.join(sorted(sys.modules)))"
     modules = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
-    assert [m for m in modules if m.startswith(("anvild.", *HEAVY, "platformdirs"))] == [
-        "anvild.pytest_plugin"
+    assert [m for m in modules if m.startswith(("anvild", *HEAVY, "platformdirs"))] == [
+        "anvild_pytest",
+        "anvild_pytest.plugin",
     ]
 
 

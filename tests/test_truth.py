@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from anvild import config, settings
+from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
-from anvild.recorder import RECORD_DIR
 from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, ParsedRun
+from anvild_pytest.record import RECORD_DIR
 from tests.conftest import anvild, executions, wait_for, write_project
 
 CASES = {
@@ -142,6 +142,7 @@ def summary(proc: subprocess.CompletedProcess[str]) -> tuple[str, float]:
 def watch(root: Path) -> None:
     project = settings.ProjectConfig(root.resolve(), root.name)
     settings.save(settings.Config(projects=(project,)), config.config_file())
+    projects.mark(project)  # what `anvild watch` leaves for the project's sessions
 
 
 def records(root: Path) -> list[Path]:

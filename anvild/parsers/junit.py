@@ -95,7 +95,7 @@ def parse_junit(path: Path, data: bytes) -> ParsedRun:
         finished_at=finished_at,
         duration=duration,
         metadata={"properties": reading.properties} if reading.properties else {},
-        # anvild's plugin names the pytest session in a property (anvild.pytest_plugin)
+        # anvild's plugin names the pytest session in a property (anvild_pytest.plugin)
         session_id=reading.properties.get("anvild_session") or None,
     )
 

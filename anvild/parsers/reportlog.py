@@ -294,7 +294,7 @@ class ReportlogReader:
             self._complete = True
 
     def _session_start(self, own: dict[str, Any]) -> None:
-        """A session record's first line: its id, start and provenance (anvild.recorder)."""
+        """A session record's first line: its id, start and provenance (anvild_pytest.record)."""
         if not own:
             return
         self._format = "anvild"

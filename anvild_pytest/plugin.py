@@ -1,6 +1,6 @@
 """pytest plugin (``pytest11``): each session in a watched project records itself.
 
-In a project anvild watches, a session writes its own record (anvild.recorder) from pytest's
+In a project anvild watches, a session writes its own record (anvild_pytest.record) from pytest's
 hooks to ``<project root>/.pytest_cache/anvild/session-<start>-<id>.jsonl``, where the daemon
 reads it. Nothing else is turned on: no pytest-json-report, no extra header, no extra output.
 
@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,19 +67,34 @@ def _configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, "anvild-session")
 
 
-def watched_project(rootdir: Path) -> Any:
-    """The watched project (a settings.ProjectConfig) that holds rootdir, if any."""
-    from anvild import config as paths
-    from anvild import settings
-    from anvild.errors import AnvildError
+# What `anvild watch` leaves in a project for its sessions to find (anvild.projects writes it):
+# the project's report globs, as JSON. Read from the project, not from anvild's config, so that
+# any interpreter finds it whatever its HOME, with the standard library only.
+WATCHED = Path(".anvil", "watched.json")
 
-    try:
-        config = settings.load(paths.config_file(os.environ.get("ANVILD_CONFIG")))
-    except AnvildError:
-        return None  # a broken config is for `anvild doctor` to report, not a test session
-    roots = {project.root.resolve(): project for project in config.projects}
+
+@dataclass(frozen=True)
+class Watched:
+    """A watched project, as its sessions see it."""
+
+    root: Path
+    reports: tuple[str, ...]
+
+
+def watched_project(rootdir: Path) -> Watched | None:
+    """The watched project that holds rootdir, if any: the nearest with a WATCHED marker."""
+    import json
+
     here = rootdir.resolve()
-    return next((roots[p] for p in (here, *here.parents) if p in roots), None)
+    for root in (here, *here.parents):
+        try:
+            marker = json.loads((root / WATCHED).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        reports = marker.get("reports") if isinstance(marker, dict) else None
+        globs = tuple(g for g in reports if isinstance(g, str)) if isinstance(reports, list) else ()
+        return Watched(root, globs)
+    return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -106,16 +122,16 @@ def guarded(hook: _Hook) -> _Hook:
 class Session:
     """The plugin object of one session: its record, and its id in the user's reports."""
 
-    def __init__(self, config: pytest.Config, record: Path | None, project: Any) -> None:
+    def __init__(self, config: pytest.Config, record: Path | None, project: Watched | None) -> None:
         import uuid
 
         self.config = config
         self.id = uuid.uuid4().hex
-        self.project = project  # the watched settings.ProjectConfig, or None
+        self.project = project
         # the record goes to the watched project, unless `--anvild-record` says where
         self.root: Path | None = None if record or project is None else project.root
         self.record_file = record
-        self.record: Any = None  # anvild.recorder.Record once open
+        self.record: Any = None  # an anvild_pytest.record.Record once open
         self.metadata: dict[str, Any] = {}
         self.xdist_workers: int | None = None
         self.started = time.time()
@@ -134,6 +150,23 @@ class Session:
             self.warning = f"this session may not be recorded in full: {_reason(exc)}"
             if self.summarized:  # too late for the summary
                 _warn_now(self.warning)
+
+    def _own_reports(self) -> list[str]:
+        """The report files this session writes, relative to its rootdir where inside it."""
+        option = self.config.option
+        json_on = getattr(option, "json_report", False)
+        named = [
+            getattr(option, "json_report_file", None) if json_on else None,
+            getattr(option, "xmlpath", None),
+            getattr(option, "report_log", None),
+        ]
+        root = self.config.rootpath.resolve()
+        own = []
+        for name in filter(None, named):
+            path = Path(self.config.invocation_params.dir, str(name)).resolve()
+            if root in path.parents:
+                own.append(path.relative_to(root).as_posix())
+        return own
 
     def _wants_metadata(self) -> bool:
         option = self.config.option
@@ -160,12 +193,12 @@ class Session:
         import shlex
         import socket
 
-        from anvild.provenance import detect_origin, git_state
-        from anvild.settings import DEFAULT_REPORTS
+        from anvild_pytest.provenance import detect_origin, git_state
 
-        # The project's report files never make its tree dirty (their globs: from its root).
+        # Report files never make a tree dirty: the watched project's globs (from its root),
+        # else the reports this session writes.
         if self.project is None:
-            git = git_state(self.config.rootpath, DEFAULT_REPORTS)
+            git = git_state(self.config.rootpath, self._own_reports())
         else:
             git = git_state(self.project.root, self.project.reports)
         self.metadata = {
@@ -180,13 +213,13 @@ class Session:
         }
         path = self.record_file
         if path is None and self.root is not None:
-            from anvild.recorder import RECORD_DIR, prune, record_path
+            from anvild_pytest.record import RECORD_DIR, prune, record_path
 
             keep_out_of_git(self.root / RECORD_DIR.parent)
             prune(self.root / RECORD_DIR)
             path = record_path(self.root, self.id, self.started)
         if path is not None:
-            from anvild.recorder import Record
+            from anvild_pytest.record import Record
 
             self.record = Record(path)
             self.record.session_start(
@@ -221,7 +254,7 @@ class Session:
         if hasattr(report, "context") and report.failed and self.json_report:
             # pytest-json-report keeps one call per test, the last: a failed subtest's message
             # would be lost under its test's own call
-            from anvild.recorder import describe
+            from anvild_pytest.record import describe
 
             self.subtest_failures.setdefault(report.nodeid, describe(report.longrepr))
 

@@ -7,7 +7,7 @@ session's id and provenance, the last its exit status and wall time. Lines are f
 they are written: the daemon shows the run while it goes on.
 
 This module imports nothing but the standard library: it runs inside the user's pytest, and
-whatever fails in it is caught by the plugin (anvild.pytest_plugin), never by the session.
+whatever fails in it is caught by the plugin (anvild_pytest.plugin), never by the session.
 """
 
 from __future__ import annotations

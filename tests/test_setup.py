@@ -1,0 +1,96 @@
+"""Set-up as people do it: anvild the tool in one environment, the project's tests in another.
+
+A project `.venv` holding pytest and nothing of anvild's records nothing, and doctor says so
+with its fix; the fix, run as printed, installs the plugin alone (no dependency, no pin moved);
+then a session in that `.venv` is recorded by the running daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from anvild import plugin_wheel
+from tests.conftest import anvild, executions, wait_for, write_project
+
+
+def _pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def project_venv(project: Path) -> Path:
+    """The project's own `.venv`: pytest (this session's version) and nothing of anvild's."""
+    venv = project / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    done = _pip(python, "install", "--quiet", f"pytest=={pytest.__version__}")
+    if done.returncode != 0:
+        pytest.skip(f"pytest could not be installed from the package index: {done.stderr[-300:]}")
+    return python
+
+
+def _doctor(project: Path) -> tuple[bool, str]:
+    proc = anvild("doctor", cwd=project)
+    [line] = [line for line in proc.stdout.splitlines() if " pytest plugin: " in line]
+    return line.startswith("ok"), line.split(": ", 1)[1]
+
+
+def test_the_wheel_is_the_plugin_alone(tmp_path: Path) -> None:
+    with zipfile.ZipFile(plugin_wheel.build(tmp_path)) as whl:
+        names = set(whl.namelist())
+        entry = whl.read("anvild_pytest-0.1.0.dist-info/entry_points.txt").decode()
+        metadata = whl.read("anvild_pytest-0.1.0.dist-info/METADATA").decode()
+    assert {n.split("/")[0] for n in names} == {"anvild_pytest", "anvild_pytest-0.1.0.dist-info"}
+    assert "anvild = anvild_pytest.plugin" in entry
+    assert [line for line in metadata.splitlines() if line.startswith("Requires-Dist")] == [
+        "Requires-Dist: pytest>=7"
+    ]
+
+
+def test_doctor_finds_the_unrecorded_venv_and_its_fix_records_it(
+    project: Path, daemon: int, project_venv: Path
+) -> None:
+    write_project(
+        project, {"pytest.ini": "[pytest]\n", "test_one.py": "def test_one():\n    pass\n"}
+    )
+    before = _pip(project_venv, "freeze", "--all").stdout.splitlines()
+
+    # before: nothing would be recorded, and doctor says so with the command that fixes it
+    ok, said = _doctor(project)
+    assert not ok and said.startswith("anvild's pytest plugin is not installed for"), said
+    fix = said.split(" -> fix: ", 1)[1]
+    assert fix == f"anvild plugin install {shlex.quote(str(project_venv))}"
+    unrecorded = subprocess.run([str(project_venv), "-m", "pytest", "-q", "test_one.py"],
+                                cwd=project, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert unrecorded.returncode == 0 and not (project / ".pytest_cache/anvild").exists()
+
+    # the fix, run as printed (`anvild` is this environment's console script)
+    argv = shlex.split(fix)
+    done = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]], cwd=project,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    after = _pip(project_venv, "freeze", "--all").stdout.splitlines()
+    added = sorted(set(after) - set(before))
+    assert [line.split(" @ ")[0].split("==")[0] for line in added] == ["anvild-pytest"], added
+    assert set(before) <= set(after), "the project's pins stay as they were"
+    assert _doctor(project)[0]
+
+    recorded = subprocess.run([str(project_venv), "-m", "pytest", "-q", "test_one.py"],
+                              cwd=project, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "anvild" not in recorded.stdout + recorded.stderr
+    wait_for(lambda: executions(project), 30, "the .venv's session to be stored")
+    [run] = json.loads(anvild("history", "--json", cwd=project).stdout)
+    assert (run["source"], run["counts"]["passed"]) == ("anvild", 1)
