@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from anvild import control, lifecycle, settings
+from anvild import control, lifecycle, protocol, settings
 from anvild.errors import DaemonNotRunning, UsageError
 from anvild.settings import ProjectConfig
 
@@ -15,7 +15,7 @@ def _apply(config_path: Path, start: bool) -> str:
     """Make the running daemon read the config again, or start one."""
     if lifecycle.holder() is not None:
         try:
-            control.ask({"cmd": "reload"}, timeout=60)
+            control.ask(protocol.Reload(), timeout=90)
             return "the daemon reloaded its config"
         except DaemonNotRunning:
             pass

@@ -52,8 +52,7 @@ def restart(obj: Context) -> None:
     from anvild import lifecycle
 
     _warn_if_root()
-    lifecycle.stop()
-    pid = lifecycle.start(obj.config_path())
+    pid = lifecycle.restart(obj.config_path())
     click.echo(f"anvild started (pid {pid})")
 
 
