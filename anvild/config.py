@@ -92,9 +92,12 @@ def canonical_database(url: str, base: Path) -> str:
 
 
 def missing_directory(url: str) -> Path | None:
-    """The directory an SQLite database would be made in when it does not exist, else None."""
+    """The directory an SQLite database would be made in when it does not exist, else None;
+    a project's `.anvil/` is anvild's own, made when needed."""
     path = sqlite_path(url)
     if path is None or path.parent.is_dir():
+        return None
+    if path.parent.name == ".anvil" and path.parent.parent.is_dir():
         return None
     return path.parent
 

@@ -89,7 +89,7 @@ def ingest(
     total = count_candidates(list(paths)) if sys.stderr.isatty() else 0
     tally = report_ingest(events, total, verbose)
     if not tally.seen:
-        raise NoReports("no reports found", " ".join(str(p) for p in paths))
+        raise NoReports("no reports found", " ".join(str(p.absolute()) for p in paths))
     if tally.seen > 1:
         click.echo(tally.summary(), err=True)
     if tally.rejected:
