@@ -325,3 +325,28 @@ def test_a_daemon_lost_under_a_command_is_one_error_line(
     errors = [line for line in proc.stderr.splitlines() if line.startswith("anvild: error: ")]
     assert errors == [f"anvild: error: the daemon went away before it answered ({dying_daemon})"]
     assert "Traceback" not in proc.stderr
+
+
+# --- 7: a broken config never takes the running daemon down ----------------------------------
+
+
+def test_restart_and_sighup_with_a_broken_config_keep_the_running_daemon(
+    daemon: int, project: Path
+) -> None:
+    from anvild.config import config_file, state_dir
+
+    config = config_file()
+    good = config.read_text()
+    config.write_text("bogus = 1\n" + good)
+    restarted = anvild("restart")
+    assert (restarted.returncode, restarted.stdout) == (1, "")
+    assert restarted.stderr.splitlines()[-1] == f"anvild: error: unknown key 'bogus' ({config})"
+    assert status()["pid"] == daemon
+    os.kill(daemon, signal.SIGHUP)
+    log = state_dir() / "anvild.log"
+    wait_for(lambda: "config not reloaded" in log.read_text(), 20, "the reload refused")
+    assert alive(daemon) and status()["pid"] == daemon
+    watched = anvild("watch", str(project))  # a reload over the socket: the same error
+    assert watched.returncode == 1 and "unknown key 'bogus'" in watched.stderr
+    config.write_text(good)
+    assert status()["last_error"] is not None and status()["pid"] == daemon
