@@ -39,10 +39,11 @@ class Target:
         db: str | None,
         config_path: Path | None = None,
         cwd: Path | None = None,
+        strict: bool = True,
     ) -> Target:
         """--project and --db as given (relative to cwd), else the watched project around cwd
-        and its database (SPEC section 6). A database given in a directory that does not
-        exist is a UsageError: nothing is made there."""
+        and its database (SPEC section 6). strict: a database given in a directory that does
+        not exist is a UsageError, nothing is made there (doctor checks it instead)."""
         cwd = (cwd or Path.cwd()).absolute()
         conf = settings.load(config_path) if config_path else settings.Config()
         if project:
@@ -54,7 +55,7 @@ class Target:
         watched = conf.project(root)
         if db is not None:
             url = config.database_url(db, root, cwd)
-            missing = config.missing_directory(url)
+            missing = config.missing_directory(url) if strict else None
             if missing is not None:
                 raise UsageError("no such directory for the database", str(missing))
         elif watched is not None:

@@ -165,9 +165,9 @@ def doctor(obj: Context) -> None:
     from anvild.errors import ConfigError
 
     try:
-        target = obj.target()
+        target = Target.resolve(obj.project, obj.db, obj.config_path(), strict=False)
     except ConfigError:  # the config check reports it; check the rest without the config
-        target = Target.resolve(obj.project, obj.db)
+        target = Target.resolve(obj.project, obj.db, strict=False)
     results = checks.run_checks(obj.config_path(), target)
     for check in results:
         if check.ok:
