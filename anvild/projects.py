@@ -46,6 +46,14 @@ def watch(
     return f"watching {root} ({len(globs)} report globs); {done}"
 
 
+def enclosing(config_path: Path, path: Path) -> Path | None:
+    """The watched project that path lies inside (not at), if any: a nested project would
+    take the inner reports from it."""
+    root = path.expanduser().resolve()
+    config = settings.load(config_path)
+    return next((r for r in config.watched_roots() if r != root and root.is_relative_to(r)), None)
+
+
 def unwatch(config_path: Path, path: Path) -> str:
     """Remove the project at path from the config (its history stays)."""
     root = path.expanduser().resolve()

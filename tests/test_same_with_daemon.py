@@ -350,3 +350,18 @@ def test_restart_and_sighup_with_a_broken_config_keep_the_running_daemon(
     assert watched.returncode == 1 and "unknown key 'bogus'" in watched.stderr
     config.write_text(good)
     assert status()["last_error"] is not None and status()["pid"] == daemon
+
+
+# --- 14: projects lists globs as text; a nested watch warns ----------------------------------
+
+
+def test_projects_lists_globs_as_text_and_a_nested_watch_warns(project: Path) -> None:
+    assert anvild("watch", str(project), "--no-start").returncode == 0
+    listed = anvild("projects")
+    assert "[" not in listed.stdout and ".report.json, " in listed.stdout, listed.stdout
+    (project / "tests").mkdir(exist_ok=True)
+    nested = anvild("watch", "tests", "--no-start", cwd=project)
+    assert nested.returncode == 0
+    assert nested.stderr == (
+        f"anvild: warning: {project / 'tests'} is inside the watched project {project}\n"
+    )

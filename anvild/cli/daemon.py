@@ -116,6 +116,10 @@ def watch(
 
     if not no_start and lifecycle.holder() is None:
         _warn_if_root()  # this watch starts the daemon
+    outer = projects.enclosing(obj.config_path(), path)
+    if outer is not None:
+        click.echo(f"anvild: warning: {path.resolve()} is inside the watched project {outer}",
+                   err=True)  # fmt: skip
     outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
     click.echo(outcome)
 
