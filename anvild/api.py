@@ -8,63 +8,82 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anvild import config, settings
-from anvild.errors import AnvildError, UsageError
+from anvild import config, protocol, settings
+from anvild.errors import AnvildError, DaemonNotRunning, NoHistory, UsageError
 
 # Imports of the write path (parsers, owner, transaction) stay inside the functions that use
 # them: a query command starts without them (SPEC section 10: a whole `stats show` in 150 ms).
 if TYPE_CHECKING:
-    from anvild.ingest import IngestOptions, ReportSource
+    from anvild.ingest import IngestEvent, IngestOptions
     from anvild.store.owner import Owner
     from anvild.store.rebuild import Change
-    from anvild.store.write import Stored
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The project a command is about and the database that holds its history."""
+    """The project a command is about and the database that holds its history, both resolved
+    where the user typed them (paths absolute, the database in its one spelling)."""
 
     project_root: Path
     db_url: str
     share: str = "all"  # the watched project's privacy towards a team database
     messages: bool = True
     reports: tuple[str, ...] = settings.DEFAULT_REPORTS  # the watched project's report globs
+    # how the project was found: "--project", "watched", ".anvil", "git" or "cwd"
+    found_by: str = "--project"
 
     @classmethod
     def resolve(
-        cls, project: str | None, db: str | None, config_path: Path | None = None
+        cls,
+        project: str | None,
+        db: str | None,
+        config_path: Path | None = None,
+        cwd: Path | None = None,
+        strict: bool = True,
     ) -> Target:
-        """--project and --db as given, else the watched project around the current directory
-        and its database (SPEC section 6)."""
+        """--project and --db as given (relative to cwd), else the watched project around cwd
+        and its database (SPEC section 6). strict: a database given in a directory that does
+        not exist is a UsageError, nothing is made there (doctor checks it instead)."""
+        cwd = (cwd or Path.cwd()).absolute()
         conf = settings.load(config_path) if config_path else settings.Config()
-        root = Path(project).expanduser().resolve() if project else None
-        if root is not None and not root.is_dir():
-            raise UsageError("no such project directory", str(root))
-        root = root or config.find_project_root(Path.cwd(), conf.watched_roots())
+        if project:
+            root, how = (cwd / Path(project).expanduser()).resolve(), "--project"
+            if not root.is_dir():
+                raise UsageError("no such project directory", str(root))
+        else:
+            root, how = config.find_project(cwd, conf.watched_roots())
         watched = conf.project(root)
-        if db is None and watched is not None:
-            db = conf.database_for(watched)
-        url = config.database_url(db or conf.database, root)
+        if db is not None:
+            url = config.database_url(db, root, cwd)
+            missing = config.missing_directory(url) if strict else None
+            if missing is not None:
+                raise UsageError("no such directory for the database", str(missing))
+        elif watched is not None:
+            url = conf.database_for(watched)
+        else:
+            url = config.database_url(conf.database, root, cwd)
         reports = watched.reports if watched is not None else settings.DEFAULT_REPORTS
         if watched is not None and config.sqlite_path(url) is None:  # a team database
-            return cls(root, url, watched.share, watched.messages, reports)
-        return cls(root, url, reports=reports)
+            return cls(root, url, watched.share, watched.messages, reports, how)
+        return cls(root, url, reports=reports, found_by=how)
 
-
-@dataclass(frozen=True, slots=True)
-class IngestEvent:
-    """What happened to one report of an ingest: stored, already there, skipped, or failed."""
-
-    name: str
-    stored: Stored | None = None
-    error: AnvildError | None = None
-    skipped: str | None = None
+    @property
+    def guessed(self) -> bool:
+        """Whether the project is only the current directory: not given, watched, nor a git
+        work tree, nor holding `.anvil/`."""
+        return self.found_by == "cwd"
 
 
 def _owner(target: Target, on_wait: Callable[[int | None], None] | None) -> Owner:
     from anvild.store.owner import Owner
 
     return Owner(target.db_url, config.state_dir()).open(config.owner_timeout(), on_wait)
+
+
+def _daemon_runs() -> bool:
+    from anvild import lifecycle
+
+    return lifecycle.holder() is not None
 
 
 def ingest(
@@ -75,109 +94,60 @@ def ingest(
 ) -> Iterator[IngestEvent]:
     """Store every report in paths, one transaction each; bad ones are reported, not fatal.
 
-    With a daemon running it owns the database: the work goes to it over the control socket.
+    With a daemon running it owns the database: the work goes to it over the control socket,
+    and its events come back as they would without it. A UsageError before anything is
+    stored when --execution-id would name several reports.
     """
-    from anvild.errors import ReportError
-    from anvild.ingest import expand
+    from anvild.ingest import IngestEvent, expand, store_all
 
-    remote = _through_daemon(target, paths, options)
-    if remote is not None:
-        yield from remote
-        return
+    paths = [p.expanduser().absolute() for p in paths]  # the daemon runs in `/`
+    if options.execution_id is not None:
+        found = sum(1 for source in expand(paths) if not isinstance(source, AnvildError))
+        if found > 1:
+            raise UsageError(
+                f"--execution-id names one run, and these paths hold {found} reports",
+                " ".join(str(p) for p in paths),
+            )
+    if _daemon_runs():
+        remote = _through_daemon(target, paths, options)
+        if remote is not None:
+            yield from (IngestEvent.from_reply(event) for event in remote)
+            return
     with _owner(target, on_wait) as owner:
-        for source in expand(paths):
-            if isinstance(source, ReportError):
-                yield IngestEvent(source.where or "", error=source)
-                continue
-            yield ingest_source(owner, source, options)
+        yield from store_all(owner, paths, options)
 
 
 def _through_daemon(
     target: Target, paths: list[Path], options: IngestOptions
-) -> Iterator[IngestEvent] | None:
-    from anvild import control, lifecycle
-    from anvild.errors import DaemonNotRunning
+) -> Iterator[protocol.Event] | None:
+    """The daemon's events for an ingest; None when no daemon answers after all."""
+    from anvild import control
 
-    if lifecycle.holder() is None:
-        return None
-    message = {
-        "cmd": "ingest",
-        "project_root": str(target.project_root),
-        "db_url": target.db_url,
-        "paths": [str(p.resolve()) for p in paths],
-        "space": options.space,
-        "execution_id": options.execution_id,
-        "metadata": dict(options.metadata),
-        "share": options.share,
-        "messages": options.messages,
-        "execution_base": options.execution_base,
-        "reports": list(options.reports),
-    }
+    request = protocol.Ingest(
+        str(target.project_root),
+        target.db_url,
+        [str(p) for p in paths],
+        options.space,
+        options.execution_id,
+        dict(options.metadata),
+        options.share,
+        options.messages,
+        options.execution_base,
+        list(options.reports),
+    )
+    answers = control.call(request, timeout=None)
     try:
-        answers = control.request(message, timeout=None)
         first = next(answers)
-    except (DaemonNotRunning, StopIteration):
+    except DaemonNotRunning:
         return None
+    except StopIteration:
+        return iter(())
 
-    def events() -> Iterator[IngestEvent]:
-        for answer in (first, *answers):
-            if answer.get("done"):
-                return
-            yield _event(answer)
+    def events() -> Iterator[protocol.Event]:
+        yield first
+        yield from answers
 
     return events()
-
-
-def event_answer(event: IngestEvent) -> dict[str, Any]:
-    """An ingest event as the daemon sends it over the control socket (read back by _event)."""
-    from dataclasses import asdict
-
-    if event.error is not None:
-        return {"name": event.name, "error": str(event.error)}
-    if event.skipped is not None:
-        return {"name": event.name, "skipped": event.skipped}
-    return {"name": event.name, "stored": asdict(event.stored) if event.stored else None}
-
-
-def _event(answer: dict[str, Any]) -> IngestEvent:
-    from anvild.store.write import Stored
-
-    name = answer.get("name") or ""
-    if answer.get("error"):
-        return IngestEvent(name, error=AnvildError(answer["error"]))
-    if answer.get("skipped"):
-        return IngestEvent(name, skipped=answer["skipped"])
-    return IngestEvent(name, stored=Stored(**answer["stored"]))
-
-
-def ingest_source(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
-    """Parse and store one report through owner; a bad report is an event, not an exception."""
-    from anvild.ingest import no_gc
-
-    with no_gc():
-        return _ingest_quietly(owner, source, options)
-
-
-def _ingest_quietly(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
-    from anvild.errors import NotAReport, NotShared, OfRecordedSession, ReportError
-    from anvild.ingest import prepare
-    from anvild.store.write import store_run
-
-    try:
-        submission = prepare(source, options)
-    except NotAReport as exc:
-        if source.explicit:
-            return IngestEvent(source.name, error=exc)
-        return IngestEvent(source.name, skipped=exc.what)
-    except (NotShared, OfRecordedSession) as exc:
-        return IngestEvent(source.name, skipped=exc.what)
-    except ReportError as exc:
-        return IngestEvent(source.name, error=exc)
-    try:
-        stored = owner.run(lambda db: store_run(db, submission))
-    except AnvildError as exc:
-        return IngestEvent(source.name, error=exc)
-    return IngestEvent(source.name, stored=stored)
 
 
 def record_pytest(
@@ -186,7 +156,10 @@ def record_pytest(
     cwd: Path,
     on_wait: Callable[[int | None], None] | None = None,
 ) -> tuple[int, list[IngestEvent]]:
-    """Run pytest with a JSON report and store it (`anvild pytest`); pytest's exit code."""
+    """Run pytest with a session record and store it (`anvild pytest`); pytest's exit code.
+
+    A session with nothing to store (collect-only, no tests, a usage error) is no error.
+    """
     import tempfile
 
     from anvild.errors import NotARun
@@ -208,9 +181,7 @@ def record_pytest(
             reports=target.reports,
         )
         events = list(ingest(target, [session.report], options, on_wait))
-    # a collect-only session is not a run: nothing stored, nothing to say
-    events = [e for e in events if not isinstance(e.error, NotARun)]
-    return session.exit_code, events
+    return session.exit_code, [e for e in events if not isinstance(e.error, NotARun)]
 
 
 def copy_history(target: Target, source: str, destination: str, all_projects: bool) -> Any:
@@ -221,16 +192,24 @@ def copy_history(target: Target, source: str, destination: str, all_projects: bo
     return copy(source, destination, root, config.state_dir())
 
 
-def _read(target: Target) -> int | None:
+def _read(target: Target) -> int:
+    """The project's id in its database, for a query; NoHistory, naming where it looked, when
+    nothing is stored for it (a query never creates a database)."""
     from anvild.store import queries
     from anvild.store.backend import sqlite_path
     from anvild.store.database import open_database
 
     path = sqlite_path(target.db_url)
     if path is not None and not path.exists():
-        return None  # nothing stored yet; a query never creates a database
+        raise NoHistory(f"no history here: no database at {path}", str(target.project_root))
     open_database(target.db_url)
-    return queries.project_id(str(target.project_root))
+    project = queries.project_id(str(target.project_root))
+    if project is None:
+        raise NoHistory(
+            f"no history here: nothing stored for this project in {target.db_url}",
+            str(target.project_root),
+        )
+    return project
 
 
 def show_stats(target: Target, space: str, sort: str, limit: int | None) -> list[dict[str, Any]]:
@@ -239,8 +218,6 @@ def show_stats(target: Target, space: str, sort: str, limit: int | None) -> list
     from anvild.store import queries
 
     project = _read(target)
-    if project is None:
-        return []
     return stats.select(queries.statistics(project, None), space, sort, limit)
 
 
@@ -250,27 +227,27 @@ def slow_tests(target: Target, space: str, limit: int) -> list[dict[str, Any]]:
     from anvild.store import queries
 
     project = _read(target)
-    if project is None:
-        return []
     return stats.slowest(queries.statistics(project, None), space, limit)
 
 
 def rebuild_stats(
     target: Target, on_wait: Callable[[int | None], None] | None = None
 ) -> list[Change]:
-    """Recompute statistics from history through the owner; what had to change."""
-    from anvild import control, lifecycle
+    """Recompute statistics from history through the owner (the daemon when it runs); what
+    had to change."""
+    from anvild import control
     from anvild.store import queries
     from anvild.store.rebuild import Change, rebuild
 
-    if lifecycle.holder() is not None:
-        message = {
-            "cmd": "rebuild",
-            "project_root": str(target.project_root),
-            "db_url": target.db_url,
-        }
-        answer = control.ask(message, timeout=None)
-        return [Change(**change) for change in answer["changes"]]
+    _read(target)
+    if _daemon_runs():
+        request = protocol.Rebuild(str(target.project_root), target.db_url)
+        try:
+            answer = control.ask(request, timeout=None)
+        except DaemonNotRunning:
+            pass
+        else:
+            return [Change(**change) for change in answer.get("changes", [])]
     with _owner(target, on_wait) as owner:
         project = owner.run(lambda db: queries.project_id(str(target.project_root)))
         return owner.run(lambda db: rebuild(db, project))
@@ -281,8 +258,6 @@ def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
     from anvild.store import queries
 
     project = _read(target)
-    if project is None:
-        return []
     return queries.executions(project, limit, space)
 
 
@@ -293,7 +268,7 @@ def test_history(
     from anvild.store import queries
 
     project = _read(target)
-    test = queries.find_test(project, test_id) if project is not None else None
+    test = queries.find_test(project, test_id)
     if test is None:
         raise UsageError(f"no test {test_id!r} in the history", str(target.project_root))
     return queries.test_history(test.id, limit, space)
@@ -339,7 +314,7 @@ def sync_github(
     from dataclasses import replace
 
     from anvild import sync
-    from anvild.ingest import IngestOptions
+    from anvild.ingest import IngestEvent, IngestOptions
 
     github = sync.GitHub.from_env(repo, environ)
     runs = [github.run(run_id)] if run_id is not None else github.runs(sync.since(since))
@@ -378,8 +353,6 @@ def flaky_tests(target: Target, space: str, options: Any, broken: bool = False) 
     from anvild import flaky
 
     project = _read(target)
-    if project is None:
-        return []
     return [v for v in flaky.detect(project, space, options) if v.flaky or broken]
 
 

@@ -20,7 +20,8 @@ def config_dir() -> Path:
 
 def config_file(override: str | None = None) -> Path:
     """The config file: --config / ANVILD_CONFIG, else $XDG_CONFIG_HOME/anvild/config.toml."""
-    return Path(override).expanduser() if override else config_dir() / "config.toml"
+    # absolute: the daemon it is handed to runs in `/`
+    return Path(override).expanduser().absolute() if override else config_dir() / "config.toml"
 
 
 def state_dir() -> Path:
@@ -52,21 +53,53 @@ def _git_toplevel(start: Path) -> Path | None:
     return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
 
 
-def find_project_root(start: Path, watched: tuple[Path, ...] = ()) -> Path:
-    """The nearest ancestor that is watched or holds `.anvil/`, else the git root, else start."""
+def find_project(start: Path, watched: tuple[Path, ...] = ()) -> tuple[Path, str]:
+    """The project around start and how it was found: the nearest ancestor that is watched
+    ("watched") or holds `.anvil/` (".anvil"), else the git work tree ("git"), else start
+    itself ("cwd")."""
     start = start.resolve()
     watched_set = {w.resolve() for w in watched}
     for candidate in (start, *start.parents):
-        if candidate in watched_set or (candidate / ".anvil").is_dir():
-            return candidate
-    return _git_toplevel(start) or start
+        if candidate in watched_set:
+            return candidate, "watched"
+        if (candidate / ".anvil").is_dir():
+            return candidate, ".anvil"
+    top = _git_toplevel(start)
+    return (top, "git") if top is not None else (start, "cwd")
 
 
-def database_url(db_option: str | None, project_root: Path) -> str:
-    """--db / ANVILD_DB when given, else the project's `.anvil/history.db`."""
+def find_project_root(start: Path, watched: tuple[Path, ...] = ()) -> Path:
+    """The nearest ancestor that is watched or holds `.anvil/`, else the git root, else start."""
+    return find_project(start, watched)[0]
+
+
+def database_url(db_option: str | None, project_root: Path, cwd: Path | None = None) -> str:
+    """--db / ANVILD_DB when given (a relative path is relative to cwd), else the project's
+    `.anvil/history.db`; in its one spelling (canonical_database)."""
     if db_option:
-        return db_option
-    return str(project_root / ".anvil" / "history.db")
+        return canonical_database(db_option, cwd or Path.cwd())
+    return canonical_database(str(project_root / ".anvil" / "history.db"), project_root)
+
+
+def canonical_database(url: str, base: Path) -> str:
+    """The one spelling of a database: an SQLite file as its absolute path with symlinks
+    resolved (a relative one is relative to base), whether written as a path or sqlite:///;
+    a server URL as given. Two spellings of one file are one database, with one owner."""
+    path = sqlite_path(url)
+    if path is None:
+        return url
+    return str((base / path.expanduser()).resolve())
+
+
+def missing_directory(url: str) -> Path | None:
+    """The directory an SQLite database would be made in when it does not exist, else None;
+    a project's `.anvil/` is anvild's own, made when needed."""
+    path = sqlite_path(url)
+    if path is None or path.parent.is_dir():
+        return None
+    if path.parent.name == ".anvil" and path.parent.parent.is_dir():
+        return None
+    return path.parent
 
 
 def sqlite_path(url: str) -> Path | None:

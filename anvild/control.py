@@ -1,27 +1,30 @@
-"""The control socket: a private Unix socket speaking JSON lines; no TCP listener, ever."""
+"""The control socket: a private Unix socket speaking anvild.protocol; no TCP listener, ever.
+
+The transport only: the daemon answers requests with a handler, commands send them with call().
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from anvild.errors import AnvildError, DaemonNotRunning
+from anvild import errors, protocol
+from anvild.errors import AnvildError, DaemonLost, DaemonNotRunning
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
-# A handler answers a request with one or more JSON objects; the last one ends the answer.
-Handler = Callable[[dict[str, Any]], Iterator[dict[str, Any]]]
+# A handler answers a request with replies: events, then one Done or Failure.
+Handler = Callable[[protocol.Request], Iterator[protocol.Reply]]
 
 
 def socket_dir() -> Path:
@@ -110,17 +113,14 @@ class ControlServer:
             with conn, conn.makefile("rwb") as stream:
                 line = stream.readline(1 << 20)
                 try:
-                    request = json.loads(line)
-                    if not isinstance(request, dict):
-                        raise ValueError("a request is a JSON object")
-                    answers = self.handler(request)
-                    for answer in answers:
-                        stream.write(json.dumps(answer, default=str).encode() + b"\n")
+                    for reply in self.handler(protocol.decode_request(line)):
+                        stream.write(protocol.encode_reply(reply))
                         stream.flush()
-                except (ValueError, UnicodeDecodeError) as exc:
-                    stream.write(json.dumps({"error": f"bad request: {exc}"}).encode() + b"\n")
+                except protocol.ProtocolError as exc:
+                    failure = protocol.Failure("UsageError", f"bad request: {exc}", exit_code=2)
+                    stream.write(protocol.encode_reply(failure))
                 except AnvildError as exc:
-                    stream.write(json.dumps({"error": str(exc)}).encode() + b"\n")
+                    stream.write(protocol.encode_reply(protocol.Failure.of(exc)))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away; its work is done or queued regardless
         except Exception:
@@ -130,10 +130,19 @@ class ControlServer:
                 self._clients.discard(threading.current_thread())
 
 
-def request(
-    message: dict[str, Any], path: Path | None = None, timeout: float | None = 10.0
-) -> Iterator[dict[str, Any]]:
-    """Send one request to the daemon and yield its answers; DaemonNotRunning if none listens."""
+def error_of(failure: protocol.Failure) -> AnvildError:
+    """The AnvildError a failure from the daemon stands for: same class, message, exit code."""
+    return errors.named(failure.kind, failure.what, failure.where, failure.exit_code)
+
+
+def call(
+    request: protocol.Request, path: Path | None = None, timeout: float | None = 10.0
+) -> Generator[protocol.Event, None, dict[str, Any]]:
+    """Send one request; yield its events and return its Done's value.
+
+    DaemonNotRunning when none listens; the daemon's failure as the error it was; DaemonLost
+    when the answer ends before its last reply (the daemon died or stopped under it).
+    """
     path = path or socket_path()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -146,29 +155,37 @@ def request(
         sock.close()
         raise DaemonNotRunning(f"cannot reach the daemon: {exc.strerror}", str(path)) from None
     with sock, sock.makefile("rwb") as stream:
-        stream.write(json.dumps(message).encode() + b"\n")
-        stream.flush()
-        for line in stream:
-            answer = json.loads(line)
-            if "error" in answer:
-                raise AnvildError(answer["error"])
-            yield answer
+        try:
+            stream.write(protocol.encode_request(request))
+            stream.flush()
+            for line in stream:
+                reply = protocol.decode_reply(line)
+                if isinstance(reply, protocol.Done):
+                    return reply.value
+                if isinstance(reply, protocol.Failure):
+                    raise error_of(reply)
+                yield reply
+        except (OSError, protocol.ProtocolError) as exc:
+            raise DaemonLost(f"lost the connection to the daemon: {exc}", str(path)) from None
+    raise DaemonLost("the daemon went away before it answered", str(path))
 
 
 def ask(
-    message: dict[str, Any], path: Path | None = None, timeout: float | None = 10.0
+    request: protocol.Request, path: Path | None = None, timeout: float | None = 10.0
 ) -> dict[str, Any]:
-    """One request, its last answer."""
-    last: dict[str, Any] = {}
-    for answer in request(message, path, timeout):
-        last = answer
-    return last
+    """One request without events; its answer's value."""
+    answers = call(request, path, timeout)
+    while True:
+        try:
+            next(answers)
+        except StopIteration as done:
+            return done.value
 
 
 def running(path: Path | None = None) -> bool:
     """Whether a daemon answers on the control socket."""
     try:
-        ask({"cmd": "ping"}, path, timeout=5.0)
-    except (DaemonNotRunning, AnvildError, OSError):
+        ask(protocol.Ping(), path, timeout=5.0)
+    except (AnvildError, OSError):
         return False
     return True

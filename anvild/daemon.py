@@ -1,8 +1,11 @@
 """The daemon at run time: watchers feed a worker, the worker parses, owners write.
 
 One worker thread reads and parses every ready file (never the watchdog thread); each
-database has one Owner whose writer thread commits one transaction per report. The main
-thread only waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config.
+database has one Owner whose writer thread commits one transaction per report. The worker
+alone writes the ingest state (pending, done, counters, the report in hand, the config): the
+watcher, scheduler, control and main threads only put items on its queue. The main thread
+only waits for signals: SIGTERM/SIGINT stop, SIGHUP reloads the config. Commands arrive as
+anvild.protocol requests; the daemon never imports anvild.api, the CLI's façade.
 """
 
 from __future__ import annotations
@@ -19,30 +22,35 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anvild import api, control, pending, settings
 from anvild import config as paths
+from anvild import control, pending, protocol, settings
 from anvild.errors import (
     AnvildError,
+    DaemonLost,
     NotAReport,
     NotARun,
     NotShared,
     OfRecordedSession,
     ReportError,
 )
-from anvild.ingest import (
-    IngestOptions,
-    expand,
-    no_gc,
-    sha256,
-    submission,
-)
+from anvild.ingest import IngestOptions, no_gc, sha256, store_all, submission
 from anvild.parsers.detect import parse_bytes, read_report
 from anvild.settings import DEFAULT_REPORTS, Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.owner import Owner
 from anvild.store.write import store_run
 from anvild.watch import Candidate, Scheduler, Settler, Watcher
-from anvild.work import Interrupt, Retry, Snapshot, WorkItem, WorkQueue
+from anvild.work import (
+    Interrupt,
+    Recheck,
+    Reload,
+    Remote,
+    Rescan,
+    Retry,
+    Snapshot,
+    WorkItem,
+    WorkQueue,
+)
 
 log = logging.getLogger("anvild")
 
@@ -74,9 +82,11 @@ class Tail:
 
 def _path_of(item: WorkItem) -> str | None:
     """The report file a work item is about."""
-    if item is None:
-        return None
-    return str(item.path if isinstance(item, Candidate) else item.candidate.path)
+    if isinstance(item, Candidate):
+        return str(item.path)
+    if isinstance(item, Snapshot | Retry | Interrupt | Recheck):
+        return str(item.candidate.path)
+    return None
 
 
 def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
@@ -89,6 +99,14 @@ def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
     reader = ReportlogReader(candidate.path)
     reader.feed(data)
     return reader.finish(interrupted=not reader.complete)
+
+
+def _stopped_error() -> DaemonLost:
+    return DaemonLost("the daemon stopped before it finished this command")
+
+
+def _stopped() -> protocol.Failure:
+    return protocol.Failure.of(_stopped_error())
 
 
 class Daemon:
@@ -110,7 +128,6 @@ class Daemon:
         self.stopping = threading.Event()
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
-        self.reload_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
         self.watcher = self._new_watcher(self.config)
         self.control = control.ControlServer(control.socket_path(), self.answer)
@@ -133,7 +150,10 @@ class Daemon:
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP: reloading %s", self.config_path)
                     notify("RELOADING=1")
-                    self.reload()
+                    try:
+                        self.ask_reload()
+                    except Exception as exc:  # the old config stays; the worker logged why
+                        log.debug("reload: %s", exc)
                     notify(f"READY=1\nSTATUS={self._status_line()}")
                     continue
                 log.info("%s: stopping", signal.Signals(signum).name)
@@ -149,39 +169,46 @@ class Daemon:
         self.worker.start()
         self.watcher.start()
         self.control.start()
-        self.rescan()
+        self.work.put(Rescan())
 
     def stop(self) -> None:
         """Stop watching and answering, finish the report in hand, keep the reports read but
         not stored for the next start, drain the writers."""
         self.watcher.stop()
-        self.control.stop()
         self.stopping.set()
         self.work.put(None)
         self.worker.join()
         self._keep_unstored()
+        self.control.stop()
         self.scheduler.stop()
         with self.owners_lock:
             owners, self.owners = list(self.owners.values()), {}
         for owner in owners:
             owner.close()
 
-    def reload(self) -> None:
-        """Read the config again and watch what it lists now."""
-        with self.reload_lock:
-            try:
-                fresh = settings.load(self.config_path)
-            except AnvildError as exc:
-                self.counters.last_error = str(exc)
-                log.error("config not reloaded: %s", exc)
-                raise
-            old = self.watcher
-            self.config = fresh
-            self.settler.settle_time = fresh.settle_time
-            self.watcher = self._new_watcher(fresh)
-            old.stop()
-            self.watcher.start()
-            self.rescan()
+    def ask_reload(self, timeout: float = 60.0) -> None:
+        """Have the worker read the config again (any thread); the error that kept the old
+        config, if any."""
+        item = Reload()
+        self.work.put(item)
+        item.done.result(timeout)
+
+    def _reload(self) -> None:
+        """Read the config again and watch what it lists now; a broken config keeps the old
+        one (worker)."""
+        try:
+            fresh = settings.load(self.config_path)
+        except AnvildError as exc:
+            self.counters.last_error = str(exc)
+            log.error("config not reloaded, the old one stays: %s", exc)
+            raise
+        old = self.watcher
+        self.config = fresh
+        self.settler.settle_time = fresh.settle_time
+        self.watcher = self._new_watcher(fresh)
+        old.stop()
+        self.watcher.start()
+        self.rescan()
 
     def rescan(self) -> None:
         """Queue every report file that exists now, and those left pending by an earlier run
@@ -202,7 +229,9 @@ class Daemon:
             self.work.put(candidate, later=True)
 
     def _new_watcher(self, config: Config) -> Watcher:
-        watcher = Watcher(config, self.settler.event, self.rescan, self.settler.gone)
+        watcher = Watcher(
+            config, self.settler.event, lambda: self.work.put(Rescan()), self.settler.gone
+        )
         self.settler.sees_closes = watcher.sees_closes
         return watcher
 
@@ -256,6 +285,13 @@ class Daemon:
                 item = self.work.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(item, Remote):
+                item.replies.put(_stopped())
+                item.replies.put(None)
+                continue
+            if isinstance(item, Reload):
+                item.done.set_exception(_stopped_error())
+                continue
             if not isinstance(item, Snapshot):
                 continue
             candidate, digest = item.candidate, sha256(item.data)
@@ -267,15 +303,31 @@ class Daemon:
             self._save_pending()
             log.info("kept %d reports for the next start", kept)
 
-    def _process(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
+    def _process(self, item: WorkItem) -> None:
+        if isinstance(item, Remote):
+            self._answer_remote(item)
+            return
+        if isinstance(item, Reload):
+            try:
+                self._reload()
+            except BaseException as exc:
+                item.done.set_exception(exc)
+            else:
+                item.done.set_result(None)
+            return
+        if isinstance(item, Rescan):
+            self.rescan()
+            return
         self.in_hand = item
         try:
             self._dispatch(item)
         finally:
             self.in_hand = None
 
-    def _dispatch(self, item: Candidate | Snapshot | Retry | Interrupt) -> None:
-        if isinstance(item, Interrupt):
+    def _dispatch(self, item: WorkItem) -> None:
+        if isinstance(item, Recheck):
+            self._check_again(item)
+        elif isinstance(item, Interrupt):
             self._interrupt(item.candidate)
         elif isinstance(item, Snapshot):
             try:
@@ -382,16 +434,17 @@ class Daemon:
     def _recheck(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
         """A parse error: the writer may not be done. Unchanged after the settle time and closed
         by its writer, reject; while a writer still has it open, its close brings it back."""
+        item = Recheck(candidate, digest, exc)
+        delay = max(self.config.settle_time, 0.05)
+        self.scheduler.call_later(delay, ("recheck", candidate), lambda: self.work.put(item))
 
-        def check() -> None:
-            try:
-                same = sha256(candidate.path.read_bytes()) == digest
-            except OSError:
-                return
-            if same and not self.settler.writing(candidate):
-                self._reject(candidate, digest, exc)
-
-        self.scheduler.call_later(max(self.config.settle_time, 0.05), ("recheck", candidate), check)
+    def _check_again(self, item: Recheck) -> None:
+        try:
+            same = sha256(item.candidate.path.read_bytes()) == item.digest
+        except OSError:
+            return
+        if same and not self.settler.writing(item.candidate):
+            self._reject(item.candidate, item.digest, item.error)
 
     def _reject(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
         """Count a bad report once, with one log line naming the file and the reason."""
@@ -405,9 +458,10 @@ class Daemon:
 
     def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
         project = self._project(candidate.root)
-        if project is None:
+        if project is None:  # unwatched meanwhile
+            log.info("not stored: %s is no longer watched (%s)", candidate.root, candidate.path)
             self._settled(candidate, digest)
-            return  # unwatched meanwhile
+            return
         # The daemon cannot tell who ran the tests; the pytest plugin writes the origin in.
         origin = "ci" if project.space == "ci" else "other"
         url = self.config.database_for(project)
@@ -550,7 +604,9 @@ class Daemon:
     # --- owners ----------------------------------------------------------------------------
 
     def owner(self, url: str) -> Owner:
-        """The owner of a database, opened on first use and kept while the daemon runs."""
+        """The owner of a database, opened on first use and kept while the daemon runs; one
+        per database, whatever the spelling of its URL."""
+        url = paths.canonical_database(url, Path("/"))
         with self.owners_lock:
             owner = self.owners.get(url)
             if owner is None:
@@ -560,54 +616,72 @@ class Daemon:
 
     # --- the control socket ----------------------------------------------------------------
 
-    def answer(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Answer one control request (runs on the connection's thread)."""
-        command = request.get("cmd")
-        if command == "ping":
-            yield {"ok": True, "pid": os.getpid()}
-        elif command == "status":
-            yield self.status()
-        elif command == "reload":
-            self.reload()
-            yield {"ok": True, "projects": len(self.config.projects)}
-        elif command == "stop":
+    def answer(self, request: protocol.Request) -> Iterator[protocol.Reply]:
+        """Answer one control request (runs on the connection's thread): what changes state
+        goes to the worker, and its replies come back from there."""
+        if isinstance(request, protocol.Ping):
+            yield protocol.Done({"ok": True, "pid": os.getpid()})
+        elif isinstance(request, protocol.Status):
+            yield protocol.Done(self.status())
+        elif self.stopping.is_set():
+            yield _stopped()
+        elif isinstance(request, protocol.Reload):
+            self.ask_reload()
+            yield protocol.Done({"ok": True, "projects": len(self.config.projects)})
+        elif isinstance(request, protocol.Stop):
             os.kill(os.getpid(), signal.SIGTERM)
-            yield {"ok": True}
-        elif command == "ingest":
-            yield from self._remote_ingest(request)
-            yield {"done": True}
-        elif command == "rebuild":
-            yield {"changes": self._remote_rebuild(request)}
+            yield protocol.Done({"ok": True})
         else:
-            raise AnvildError(f"unknown control command {command!r}")
+            remote = Remote(request)
+            self.work.put(remote)
+            while (reply := remote.replies.get()) is not None:
+                yield reply
 
-    def _remote_ingest(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _answer_remote(self, item: Remote) -> None:
+        """A command from the control socket, answered into its replies (worker)."""
+        send = item.replies.put
+        try:
+            if isinstance(item.request, protocol.Ingest):
+                self._remote_ingest(item.request, send)
+            else:
+                send(protocol.Done({"changes": self._remote_rebuild(item.request)}))
+        except AnvildError as exc:
+            send(protocol.Failure.of(exc))
+        except Exception as exc:  # the daemon stays up; the command hears why
+            log.exception("control request failed")
+            send(protocol.Failure.of(exc))
+        finally:
+            send(None)
+
+    def _remote_ingest(
+        self, request: protocol.Ingest, send: Callable[[protocol.Reply], None]
+    ) -> None:
         options = IngestOptions(
-            Path(request["project_root"]),
-            request.get("space", "local"),
-            request.get("execution_id"),
-            request.get("metadata") or {},
-            share=request.get("share", "all"),
-            messages=request.get("messages", True),
-            execution_base=request.get("execution_base"),
-            reports=tuple(request.get("reports") or DEFAULT_REPORTS),
+            Path(request.project_root),
+            request.space,
+            request.execution_id,
+            request.metadata,
+            share=request.share,
+            messages=request.messages,
+            execution_base=request.execution_base,
+            reports=tuple(request.reports or DEFAULT_REPORTS),
         )
-        owner = self.owner(request["db_url"])
-        for source in expand([Path(p) for p in request["paths"]]):
-            if isinstance(source, ReportError):
-                yield {"name": source.where, "error": str(source)}
-                continue
-            event = api.ingest_source(owner, source, options)
+        owner = self.owner(request.db_url)
+        for event in store_all(owner, [Path(p) for p in request.paths], options):
             if event.stored is not None and not event.stored.already_stored:
                 self.counters.runs_ingested += 1
-            yield api.event_answer(event)
+            send(event.reply())
+            if self.stopping.is_set():
+                send(_stopped())
+                return
+        send(protocol.Done())
 
-    def _remote_rebuild(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _remote_rebuild(self, request: protocol.Rebuild) -> list[dict[str, Any]]:
         from anvild.store import queries
         from anvild.store.rebuild import rebuild
 
-        owner = self.owner(request["db_url"])
-        project = owner.run(lambda db: queries.project_id(request["project_root"]))
+        owner = self.owner(request.db_url)
+        project = owner.run(lambda db: queries.project_id(request.project_root))
         return [asdict(change) for change in owner.run(lambda db: rebuild(db, project))]
 
     def status(self) -> dict[str, Any]:

@@ -68,3 +68,26 @@ class UsageError(AnvildError):
     """A command was given options or arguments it cannot use."""
 
     exit_code = 2
+
+
+class DaemonLost(AnvildError):
+    """The daemon went away (died, stopped) before it finished answering a command."""
+
+
+class NoHistory(AnvildError):
+    """A query found no history for the project where it looked."""
+
+
+class NoReports(AnvildError):
+    """An ingest found no report in the paths it was given."""
+
+
+def named(kind: str, what: str, where: str | None = None, exit_code: int = 1) -> AnvildError:
+    """The error of class kind (an AnvildError's name; AnvildError when unknown), as it was
+    raised on the other side of the control socket, with its exit code."""
+    cls = globals().get(kind)
+    if not (isinstance(cls, type) and issubclass(cls, AnvildError)):
+        cls = AnvildError
+    error = cls(what, where)
+    error.exit_code = exit_code
+    return error

@@ -11,14 +11,24 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anvild import provenance
-from anvild.errors import NotShared, OfRecordedSession, ReportError
+from anvild import protocol, provenance
+from anvild.errors import (
+    AnvildError,
+    NotAReport,
+    NotShared,
+    OfRecordedSession,
+    ReportError,
+    named,
+)
 from anvild.parsers.detect import parse_bytes, read_report
 from anvild.records import ParsedRun
 from anvild.settings import DEFAULT_REPORTS
-from anvild.store.write import Submission
+from anvild.store.write import Stored, Submission, store_run
+
+if TYPE_CHECKING:
+    from anvild.store.owner import Owner
 
 REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
 # Directories a recursive ingest never enters: environments and caches full of JSON and XML
@@ -194,3 +204,76 @@ def _given_provenance(run: ParsedRun, options: IngestOptions) -> ParsedRun:
     """The run as provenance reads it: the ingest's provenance keys over the report's."""
     told = {key: options.metadata[key] for key in PROVENANCE_KEYS if key in options.metadata}
     return replace(run, metadata={**run.metadata, **told}) if told else run
+
+
+@dataclass(frozen=True, slots=True)
+class IngestEvent:
+    """What happened to one report of an ingest: stored, already there, skipped, or failed."""
+
+    name: str
+    stored: Stored | None = None
+    error: AnvildError | None = None
+    skipped: str | None = None
+
+    def reply(self) -> protocol.Event:
+        """The event as the daemon sends it back (read again by from_reply)."""
+        if self.error is not None:
+            return protocol.Event(self.name, error=protocol.Failure.of(self.error))
+        if self.skipped is not None:
+            return protocol.Event(self.name, skipped=self.skipped)
+        stored = self.stored
+        assert stored is not None
+        return protocol.Event(
+            self.name,
+            stored.execution_id,
+            stored.already_stored,
+            stored.tests,
+            dict(stored.counts),
+            stored.space,
+        )
+
+    @classmethod
+    def from_reply(cls, event: protocol.Event) -> IngestEvent:
+        """The event the daemon sent, as the ingest would have made it without a daemon."""
+        if event.error is not None:
+            fault = event.error
+            error = named(fault.kind, fault.what, fault.where, fault.exit_code)
+            return cls(event.name, error=error)
+        if event.skipped is not None:
+            return cls(event.name, skipped=event.skipped)
+        stored = Stored(
+            event.execution_id or "", event.already_stored, event.tests, event.counts,
+            event.space or "local",
+        )  # fmt: skip
+        return cls(event.name, stored=stored)
+
+
+def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> IngestEvent:
+    """Parse and store one report through owner; a bad report is an event, not an exception."""
+    with no_gc():
+        try:
+            sub = prepare(source, options)
+        except NotAReport as exc:
+            if source.explicit:
+                return IngestEvent(source.name, error=exc)
+            return IngestEvent(source.name, skipped=exc.what)
+        except (NotShared, OfRecordedSession) as exc:
+            return IngestEvent(source.name, skipped=exc.what)
+        except ReportError as exc:
+            return IngestEvent(source.name, error=exc)
+        try:
+            stored = owner.run(lambda db: store_run(db, sub))
+        except AnvildError as exc:
+            return IngestEvent(source.name, error=exc)
+        return IngestEvent(source.name, stored=stored)
+
+
+def store_all(
+    owner: Owner, paths: list[Path], options: IngestOptions
+) -> Iterator[IngestEvent]:
+    """Every report in paths stored through owner, one event each (bad ones included)."""
+    for source in expand(paths):
+        if isinstance(source, ReportError):
+            yield IngestEvent(source.where or "", error=source)
+        else:
+            yield store_source(owner, source, options)

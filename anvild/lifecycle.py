@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import config as paths
-from anvild import control, settings
+from anvild import control, protocol, settings
 from anvild.errors import AnvildError, DaemonNotRunning
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -192,8 +192,16 @@ def stop(timeout: float = 60.0) -> int | None:
     raise AnvildError(f"anvild (pid {pid}) did not stop within {timeout:g} s", str(pidfile_path()))
 
 
+def restart(config_path: Path) -> int:
+    """`anvild restart`: the config checked first, so a broken one leaves the running daemon
+    as it is; then stop and start. The new pid."""
+    settings.load(config_path)
+    stop()
+    return start(config_path)
+
+
 def status() -> dict[str, Any]:
     """The running daemon's status; DaemonNotRunning (exit 3) when none answers."""
     if holder() is None:
         raise DaemonNotRunning("anvild is not running", str(pidfile_path()))
-    return control.ask({"cmd": "status"})
+    return control.ask(protocol.Status())

@@ -45,6 +45,8 @@ def _cell(name: str, value: Any) -> str:
         return f"{value * 100:.1f}%"
     if name in ("avg_duration", "duration"):
         return f"{value:.3f}s"
+    if isinstance(value, list | tuple):
+        return printable(", ".join(str(item) for item in value))
     return printable(str(value))
 
 

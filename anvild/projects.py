@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from anvild import control, lifecycle, settings
+from anvild import control, lifecycle, protocol, settings
 from anvild.errors import DaemonNotRunning, UsageError
 from anvild.settings import ProjectConfig
 
@@ -47,7 +47,7 @@ def _apply(config_path: Path, start: bool) -> str:
     """Make the running daemon read the config again, or start one."""
     if lifecycle.holder() is not None:
         try:
-            control.ask({"cmd": "reload"}, timeout=60)
+            control.ask(protocol.Reload(), timeout=90)
             return "the daemon reloaded its config"
         except DaemonNotRunning:
             pass
@@ -77,6 +77,14 @@ def watch(
     mark(project)
     done = _apply(config_path, start)
     return f"watching {root} ({len(globs)} report globs); {done}"
+
+
+def enclosing(config_path: Path, path: Path) -> Path | None:
+    """The watched project that path lies inside (not at), if any: a nested project would
+    take the inner reports from it."""
+    root = path.expanduser().resolve()
+    config = settings.load(config_path)
+    return next((r for r in config.watched_roots() if r != root and root.is_relative_to(r)), None)
 
 
 def unwatch(config_path: Path, path: Path) -> str:

@@ -192,9 +192,12 @@ class ParsedRun:
 
 def checked_run(run: ParsedRun, where: str | None) -> ParsedRun:
     """The run, unless it is none: a session that ran no test and ended normally (test
-    discovery, `--collect-only`, no tests collected) is NotARun. An interrupted or crashed
-    session is a run even with no result: its exit code is what happened."""
-    if run.results or run.interrupted or run.exit_code not in (OK, NO_TESTS, None):
+    discovery, `--collect-only`, no tests collected) or on a usage error (a file that does not
+    exist, a bad option: nothing was run) is NotARun. An interrupted or crashed session is a
+    run even with no result: its exit code is what happened."""
+    if run.results or run.interrupted or run.exit_code not in (OK, NO_TESTS, USAGE_ERROR, None):
         return run
-    why = "no tests collected" if run.exit_code == NO_TESTS else "collect-only report"
+    why = {NO_TESTS: "no tests collected", USAGE_ERROR: "a usage error"}.get(
+        run.exit_code or OK, "collect-only report"
+    )
     raise NotARun(f"{why} (no tests ran): not a run", where)

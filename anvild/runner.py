@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,13 @@ def run_pytest(args: list[str], cwd: Path, report_dir: Path) -> PytestRun:
     command = [sys.executable, "-m", "pytest", f"--anvild-record={report}"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         command[3:3] = ["-p", "anvild_pytest.plugin"]  # not loaded from its entry point then
-    # pytest's output goes straight to the user's terminal, colours and all
-    code = subprocess.call([*command, *args], cwd=cwd)
+    # pytest's output goes straight to the user's terminal, colours and all. Ctrl-C is pytest's
+    # to handle (its interrupt summary, exit 2, the run recorded as interrupted): anvild only
+    # waits for it.
+    # (A handler, not SIG_IGN: an ignored signal would stay ignored in pytest after exec.)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        code = subprocess.Popen([*command, *args], cwd=cwd).wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return PytestRun(code, report if report.exists() else None, shlex.join(args))

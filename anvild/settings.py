@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from anvild.config import canonical_database
 from anvild.errors import ConfigError
 
 # Where anvild's pytest plugin writes each session's record (anvild_pytest.record.RECORD_DIR):
@@ -74,8 +75,10 @@ class Config:
         return tuple(p.root for p in self.projects)
 
     def database_for(self, project: ProjectConfig) -> str:
-        """The database URL of a project: its own, the global one, or `.anvil/history.db`."""
-        return project.database or self.database or str(project.root / ".anvil" / "history.db")
+        """The database URL of a project: its own, the global one, or `.anvil/history.db`, in
+        its one spelling (a symlinked or sqlite:/// path is the same database)."""
+        url = project.database or self.database or str(project.root / ".anvil" / "history.db")
+        return canonical_database(url, project.root)
 
 
 def glob_problem(glob: str) -> str | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from anvild import pending
+from anvild import pending, protocol
+from anvild.errors import ReportError
 from anvild.watch import Candidate
 
 T = TypeVar("T")
@@ -43,7 +45,37 @@ class Retry:
     since: float = field(default_factory=pending.now)
 
 
-WorkItem = Candidate | Snapshot | Retry | Interrupt | None
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """A report that did not parse, to be looked at again after the settle time."""
+
+    candidate: Candidate
+    digest: str
+    error: ReportError
+
+
+@dataclass(frozen=True, slots=True)
+class Rescan:
+    """Look for every report on disk and the pending ones (at start, after an overflow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Read the config again; done holds None, or the error that kept the old config."""
+
+    done: Future[None] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A command sent over the control socket (ingest, rebuild): the worker answers it into
+    replies, ending with None, which the connection's thread sends on."""
+
+    request: protocol.Ingest | protocol.Rebuild
+    replies: queue.Queue[protocol.Reply | None] = field(default_factory=queue.Queue)
+
+
+WorkItem = Candidate | Snapshot | Retry | Interrupt | Recheck | Rescan | Reload | Remote | None
 
 
 class WorkQueue(Generic[T]):

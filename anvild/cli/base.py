@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +42,9 @@ def space_option(default: str) -> Callable[[F], F]:
 class Context:
     """Global options, resolved lazily so `--help` costs nothing."""
 
-    def __init__(self, config: str | None, db: str | None, project: str | None) -> None:
+    def __init__(
+        self, config: str | None = None, db: str | None = None, project: str | None = None
+    ) -> None:
         self.config, self.db, self.project = config, db, project
 
     def config_path(self) -> Path:
@@ -56,6 +59,32 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+# The global options, also accepted after any command (the seed's users write
+# `lens report test-execution --db ../.anvil/history.db`, `run_local_tests.py --db X tests/`).
+GLOBAL_OPTIONS = (
+    ("--config", "PATH", "Config file (same as anvild --config)."),
+    ("--db", "URL", "Database (same as anvild --db)."),
+    ("--project", "PATH", "Project root (same as anvild --project)."),
+)
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None and param.name is not None:
+        setattr(ctx.ensure_object(Context), param.name, value)
+
+
+def accept_global_options(group: click.Group) -> None:
+    """Give every command under group the global options, for after its name."""
+    for command in group.commands.values():
+        for flag, metavar, text in GLOBAL_OPTIONS:
+            command.params.append(
+                click.Option(
+                    [flag], metavar=metavar, help=text, expose_value=False, callback=_set_global
+                )
+            )
+        if isinstance(command, click.Group):
+            accept_global_options(command)
 
 
 def wait_note(pid: int | None) -> None:
@@ -82,40 +111,68 @@ def cli(ctx: click.Context, config: str | None, db: str | None, project: str | N
     ctx.obj = Context(config, db, project)
 
 
-def report_ingest(events: Any, total: int) -> int:
-    from anvild.api import IngestEvent
+@dataclass(slots=True)
+class Tally:
+    """What an ingest did, for its summary line."""
 
-    failures = 0
+    stored: int = 0
+    already: int = 0
+    skipped: int = 0
+    rejected: int = 0
 
-    def show(event: IngestEvent) -> None:
-        nonlocal failures
+    @property
+    def seen(self) -> int:
+        """Reports looked at."""
+        return self.stored + self.already + self.skipped + self.rejected
+
+    def summary(self) -> str:
+        """`stored N runs, M already stored, K rejected` (and skipped ones, when any)."""
+        line = f"stored {self.stored} runs, {self.already} already stored, {self.rejected} rejected"
+        return line + (f", {self.skipped} skipped" if self.skipped else "")
+
+
+def report_ingest(events: Any, total: int, verbose: bool = True) -> Tally:
+    """Print each event of an ingest: errors always, the other lines unless a progress bar
+    (total reports >= 5, on a terminal) stands for them and verbose is off."""
+    from anvild.ingest import IngestEvent
+
+    tally = Tally()
+
+    def show(event: IngestEvent, lines: bool) -> None:
         if event.error is not None:
-            failures += 1
+            tally.rejected += 1
             click.echo(f"anvild: error: {event.error}", err=True)
         elif event.skipped is not None:
-            click.echo(f"skipped {event.name}: {event.skipped}", err=True)
+            tally.skipped += 1
+            if lines:
+                click.echo(f"skipped {event.name}: {event.skipped}", err=True)
         elif event.stored is not None and event.stored.already_stored:
-            click.echo(f"already stored as {event.stored.execution_id}: {event.name}")
+            tally.already += 1
+            if lines:
+                click.echo(f"already stored as {event.stored.execution_id}: {event.name}")
         elif event.stored is not None:
+            tally.stored += 1
             stored = event.stored
             counts = ", ".join(f"{n} {s.lower()}" for s, n in stored.counts.items() if n)
-            click.echo(
-                f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
-                f"{', ' + counts if counts else ''} ({event.name})"
-            )
+            if lines:
+                click.echo(
+                    f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
+                    f"{', ' + counts if counts else ''} ({event.name})"
+                )
 
     if total < 5:
         for event in events:
-            show(event)
-        return failures
+            show(event, True)
+        return tally
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as progress:
+    with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("ingesting", total=total)
         for event in events:
-            show(event)
+            show(event, verbose)
             progress.advance(task)
-    return failures
+    return tally
 
 
 def main() -> None:
@@ -124,8 +181,14 @@ def main() -> None:
         cli.main(prog_name="anvild", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # one line, as every other error; click's "did you mean" hint stays in it
+        what = " ".join(exc.format_message().split())
+        where = exc.ctx.command_path if exc.ctx is not None else "anvild"
+        click.echo(f"anvild: error: {what} ({where} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"anvild: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("anvild: aborted", err=True)

@@ -52,8 +52,7 @@ def restart(obj: Context) -> None:
     from anvild import lifecycle
 
     _warn_if_root()
-    lifecycle.stop()
-    pid = lifecycle.start(obj.config_path())
+    pid = lifecycle.restart(obj.config_path())
     click.echo(f"anvild started (pid {pid})")
 
 
@@ -117,6 +116,10 @@ def watch(
 
     if not no_start and lifecycle.holder() is None:
         _warn_if_root()  # this watch starts the daemon
+    outer = projects.enclosing(obj.config_path(), path)
+    if outer is not None:
+        click.echo(f"anvild: warning: {path.resolve()} is inside the watched project {outer}",
+                   err=True)  # fmt: skip
     outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
     click.echo(outcome)
 
@@ -166,9 +169,9 @@ def doctor(obj: Context) -> None:
     from anvild.errors import ConfigError
 
     try:
-        target = obj.target()
+        target = Target.resolve(obj.project, obj.db, obj.config_path(), strict=False)
     except ConfigError:  # the config check reports it; check the rest without the config
-        target = Target.resolve(obj.project, obj.db)
+        target = Target.resolve(obj.project, obj.db, strict=False)
     results = checks.run_checks(obj.config_path(), target)
     for check in results:
         if check.ok:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context, report_ingest, wait_note
-from anvild.errors import UsageError
+from anvild.errors import NoReports, UsageError
 
 RUN_FIELDS = (
     "execution_id",
@@ -43,6 +43,9 @@ RESULT_FIELDS = ("execution_id", "space", "timestamp", "status", "duration", "at
 )
 @click.option("--execution-id", metavar="ID", help="Name the run (one report only).")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata stored with each run.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="One line per report under the progress bar too."
+)
 @pass_context
 def ingest(
     obj: Context,
@@ -50,6 +53,7 @@ def ingest(
     space: str,
     execution_id: str | None,
     meta: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Store report files, directories (recursively) or zip archives as runs."""
     from anvild import api
@@ -75,10 +79,20 @@ def ingest(
         import os
 
         options = api.ci_options(options, os.environ)
+    if target.guessed and sys.stderr.isatty():  # a hint for a person, like the progress bar
+        click.echo(
+            f"anvild: note: {target.project_root} is not a watched project or a git work tree;"
+            f" storing in {target.db_url} (--project or --db chooses)",
+            err=True,
+        )
     events = api.ingest(target, list(paths), options, on_wait=wait_note)
     total = count_candidates(list(paths)) if sys.stderr.isatty() else 0
-    failures = report_ingest(events, total)
-    if failures:
+    tally = report_ingest(events, total, verbose)
+    if not tally.seen:
+        raise NoReports("no reports found", " ".join(str(p.absolute()) for p in paths))
+    if tally.seen > 1:
+        click.echo(tally.summary(), err=True)
+    if tally.rejected:
         sys.exit(1)
 
 
@@ -132,10 +146,13 @@ def history(
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def pytest(obj: Context, pytest_args: tuple[str, ...]) -> None:
-    """Run pytest with a session record, store the run, exit with pytest's exit code."""
+    """Run pytest with a session record, store the run, exit with pytest's exit code.
+
+    anvild's own options (--db, --project, --config) go before pytest's arguments.
+    """
     from anvild import api
 
     target = obj.target()
     code, events = api.record_pytest(target, list(pytest_args), Path.cwd(), on_wait=wait_note)
-    failures = report_ingest(events, 0)
-    sys.exit(code if code != 0 or not failures else 1)
+    report_ingest(events, 0)  # a run that could not be stored is one line; the code is pytest's
+    sys.exit(code)

@@ -75,8 +75,8 @@ def sync_github(
             seen += 1
             yield event
 
-    failures = report_ingest(counted(), 0)
+    tally = report_ingest(counted(), 0)
     if not seen:
         click.echo(f"no artifacts matching {artifact_pattern!r} in {repo}", err=True)
-    if failures:
+    if tally.rejected:
         sys.exit(1)

@@ -37,6 +37,12 @@ def lock_path(url: str, state_dir: Path) -> Path:
     return state_dir / f"owner-{digest}.lock"
 
 
+# The lock files this process holds, by (st_dev, st_ino): a database named two ways (a symlink,
+# another spelling) is found owned here at once, never waited for until the timeout.
+_held: set[tuple[int, int]] = set()
+_held_lock = threading.Lock()
+
+
 class OwnerLock:
     """An flock that makes one process the owner of a database; it dies with its process."""
 
@@ -63,6 +69,15 @@ class OwnerLock:
             raise DatabaseError(
                 f"cannot take the owner lock: {exc.strerror}", str(self.path)
             ) from None
+        info = os.fstat(fd)
+        identity = (info.st_dev, info.st_ino)
+        with _held_lock:
+            if identity in _held:
+                os.close(fd)
+                raise OwnerBusy(
+                    "the database is owned by this process already, under another name",
+                    str(self.path),
+                )
         deadline = time.monotonic() + timeout
         waited = False
         while True:
@@ -85,6 +100,8 @@ class OwnerLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        with _held_lock:
+            _held.add(identity)
 
     @property
     def held(self) -> bool:
@@ -106,6 +123,9 @@ class OwnerLock:
     def release(self) -> None:
         """Let go of the lock."""
         if self._fd is not None:
+            info = os.fstat(self._fd)
+            with _held_lock:
+                _held.discard((info.st_dev, info.st_ino))
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
