@@ -94,3 +94,55 @@ def test_doctor_finds_the_unrecorded_venv_and_its_fix_records_it(
     wait_for(lambda: executions(project), 30, "the .venv's session to be stored")
     [run] = json.loads(anvild("history", "--json", cwd=project).stdout)
     assert (run["source"], run["counts"]["passed"]) == ("anvild", 1)
+
+
+def test_watch_tells_each_interpreter_and_installs_only_when_asked(
+    project: Path, project_venv: Path
+) -> None:
+    told = anvild("watch", str(project), "--no-start", cwd=project)
+    assert told.returncode == 0, told.stderr
+    line = f"  not recorded: {project_venv} (the project's .venv): anvild's plugin is not installed"
+    assert any(row.startswith(line) for row in told.stdout.splitlines()), told.stdout
+    assert f"-> anvild plugin install {project_venv}" in told.stdout
+    assert "anvild-pytest" not in _pip(project_venv, "freeze").stdout  # never without asking
+    installed = anvild("watch", str(project), "--no-start", "--install", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    assert f"  recorded: pytest runs of {project_venv} (the project's .venv)" in installed.stdout
+
+
+def test_the_interpreters_people_run_tests_with_are_found(tmp_path: Path) -> None:
+    from anvild import interpreters
+
+    root = tmp_path / "proj"
+    pythons = {
+        ".venv": root / ".venv/bin/python",
+        "tox": root / ".tox/py311/bin/python",
+        "nox": root / ".nox/tests/bin/python",
+        "vscode": tmp_path / "elsewhere/bin/python",
+        "active": tmp_path / "active/bin/python",
+        "system": tmp_path / "usr/bin/python3",
+    }
+    for python in pythons.values():
+        python.parent.mkdir(parents=True)
+        python.write_text("")
+    (root / ".vscode").mkdir()
+    settings = {"python.defaultInterpreterPath": str(pythons["vscode"])}
+    (root / ".vscode/settings.json").write_text(json.dumps(settings))
+    script = tmp_path / "path/pytest"
+    script.parent.mkdir()
+    script.write_text(f"#!{pythons['system']}\n")
+    script.chmod(0o755)
+    env = {"VIRTUAL_ENV": str(tmp_path / "active"), "PATH": str(script.parent)}
+    found = {i.found_as: i.python for i in interpreters.find(root, env)}
+    assert found == {
+        "the project's .venv": pythons[".venv"],
+        "tox environment py311": pythons["tox"],
+        "nox environment tests": pythons["nox"],
+        "VS Code's python.defaultInterpreterPath": pythons["vscode"],
+        "the active $VIRTUAL_ENV": pythons["active"],
+        "the pytest on PATH": pythons["system"],
+    }
+    # the active environment that is the project's .venv is one interpreter, named once
+    again = interpreters.find(root, {"VIRTUAL_ENV": str(root / ".venv"), "PATH": ""})
+    assert [i.found_as for i in again].count("the project's .venv") == 1
+    assert "the active $VIRTUAL_ENV" not in [i.found_as for i in again]

@@ -107,11 +107,22 @@ def status(as_json: bool) -> None:
     "--space", type=click.Choice(["local", "ci"]), default=None, help="Space of its runs."
 )
 @click.option("--no-start", is_flag=True, help="Only register; do not start the daemon.")
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Install anvild's pytest plugin where an interpreter found lacks it.",
+)
 @pass_context
 def watch(
-    obj: Context, path: Path, reports: tuple[str, ...], space: str | None, no_start: bool
+    obj: Context,
+    path: Path,
+    reports: tuple[str, ...],
+    space: str | None,
+    no_start: bool,
+    install: bool,
 ) -> None:
-    """Register a project (default: the current directory) and start the daemon if needed."""
+    """Register a project (default: the current directory) and start the daemon if needed;
+    tell, for each interpreter that may run its tests, whether its runs will be recorded."""
     from anvild import lifecycle, projects
 
     if not no_start and lifecycle.holder() is None:
@@ -122,6 +133,27 @@ def watch(
                    err=True)  # fmt: skip
     outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
     click.echo(outcome)
+    _tell_interpreters(path.expanduser().resolve(), install)
+
+
+def _tell_interpreters(root: Path, install: bool) -> None:
+    """A line per interpreter found; with install, the plugin put where it is missing."""
+    import tempfile
+
+    from anvild import interpreters, plugin_wheel
+
+    found = interpreters.captures(root)
+    if not found:
+        click.echo(
+            "no interpreter found for the project's tests (no .venv, venv, tox env, or pytest"
+            " on PATH): `anvild plugin install PYTHON` for the one that runs them"
+        )
+    for capture in found:
+        if install and capture.pytest and not capture.plugin and capture.error is None:
+            with tempfile.TemporaryDirectory(prefix="anvild-plugin-") as tmp:
+                plugin_wheel.install(capture.interpreter.python, Path(tmp))
+            capture = interpreters.probe(capture.interpreter, root)
+        click.echo(capture.line())
 
 
 @cli.command()
