@@ -68,3 +68,11 @@ class UsageError(AnvildError):
     """A command was given options or arguments it cannot use."""
 
     exit_code = 2
+
+
+class Ambiguous(UsageError):
+    """A short or partial id that names several tests or runs: the candidates are listed."""
+
+    def __init__(self, what: str, candidates: list[str], where: str | None = None) -> None:
+        super().__init__(what, where)
+        self.candidates = candidates
