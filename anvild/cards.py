@@ -185,8 +185,9 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
 # --- a test ---
 
 
-def _runs_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A test's attempts (newest run first) folded into one row per run."""
+def runs_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A test's attempts (newest run first, as queries.test_results) folded into one row
+    per run."""
     runs: list[dict[str, Any]] = []
     by_run: dict[int, dict[str, Any]] = {}
     for row in rows:
@@ -285,7 +286,7 @@ def test_card(
         "kind": "test",
         "entity_id": entity_id,
         "statistics": statistics,
-        "results": _runs_of(queries.test_results(test, runs)),
+        "results": runs_of(queries.test_results(test, runs)),
         "flaky": {
             "flaky": bool(verdict and verdict.flaky),
             "broken": bool(verdict and verdict.broken),

@@ -241,13 +241,21 @@ _WINDOW_SQL = (
 
 
 def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A project's runs started at or after since, oldest first: when, where, counts."""
+    """A project's runs started at or after since, oldest first: when, where, counts,
+    provenance."""
     query = (
         Execution.select(
             Execution.id,
+            Execution.execution_id,
             Execution.space,
+            Execution.state,
             Execution.started_at,
             Execution.duration,
+            Execution.git_commit,
+            Execution.git_branch,
+            Execution.tree_dirty,
+            Execution.origin,
+            Execution.ci_url,
             Execution.passed,
             Execution.failed,
             Execution.errors,
@@ -387,7 +395,7 @@ def test_results(test: int, runs: int, space: str | None = None) -> list[dict[st
     run's provenance: execution (the run's key), attempt, status, duration, message and
     RESULT_RUN_FIELDS."""
     newest = (
-        Execution.select(Execution.id)
+        Execution.select(Execution.id, Execution.started_at)  # PostgreSQL: DISTINCT keeps the key
         .join(ExecutionHistory, on=(ExecutionHistory.execution == Execution.id))
         .where(ExecutionHistory.test == test)
         .distinct()
@@ -395,6 +403,7 @@ def test_results(test: int, runs: int, space: str | None = None) -> list[dict[st
     if space:
         newest = newest.where(Execution.space == space)
     newest = newest.order_by(*order.newest_first()).limit(runs)
+    ids = [execution for execution, _ in tuples(newest)]
     query = (
         ExecutionHistory.select(
             Execution.id.alias("execution"),
@@ -405,7 +414,7 @@ def test_results(test: int, runs: int, space: str | None = None) -> list[dict[st
             *(getattr(Execution, name) for name in RESULT_RUN_FIELDS),
         )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .where((ExecutionHistory.test == test) & Execution.id.in_(newest))
+        .where((ExecutionHistory.test == test) & Execution.id.in_(ids))
         .order_by(*order.newest_first(), ExecutionHistory.attempt)
     )
     return dicts(query)
@@ -504,3 +513,40 @@ def execution_by_id(execution: int) -> dict[str, Any] | None:
         .where(Execution.id == execution)
     )
     return rows[0] if rows else None
+
+
+def failures_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The failed and errored results of runs started at or after since, oldest run first:
+    test_id, entity_id, execution_id, space, started_at, status, message."""
+    query = (
+        ExecutionHistory.select(
+            ExecutionHistory.test.alias("test_id"),
+            Entity.entity_id,
+            Execution.execution_id,
+            Execution.space,
+            Execution.started_at,
+            ExecutionHistory.status,
+            ExecutionHistory.message,
+        )
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .where(
+            (Execution.project == project)
+            & Execution.space.in_(spaces)
+            & (Execution.started_at >= since)
+            & ExecutionHistory.status.in_(("FAILED", "ERROR"))
+        )
+        .order_by(*order.oldest_first())
+    )
+    return dicts(query)
+
+
+def tracebacks(tests: list[int]) -> dict[int, str]:
+    """The newest failure's traceback of each of tests that has one."""
+    found: dict[int, str] = {}
+    for start in range(0, len(tests), 500):
+        query = Entity.select(Entity.id, Entity.last_traceback).where(
+            Entity.id.in_(tests[start : start + 500]) & Entity.last_traceback.is_null(False)
+        )
+        found.update({test: text for test, text in tuples(query)})
+    return found
