@@ -230,6 +230,23 @@ def slow_tests(target: Target, space: str, limit: int) -> list[dict[str, Any]]:
     return stats.slowest(queries.statistics(project, None), space, limit)
 
 
+def slower_tests(target: Target, space: str, runs: int) -> list[Any]:
+    """Tests slower now than before in their newest runs (`stats slower`): slower.Change rows."""
+    from anvild import slower
+
+    project = _read(target)
+    if project is None:
+        return []
+    return slower.detect(project, space, runs)
+
+
+def show(target: Target, ident: str | None) -> dict[str, Any]:
+    """A test's or a run's card (`show [ID]`); the newest run without an id."""
+    from anvild import cards
+
+    return cards.show(_read(target), ident, str(target.project_root))
+
+
 def rebuild_stats(
     target: Target, on_wait: Callable[[int | None], None] | None = None
 ) -> list[Change]:

@@ -88,6 +88,16 @@ def named(kind: str, what: str, where: str | None = None, exit_code: int = 1) ->
     cls = globals().get(kind)
     if not (isinstance(cls, type) and issubclass(cls, AnvildError)):
         cls = AnvildError
-    error = cls(what, where)
+    error = cls(what, where=where)
     error.exit_code = exit_code
     return error
+
+
+class Ambiguous(UsageError):
+    """A short or partial id that names several tests or runs: the candidates are listed."""
+
+    def __init__(
+        self, what: str, candidates: list[str] | None = None, where: str | None = None
+    ) -> None:
+        super().__init__(what, where)
+        self.candidates = candidates or []

@@ -223,24 +223,32 @@ def ranked(verdicts: Iterable[Verdict]) -> list[Verdict]:
     )
 
 
-def detect(
-    project: int, space: str, options: FlakyOptions, since: float | None = None
+def verdicts(
+    project: int, spaces: tuple[str, ...], options: FlakyOptions, since: float | None = None
 ) -> list[Verdict]:
-    """Flaky and broken tests of a project in a space (`local`, `ci`, or `all` merged).
+    """Every verdict of a project's candidate tests, one per (test, space), unranked: a
+    report merges and ranks them per scope.
 
     Only tests whose statistics show a failure or a rerun are read from history, and for
     each only its newest `window` executed runs.
     """
     from anvild.store import queries
 
-    spaces = SPACES if space == "all" else (space,)
-    verdicts = []
+    found = []
     for row in queries.flaky_candidates(project, spaces):
         rows = queries.window_results(project, row["test_id"], row["space"], options.window, since)
         runs = runs_from_attempts(row["space"], rows)
         if runs:
-            verdicts.append(evaluate(row["entity_id"], row["space"], runs, options))
-    return ranked(merge(verdicts) if space == "all" else verdicts)
+            found.append(evaluate(row["entity_id"], row["space"], runs, options))
+    return found
+
+
+def detect(
+    project: int, space: str, options: FlakyOptions, since: float | None = None
+) -> list[Verdict]:
+    """Flaky and broken tests of a project in a space (`local`, `ci`, or `all` merged)."""
+    found = verdicts(project, SPACES if space == "all" else (space,), options, since)
+    return ranked(merge(found) if space == "all" else found)
 
 
 def deselect_lines(verdicts: Iterable[Verdict]) -> list[str]:

@@ -19,7 +19,8 @@ from anvild.store.owner import OwnerLock
 from tests.conftest import SAMPLE_EXPECTED, anvild
 
 COMMANDS = [
-    ["ingest"], ["pytest"], ["history"], ["stats"], ["stats", "show"], ["stats", "slow"],
+    ["ingest"], ["pytest"], ["history"], ["show"], ["stats"], ["stats", "show"], ["stats", "slow"],
+    ["stats", "slower"],
     ["stats", "flaky"], ["stats", "rebuild"], ["report"], ["report", "test-execution"],
     ["report", "comparison"], ["watch"], ["unwatch"], ["projects"], ["start"], ["stop"],
     ["restart"], ["status"], ["service"], ["service", "install"], ["service", "uninstall"],

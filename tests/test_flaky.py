@@ -53,6 +53,9 @@ class History:
         space: str = "local",
         at: float | None = None,
         durations: dict[str, float] | None = None,
+        messages: dict[str, str] | None = None,
+        tracebacks: dict[str, str] | None = None,
+        ci_url: str | None = None,
     ) -> None:
         self.count += 1
         results = []
@@ -60,9 +63,11 @@ class History:
             attempts = status if isinstance(status, list) else [status]
             duration = (durations or {}).get(node, 0.1)
             for attempt, one in enumerate(attempts):
-                message = "boom" if one in (F, E, R) else None
+                failing = one in (F, E, R)
+                message = (messages or {}).get(node, "boom") if failing else None
+                trace = (tracebacks or {}).get(node) if failing else None
                 results.append(
-                    TestResult(node, key_from_node_id(node), one, duration, attempt, message)
+                    TestResult(node, key_from_node_id(node), one, duration, attempt, message, trace)
                 )
         at = self.start + self.count * 60 if at is None else at
         run = ParsedRun("pytest-json-report", tuple(results), at, at + 1, 1.0)
@@ -76,7 +81,8 @@ class History:
             "3.11",
             "ci" if space == "ci" else "terminal",
         )
-        sub = Submission(run, f"sha{self.count}", self.root, "p", prov, space=space)
+        meta = {"ci_url": ci_url} if ci_url else {}
+        sub = Submission(run, f"sha{self.count}", self.root, "p", prov, space=space, metadata=meta)
         self.owner.run(lambda db: store_run(db, sub))
 
     def series(self, node: str, statuses: str, **kwargs: object) -> None:

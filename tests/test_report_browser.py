@@ -114,6 +114,17 @@ class Dom(HTMLParser):
         )
 
 
+CONNECTION_TESTS = (
+    "tests/test_db.py::test_migrations",
+    "tests/test_db.py::test_bulk_import",
+    "tests/test_cart.py::test_add_item[1]",
+)
+TRACEBACK = (
+    "def test_bulk_import(db):\n>       db.load(rows)\n\ntests/test_db.py:41:\n"
+    "E       ConnectionError: pool exhausted\n"
+)
+
+
 def build_demo(history: History) -> None:
     """Three weeks of a small project: local runs most days, one CI run a day."""
     rng = random.Random(4)
@@ -142,16 +153,36 @@ def build_demo(history: History) -> None:
                 outcomes["tests/test_ui.py::test_render"] = "SKIPPED" if day % 3 else "PASSED"
                 if space == "local" and day < 4:
                     outcomes["tests/test_search.py::TestIndex::test_rebuild"] = "ERROR"
+                if day < 3:  # one cause breaks three tests, each with its own numbers
+                    for node in CONNECTION_TESTS:
+                        outcomes[node] = "FAILED"
+                at = day_start(day) + n * 3600 + (7200 if space == "ci" else 0)
                 history.run(
                     outcomes,
                     space=space,
-                    at=day_start(day) + n * 3600 + (7200 if space == "ci" else 0),
+                    at=at,
                     durations={
                         node: base
                         * (3 if space == "ci" and "db" in node else 1)
+                        * (6 if "checkout" in node and day < 2 else 1)  # slower lately
                         * rng.uniform(0.8, 1.2)
                         for node, (base, _) in tests.items()
                     },
+                    messages={
+                        **{
+                            node: f"ConnectionError: pool at 0x7f{n}{day:03x} exhausted "
+                            f"after {rng.randint(3, 40)} s"
+                            for node in CONNECTION_TESTS
+                        },
+                        "tests/test_search.py::TestIndex::test_rebuild": (
+                            "FileNotFoundError: [Errno 2] No such file: 'index/segment_7.bin'"
+                        ),
+                        "tests/test_api.py::test_refresh_token": (
+                            f"AssertionError: token expired {rng.randint(1, 9)} s early"
+                        ),
+                    },
+                    tracebacks={node: TRACEBACK for node in CONNECTION_TESTS},
+                    ci_url=f"https://ci.example.com/shop/runs/{day}{n}" if space == "ci" else None,
                 )
 
 
@@ -243,3 +274,65 @@ def test_screenshot(reports: dict[str, Path], tmp_path: Path) -> None:
     if os.environ.get("ANVILD_UPDATE_SCREENSHOT") == "1":
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def test_the_new_sections_render(reports: dict[str, Path], tmp_path: Path) -> None:
+    """Runs with their CI links, failures grouped by cause, and the drill-down of a failing
+    test with its message and traceback, as Chromium builds the page."""
+    proc = chromium(reports["execution"], tmp_path / "profile", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = Dom(proc.stdout)
+    links = [attrs["href"] for tag, attrs in dom.tags if tag == "a" and attrs.get("class") == "ci"]
+    assert links and all(link.startswith("https://ci.example.com/shop/runs/") for link in links)
+    assert dom.count("table", **{"class": "runs"}) == 2  # the newest 10, the older ones folded
+    # the three tests of one cause are one group, their numbers and addresses masked
+    assert "ConnectionError: pool at 0x… exhausted after N s" in proc.stdout
+    assert proc.stdout.count("ConnectionError: pool at 0x… exhausted after N s") >= 1
+    groups = dom.classes("details", "group")
+    assert 2 <= groups <= 4
+    drills = [
+        attrs for tag, attrs in dom.tags if tag == "details" and attrs.get("class") == "drill"
+    ]
+    assert len(drills) >= 4
+    bulk = proc.stdout.split('<span class="test">tests/test_db.py::test_bulk_import</span>')
+    assert len(bulk) >= 2
+    drill = bulk[1].split("</details>")[0]
+    assert "E       ConnectionError: pool exhausted" in drill  # the newest traceback
+    assert 'class="strip"' in drill and 'class="sparkline"' in drill
+    assert dom.classes("polyline", "health") >= 1  # the success rate over the daily bars
+    assert "why-slower" in proc.stdout  # test_checkout got slower lately
+
+
+SHOTS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1400, 400])
+def test_screenshots(reports: dict[str, Path], tmp_path: Path, width: int, scheme: str) -> None:
+    """The page at a desktop and a phone width, light and dark; ANVILD_UPDATE_SCREENSHOT=1
+    keeps them in docs/ (report-<width>-<scheme>.png)."""
+    shot = tmp_path / "shot.png"
+    height = 3600 if width < 600 else 2800
+    dark = ["--blink-settings=preferredColorScheme=0", "--force-dark-mode"]
+    proc = chromium(
+        reports["execution"],
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        f"--window-size={width},{height}",
+        *(dark if scheme == "dark" else []),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    if os.environ.get("ANVILD_UPDATE_SCREENSHOT") == "1":
+        SHOTS.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SHOTS / f"report-{width}-{scheme}.png")
+        if scheme == "light":
+            comparison = tmp_path / "comparison.png"
+            chromium(
+                reports["comparison"],
+                tmp_path / "profile",
+                f"--screenshot={comparison}",
+                f"--window-size={width},1600",
+            )
+            shutil.copyfile(comparison, SHOTS / f"comparison-{width}.png")

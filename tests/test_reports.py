@@ -195,21 +195,38 @@ def test_execution_json_daily_trend(known: Target) -> None:
 
 def test_execution_json_flaky_broken_slowest_durations(known: Target) -> None:
     data = execution_json(known)
-    flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
-    assert flaky == {
-        (T + "test_flaky_local", "local"): ["same_code_different_outcome", "flip_rate"],
-        (T + "test_flaky_ci", "ci"): ["passed_on_retry", "flip_rate"],
+
+    def flaky(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+        return {(row["entity_id"], row["space"]): row["reasons"] for row in rows}
+
+    # All runs: one row per test, merged as `stats flaky` merges them; per space apart
+    assert flaky(data["flaky"]) == {
+        (T + "test_flaky_local", "all"): ["same_code_different_outcome", "flip_rate"],
+        (T + "test_flaky_ci", "all"): ["passed_on_retry", "flip_rate"],
     }
-    broken = {(row["entity_id"], row["space"]) for row in data["broken"]}
-    assert broken == {(T + "test_local_fail", "local"), (T + "test_ci_only_fail", "ci")}
-    slowest = [(row["entity_id"], row["space"]) for row in data["slowest"][:4]]
-    assert slowest == [
-        (EVIL, "ci"),
-        (EVIL, "local"),
-        (T + "test_slow", "ci"),
-        (T + "test_slow", "local"),
+    assert flaky(data["by_space"]["local"]["flaky"]) == {
+        (T + "test_flaky_local", "local"): ["same_code_different_outcome", "flip_rate"]
+    }
+    assert flaky(data["by_space"]["ci"]["flaky"]) == {
+        (T + "test_flaky_ci", "ci"): ["passed_on_retry", "flip_rate"]
+    }
+    assert data["broken"] == []  # broken only where it failed everywhere
+    assert [row["entity_id"] for row in data["by_space"]["local"]["broken"]] == [
+        T + "test_local_fail"
     ]
-    assert data["slowest"][2]["avg_duration"] == pytest.approx(1.5)
+    assert [row["entity_id"] for row in data["by_space"]["ci"]["broken"]] == [
+        T + "test_ci_only_fail"
+    ]
+    # one row per test, none under 10 ms on average (the others take 5 ms)
+    slowest = [(row["entity_id"], row["space"]) for row in data["slowest"]]
+    assert slowest == [(EVIL, "all"), (T + "test_slow", "all")]
+    assert data["slowest"][1]["avg_duration"] == pytest.approx(0.9)
+    ci = data["by_space"]["ci"]["slowest"]
+    assert [(row["entity_id"], row["space"]) for row in ci] == [
+        (EVIL, "ci"),
+        (T + "test_slow", "ci"),
+    ]
+    assert ci[1]["avg_duration"] == pytest.approx(1.5)
     assert [bucket["tests"] for bucket in data["durations"]] == [7, 0, 1, 1, 0]
 
 
@@ -261,7 +278,7 @@ def test_execution_markdown(known: Target) -> None:
         assert f"| {status} | {count} |" in md
     assert "## Daily trend" in md and "## Flaky tests" in md and "## Slowest tests" in md
     assert (
-        "tests/test\\_a.py::test\\_flaky\\_ci | ci | 6 | 5 | 100.0% | 50.0% | passed on retry, flip rate |"
+        "tests/test\\_a.py::test\\_flaky\\_ci | all | 12 | 5 | 50.0% | 25.0% | passed on retry, flip rate |"
         in md
     )
     assert "## Broken tests" in md
@@ -280,7 +297,8 @@ def test_execution_html(known: Target) -> None:
     assert html.count('<svg class="chart trend"') == 3  # all, local, ci
     assert html.count('<svg class="chart durations"') == 3
     assert 'id="space-local"' in html and 'data-scope="ci"' in html
-    assert '<tr data-space="ci"><td class="test">tests/test_a.py::test_flaky_ci</td>' in html
+    assert 'tests/test_a.py::test_flaky_ci</a></td><td><span class="space">ci</span>' in html
+    assert 'tests/test_a.py::test_flaky_ci</a></td><td><span class="space">all</span>' in html
     assert 'data-reason="passed_on_retry"' in html
     for status in STATUS_TOTALS:
         assert f'data-status="{status}"' in html
@@ -292,7 +310,9 @@ def test_an_empty_project_gives_empty_reports(tmp_path: Path) -> None:
     data = execution_json(target)
     assert data["summary"]["runs"] == 0 and data["flaky"] == [] and data["slowest"] == []
     assert "No runs in the window." in api.execution_report(target, "all", 30, "md", at_now)
-    assert "No flaky tests" in api.execution_report(target, "all", 30, "html", at_now)
+    assert data["history"] is False
+    html = api.execution_report(target, "all", 30, "html", at_now)
+    assert "No test history here" in html and 'class="cards"' not in html
     assert comparison_json(target)["tests"] == []
     assert "No runs in the window." in api.comparison_report(target, 30, "md", at_now)
     assert not (tmp_path / ".anvil").exists()  # a report never creates a database
@@ -413,7 +433,7 @@ def test_markdown_stays_under_64_kb_on_a_huge_history(project: tuple[Path, Histo
     assert len(md.encode()) <= MAX_BYTES
     assert "more rows not shown" in md
     flaky_section = md.split("## Flaky tests")[1].split("## Broken tests")[0]
-    shown = flaky_section.count("| local |")
+    shown = flaky_section.count("| all |")
     assert 0 < shown < 3000
     assert f"_{3000 - shown} more rows not shown" in md
     comparison = api.comparison_report(target, 30, "md", at_now)
@@ -531,5 +551,5 @@ def test_flaky_and_reports_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     assert data["statuses"] == STATUS_TOTALS
     assert data["summary"]["unique_tests"] == 11
     flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
-    assert flaky[(T + "test_flaky_local", "local")] == ["same_code_different_outcome", "flip_rate"]
+    assert flaky[(T + "test_flaky_local", "all")] == ["same_code_different_outcome", "flip_rate"]
     assert EVIL_HTML in api.execution_report(target, "all", 30, "html", at_now)

@@ -77,6 +77,44 @@ def stats_slow(obj: Context, space: str, limit: int, fmt: str, as_json: bool) ->
     _emit_stats(rows, fmt, as_json, "Slowest tests")
 
 
+@stats.command("slower")
+@space_option("all")
+@click.option(
+    "--runs",
+    type=click.IntRange(min=2),
+    default=30,
+    show_default=True,
+    help="Look at the newest N runs of each space.",
+)
+@format_option
+@pass_context
+def stats_slower(obj: Context, space: str, runs: int, fmt: str, as_json: bool) -> None:
+    """Tests slower now than before: the median of their newest 5 runs at least twice the
+    median before them and 100 ms more (at least 5 runs before)."""
+    from anvild import api, output
+    from anvild.report.labels import seconds
+
+    found = api.slower_tests(obj.target(), space, runs)
+    if fmt == "json" or as_json:
+        output.emit_json([change.as_row() for change in found])
+        return
+    if not found:
+        click.echo(f"no test slower than before in the newest {runs} runs ({space})")
+        return
+    rows = [
+        {
+            **change.as_row(),
+            "now": seconds(change.recent_median),
+            "before": seconds(change.earlier_median),
+            "times": "-" if change.ratio is None else f"{change.ratio:.1f}x",
+        }
+        for change in found
+    ]
+    columns = [("entity_id", "test"), ("space", "space"), ("now", "now (median)")]
+    columns += [("before", "before (median)"), ("times", "slower"), ("earlier_runs", "runs before")]
+    output.table(rows, columns, "Slower than before")
+
+
 FLAKY_FIELDS = (
     "entity_id",
     "space",

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from anvild.flaky import SPACES, FlakyOptions, detect, ranked
+from anvild.flaky import verdicts as flaky_verdicts
 from anvild.output import iso
 
 DAY = 86_400.0
@@ -25,7 +26,9 @@ _STATUS_COLUMNS = dict(
 )
 # Upper bounds (seconds) of the duration distribution's buckets; the last one is open.
 DURATION_BUCKETS = (0.01, 0.1, 1.0, 10.0)
-SLOWEST = 20
+SLOWEST = 15
+SLOWEST_FLOOR = 0.01  # seconds: a test faster than this on average is not worth a row
+RUNS = 500  # the runs table, newest first
 CATEGORIES = (
     "fails_only_in_ci",
     "fails_only_locally",
@@ -164,29 +167,58 @@ def _overview(
 
 
 def _slowest(results: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The slowest tests of each space by average duration in the window."""
+    """The slowest tests by average duration in the window, one row per test over the results
+    given (a space, or all spaces merged), at least SLOWEST_FLOOR on average."""
     rows = []
+    spaces: dict[str, set[str]] = {}
     for row in results:
+        spaces.setdefault(row["entity_id"], set()).add(row["space"])
+    for row in _per_test(results).values():
         avg = _avg(row)
-        if avg is not None:
-            executed = row["passed"] + row["failed"] + row["errors"]
+        if avg is not None and avg >= SLOWEST_FLOOR:
+            seen = spaces[row["entity_id"]]
             rows.append(
                 {
                     "entity_id": row["entity_id"],
-                    "space": row["space"],
-                    "runs": executed,
+                    "space": seen.pop() if len(seen) == 1 else "all",
+                    "runs": row["passed"] + row["failed"] + row["errors"],
                     "avg_duration": avg,
                     "total_duration": row["duration_total"],
                 }
             )
-    chosen = []
-    for space in SPACES:
-        mine = sorted(
-            (r for r in rows if r["space"] == space),
-            key=lambda r: (-r["avg_duration"], r["entity_id"]),
-        )
-        chosen.extend(mine[:limit])
-    return sorted(chosen, key=lambda r: (-r["avg_duration"], r["entity_id"], r["space"]))
+    rows.sort(key=lambda r: (-r["avg_duration"], r["entity_id"]))
+    return rows[:limit]
+
+
+def _run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """A run of the runs table."""
+    return {
+        "execution_id": run["execution_id"],
+        "space": run["space"],
+        "state": run["state"],
+        "started_at": iso(run["started_at"]),
+        "duration": run["duration"],
+        "counts": {column: run[column] or 0 for column in _STATUS_COLUMNS.values()},
+        "git_commit": run["git_commit"],
+        "git_branch": run["git_branch"],
+        "tree_dirty": None if run["tree_dirty"] is None else bool(run["tree_dirty"]),
+        "origin": run["origin"],
+        "ci_url": run["ci_url"],
+    }
+
+
+def _findings(verdicts: list[Any], results: list[dict[str, Any]], space: str) -> dict[str, Any]:
+    """Flaky, broken and slowest tests of one scope: per space, or `all` merged as
+    `stats flaky` merges them."""
+    from anvild.flaky import merge
+
+    mine = [v for v in verdicts if space == "all" or v.space == space]
+    flagged = [v.as_row() for v in ranked(merge(mine) if space == "all" else mine)]
+    return {
+        "flaky": [row for row in flagged if not row["broken"]],
+        "broken": [row for row in flagged if row["broken"]],
+        "slowest": _slowest([r for r in results if space == "all" or r["space"] == space], SLOWEST),
+    }
 
 
 def _header(kind: str, root: str, window_days: float, since: float, now: float) -> dict[str, Any]:
@@ -211,36 +243,50 @@ def execution(
 ) -> dict[str, Any]:
     """The test-execution report (SPEC section 9) of the runs of the last window_days UTC
     calendar days at the moment now."""
+    from anvild import slower
+    from anvild.report import failures
     from anvild.store import queries
 
     since = window_start(window_days, now)
     spaces = _spaces(space)
     runs = queries.executions_since(project, since, spaces) if project is not None else []
     results = queries.results_since(project, since, spaces) if project is not None else []
+    failed = queries.failures_since(project, since, spaces) if project is not None else []
     verdicts = []
+    changes = []
     if project is not None:
-        for name in spaces:  # per space, so each row can be filtered by its space
-            verdicts += detect(project, name, flaky_options or FlakyOptions(), since)
-    flagged = [verdict.as_row() for verdict in ranked(verdicts)]
+        verdicts = flaky_verdicts(project, spaces, flaky_options or FlakyOptions(), since)
+        changes = slower.detect(project, space, since=since)
     data = _header("test-execution", root, window_days, since, now)
     data["space"] = space
+    data["history"] = project is not None
     data.update(_overview(runs, results, since, now))
     data["by_space"] = (
         {
-            name: _overview(
-                [r for r in runs if r["space"] == name],
-                [r for r in results if r["space"] == name],
-                since,
-                now,
-            )
+            name: {
+                **_overview(
+                    [r for r in runs if r["space"] == name],
+                    [r for r in results if r["space"] == name],
+                    since,
+                    now,
+                ),
+                **_findings(verdicts, results, name),
+            }
             for name in spaces
         }
         if space == "all"
         else {}
     )
-    data["flaky"] = [row for row in flagged if not row["broken"]]
-    data["broken"] = [row for row in flagged if row["broken"]]
-    data["slowest"] = _slowest(results, SLOWEST)
+    data.update(_findings(verdicts, results, space))
+    data["slower"] = [change.as_row() for change in changes]
+    data["runs"] = [_run_row(run) for run in reversed(runs[-RUNS:])]
+    data["runs_total"] = len(runs)
+    data["failures"] = failures.groups(failed)
+    names = {row["entity_id"]: row["test_id"] for row in results}
+    flaky_names = {v.entity_id for v in verdicts if v.flaky}
+    data["drilldown"], data["drilldown_total"] = failures.drilldowns(
+        failed, names, sorted(flaky_names), [c.entity_id for c in changes]
+    )
     return data
 
 

@@ -14,7 +14,8 @@ from anvild.report import labels
 from anvild.report.data import CATEGORIES
 
 TABLE_ROWS = 500  # per table: the JSON report has every row
-TREND = {"width": 640, "height": 220, "left": 40, "right": 8, "top": 12, "bottom": 28}
+TREND = {"width": 640, "height": 230, "left": 48, "right": 44, "top": 14, "bottom": 30}
+GROUPS = 100  # failure groups shown; the JSON report has every one
 BARS = {"width": 420, "height": 220, "left": 8, "right": 8, "top": 22, "bottom": 28}
 # Stacked from the bottom up, with the CSS class that colours each part.
 TREND_PARTS = (("passed", "pass"), ("failed", "fail"), ("rerun", "rerun"), ("skipped", "skip"))
@@ -68,6 +69,27 @@ def trend_chart(daily: list[dict[str, Any]]) -> dict[str, Any]:
         picks = sorted({0, len(daily) // 2, len(daily) - 1})
         for n in picks:
             ticks.append({"x": c["left"] + (n + 0.5) * slot, "label": daily[n]["date"][5:]})
+    # Health: the day's success rate as a line on its own axis (0-100 %, right); days
+    # without executed results break the line.
+    health: list[list[str]] = [[]]
+    dots = []
+    for n, day in enumerate(daily):
+        rate = day["success_rate"]
+        if rate is None:
+            if health[-1]:
+                health.append([])
+            continue
+        x, y = c["left"] + (n + 0.5) * slot, c["top"] + plot_h * (1 - rate)
+        health[-1].append(f"{x:.1f},{y:.1f}")
+        dots.append({"x": x, "y": y, "title": f"{day['date']}: {labels.percent(rate)} passed"})
+    rate_ticks = [
+        {"y": c["top"] + plot_h * (1 - share), "label": f"{share * 100:.0f}%"}
+        for share in (0.0, 0.5, 1.0)
+    ]
+    count_ticks = [
+        {"y": c["top"] + plot_h * (1 - share), "label": f"{top * share:g}"}
+        for share in (0.0, 0.5, 1.0)
+    ]
     return {
         **c,
         "bars": bars,
@@ -75,7 +97,65 @@ def trend_chart(daily: list[dict[str, Any]]) -> dict[str, Any]:
         "ticks": ticks,
         "base": c["top"] + plot_h,
         "plot_width": plot_w,
+        "health": [" ".join(line) for line in health if line],
+        "dots": dots,
+        "rate_ticks": rate_ticks,
+        "count_ticks": count_ticks,
     }
+
+
+STRIP = {"cell": 9, "gap": 2, "height": 14}
+SPARK = {"width": 240, "height": 40, "pad": 3}
+
+
+def strip(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A test's results as a row of coloured cells, newest first (left)."""
+    c = STRIP
+    cells = []
+    for n, run in enumerate(results):
+        css = (
+            "rerun"
+            if run["reran"] and run["status"] == "PASSED"
+            else STATUS_CLASSES.get(run["status"], "skip")
+        )
+        title = f"{run['started_at'][:16].replace('T', ' ') if run['started_at'] else '-'} "
+        title += f"{run['execution_id']}: {run['status']}"
+        if run["reran"]:
+            title += " after a rerun"
+        cells.append({"x": n * (c["cell"] + c["gap"]), "class": css, "title": title})
+    width = max(len(results) * (c["cell"] + c["gap"]) - c["gap"], 1)
+    return {**c, "cells": cells, "width": width}
+
+
+def sparkline(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A test's durations over its newest results, oldest left, on a 0-based scale; None
+    without two timed results."""
+    timed = [r for r in reversed(results) if r["duration"] is not None]
+    if len(timed) < 2:
+        return None
+    c = SPARK
+    top = max(r["duration"] for r in timed) or 1.0
+    step = (c["width"] - 2 * c["pad"]) / (len(timed) - 1)
+    points = []
+    for n, run in enumerate(timed):
+        x = c["pad"] + n * step
+        y = c["pad"] + (c["height"] - 2 * c["pad"]) * (1 - run["duration"] / top)
+        points.append(f"{x:.1f},{y:.1f}")
+    return {
+        **c,
+        "points": " ".join(points),
+        "max": labels.seconds(top),
+        "last": labels.seconds(timed[-1]["duration"]),
+        "first": labels.seconds(timed[0]["duration"]),
+        "count": len(timed),
+    }
+
+
+def safe_link(url: str | None) -> str | None:
+    """A CI run's URL when it is a web address, else None (shown as text, never a link)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
 
 
 def duration_chart(buckets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,7 +203,7 @@ def status_bar(statuses: dict[str, int]) -> list[dict[str, Any]]:
     return parts
 
 
-SCATTER = {"width": 420, "height": 320, "left": 52, "right": 12, "top": 12, "bottom": 40}
+SCATTER = {"width": 420, "height": 320, "left": 66, "right": 12, "top": 12, "bottom": 40}
 SCATTER_POINTS = 2000
 
 
@@ -202,6 +282,11 @@ def _environment() -> Any:
     env.globals["space_title"] = lambda name: labels.SPACE_TITLES.get(name, name)
     env.globals["category_title"] = lambda name: labels.CATEGORY_TITLES.get(name, name)
     env.globals["TABLE_ROWS"] = TABLE_ROWS
+    env.globals["GROUPS"] = GROUPS
+    env.globals["strip"] = strip
+    env.globals["sparkline"] = sparkline
+    env.globals["safe_link"] = safe_link
+    env.filters["when"] = lambda value: "-" if not value else value[:16].replace("T", " ")
     return env
 
 
@@ -218,8 +303,19 @@ def execution(data: dict[str, Any]) -> str:
     """The test-execution report as one HTML page."""
     panels = {data["space"]: _panel(data)}
     panels.update({name: _panel(overview) for name, overview in data["by_space"].items()})
+    findings = {data["space"]: data, **data["by_space"]}
+    # Anchors of the drill-downs: numbered, since a test id is no valid fragment
+    drilled = {test["entity_id"]: f"test-{n}" for n, test in enumerate(data["drilldown"], 1)}
     template = _environment().get_template("execution.html.j2")
-    return str(template.render(data=data, panels=panels, filters=data["space"] == "all"))
+    return str(
+        template.render(
+            data=data,
+            panels=panels,
+            findings=findings,
+            drilled=drilled,
+            filters=data["space"] == "all",
+        )
+    )
 
 
 def comparison(data: dict[str, Any]) -> str:

@@ -31,6 +31,8 @@ def seconds(value: float | None) -> str:
     """A duration in seconds, in the unit a person reads best."""
     if value is None:
         return "-"
+    if value == 0:  # JUnit writes what took under its millisecond resolution as 0
+        return "< 1 ms"
     if value < 1:
         return f"{value * 1000:.0f} ms" if value >= 0.001 else f"{value * 1000:.2f} ms"
     if value < 120:

@@ -241,13 +241,21 @@ _WINDOW_SQL = (
 
 
 def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A project's runs started at or after since, oldest first: when, where, counts."""
+    """A project's runs started at or after since, oldest first: when, where, counts,
+    provenance."""
     query = (
         Execution.select(
             Execution.id,
+            Execution.execution_id,
             Execution.space,
+            Execution.state,
             Execution.started_at,
             Execution.duration,
+            Execution.git_commit,
+            Execution.git_branch,
+            Execution.tree_dirty,
+            Execution.origin,
+            Execution.ci_url,
             Execution.passed,
             Execution.failed,
             Execution.errors,
@@ -302,3 +310,243 @@ def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[d
         .group_by(ExecutionHistory.test, Entity.entity_id, Execution.space)
     )
     return dicts(query)
+
+
+# --- reads for `anvild show` (anvild.cards) ---
+
+
+def find_execution(project: int, execution_id: str) -> dict[str, Any] | None:
+    """A run of the project by its exact id, as a row of `executions`."""
+    rows = dicts(
+        Execution.select(Execution, Project.name.alias("project_name"))
+        .join(Project)
+        .where((Execution.project == project) & (Execution.execution_id == execution_id))
+    )
+    return rows[0] if rows else None
+
+
+def newest_execution(project: int) -> dict[str, Any] | None:
+    """The project's newest run (store.order), any space."""
+    rows = executions(project, 1)
+    return rows[0] if rows else None
+
+
+def match_executions(project: int, fragment: str) -> list[str]:
+    """Ids of the project's runs containing fragment (case-sensitive), newest first.
+
+    Filtered here, not with LIKE: `_` and `%` are common in ids, and no SQL function for a
+    plain substring is spelled the same in SQLite and PostgreSQL."""
+    query = (
+        Execution.select(Execution.execution_id)
+        .where(Execution.project == project)
+        .order_by(*order.newest_first())
+    )
+    return [name for (name,) in tuples(query) if fragment in name]
+
+
+def match_tests(project: int, fragment: str) -> list[str]:
+    """Node ids of the project's tests containing fragment (case-sensitive), in name order."""
+    query = Entity.select(Entity.entity_id).where(Entity.project == project)
+    return sorted(name for (name,) in tuples(query) if fragment in name)
+
+
+def previous_execution(project: int, space: str, started_at: float, execution: int) -> int | None:
+    """The run of the project and space just before the given one (store.order), or None."""
+    db = database.obj
+    p = db.param
+    row = db.execute_sql(
+        f'SELECT e."id" FROM "execution" AS e WHERE e."project_id" = {p} AND e."space" = {p} '
+        f"AND {order.before(p)} ORDER BY {order.NEWEST_FIRST} LIMIT 1",
+        (project, space, *order.key_params(started_at, execution)),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def run_results(execution: int) -> list[tuple[str, int, str, float | None, str | None]]:
+    """Every attempt of a run: (entity_id, attempt, status, duration, message)."""
+    query = (
+        ExecutionHistory.select(
+            Entity.entity_id,
+            ExecutionHistory.attempt,
+            ExecutionHistory.status,
+            ExecutionHistory.duration,
+            ExecutionHistory.message,
+        )
+        .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .where(ExecutionHistory.execution == execution)
+    )
+    return tuples(query)
+
+
+RESULT_RUN_FIELDS = (
+    "execution_id",
+    "space",
+    "started_at",
+    "git_commit",
+    "git_branch",
+    "tree_dirty",
+    "origin",
+    "ci_url",
+)
+
+
+def test_results(test: int, runs: int, space: str | None = None) -> list[dict[str, Any]]:
+    """A test's attempts in its newest `runs` runs (store.order), newest first, each with its
+    run's provenance: execution (the run's key), attempt, status, duration, message and
+    RESULT_RUN_FIELDS."""
+    newest = (
+        Execution.select(Execution.id, Execution.started_at)  # PostgreSQL: DISTINCT keeps the key
+        .join(ExecutionHistory, on=(ExecutionHistory.execution == Execution.id))
+        .where(ExecutionHistory.test == test)
+        .distinct()
+    )
+    if space:
+        newest = newest.where(Execution.space == space)
+    newest = newest.order_by(*order.newest_first()).limit(runs)
+    ids = [execution for execution, _ in tuples(newest)]
+    query = (
+        ExecutionHistory.select(
+            Execution.id.alias("execution"),
+            ExecutionHistory.attempt,
+            ExecutionHistory.status,
+            ExecutionHistory.duration,
+            ExecutionHistory.message,
+            *(getattr(Execution, name) for name in RESULT_RUN_FIELDS),
+        )
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .where((ExecutionHistory.test == test) & Execution.id.in_(ids))
+        .order_by(*order.newest_first(), ExecutionHistory.attempt)
+    )
+    return dicts(query)
+
+
+def failure_bound(test: int, newest: bool) -> dict[str, Any] | None:
+    """A test's first (or newest) failed or errored result: execution_id, started_at, status,
+    message."""
+    query = (
+        ExecutionHistory.select(
+            Execution.execution_id,
+            Execution.started_at,
+            ExecutionHistory.status,
+            ExecutionHistory.message,
+        )
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .where((ExecutionHistory.test == test) & ExecutionHistory.status.in_(("FAILED", "ERROR")))
+        .order_by(*(order.newest_first() if newest else order.oldest_first()))
+        .limit(1)
+    )
+    rows = dicts(query)
+    return rows[0] if rows else None
+
+
+def timed_results(test: int, space: str, limit: int) -> list[float]:
+    """A test's newest `limit` executed durations in a space, newest first (one per attempt that
+    ended the run: passes and failures, not reruns or skips)."""
+    query = (
+        ExecutionHistory.select(ExecutionHistory.duration)
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .where(
+            (ExecutionHistory.test == test)
+            & (Execution.space == space)
+            & ExecutionHistory.status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+            & ExecutionHistory.duration.is_null(False)
+        )
+        .order_by(*order.newest_first(), ExecutionHistory.attempt.desc())
+        .limit(limit)
+    )
+    return [float(row[0]) for row in tuples(query)]
+
+
+def recent_durations(
+    project: int, space: str, runs: int, since: float | None = None
+) -> list[tuple[str, int, float]]:
+    """Executed durations of every test in the project's newest `runs` runs of a space (started
+    at or after since), newest run first: (entity_id, run rank, duration), rank 0 the newest.
+
+    Bounded by the runs, not the history: the newest runs are found on the run index and their
+    results read by primary key.
+    """
+    chosen = Execution.select(Execution.id, Execution.started_at).where(
+        (Execution.project == project) & (Execution.space == space)
+    )
+    if since is not None:
+        chosen = chosen.where(Execution.started_at >= since)
+    ids = [row[0] for row in tuples(chosen.order_by(*order.newest_first()).limit(runs))]
+    if not ids:
+        return []
+    rank = {execution: n for n, execution in enumerate(ids)}
+    query = (
+        ExecutionHistory.select(
+            ExecutionHistory.execution, Entity.entity_id, ExecutionHistory.duration
+        )
+        .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .where(
+            ExecutionHistory.execution.in_(ids)
+            & ExecutionHistory.status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+            & ExecutionHistory.duration.is_null(False)
+        )
+    )
+    return [(name, rank[execution], float(d)) for execution, name, d in tuples(query)]
+
+
+def test_statistics(test: int) -> list[dict[str, Any]]:
+    """A test's statistics rows, one per space, as `statistics` gives them."""
+    query = (
+        EntityStatistics.select(
+            Entity.entity_id,
+            Entity.entity_type,
+            EntityStatistics.space,
+            *(getattr(EntityStatistics, name) for name in STAT_FIELDS),
+        )
+        .join(Entity)
+        .where(EntityStatistics.test == test)
+        .order_by(EntityStatistics.space.desc())  # local, then ci
+    )
+    return dicts(query)
+
+
+def execution_by_id(execution: int) -> dict[str, Any] | None:
+    """A run by its row id, as a row of `executions`."""
+    rows = dicts(
+        Execution.select(Execution, Project.name.alias("project_name"))
+        .join(Project)
+        .where(Execution.id == execution)
+    )
+    return rows[0] if rows else None
+
+
+def failures_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The failed and errored results of runs started at or after since, oldest run first:
+    test_id, entity_id, execution_id, space, started_at, status, message."""
+    query = (
+        ExecutionHistory.select(
+            ExecutionHistory.test.alias("test_id"),
+            Entity.entity_id,
+            Execution.execution_id,
+            Execution.space,
+            Execution.started_at,
+            ExecutionHistory.status,
+            ExecutionHistory.message,
+        )
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
+        .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .where(
+            (Execution.project == project)
+            & Execution.space.in_(spaces)
+            & (Execution.started_at >= since)
+            & ExecutionHistory.status.in_(("FAILED", "ERROR"))
+        )
+        .order_by(*order.oldest_first())
+    )
+    return dicts(query)
+
+
+def tracebacks(tests: list[int]) -> dict[int, str]:
+    """The newest failure's traceback of each of tests that has one."""
+    found: dict[int, str] = {}
+    for start in range(0, len(tests), 500):
+        query = Entity.select(Entity.id, Entity.last_traceback).where(
+            Entity.id.in_(tests[start : start + 500]) & Entity.last_traceback.is_null(False)
+        )
+        found.update({test: text for test, text in tuples(query)})
+    return found

@@ -1,0 +1,300 @@
+"""`anvild show`: a test's card and a run's card, as plain JSON-ready data.
+
+Times are ISO 8601 in UTC, durations seconds, rates fractions. The verdicts come from their
+one home: flaky.py (flaky or broken) and slower.py (slower than before).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anvild import flaky, slower
+from anvild.errors import Ambiguous, UsageError
+from anvild.output import iso
+from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, outranks
+
+RESULT_RUNS = 20  # the newest runs a test card lists
+CANDIDATES = 10  # the matches an ambiguous id lists
+COUNT_FIELDS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed", "rerun")
+PROVENANCE = (
+    "git_commit",
+    "git_branch",
+    "tree_dirty",
+    "diff_hash",
+    "hostname",
+    "os",
+    "python_version",
+    "origin",
+    "ci_url",
+)
+RUN_FACTS = ("git_commit", "git_branch", "tree_dirty", "origin", "ci_url")  # per result row
+STAT_FIELDS = (
+    "space",
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "failure_rate",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "flips",
+)
+
+
+def outcome(status: str) -> str:
+    """pass | fail | not_executed: what a run's final status counts as (SPEC section 2)."""
+    if status in PASSING:
+        return "pass"
+    if status in NOT_EXECUTED:
+        return "not_executed"
+    return "fail"  # FAILED, ERROR, or only RERUN attempts: the run ended before a verdict
+
+
+def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
+    """The card `anvild show [ID]` prints: the newest run without ident, else the run or the
+    test it names (exactly, else as a part of one id)."""
+    from anvild.store import queries
+
+    if project is None:
+        raise UsageError("no test history here: no run stored for this project", root)
+    if ident is None:
+        newest = queries.newest_execution(project)
+        if newest is None:
+            raise UsageError("no test history here: no run stored for this project", root)
+        return run_card(project, newest)
+    run = queries.find_execution(project, ident)
+    if run is not None:
+        return run_card(project, run)
+    test = queries.find_test(project, ident)
+    if test is not None:
+        return test_card(project, test.id, test.entity_id, test.last_traceback)
+    runs = queries.match_executions(project, ident)
+    tests = queries.match_tests(project, ident)
+    if len(runs) + len(tests) == 1:
+        if runs:
+            found = queries.find_execution(project, runs[0])
+            assert found is not None
+            return run_card(project, found)
+        test = queries.find_test(project, tests[0])
+        assert test is not None
+        return test_card(project, test.id, test.entity_id, test.last_traceback)
+    if not runs and not tests:
+        raise UsageError(f"no test or run matches {ident!r}", root)
+    names = [f"run {name}" for name in runs] + [f"test {name}" for name in tests]
+    shown = ", ".join(names[:CANDIDATES])
+    more = f" and {len(names) - CANDIDATES} more" if len(names) > CANDIDATES else ""
+    raise Ambiguous(
+        f"{ident!r} matches {len(names)} tests and runs: {shown}{more}; give more of the id",
+        names,
+    )
+
+
+# --- a run ---
+
+
+def _finals(
+    rows: list[tuple[str, int, str, float | None, str | None]],
+) -> dict[str, dict[str, Any]]:
+    """Per test of a run, its verdict: the final status over its attempts (records.outranks),
+    with that attempt's duration and the message of a failing attempt."""
+    finals: dict[str, dict[str, Any]] = {}
+    for entity_id, _, status, duration, message in sorted(rows, key=lambda r: (r[0], r[1])):
+        seen = finals.get(entity_id)
+        if seen is None:
+            seen = finals[entity_id] = {"status": status, "duration": duration, "message": None}
+            seen["attempts"], seen["reran"] = 0, False
+        elif outranks(status, seen["status"]):
+            seen["status"], seen["duration"] = status, duration
+        seen["attempts"] += 1
+        seen["reran"] = seen["reran"] or status == RERUN
+        if message and (status in FAILING or seen["message"] is None):
+            seen["message"] = message
+    return finals
+
+
+def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
+    """A run's card: provenance, counts, failures, and what changed since the previous run of
+    its project and space."""
+    from anvild.store import queries
+
+    finals = _finals(queries.run_results(run["id"]))
+    previous_id = queries.previous_execution(project, run["space"], run["started_at"], run["id"])
+    previous = None
+    before: dict[str, dict[str, Any]] = {}
+    if previous_id is not None:
+        previous = queries.execution_by_id(previous_id)
+        before = _finals(queries.run_results(previous_id))
+    failures = [
+        {"entity_id": name, "status": row["status"], "message": row["message"]}
+        for name, row in sorted(finals.items())
+        if outcome(row["status"]) == "fail"
+    ]
+    changes: dict[str, list[dict[str, Any]]] = {
+        "newly_failing": [],
+        "fixed": [],
+        "new_tests": [],
+        "gone": [],
+    }
+    if previous is not None:
+        for name, row in sorted(finals.items()):
+            then = before.get(name)
+            now_outcome = outcome(row["status"])
+            if then is None:
+                changes["new_tests"].append({"entity_id": name, "status": row["status"]})
+            elif now_outcome == "fail" and outcome(then["status"]) == "pass":
+                changes["newly_failing"].append(
+                    {"entity_id": name, "status": row["status"], "message": row["message"]}
+                )
+            elif now_outcome == "pass" and outcome(then["status"]) == "fail":
+                changes["fixed"].append(
+                    {"entity_id": name, "status": row["status"], "previous_status": then["status"]}
+                )
+        changes["gone"] = [
+            {"entity_id": name, "previous_status": then["status"]}
+            for name, then in sorted(before.items())
+            if name not in finals
+        ]
+    return {
+        "kind": "run",
+        "execution_id": run["execution_id"],
+        "project": run.get("project_name"),
+        "space": run["space"],
+        "source": run["source"],
+        "state": run["state"],
+        "session_id": run["session_id"],
+        "started_at": iso(run["started_at"]),
+        "finished_at": iso(run["finished_at"]),
+        "duration": run["duration"],
+        "exit_code": run["exit_code"],
+        "tests": len(finals),
+        "counts": {name: run[name] for name in COUNT_FIELDS},
+        **{name: run[name] for name in PROVENANCE},
+        "tree_dirty": None if run["tree_dirty"] is None else bool(run["tree_dirty"]),
+        "report_path": run["report_path"],
+        "failures": failures,
+        "previous": None
+        if previous is None
+        else {"execution_id": previous["execution_id"], "started_at": iso(previous["started_at"])},
+        **changes,
+    }
+
+
+# --- a test ---
+
+
+def runs_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A test's attempts (newest run first, as queries.test_results) folded into one row
+    per run."""
+    runs: list[dict[str, Any]] = []
+    by_run: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        seen = by_run.get(row["execution"])
+        if seen is None:
+            seen = by_run[row["execution"]] = {
+                "execution_id": row["execution_id"],
+                "space": row["space"],
+                "started_at": iso(row["started_at"]),
+                "status": row["status"],
+                "duration": row["duration"],
+                "attempts": 0,
+                "reran": False,
+                "message": None,
+                **{name: row[name] for name in RUN_FACTS},
+            }
+            runs.append(seen)
+        elif outranks(row["status"], seen["status"]):
+            seen["status"], seen["duration"] = row["status"], row["duration"]
+        seen["attempts"] += 1
+        seen["reran"] = seen["reran"] or row["status"] == RERUN
+        if row["message"] and (row["status"] in FAILING or seen["message"] is None):
+            seen["message"] = row["message"]
+    for run in runs:
+        run["tree_dirty"] = None if run["tree_dirty"] is None else bool(run["tree_dirty"])
+    return runs
+
+
+def _failure(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "execution_id": row["execution_id"],
+        "at": iso(row["started_at"]),
+        "status": row["status"],
+        "message": row["message"],
+    }
+
+
+def duration_change(entity_id: str, space: str, newest_first: list[float]) -> dict[str, Any]:
+    """A test's duration now vs before in one space; with too few runs, what there is."""
+    from statistics import median
+
+    seen = slower.change(entity_id, space, newest_first)
+    if seen is not None:
+        row = seen.as_row()
+        del row["entity_id"]
+        return row
+    recent = newest_first[: slower.RECENT]
+    return {
+        "space": space,
+        "recent_median": median(recent) if recent else None,
+        "earlier_median": None,
+        "ratio": None,
+        "recent_runs": len(recent),
+        "earlier_runs": len(newest_first) - len(recent),
+        "slower": False,
+    }
+
+
+def test_card(
+    project: int,
+    test: int,
+    entity_id: str,
+    traceback: str | None,
+    runs: int = RESULT_RUNS,
+    options: flaky.FlakyOptions | None = None,
+) -> dict[str, Any]:
+    """A test's card: statistics per space, newest results, newest failure and traceback,
+    flaky verdict and reasons, first and last failure, duration now vs before."""
+    from anvild.store import queries
+
+    options = options or flaky.FlakyOptions()
+    statistics: list[dict[str, Any]] = [
+        {
+            name: iso(row[name]) if name in ("last_run", "last_failure") else row[name]
+            for name in STAT_FIELDS
+        }
+        for row in queries.test_statistics(test)
+    ]
+    verdicts = []
+    durations = []
+    for row in statistics:
+        space = str(row["space"])
+        attempts = queries.window_results(project, test, space, options.window)
+        executed = flaky.runs_from_attempts(space, attempts)
+        if executed:
+            verdicts.append(flaky.evaluate(entity_id, space, executed, options))
+        timed = queries.timed_results(test, space, slower.WINDOW)
+        if timed:
+            durations.append(duration_change(entity_id, space, timed))
+    merged = flaky.merge(verdicts)
+    verdict = merged[0] if merged else None
+    last = queries.failure_bound(test, newest=True)
+    return {
+        "kind": "test",
+        "entity_id": entity_id,
+        "statistics": statistics,
+        "results": runs_of(queries.test_results(test, runs)),
+        "flaky": {
+            "flaky": bool(verdict and verdict.flaky),
+            "broken": bool(verdict and verdict.broken),
+            "reasons": list(verdict.reasons) if verdict else [],
+            "spaces": [v.as_row() for v in verdicts],
+        },
+        "first_failure": _failure(queries.failure_bound(test, newest=False)),
+        "last_failure": _failure(last),
+        "traceback": traceback if last is not None else None,
+        "durations": durations,
+    }

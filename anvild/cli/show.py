@@ -1,0 +1,213 @@
+"""`anvild show [TEST_ID | RUN_ID]`: a test's card or a run's card in the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from anvild.cli.base import Context, cli, format_option, pass_context
+
+LISTED = 20  # rows per list of a run card before "and N more"
+MARKS = {  # pytest's own letters, newest result first
+    "PASSED": (".", "green"),
+    "XPASSED": ("X", "green"),
+    "FAILED": ("F", "red"),
+    "ERROR": ("E", "red"),
+    "RERUN": ("R", "yellow"),
+    "SKIPPED": ("s", "bright_black"),
+    "XFAILED": ("x", "bright_black"),
+}
+
+
+@cli.command()
+@click.argument("ident", metavar="[TEST_ID | RUN_ID]", required=False)
+@format_option
+@pass_context
+def show(obj: Context, ident: str | None, fmt: str, as_json: bool) -> None:
+    """A test's story or a run's story; the newest run without an id.
+
+    A part of an id that matches one test or run is enough.
+    """
+    from anvild import api, output
+
+    card = api.show(obj.target(), ident)
+    if fmt == "json" or as_json:
+        output.emit_json(card)
+    elif card["kind"] == "run":
+        _run(card)
+    else:
+        _test(card)
+
+
+def _text(value: Any) -> str:
+    from anvild.output import printable
+
+    return "-" if value is None else printable(str(value))
+
+
+def _when(iso: str | None) -> str:
+    return "-" if iso is None else iso[:19].replace("T", " ")
+
+
+def _seconds(value: float | None) -> str:
+    from anvild.report.labels import seconds
+
+    return seconds(value)
+
+
+def mark(run: dict[str, Any]) -> str:
+    """One result as a coloured letter; a rerun that passed is a yellow R."""
+    letter, colour = MARKS.get(run["status"], ("?", "white"))
+    if run.get("reran") and run["status"] == "PASSED":
+        letter, colour = MARKS["RERUN"]
+    return click.style(letter, fg=colour, bold=colour == "red")
+
+
+def _block(title: str, text: str | None) -> None:
+    if not text:
+        return
+    click.echo(click.style(title, bold=True))
+    for line in text.splitlines():
+        click.echo("  " + _text(line))
+
+
+def _test(card: dict[str, Any]) -> None:
+    from anvild import output
+    from anvild.report.labels import percent, reasons
+
+    click.echo(click.style(_text(card["entity_id"]), bold=True))
+    for row in card["statistics"]:
+        executed = row["passed"] + row["failed"] + row["errors"]
+        click.echo(
+            f"  {row['space']}: {row['total_runs']} runs ({executed} executed): "
+            f"{row['passed']} passed, {row['failed']} failed, {row['errors']} errors, "
+            f"{row['skipped']} skipped; failure rate {percent(row['failure_rate'])}, "
+            f"avg {_seconds(row['avg_duration'])}, {row['flips']} flips; "
+            f"last {row['last_status'] or '-'} at {_when(row['last_run'])}"
+        )
+    results = card["results"]
+    strip = "".join(mark(run) for run in results)
+    click.echo(f"  newest first: {strip}  ({len(results)} runs)")
+    verdict = card["flaky"]
+    if verdict["flaky"]:
+        click.echo(
+            "  " + click.style("flaky", fg="yellow", bold=True) + ": " + reasons(verdict["reasons"])
+        )
+    elif verdict["broken"]:
+        click.echo(
+            "  "
+            + click.style("broken", fg="red", bold=True)
+            + ": failed in every run of its window"
+        )
+    else:
+        click.echo("  not flaky")
+    first, last = card["first_failure"], card["last_failure"]
+    if last is None:
+        click.echo("  never failed")
+    else:
+        click.echo(
+            f"  failures: first {_when(first['at'])} ({_text(first['execution_id'])}), "
+            f"last {_when(last['at'])} ({_text(last['execution_id'])})"
+        )
+    for change in card["durations"]:
+        if change["earlier_median"] is None:
+            click.echo(
+                f"  duration ({change['space']}): {_seconds(change['recent_median'])} "
+                f"over {change['recent_runs']} runs, too few to compare"
+            )
+            continue
+        ratio = change["ratio"]
+        how = f"{ratio:.1f}x" if ratio is not None else "from 0"
+        line = (
+            f"  duration ({change['space']}): {_seconds(change['recent_median'])} now "
+            f"(median of {change['recent_runs']}) vs {_seconds(change['earlier_median'])} "
+            f"before ({change['earlier_runs']} runs): {how}"
+        )
+        click.echo(click.style(line + ", slower", fg="yellow") if change["slower"] else line)
+    click.echo()
+    rows = [
+        {
+            "when": _when(run["started_at"]),
+            "execution_id": run["execution_id"],
+            "space": run["space"],
+            "status": run["status"] + (" (rerun)" if run["reran"] else ""),
+            "took": _seconds(run["duration"]),
+            "commit": (run["git_commit"] or "")[:10] or None,
+            "origin": run["origin"],
+        }
+        for run in results
+    ]
+    columns = [
+        ("when", "when (UTC)"),
+        ("execution_id", "run"),
+        ("space", "space"),
+        ("status", "status"),
+        ("took", "duration"),
+        ("commit", "commit"),
+        ("origin", "origin"),
+    ]
+    output.table(rows, columns, "Newest results")
+    if last is not None:
+        click.echo()
+        _block(
+            f"Newest failure ({last['status']} in {_text(last['execution_id'])})", last["message"]
+        )
+        _block("Traceback", card["traceback"])
+
+
+def _listed(title: str, rows: list[dict[str, Any]], line: Any) -> None:
+    if not rows:
+        return
+    click.echo(click.style(f"{title} ({len(rows)})", bold=True))
+    for row in rows[:LISTED]:
+        click.echo("  " + line(row))
+    if len(rows) > LISTED:
+        click.echo(f"  ... and {len(rows) - LISTED} more (--json lists them all)")
+
+
+def _run(card: dict[str, Any]) -> None:
+    from anvild.messages import first_line
+
+    state = "" if card["state"] == "complete" else f", {card['state']}"
+    click.echo(
+        click.style(f"run {_text(card['execution_id'])}", bold=True) + f" ({card['space']}{state})"
+    )
+    click.echo(
+        f"  started {_when(card['started_at'])} UTC, took {_seconds(card['duration'])}, "
+        f"exit code {_text(card['exit_code'])}, from {_text(card['source'])}"
+    )
+    dirty = {True: " (dirty)", False: " (clean)", None: ""}[card["tree_dirty"]]
+    click.echo(
+        f"  commit {_text((card['git_commit'] or '-')[:12])} "
+        f"on {_text(card['git_branch'])}{dirty}, "
+        f"origin {_text(card['origin'])}, host {_text(card['hostname'])}, "
+        f"{_text(card['os'])}, Python {_text(card['python_version'])}"
+    )
+    if card["ci_url"]:
+        click.echo(f"  CI: {_text(card['ci_url'])}")
+    counts = ", ".join(f"{n} {name}" for name, n in card["counts"].items() if n)
+    click.echo(f"  {card['tests']} tests: {counts or 'none'}")
+    _listed(
+        "Failed and errored",
+        card["failures"],
+        lambda r: f"{r['status']:<6} {_text(r['entity_id'])}: {_text(first_line(r['message']))}",
+    )
+    previous = card["previous"]
+    if previous is None:
+        click.echo("first run of its project and space: nothing to compare with")
+        return
+    click.echo(
+        f"against the previous run {_text(previous['execution_id'])} "
+        f"({_when(previous['started_at'])}):"
+    )
+    if not any(card[name] for name in ("newly_failing", "fixed", "new_tests", "gone")):
+        click.echo("  no test changed outcome, none new, none gone")
+    _listed(
+        "Newly failing",
+        card["newly_failing"],
+        lambda r: f"{_text(r['entity_id'])}: {_text(first_line(r['message']))}",
+    )
+    _listed("Fixed", card["fixed"], lambda r: _text(r["entity_id"]))
+    _listed("New tests", card["new_tests"], lambda r: f"{_text(r['entity_id'])} ({r['status']})")
+    _listed("Gone", card["gone"], lambda r: _text(r["entity_id"]))
