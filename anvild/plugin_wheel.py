@@ -85,6 +85,11 @@ def install(python: Path, directory: Path) -> list[str]:
         raise UsageError("no such interpreter", str(python))
     command = install_command(python, build(directory))
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 and "externally-managed-environment" in done.stderr:
+        # A distribution's own python (PEP 668): the plugin alone, no dependency, into the
+        # user's site, which is what that python's own pytest then loads.
+        command = [*command[:4], "--user", "--break-system-packages", *command[4:]]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"installing anvild's pytest plugin failed: {why}", str(python))

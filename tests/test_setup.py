@@ -146,3 +146,37 @@ def test_the_interpreters_people_run_tests_with_are_found(tmp_path: Path) -> Non
     again = interpreters.find(root, {"VIRTUAL_ENV": str(root / ".venv"), "PATH": ""})
     assert [i.found_as for i in again].count("the project's .venv") == 1
     assert "the active $VIRTUAL_ENV" not in [i.found_as for i in again]
+
+
+def _externally_managed(python: Path) -> bool:
+    code = "import sysconfig, os; print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return done.stdout.strip() == "True"
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(
+    not SYSTEM_PYTHON.exists() or not _externally_managed(SYSTEM_PYTHON),
+    reason="no externally managed (PEP 668) /usr/bin/python3 on this machine",
+)
+def test_an_externally_managed_system_python_gets_the_plugin_in_the_users_site(
+    private_home: Path,
+) -> None:
+    """Debian's own python refuses pip installs; the plugin alone goes to the user's site
+    (HOME is the test's), where that python's pytest would load it."""
+    done = anvild("plugin", "install", str(SYSTEM_PYTHON))
+    if "No module named pip" in done.stderr:
+        pytest.skip("the system python has no pip (Debian's python3-pip)")
+    assert done.returncode == 0, done.stderr
+    where = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", "import importlib.util as u; print(u.find_spec('anvild_pytest').origin)"],
+        capture_output=True, text=True, timeout=60, cwd=private_home,
+        env={"HOME": str(private_home), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(private_home / ".local")), where.stdout
