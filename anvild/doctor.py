@@ -6,9 +6,7 @@ they try on an existing database is rolled back.
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from urllib.parse import urlparse
 
 from anvild import control, lifecycle, settings
 from anvild.errors import AnvildError, ConfigError
+from anvild.interpreters import Capture
 from anvild.store import backend, migrations
 from anvild.store.models import SchemaMigration
 
@@ -28,26 +27,6 @@ if TYPE_CHECKING:
 
 INOTIFY_LIMITS = Path("/proc/sys/fs/inotify")
 MIN_INOTIFY_WATCHES = 8192
-# Run by the project's python, which may be older than anvild's: can it import pytest, and
-# would its pytest load anvild's plugin (which records each session)?
-PROBE = """
-import json
-found = {"pytest": True, "plugin": False, "disabled": False}
-try:
-    import pytest
-except Exception:
-    found["pytest"] = False
-try:
-    from importlib.metadata import entry_points
-    eps = entry_points()
-    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", ())
-    found["plugin"] = any(e.name == "anvild" for e in group)
-    from anvild_pytest.plugin import disabled
-    found["disabled"] = disabled()
-except Exception:
-    pass
-print(json.dumps(found))
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +45,7 @@ def run_checks(config_path: Path, target: Target) -> list[Check]:
     return [
         config_check,
         *check_projects(config),
-        check_plugin(target.project_root),
+        *check_plugin(target.project_root),
         check_database(target.db_url),
         check_inotify(),
         check_daemon(),
@@ -106,42 +85,46 @@ def check_projects(config: settings.Config | None) -> list[Check]:
 
 
 def project_python(root: Path) -> tuple[Path, str]:
-    """The python that runs the project's tests: its .venv's or venv's, else anvild's own."""
-    for venv in (".venv", "venv"):
-        candidate = root / venv / "bin" / "python"
-        if candidate.exists():
-            return candidate, f"the project's {venv}"
-    return Path(sys.executable), "anvild's own; the project has no .venv or venv"
+    """The python that runs the project's tests: the first interpreter found for it
+    (anvild.interpreters), else anvild's own."""
+    from anvild.interpreters import find
+
+    found = find(root)
+    if found:
+        return found[0].python, found[0].found_as
+    return Path(sys.executable), "anvild's own; no interpreter found for the project"
 
 
-def check_plugin(root: Path) -> Check:
-    """anvild's pytest plugin is active where the project's tests run: it records each session."""
-    python, which = project_python(root)
-    name = "pytest plugin"
-    fix = f"repair or recreate the environment of {python}"
-    try:
-        proc = subprocess.run(
-            [str(python), "-c", PROBE], cwd=root, capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check(name, False, f"cannot run {python} ({which}): {exc}", fix)
-    try:
-        found = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        why = (proc.stderr.strip().splitlines() or ["no answer"])[-1]
-        return Check(name, False, f"cannot run {python} ({which}): {why}", fix)
-    if not found["pytest"]:
-        detail = f"pytest is not importable by {python} ({which})"
-        return Check(name, False, detail, f"{python} -m pip install pytest")
-    if not found["plugin"]:
+def check_plugin(root: Path) -> list[Check]:
+    """For each interpreter that may run the project's tests (anvild.interpreters): would a
+    session there write its record? The first is "pytest plugin", the others name theirs."""
+    from anvild.interpreters import Interpreter, find, probe
+
+    found = find(root) or [
+        Interpreter(Path(sys.executable), "anvild's own; no interpreter found for the project")
+    ]
+    checks = []
+    for n, interpreter in enumerate(found):
+        name = "pytest plugin" if n == 0 else f"pytest plugin ({interpreter.found_as})"
+        checks.append(_capture_check(name, probe(interpreter, root), root))
+    return checks
+
+
+def _capture_check(name: str, capture: Capture, root: Path) -> Check:
+    python, which = capture.interpreter.python, capture.interpreter.found_as
+    if capture.error is not None:
+        return Check(name, False, f"{capture.error}: {python} ({which})", capture.fix)
+    if not capture.pytest:
+        return Check(name, False, f"pytest is not importable by {python} ({which})", capture.fix)
+    if not capture.plugin:
         detail = (
             f"anvild's pytest plugin is not installed for {python} ({which}): "
             "runs there are not recorded"
         )
-        return Check(name, False, detail, f"anvild plugin install {shlex.quote(str(python))}")
-    if found["disabled"]:
+        return Check(name, False, detail, capture.fix)
+    if capture.disabled:
         detail = f"anvild's pytest plugin is off in {python} ({which}): ANVILD_DISABLE is set"
-        return Check(name, False, detail, "unset ANVILD_DISABLE")
+        return Check(name, False, detail, capture.fix)
     problem = _session_problem(python, root)
     if problem is not None:
         return Check(name, False, f"{problem} in {python} ({which})", problem_fix(problem))

@@ -184,7 +184,9 @@ def test_a_venv_with_the_plugin_passes(tmp_path: Path) -> None:
     python = write_python(tmp_path / "venv" / "bin" / "python")
     _, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
     ok, rest = findings["pytest plugin"]
-    assert ok and rest == f"active in {python} (the project's venv): a session there writes its record"
+    assert (
+        ok and rest == f"active in {python} (the project's venv): a session there writes its record"
+    )
 
 
 def test_a_plugin_turned_off_fails_with_how_to_turn_it_on(tmp_path: Path) -> None:
@@ -235,3 +237,20 @@ def test_a_project_whose_options_turn_the_plugin_off_fails(tmp_path: Path) -> No
     ok, rest = findings["pytest plugin"]
     assert not ok and rest.startswith("pytest does not load anvild's plugin there"), rest
     assert rest.endswith("-> fix: remove -p no:anvild from the project's pytest options (addopts)")
+
+
+def test_each_interpreter_found_is_checked(tmp_path: Path) -> None:
+    """The project's .venv records; its tox environment (a python without site-packages here)
+    would not: doctor says so for that one, with its own line and fix."""
+    venv = write_python(tmp_path / ".venv" / "bin" / "python")
+    tox = write_python(tmp_path / ".tox" / "py311" / "bin" / "python", "-S")
+    code, findings = run_doctor("--project", str(tmp_path), cwd=tmp_path)
+    assert code == 1
+    assert findings["pytest plugin"] == (
+        True,
+        f"active in {venv} (the project's .venv): a session there writes its record",
+    )
+    assert findings["pytest plugin (tox environment py311)"] == (
+        False,
+        f"pytest is not importable by {tox} (tox environment py311) -> fix: {tox} -m pip install pytest",
+    )
