@@ -28,9 +28,12 @@ Handler = Callable[[protocol.Request], Iterator[protocol.Reply]]
 
 
 def socket_dir() -> Path:
-    """$XDG_RUNTIME_DIR/anvild, or the state directory where there is no runtime dir."""
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "anvild"
+    """$XDG_RUNTIME_DIR/anvild, or the state directory where there is no runtime dir (cron,
+    containers, macOS) or it is relative (the XDG spec says to ignore it then); the daemon makes
+    either one 0700."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and Path(runtime).is_absolute():
+        return Path(runtime) / "anvild"
     return platformdirs.user_state_path("anvild")
 
 

@@ -73,7 +73,7 @@ def watch(
         base = known or ProjectConfig(root=root, name=root.name)
         globs = tuple(dict.fromkeys((*base.reports, *reports)))
         project = replace(base, reports=globs, space=space or base.space)
-        settings.save(settings.with_project(config, project), config_path)
+        settings.save_project(config, project, config_path)
     mark(project)
     done = _apply(config_path, start)
     return f"watching {root} ({len(globs)} report globs); {done}"
@@ -94,7 +94,7 @@ def unwatch(config_path: Path, path: Path) -> str:
         config = settings.load(config_path)
         if config.project(root) is None:
             raise UsageError("not a watched project", str(root))
-        settings.save(settings.without_project(config, root), config_path)
+        settings.remove_project(config, root, config_path)
     unmark(root)
     done = _apply(config_path, start=False)
     return f"stopped watching {root}; {done}"

@@ -7,11 +7,15 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import AoT
 
 from anvild.config import canonical_database
 from anvild.errors import ConfigError
@@ -243,15 +247,125 @@ def editing(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def save(config: Config, path: Path) -> None:
-    """Write config atomically (a reader never sees half a file)."""
+def _write(text: str, path: Path) -> None:
+    """Write text to path atomically (a reader never sees half a file), private to the user."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # private: a team database URL may carry a password
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write(dump(config))
+        stream.write(text)
     os.replace(tmp, path)
+
+
+def save(config: Config, path: Path) -> None:
+    """Write config atomically, from scratch (comments and layout are dump's)."""
+    _write(dump(config), path)
+
+
+def _project_items(project: ProjectConfig) -> dict[str, Any]:
+    """The keys dump writes for project (those at their default left out)."""
+    items: dict[str, Any] = {"root": str(project.root), "name": project.name}
+    if project.reports != DEFAULT_REPORTS:
+        items["reports"] = list(project.reports)
+    if project.space != "local":
+        items["space"] = project.space
+    if project.database:
+        items["database"] = project.database
+    if project.share != "all":
+        items["share"] = project.share
+    if not project.messages:
+        items["messages"] = False
+    return items
+
+
+def _raw_root(table: Any) -> Path | None:
+    root = table.get("root") if isinstance(table, dict) else None
+    if not isinstance(root, str):
+        return None
+    path = Path(root).expanduser()
+    return path.resolve() if path.is_absolute() else None
+
+
+def _same(a: Config, b: Config) -> bool:
+    """Whether two configs say the same, whatever the order of their projects."""
+    return replace(a, projects=()) == replace(b, projects=()) and sorted(
+        a.projects, key=repr
+    ) == sorted(b.projects, key=repr)
+
+
+def _edit_projects(path: Path, expected: Config, change: Callable[[AoT], bool]) -> bool:
+    """Apply change to the file's [[projects]] tables in place, keeping every other line and
+    comment; False where the file is missing or its layout does not allow it (the caller then
+    writes it whole)."""
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError):
+        return False
+    projects = doc.get("projects")
+    if projects is None:
+        projects = tomlkit.aot()
+        if not change(projects):
+            return False
+        doc.append("projects", projects)
+    elif not isinstance(projects, AoT) or not change(projects):
+        return False  # e.g. `projects = [{...}]` inline
+    text = tomlkit.dumps(doc)
+    try:
+        if not _same(parse(text, path), expected):
+            return False  # the edit would not read back as intended: never write it
+    except ConfigError:
+        return False
+    _write(text, path)
+    return True
+
+
+def save_project(config: Config, project: ProjectConfig, path: Path) -> None:
+    """Write config with project added (or replacing the one at its root); in an existing file
+    only that [[projects]] table changes, every other line and comment stays."""
+    updated = with_project(config, project)
+    old = config.project(project.root)
+
+    def change(projects: AoT) -> bool:
+        matches = [i for i, t in enumerate(projects) if _raw_root(t) == project.root]
+        wanted = _project_items(project)
+        if not matches:
+            table = tomlkit.table()
+            for key, value in wanted.items():
+                table[key] = value
+            projects.append(table)
+            return True
+        table = projects[matches[0]]
+        if old is None:
+            return False
+        for key in ("name", "reports", "space", "database", "share", "messages"):
+            if getattr(old, key) == getattr(project, key):
+                continue  # as written, spelling and comments kept
+            if key in wanted:
+                table[key] = wanted[key]
+            elif key in table:
+                del table[key]
+        for i in reversed(matches[1:]):
+            del projects[i]
+        return True
+
+    if not _edit_projects(path, updated, change):
+        save(updated, path)
+
+
+def remove_project(config: Config, root: Path, path: Path) -> None:
+    """Write config without the project at root; in an existing file only its [[projects]]
+    table goes, every other line and comment stays."""
+    updated = without_project(config, root)
+
+    def change(projects: AoT) -> bool:
+        matches = [i for i, t in enumerate(projects) if _raw_root(t) == root]
+        for i in reversed(matches):
+            del projects[i]
+        return bool(matches)
+
+    if not _edit_projects(path, updated, change):
+        save(updated, path)
 
 
 def with_project(config: Config, project: ProjectConfig) -> Config:

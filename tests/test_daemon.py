@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from anvild import settings
 from tests.conftest import (
     alive,
@@ -211,6 +213,57 @@ def test_control_socket_is_private(daemon: int) -> None:
     directory = Path(os.environ["XDG_RUNTIME_DIR"]) / "anvild"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "control.sock").stat().st_mode) == 0o600
+
+
+SMALL_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="2" failures="1" errors="0" skipped="0" time="0.1">
+<testcase classname="tests.test_a" name="test_ok" time="0.01"/>
+<testcase classname="tests.test_a" name="test_bad" time="0.02"><failure message="no">no</failure>
+</testcase></testsuite></testsuites>
+"""
+
+
+def test_without_xdg_runtime_dir_the_socket_is_in_a_private_fallback(
+    project: Path, tmp_path: Path, private_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cron, containers, macOS: no $XDG_RUNTIME_DIR, the socket goes to the state directory."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    fallback = private_home / ".local" / "state" / "anvild"
+    fallback.mkdir(parents=True, exist_ok=True)
+    fallback.chmod(0o755)  # made by an earlier command, not private yet
+    assert anvild("watch", str(project), "--no-start").returncode == 0
+    started = anvild("start")
+    assert started.returncode == 0, started.stderr
+    pid = status()["pid"]
+    try:
+        assert anvild("status").returncode == 0
+        sock = fallback / "control.sock"
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert stat.S_IMODE(fallback.stat().st_mode) == 0o700
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        assert not (private_home / "run" / "anvild").exists()
+        report = tmp_path / "elsewhere.xml"  # outside the project: only ingest reads it
+        report.write_text(SMALL_JUNIT)
+        proc = anvild("ingest", str(report), cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("stored local-")
+        assert status()["runs_ingested"] == 1  # through the daemon, the owner
+    finally:
+        stopped = anvild("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for(lambda: not alive(pid), 30, "the daemon to exit")
+    assert not (fallback / "control.sock").exists()
+
+
+def test_a_relative_xdg_runtime_dir_is_ignored(
+    private_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anvild import control
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "run")
+    assert control.socket_dir() == private_home / ".local" / "state" / "anvild"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "")
+    assert control.socket_dir() == private_home / ".local" / "state" / "anvild"
 
 
 def test_foreground_speaks_sd_notify(project: Path, tmp_path: Path) -> None:

@@ -304,6 +304,67 @@ def test_cli_watch_projects_unwatch(tmp_path: Path, private_home: Path) -> None:
     assert json.loads(anvild("projects", "--json", cwd=tmp_path).stdout) == []
 
 
+def test_cli_watch_and_unwatch_keep_a_hand_edited_config(
+    tmp_path: Path, private_home: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    path = private_home / ".config" / "anvild" / "config.toml"
+    path.parent.mkdir(parents=True)
+    original = f"""# my anvild setup
+# (hand-written)
+
+settle_time = 0.5  # quick reports
+# the log level, between keys
+log_level   = "debug"
+
+[[projects]]
+# inside the project table
+root = "{first.resolve()}"
+name = 'first'   # single quotes, aligned comment
+reports = [
+    ".pytest_cache/anvild/*.jsonl",  # the plugin's records
+    "out/*.xml",
+]
+
+# after the project table
+"""
+    path.write_text(original)
+
+    proc = anvild("watch", str(second), "--no-start", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    watched = path.read_text()
+    assert watched.startswith(original)  # every line and comment kept, the new table after
+    assert path.stat().st_mode & 0o777 == 0o600
+    config = settings.load(path)
+    assert [(p.name, p.root) for p in config.projects] == [
+        ("first", first.resolve()),
+        ("second", second.resolve()),
+    ]
+    assert config.settle_time == 0.5 and config.log_level == "debug"
+    assert config.projects[0].reports == (".pytest_cache/anvild/*.jsonl", "out/*.xml")
+
+    proc = anvild("unwatch", str(second), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_text() == original  # byte for byte
+
+    # Watching a known project again changes only its reports, comments inside kept.
+    proc = anvild("watch", str(first), "--no-start", "--report", "b.xml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = path.read_text()
+    for comment in ("# my anvild setup", "# quick reports", "# the log level, between keys",
+                    "# inside the project table", "# single quotes, aligned comment",
+                    "# after the project table"):  # fmt: skip
+        assert comment in text
+    assert settings.load(path).projects[0].reports == (
+        ".pytest_cache/anvild/*.jsonl",
+        "out/*.xml",
+        "b.xml",
+    )
+    assert {p.name for p in path.parent.iterdir()} == {"config.toml", ".config.toml.lock"}
+
+
 def test_cli_unwatch_of_an_unknown_project_is_one_error_line(tmp_path: Path) -> None:
     proc = anvild("unwatch", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2
