@@ -59,7 +59,7 @@ def session(root: Path, env: dict[str, str], *args: str) -> float:
             "-p",
             "no:cacheprovider",
             *args,
-        ],  # fmt: skip
+        ],
         cwd=root,
         env=env,
         capture_output=True,
