@@ -17,21 +17,19 @@ pytest's. Elsewhere it does nothing: importing this module imports only pytest, 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 JSON_REPORT_DEFAULT_FILE = ".report.json"  # pytest-json-report's default for --json-report-file
 SESSION_PROPERTY = "anvild_session"  # the JUnit property that names the session
 _NOT_DISABLED = ("", "0", "false", "no", "off")
-_Hook = TypeVar("_Hook", bound=Callable[..., Any])
 
 
 def disabled() -> bool:
@@ -105,20 +103,6 @@ def _warn_now(text: str) -> None:
     sys.stderr.write(f"anvild: warning: {text}\n")
 
 
-def guarded(hook: _Hook) -> _Hook:
-    """A Session hook whose failure is remembered as one warning, never raised into pytest."""
-
-    @functools.wraps(hook)
-    def run(self: Session, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return hook(self, *args, **kwargs)
-        except Exception as exc:
-            self.failed(exc)
-            return None
-
-    return run  # type: ignore[return-value]
-
-
 class Session:
     """The plugin object of one session: its record, and its id in the user's reports."""
 
@@ -142,6 +126,15 @@ class Session:
         self.session: pytest.Session | None = None
         self.json_report = bool(getattr(config.option, "json_report", False))
         self.subtest_failures: dict[str, tuple[str | None, str | list[Any] | None]] = {}
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """A hook's work, whose failure is remembered as one warning, never raised into pytest
+        (a context, not a decorator: pluggy reads each hook's own argument names)."""
+        try:
+            yield
+        except Exception as exc:  # anvild must never fail a test run
+            self.failed(exc)
 
     def failed(self, exc: BaseException) -> None:
         """Remember the first failure inside anvild; the summary shows it in one line."""
@@ -181,51 +174,55 @@ class Session:
     # trylast: after pytest-reportlog's SessionStart; beside the terminal's own start of the
     # clock that it prints the session's time from.
     @pytest.hookimpl(trylast=True)
-    @guarded
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.session = session
-        self.started, self.clock = time.time(), time.perf_counter()
-        self._tag_junit()
-        self._tag_reportlog()
-        if not self._wants_metadata():
-            return
-        # The code a run tested is the tree as the session found it, not as it ends.
-        import shlex
-        import socket
+        with self.guard():
+            self.session = session
+            self.started, self.clock = time.time(), time.perf_counter()
+            self._tag_junit()
+            self._tag_reportlog()
+            if not self._wants_metadata():
+                return
+            # The code a run tested is the tree as the session found it, not as it ends.
+            import shlex
+            import socket
 
-        from anvild_pytest.provenance import detect_origin, git_state
+            from anvild_pytest.provenance import detect_origin, git_state
 
-        # Report files never make a tree dirty: the watched project's globs (from its root),
-        # else the reports this session writes.
-        if self.project is None:
-            git = git_state(self.config.rootpath, self._own_reports())
-        else:
-            git = git_state(self.project.root, self.project.reports)
-        self.metadata = {
-            "session_id": self.id,
-            "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),
-            "git_commit": git.commit,
-            "git_branch": git.branch,
-            "tree_dirty": git.dirty,
-            "diff_hash": git.diff_hash,
-            "origin": detect_origin(os.environ),
-            "hostname": socket.gethostname(),
-        }
-        path = self.record_file
-        if path is None and self.root is not None:
-            from anvild_pytest.record import RECORD_DIR, prune, record_path
+            # Report files never make a tree dirty: the watched project's globs (from its root),
+            # else the reports this session writes.
+            if self.project is None:
+                git = git_state(self.config.rootpath, self._own_reports())
+            else:
+                git = git_state(self.project.root, self.project.reports)
+            self.metadata = {
+                "session_id": self.id,
+                "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),
+                "git_commit": git.commit,
+                "git_branch": git.branch,
+                "tree_dirty": git.dirty,
+                "diff_hash": git.diff_hash,
+                "origin": detect_origin(os.environ),
+                "hostname": socket.gethostname(),
+            }
+            path = self.record_file
+            if path is None and self.root is not None:
+                from anvild_pytest.record import RECORD_DIR, prune, record_path
 
-            keep_out_of_git(self.root / RECORD_DIR.parent)
-            prune(self.root / RECORD_DIR)
-            path = record_path(self.root, self.id, self.started)
-        if path is not None:
-            from anvild_pytest.record import Record
+                keep_out_of_git(self.root / RECORD_DIR.parent)
+                prune(self.root / RECORD_DIR)
+                path = record_path(self.root, self.id, self.started)
+            if path is not None:
+                from anvild_pytest.record import Record
 
-            self.record = Record(path)
-            self.record.session_start(
-                pytest.__version__,
-                {**self.metadata, "started_at": self.started, "root": str(self.config.rootpath)},
-            )
+                self.record = Record(path)
+                self.record.session_start(
+                    pytest.__version__,
+                    {
+                        **self.metadata,
+                        "started_at": self.started,
+                        "root": str(self.config.rootpath),
+                    },
+                )
 
     def _tag_junit(self) -> None:
         from _pytest.junitxml import xml_key
@@ -243,40 +240,40 @@ class Session:
             write({"$report_type": "AnvildSession", "session_id": self.id})
 
     @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called once per worker
-    @guarded
     def pytest_configure_node(self, node: Any) -> None:
-        self.xdist_workers = node.workerinput["workercount"]
+        with self.guard():
+            self.xdist_workers = node.workerinput["workercount"]
 
-    @guarded
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.record is not None:
-            self.record.test_report(report)
-        if hasattr(report, "context") and report.failed and self.json_report:
-            # pytest-json-report keeps one call per test, the last: a failed subtest's message
-            # would be lost under its test's own call
-            from anvild_pytest.record import describe
+        with self.guard():
+            if self.record is not None:
+                self.record.test_report(report)
+            if hasattr(report, "context") and report.failed and self.json_report:
+                # pytest-json-report keeps one call per test, the last: a failed subtest's message
+                # would be lost under its test's own call
+                from anvild_pytest.record import describe
 
-            self.subtest_failures.setdefault(report.nodeid, describe(report.longrepr))
+                self.subtest_failures.setdefault(report.nodeid, describe(report.longrepr))
 
-    @guarded
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if self.record is not None:
-            self.record.collect_report(report)
+        with self.guard():
+            if self.record is not None:
+                self.record.collect_report(report)
 
     @pytest.hookimpl(optionalhook=True)  # a pytest-json-report hook: just before it saves
-    @guarded
     def pytest_json_modifyreport(self, json_report: dict[str, Any]) -> None:
-        started, duration = self._wall_time()
-        json_report["anvild"] = {
-            **self.metadata,
-            "xdist_workers": self.xdist_workers,
-            "started_at": started,
-            "duration": duration,
-        }
-        for test in json_report.get("tests", ()):
-            failure = self.subtest_failures.get(test.get("nodeid"))
-            if failure is not None:
-                test["anvild_subtest_failure"] = {"message": failure[0], "longrepr": failure[1]}
+        with self.guard():
+            started, duration = self._wall_time()
+            json_report["anvild"] = {
+                **self.metadata,
+                "xdist_workers": self.xdist_workers,
+                "started_at": started,
+                "duration": duration,
+            }
+            for test in json_report.get("tests", ()):
+                failure = self.subtest_failures.get(test.get("nodeid"))
+                if failure is not None:
+                    test["anvild_subtest_failure"] = {"message": failure[0], "longrepr": failure[1]}
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -292,26 +289,26 @@ class Session:
         if self.warning is not None and not self.summarized:
             _warn_now(self.warning)
 
-    @guarded
     def _finish(self) -> None:
         """The record's last line: the exit status and the session's wall time."""
-        record, self.record = self.record, None
-        if record is None:
-            return
-        try:
-            started, duration = self._wall_time()
-            record.session_finish(
-                int(getattr(self.session, "exitstatus", 1)),
-                {
-                    "started_at": started,
-                    "finished_at": time.time(),
-                    "duration": duration,
-                    "xdist_workers": self.xdist_workers,
-                    "errors": self.errors,
-                },
-            )
-        finally:
-            record.close()
+        with self.guard():
+            record, self.record = self.record, None
+            if record is None:
+                return
+            try:
+                started, duration = self._wall_time()
+                record.session_finish(
+                    int(getattr(self.session, "exitstatus", 1)),
+                    {
+                        "started_at": started,
+                        "finished_at": time.time(),
+                        "duration": duration,
+                        "xdist_workers": self.xdist_workers,
+                        "errors": self.errors,
+                    },
+                )
+            finally:
+                record.close()
 
     def _wall_time(self) -> tuple[float, float]:
         """When the session started and how long it took, as pytest's terminal prints it (its

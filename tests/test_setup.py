@@ -180,3 +180,38 @@ def test_an_externally_managed_system_python_gets_the_plugin_in_the_users_site(
     )  # fmt: skip
     assert where.returncode == 0, where.stderr
     assert where.stdout.startswith(str(private_home / ".local")), where.stdout
+
+
+def test_debian_12s_pytest_and_pluggy_record_too(tmp_path: Path) -> None:
+    """Debian 12's python3-pytest is pytest 7.2 on pluggy 1.0, which reads a hook's arguments
+    without following wrappers: the plugin's hooks must still get theirs."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    done = _pip(python, "install", "--quiet", "pytest==7.2.1", "pluggy==1.0.0")
+    if done.returncode != 0:
+        pytest.skip(
+            f"pytest 7.2.1 could not be installed from the package index: {done.stderr[-300:]}"
+        )
+    installed = anvild("plugin", "install", str(python))
+    assert installed.returncode == 0, installed.stderr
+    root = write_project(
+        tmp_path / "proj",
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_x.py": "def test_a():\n    pass\n\ndef test_b():\n    assert 0\n",
+        },
+    )
+    record = tmp_path / "record.jsonl"
+    proc = subprocess.run([str(python), "-m", "pytest", "-q", f"--anvild-record={record}"],
+                          cwd=root, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1 and "anvild" not in proc.stdout + proc.stderr, (
+        proc.stdout + proc.stderr
+    )
+    from anvild.parsers.detect import parse_report
+
+    run = parse_report(record)
+    assert {r.node_id: r.status for r in run.results} == {
+        "test_x.py::test_a": "PASSED",
+        "test_x.py::test_b": "FAILED",
+    }
