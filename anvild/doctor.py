@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,52 +124,10 @@ def _capture_check(name: str, capture: Capture, root: Path) -> Check:
     if capture.disabled:
         detail = f"anvild's pytest plugin is off in {python} ({which}): ANVILD_DISABLE is set"
         return Check(name, False, detail, capture.fix)
-    problem = _session_problem(python, root)
-    if problem is not None:
-        return Check(name, False, f"{problem} in {python} ({which})", problem_fix(problem))
+    if capture.problem is not None:
+        detail = f"{capture.problem} in {python} ({which})"
+        return Check(name, False, detail, capture.fix)
     return Check(name, True, f"active in {python} ({which}): a session there writes its record")
-
-
-# A test that passes, for a session of the project's interpreter with the project's options.
-PROBE_TEST = "def test_anvild_doctor_probe():\n    pass\n"
-PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-
-
-def _session_problem(python: Path, root: Path) -> str | None:
-    """Run a one-test pytest session as the project's sessions run (its interpreter, its
-    pytest options) in a temporary directory; None when it wrote its record, else why not."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="anvild-doctor-") as tmp:
-        probe, record = Path(tmp, "test_anvild_doctor_probe.py"), Path(tmp, "probe.jsonl")
-        probe.write_text(PROBE_TEST)
-        config = next((root / n for n in PYTEST_CONFIGS if (root / n).is_file()), None)
-        command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   f"--anvild-record={record}", "--rootdir", tmp, str(probe)]  # fmt: skip
-        if config is not None:
-            command[4:4] = ["-c", str(config)]
-        try:
-            done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"a pytest session could not run ({exc})"
-        if record.is_file() and b'"SessionFinish"' in record.read_bytes():
-            return None
-        said = (done.stderr + done.stdout).strip().splitlines()
-        if any("unrecognized arguments: --anvild-record" in line for line in said):
-            if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-                return "PYTEST_DISABLE_PLUGIN_AUTOLOAD is set: pytest loads no plugin by itself"
-            return "pytest does not load anvild's plugin there (-p no:anvild in its options?)"
-        last = said[-1] if said else f"exit code {done.returncode}"
-        return f"a one-test pytest session wrote no record ({last[:200]})"
-
-
-def problem_fix(problem: str) -> str:
-    """The fix for a session that records nothing."""
-    if "-p no:anvild" in problem:
-        return "remove -p no:anvild from the project's pytest options (addopts)"
-    if "AUTOLOAD" in problem:
-        return "add -p anvild_pytest.plugin to the project's addopts (or unset the variable)"
-    return "run a pytest session there by hand and fix what it says, then run doctor again"
 
 
 def check_database(url: str) -> Check:

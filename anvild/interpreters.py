@@ -55,10 +55,17 @@ class Capture:
     plugin: bool
     disabled: bool
     error: str | None = None
+    problem: str | None = None  # why a one-test session there wrote no record
 
     @property
     def recorded(self) -> bool:
-        return self.pytest and self.plugin and not self.disabled and self.error is None
+        return (
+            self.pytest
+            and self.plugin
+            and not self.disabled
+            and self.error is None
+            and self.problem is None
+        )
 
     @property
     def fix(self) -> str | None:
@@ -71,6 +78,8 @@ class Capture:
             return f"anvild plugin install {python}"
         if self.disabled:
             return "unset ANVILD_DISABLE"
+        if self.problem is not None:
+            return problem_fix(self.problem)
         return None
 
     def line(self) -> str:
@@ -84,8 +93,10 @@ class Capture:
             why = "no pytest there"
         elif not self.plugin:
             why = "anvild's plugin is not installed there"
-        else:
+        elif self.disabled:
             why = "ANVILD_DISABLE is set"
+        else:
+            why = str(self.problem)
         return f"  not recorded: {where}: {why} -> {self.fix}"
 
 
@@ -177,9 +188,54 @@ def probe(interpreter: Interpreter, cwd: Path) -> Capture:
     except (ValueError, IndexError):
         return Capture(interpreter, False, False, False, "cannot run it: no answer")
     has = {key: bool(found[key]) for key in ("pytest", "plugin", "disabled")}
-    return Capture(interpreter, has["pytest"], has["plugin"], has["disabled"])
+    problem = None
+    if has["pytest"] and has["plugin"] and not has["disabled"]:
+        problem = session_problem(interpreter.python, cwd)
+    return Capture(interpreter, has["pytest"], has["plugin"], has["disabled"], problem=problem)
 
 
 def captures(root: Path) -> list[Capture]:
     """Each interpreter found for root, probed."""
     return [probe(interpreter, root) for interpreter in find(root)]
+
+
+# A test that passes, for a session of the project's interpreter with the project's options.
+PROBE_TEST = "def test_anvild_doctor_probe():\n    pass\n"
+PYTEST_CONFIGS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def session_problem(python: Path, root: Path) -> str | None:
+    """Run a one-test pytest session as the project's sessions run (its interpreter, its
+    pytest options) in a temporary directory; None when it wrote its record, else why not."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="anvild-doctor-") as tmp:
+        probe, record = Path(tmp, "test_anvild_doctor_probe.py"), Path(tmp, "probe.jsonl")
+        probe.write_text(PROBE_TEST)
+        config = next((root / n for n in PYTEST_CONFIGS if (root / n).is_file()), None)
+        command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   f"--anvild-record={record}", "--rootdir", tmp, str(probe)]  # fmt: skip
+        if config is not None:
+            command[4:4] = ["-c", str(config)]
+        try:
+            done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"a pytest session could not run ({exc})"
+        if record.is_file() and b'"SessionFinish"' in record.read_bytes():
+            return None
+        said = (done.stderr + done.stdout).strip().splitlines()
+        if any("unrecognized arguments: --anvild-record" in line for line in said):
+            if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+                return "PYTEST_DISABLE_PLUGIN_AUTOLOAD is set: pytest loads no plugin by itself"
+            return "pytest does not load anvild's plugin there (-p no:anvild in its options?)"
+        last = said[-1] if said else f"exit code {done.returncode}"
+        return f"a one-test pytest session wrote no record ({last[:200]})"
+
+
+def problem_fix(problem: str) -> str:
+    """The fix for a session that records nothing."""
+    if "-p no:anvild" in problem:
+        return "remove -p no:anvild from the project's pytest options (addopts)"
+    if "AUTOLOAD" in problem:
+        return "add -p anvild_pytest.plugin to the project's addopts (or unset the variable)"
+    return "run a pytest session there by hand and fix what it says, then run doctor again"
