@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 # Characters kept in a name part; anything else (spaces, slashes of Jenkins folders) is a dash.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -105,7 +106,10 @@ def _github(env: Mapping[str, str]) -> CIMetadata:
     server, repo = _first(env, "GITHUB_SERVER_URL"), _first(env, "GITHUB_REPOSITORY")
     url = None
     if server and repo and run_id:
-        url = f"{server.rstrip('/')}/{repo}/actions/runs/{run_id}"
+        # the repository and run id as path segments: quoted, so a name never becomes markup
+        # or another scheme in a link
+        path = f"{quote(repo, safe='/')}/actions/runs/{quote(run_id, safe='')}"
+        url = f"{server.rstrip('/')}/{path}"
         if attempt and attempt > 1:
             url += f"/attempts/{attempt}"
     return CIMetadata(

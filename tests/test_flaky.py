@@ -384,8 +384,8 @@ def test_command_json_table_and_deselect(cli_history: tuple[Path, History]) -> N
 
 
 def test_command_on_an_empty_project(tmp_path: Path) -> None:
-    proc = anvild("stats", "flaky", "--format", "json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == []
-    proc = anvild("stats", "flaky", cwd=tmp_path)
-    assert proc.returncode == 0 and "no flaky tests" in proc.stdout
+    # where no history exists, a query says so in one line and exits 1 (no empty answer)
+    for fmt in ("json", "table"):
+        proc = anvild("stats", "flaky", "--format", fmt, cwd=tmp_path)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+        assert proc.stderr.startswith("anvild: error: no history here"), proc.stderr

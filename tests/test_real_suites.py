@@ -261,7 +261,11 @@ def project(suite_env: SuiteEnv, tmp_path: Path) -> Path:
     """A fresh copy of the suite's sdist (its tests, no history yet) with the probe added;
     the conftest's `daemon` fixture watches it."""
     with tarfile.open(suite_env.sdist) as archive:
-        archive.extractall(tmp_path, filter="data")
+        # filter= from Python 3.11.4 (Debian 12 has 3.11.2): the sdists are PyPI's, pinned
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(tmp_path, filter="data")
+        else:
+            archive.extractall(tmp_path)
     (root,) = tmp_path.iterdir()
     (root / "tests" / "test_anvild_probe.py").write_text(textwrap.dedent(suite_env.suite.probe))
     return root

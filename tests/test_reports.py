@@ -305,16 +305,17 @@ def test_execution_html(known: Target) -> None:
     assert "83.3%" in html and "@media (max-width" in html
 
 
-def test_an_empty_project_gives_empty_reports(tmp_path: Path) -> None:
+def test_a_project_without_history_says_so(tmp_path: Path) -> None:
+    from anvild.errors import NoHistory
+
     target = Target(tmp_path, str(tmp_path / ".anvil" / "history.db"))
-    data = execution_json(target)
-    assert data["summary"]["runs"] == 0 and data["flaky"] == [] and data["slowest"] == []
-    assert "No runs in the window." in api.execution_report(target, "all", 30, "md", at_now)
-    assert data["history"] is False
-    html = api.execution_report(target, "all", 30, "html", at_now)
-    assert "No test history here" in html and 'class="cards"' not in html
-    assert comparison_json(target)["tests"] == []
-    assert "No runs in the window." in api.comparison_report(target, 30, "md", at_now)
+    for report in (
+        lambda: api.execution_report(target, "all", 30, "html", at_now),
+        lambda: api.execution_report(target, "all", 30, "md", at_now),
+        lambda: api.comparison_report(target, 30, "md", at_now),
+    ):
+        with pytest.raises(NoHistory, match="no history here: no database at"):
+            report()
     assert not (tmp_path / ".anvil").exists()  # a report never creates a database
 
 

@@ -252,8 +252,10 @@ def test_ids_that_match_several_or_none(built: tuple[Target, Builder]) -> None:
 
 def test_show_without_history(tmp_path: Path) -> None:
     proc = anvild("--project", str(tmp_path), "show")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("anvild: error: no test history here")
+    # one line naming where it looked, exit 1, as every query where no history exists
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("anvild: error: no history here: no database at")
+    assert len(proc.stderr.splitlines()) == 1
 
 
 def _cli(target: Target, *args: str) -> Any:
