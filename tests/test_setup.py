@@ -107,6 +107,7 @@ def test_watch_tells_each_interpreter_and_installs_only_when_asked(
     assert "anvild-pytest" not in _pip(project_venv, "freeze").stdout  # never without asking
     installed = anvild("watch", str(project), "--no-start", "--install", cwd=project)
     assert installed.returncode == 0, installed.stderr
+    assert f"  installed anvild's pytest plugin for {project_venv}" in installed.stdout
     assert f"  recorded: pytest runs of {project_venv} (the project's .venv)" in installed.stdout
 
 

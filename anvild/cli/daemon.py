@@ -151,7 +151,10 @@ def _tell_interpreters(root: Path, install: bool) -> None:
     for capture in found:
         if install and capture.pytest and not capture.plugin and capture.error is None:
             with tempfile.TemporaryDirectory(prefix="anvild-plugin-") as tmp:
-                plugin_wheel.install(capture.interpreter.python, Path(tmp))
+                command = plugin_wheel.install(capture.interpreter.python, Path(tmp))
+            where = " into the user's site" if "--user" in command else ""
+            python = capture.interpreter.python
+            click.echo(f"  installed anvild's pytest plugin{where} for {python}")
             capture = interpreters.probe(capture.interpreter, root)
         click.echo(capture.line())
 
