@@ -166,9 +166,11 @@ def test_install_and_uninstall_with_systemd(tmp_path: Path, unit_path: Path) -> 
     proc = anvild("service", "install", "--systemd", path=path)
     assert proc.returncode == 0, proc.stderr
     assert calls(log) == ["--user daemon-reload", "--user enable --now anvild.service"]
-    assert proc.stdout.splitlines()[0] == f"wrote {unit_path}"
     exec_start = unit_lines(unit_path.read_text())["Service"]["ExecStart"]
     assert Path(shlex.split(exec_start)[0]).is_absolute()
+    # it says which anvild the unit runs: the one that ExecStart starts
+    ran = shlex.split(exec_start)[: -len(["start", "--foreground"])]
+    assert proc.stdout.splitlines()[0] == f"wrote {unit_path}, which runs {shlex.join(ran)}"
 
     log.unlink()
     proc = anvild("service", "uninstall", "--systemd", path=path)

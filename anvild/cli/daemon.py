@@ -3,6 +3,7 @@ doctor, service."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,8 @@ def service_install(kind: str | None, dry_run: bool) -> None:
 
     plan = user_service.install(kind, dry_run=dry_run)
     if not dry_run:
-        click.echo(f"wrote {plan.path}")
+        # the tool's own path (pipx's ~/.local/bin/anvild, say), never a throwaway environment
+        click.echo(f"wrote {plan.path}, which runs {shlex.join(user_service.anvild_command())}")
     _show_service_plan(plan, dry_run)
 
 
