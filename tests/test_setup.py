@@ -8,7 +8,9 @@ then a session in that `.venv` is recorded by the running daemon.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -216,3 +218,50 @@ def test_debian_12s_pytest_and_pluggy_record_too(tmp_path: Path) -> None:
         "test_x.py::test_a": "PASSED",
         "test_x.py::test_b": "FAILED",
     }
+
+
+PIPX = shutil.which("pipx")
+
+
+@pytest.mark.skipif(PIPX is None, reason="pipx is not installed (.ci/run installs Debian's pipx)")
+def test_the_readme_way_pipx_on_the_system_python_then_a_project_venv(
+    tmp_path: Path, project: Path, project_venv: Path
+) -> None:
+    """The README's first command as a user runs it: anvild installed by pipx (on the system
+    python where there is one, PEP 668 or not), `anvild watch . --install` in a project whose
+    tests run in its own .venv, then a pytest run there is recorded by pipx's daemon."""
+    source = tmp_path / "anvild"
+    checkout = Path(__file__).resolve().parents[1]
+    shutil.copytree(checkout, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".ci-venv", "*.egg-info", "build", "__pycache__", ".pytest_cache",
+        ".mypy_cache", ".ruff_cache", ".anvil"))  # fmt: skip
+    bin_dir = tmp_path / "pipx-bin"
+    env = {"PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(bin_dir)}
+    if Path("/usr/bin/python3").exists():
+        env["PIPX_DEFAULT_PYTHON"] = "/usr/bin/python3"
+    installed = subprocess.run([str(PIPX), "install", str(source)], capture_output=True, text=True,
+                               timeout=900, env={**os.environ, **env})  # fmt: skip
+    if installed.returncode != 0 and "Could not find a version" in installed.stderr:
+        pytest.skip(f"anvild's dependencies could not be fetched: {installed.stderr[-300:]}")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    tool = bin_dir / "anvild"
+    write_project(
+        project, {"pytest.ini": "[pytest]\n", "test_one.py": "def test_one():\n    pass\n"}
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(tool), *args], cwd=project, capture_output=True, text=True,
+                              timeout=600, env={**os.environ, **env})  # fmt: skip
+
+    watched = run("watch", ".", "--install")
+    try:
+        assert watched.returncode == 0, watched.stderr
+        assert f"  recorded: pytest runs of {project_venv} (the project's .venv)" in watched.stdout
+        tests = subprocess.run([str(project_venv), "-m", "pytest", "-q", "test_one.py"],
+                               cwd=project, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert tests.returncode == 0, tests.stdout + tests.stderr
+        wait_for(lambda: json.loads(run("history", "--json").stdout or "[]"), 60, "the run stored")
+        [stored] = json.loads(run("history", "--json").stdout)
+        assert (stored["source"], stored["counts"]["passed"]) == ("anvild", 1)
+    finally:
+        run("stop")
