@@ -73,6 +73,10 @@ def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
         return test_card(project, test.id, test.entity_id, test.last_traceback)
     runs = queries.match_executions(project, ident)
     tests = queries.match_tests(project, ident)
+    # a test's own name (`test_add`, `TestX::test_add`) picks it among the ids it is part of
+    named = [t for t in tests if t.endswith("::" + ident)]
+    if len(named) == 1:
+        runs, tests = [], named
     if len(runs) + len(tests) == 1:
         if runs:
             found = queries.find_execution(project, runs[0])

@@ -248,6 +248,9 @@ def test_ids_that_match_several_or_none(built: tuple[Target, Builder]) -> None:
     assert "give more of the id" in str(caught.value)
     with pytest.raises(UsageError, match="no test or run matches 'nothing'"):
         api.show(target, "nothing")
+    # a test's own name is enough, whatever other ids it is a part of
+    name = FAILING.rsplit("::", 1)[1]
+    assert api.show(target, name)["entity_id"] == FAILING
 
 
 def test_show_without_history(tmp_path: Path) -> None:
