@@ -224,9 +224,10 @@ def wheelhouse(sdists: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = sdists / "pip-cache"  # pip's cache: here, never in the real home
     # anvild is built from a copy: setuptools would leave build/ and *.egg-info in the checkout
     source = tmp_path_factory.mktemp("anvild-source")
-    shutil.copytree(
-        CHECKOUT / "anvild", source / "anvild", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for package in ("anvild", "anvild_pytest"):
+        shutil.copytree(
+            CHECKOUT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(CHECKOUT / name, source / name)
     wanted = [str(source), *TOOLS]
@@ -293,6 +294,8 @@ def run_suite(env: SuiteEnv, root: Path, mode: tuple[str, ...]) -> tuple[int, st
 
 def history(root: Path) -> list[dict]:
     proc = anvild("history", "--json", "--limit", "1000", cwd=root)
+    if proc.returncode == 1 and proc.stderr.startswith("anvild: error: no history here"):
+        return []  # before the first run is stored there is no database: no history yet
     assert proc.returncode == 0, f"anvild history --json: {proc.stderr}"
     return json.loads(proc.stdout)
 
