@@ -12,6 +12,7 @@ from anvild import flaky, slower
 from anvild.errors import Ambiguous, UsageError
 from anvild.output import iso
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, outranks
+from anvild.store.columns import SHOWN
 
 RESULT_RUNS = 20  # the newest runs a test card lists
 CANDIDATES = 10  # the matches an ambiguous id lists
@@ -28,20 +29,7 @@ PROVENANCE = (
     "ci_url",
 )
 RUN_FACTS = ("git_commit", "git_branch", "tree_dirty", "origin", "ci_url")  # per result row
-STAT_FIELDS = (
-    "space",
-    "total_runs",
-    "passed",
-    "failed",
-    "skipped",
-    "errors",
-    "failure_rate",
-    "avg_duration",
-    "last_run",
-    "last_failure",
-    "last_status",
-    "flips",
-)
+STAT_FIELDS = ("space", *SHOWN)
 
 
 def outcome(status: str) -> str:

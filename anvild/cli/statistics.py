@@ -8,23 +8,9 @@ import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context, space_option, wait_note
 from anvild.errors import UsageError
+from anvild.store.columns import SHOWN
 
-STATS_FIELDS = (
-    "entity_id",
-    "entity_type",
-    "space",
-    "total_runs",
-    "passed",
-    "failed",
-    "skipped",
-    "errors",
-    "failure_rate",
-    "avg_duration",
-    "last_run",
-    "last_failure",
-    "last_status",
-    "flips",
-)
+STATS_FIELDS = ("entity_id", "entity_type", "space", *SHOWN)
 
 
 @cli.group()

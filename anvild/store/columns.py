@@ -26,3 +26,18 @@ STAT_FIELDS = (
     "last_outcome",
     "flips",
 )
+
+# The statistics a user sees (`stats show --format json`, a test's card), in that order.
+SHOWN = (
+    "total_runs",
+    "passed",
+    "failed",
+    "skipped",
+    "errors",
+    "failure_rate",
+    "avg_duration",
+    "last_run",
+    "last_failure",
+    "last_status",
+    "flips",
+)
