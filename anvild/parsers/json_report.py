@@ -16,7 +16,6 @@ from anvild.records import (
     ERROR,
     FAILED,
     INTERRUPTED,
-    OK,
     PASSED,
     RERUN,
     SKIPPED,
@@ -317,7 +316,6 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
     return _assemble(
         path,
         results,
-        bool(report.tests),
         collectors,
         report.summary.total,
         report.created,
@@ -376,7 +374,6 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
     return _assemble(
         path,
         results,
-        bool(tests),
         doc.get("collectors"),
         summary.get("total") if isinstance(summary, dict) else None,
         doc.get("created"),
@@ -391,7 +388,6 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
 def _assemble(
     path: Path,
     tests: list[TestResult],
-    had_tests: bool,
     collectors: object,
     total: object,
     created: object,
@@ -435,6 +431,4 @@ def _assemble(
         interrupted=code == INTERRUPTED,
         session_id=session[:64] if isinstance(session, str) and session else None,
     )
-    if not run.results and had_tests and code in (OK, None):
-        return run  # tests listed, none of them with a verdict: kept as before
     return checked_run(run, str(path))

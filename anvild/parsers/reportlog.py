@@ -351,7 +351,7 @@ class ReportlogReader:
         start, stop = moment(report.get("start")), moment(report.get("stop"))
         if start is not None and not self._own_start:
             self._started = start if self._started is None else min(self._started, start)
-        if stop is not None and self._duration is None:
+        if stop is not None:
             self._finished = stop if self._finished is None else max(self._finished, stop)
         if when == "teardown":  # pytest always reports a teardown: the attempt is over
             self._close(attempt)
