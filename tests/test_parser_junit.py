@@ -622,7 +622,7 @@ LINE_WORDS = {
     "XPASS": PASSED,
 }
 SHORT_LINE = re.compile(r"([A-Z]+)(?:\[[^\]]*\])?(?: ?\([^)]*\))? (\S+)")
-SKIP_LINE = re.compile(r"SKIPPED \[(\d+)\] ([^:]+):\d+: (.*)")
+SKIP_LINE = re.compile(r"SKIPPED \[(\d+)\] ([^:]+):\d+: (.*)", re.DOTALL)
 SEVERITY_ORDER = (SKIPPED, XFAILED, PASSED, FAILED, ERROR)
 
 
@@ -668,14 +668,30 @@ def pytest_summary(stdout: str) -> Counter[str]:
     return counts
 
 
+def short_summary_entries(stdout: str) -> list[str]:
+    """The entries of pytest's short test summary, one string each. On CI (``CI`` or
+    ``BUILD_NUMBER`` set) pytest prints a message whole, so one entry may span lines: a line
+    that does not open with an entry's word continues the entry before it."""
+    lines = stdout.partition(" short test summary info ")[2].splitlines()[1:-1]
+    entries: list[str] = []
+    for line in lines:
+        opens = SKIP_LINE.match(line) or (
+            (match := SHORT_LINE.match(line)) is not None and match[1] in LINE_WORDS
+        )
+        if opens or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += "\n" + line
+    return entries
+
+
 def pytest_verdicts(stdout: str) -> tuple[dict[str, str], dict[str, str]]:
     """Each test's verdict from pytest's -rA lines: the most severe line naming it (a failed
     subtest fails its test; a teardown error after a pass or a failure makes it an error)."""
     verdicts: dict[str, str] = {}
     skips: dict[str, str] = {}
-    summary = stdout.partition(" short test summary info ")[2].splitlines()[1:-1]
-    for line in summary:
-        skipped = SKIP_LINE.fullmatch(line)
+    for line in short_summary_entries(stdout):
+        skipped = SKIP_LINE.match(line)
         if skipped:
             assert skipped[1] == "1", line
             skips[key_from_node_id(skipped[2])] = skipped[3]
