@@ -75,24 +75,8 @@ def status(as_json: bool) -> None:
     if as_json:
         output.emit_json(info)
         return
-    click.echo(f"anvild is running (pid {info['pid']}, up {info['uptime']:.0f} s)")
-    click.echo(f"  projects: {len(info['projects'])}")
-    for project in info["projects"]:
-        click.echo(f"    {project['name']}: {project['root']} [{project['space']}]")
-    click.echo(
-        f"  runs ingested: {info['runs_ingested']}, pending: {info['pending']}, "
-        f"rejected: {info['rejected']}"
-    )
-    if info.get("storing"):
-        click.echo(f"  storing: {info['storing']}")
-    for report in info.get("pending_reports", []):
-        click.echo(
-            f"  pending: {report['path']}: {report['reason']} ({report['attempts']} attempts)"
-        )
-    for run in info["in_progress"]:
-        click.echo(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
-    if info["last_error"]:
-        click.echo(f"  last error: {info['last_error']}")
+    for line in lifecycle.describe(info):
+        click.echo(line)
 
 
 @cli.command()

@@ -403,7 +403,14 @@ class Pipeline:
     def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
         project = self._project(candidate.root)
         if project is None:  # unwatched meanwhile
-            log.info("not stored: %s is no longer watched (%s)", candidate.root, candidate.path)
+            if (candidate, digest) in self.pending:
+                log.warning(
+                    "pending report dropped: %s is no longer watched (%s)",
+                    candidate.root,
+                    candidate.path,
+                )
+            else:
+                log.info("not stored: %s is no longer watched (%s)", candidate.root, candidate.path)
             self._settled(candidate, digest)
             return
         # The daemon cannot tell who ran the tests; the pytest plugin writes the origin in.

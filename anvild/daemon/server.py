@@ -12,6 +12,7 @@ from typing import Any
 from anvild import protocol
 from anvild.daemon import remote
 from anvild.daemon.pipeline import Pipeline, path_of
+from anvild.settings import Config
 from anvild.work import Remote
 
 
@@ -44,9 +45,12 @@ class Server:
                 yield reply
 
     def status(self) -> dict[str, Any]:
-        """pid, uptime, projects, runs ingested, pending, rejected, last error, runs going on."""
+        """pid, uptime, projects and the runs each one's database holds, runs stored since the
+        start, pending, rejected, last error, runs going on."""
         pipeline = self.pipeline
         config = pipeline.config
+        stored = _stored_runs(config)
+        known = [n for n in stored.values() if n is not None]
         return {
             "running": True,
             "pid": os.getpid(),
@@ -58,10 +62,12 @@ class Server:
                     "root": str(p.root),
                     "space": p.space,
                     "database": config.database_for(p),
+                    "runs_stored": stored[str(p.root)],
                 }
                 for p in config.projects
             ],
             "runs_ingested": pipeline.counters.runs_ingested,
+            "runs_stored": sum(known) if len(known) == len(stored) else None,
             "pending": pipeline.waiting(),
             "pending_reports": pipeline.pending.report(),
             "storing": path_of(pipeline.in_hand),
@@ -76,3 +82,18 @@ class Server:
             f"watching {len(self.pipeline.config.projects)} projects, "
             f"{self.pipeline.counters.runs_ingested} runs stored"
         )
+
+
+def _stored_runs(config: Config) -> dict[str, int | None]:
+    """The runs each watched project's database holds for it, by root; None where its
+    database cannot be read now. One read-only look per database, on this thread."""
+    from anvild.store import glance
+
+    by_url: dict[str, list[str]] = {}
+    for project in config.projects:
+        by_url.setdefault(config.database_for(project), []).append(str(project.root))
+    counts: dict[str, int | None] = {}
+    for url, roots in by_url.items():
+        found = glance.stored_runs(url, roots)
+        counts.update((root, None if found is None else found[root]) for root in roots)
+    return counts
