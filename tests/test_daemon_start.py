@@ -6,6 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +31,19 @@ def daemon_log() -> str:
         return ""
 
 
-def junit_runs(
-    sample_reports: dict[str, Any], directory: Path, count: int, first: int = 0
-) -> list[Path]:
-    """count JUnit reports of distinct runs (their time stamps differ) in directory."""
-    text = Path(sample_reports["junit"]).read_text()
+def junit_run(sample_reports: dict[str, Any], n: int) -> str:
+    """The sample JUnit report as run number n (its time stamp differs from the others')."""
+    stamp = f'timestamp="2026-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}+00:00"'
+    return re.sub(r'timestamp="[^"]*"', stamp, Path(sample_reports["junit"]).read_text(), count=1)
+
+
+def junit_runs(sample_reports: dict[str, Any], directory: Path, count: int) -> list[Path]:
+    """count JUnit reports of distinct runs in directory."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for n in range(first, first + count):
-        stamp = f'timestamp="2026-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}.{n:06d}+00:00"'
+    for n in range(count):
         path = directory / f"junit-{n:05d}.xml"
-        path.write_text(re.sub(r'timestamp="[^"]*"', stamp, text, count=1))
+        path.write_text(junit_run(sample_reports, n))
         paths.append(path)
     return paths
 
@@ -100,3 +108,97 @@ def test_a_pending_report_of_a_project_no_longer_watched_is_dropped_with_one_log
         assert len(executions(project)) == 1  # nothing stored for a project not watched
     finally:
         anvild("stop")
+
+
+@contextmanager
+def owner_lock_held(db: Path) -> Iterator[None]:
+    """A foreign process holds the database's owner lock: a daemon that needs to write, or to
+    ask it whether a report is stored, waits until the block ends."""
+    lock = db.with_name(db.name + ".owner.lock")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            str(lock),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.communicate("", timeout=30)
+
+
+def rescan_done() -> dict[str, Any] | None:
+    rescan = status()["rescan"]
+    return None if rescan["running"] else rescan
+
+
+# The daemon waits this long for the owner lock held in these tests (the default is 30 s).
+PATIENT = {"ANVILD_OWNER_TIMEOUT": "300"}
+
+
+def test_the_daemon_is_ready_before_its_rescan_ends_and_reads_only_changed_reports(
+    project: Path, sample_reports: dict[str, Any], tmp_path: Path
+) -> None:
+    assert anvild("watch", str(project), "--no-start").returncode == 0
+    reports = junit_runs(sample_reports, project / "reports", 200)
+    db = project / ".anvil" / "history.db"
+    assert anvild("start").returncode == 0
+    try:
+        first = wait_for(rescan_done, 120, "the first start's rescan")
+        assert first == {"running": False, "files": 200, "left": 0, "read": 200, "unchanged": 0}
+        assert len(executions(project)) == 200
+    finally:
+        assert anvild("stop").returncode == 0
+
+    # A run rewrote one report while no daemon ran. The daemon cannot finish its rescan while
+    # another process owns the database (the changed report must be looked up): it is ready
+    # (`anvild start` has returned) all the same, the rescan going on behind.
+    reports[0].write_text(junit_run(sample_reports, 1000))
+    with owner_lock_held(db):
+        assert anvild("start", env=PATIENT).returncode == 0
+        going = status()["rescan"]
+        assert going["running"], going
+    try:
+        done = wait_for(rescan_done, 120, "the rescan after the lock")
+        assert done == {"running": False, "files": 200, "left": 0, "read": 1, "unchanged": 199}
+        assert len(executions(project)) == 201
+        assert status()["runs_ingested"] == 1
+    finally:
+        assert anvild("stop").returncode == 0
+
+    # The same through systemd's READY=1, from `anvild start --foreground`.
+    reports[1].write_text(junit_run(sample_reports, 1001))
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(60)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        with owner_lock_held(db):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "anvild", "start", "--foreground"],
+                env={**os.environ, **PATIENT, "NOTIFY_SOCKET": address},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            assert listener.recv(4096).decode().startswith("READY=1")
+            going = status()["rescan"]
+            assert going["running"], going
+        done = wait_for(rescan_done, 120, "the rescan after the lock")
+        assert done["read"] == 1 and done["unchanged"] == 199, done
+        assert len(executions(project)) == 202
+    finally:
+        listener.close()
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)

@@ -19,6 +19,7 @@ from anvild import pending, settings
 from anvild.daemon import remote
 from anvild.daemon.owners import Owners
 from anvild.daemon.pending_reports import PendingReports
+from anvild.daemon.stamps import Stamps, stamps_file
 from anvild.daemon.tails import Ended, Tails
 from anvild.errors import (
     AnvildError,
@@ -35,6 +36,7 @@ from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
 from anvild.watch import Candidate, Scheduler, Settler, Watcher
 from anvild.work import (
+    Existing,
     Interrupt,
     Recheck,
     Reload,
@@ -42,8 +44,11 @@ from anvild.work import (
     Rescan,
     Retry,
     Snapshot,
+    Stamp,
     WorkItem,
     WorkQueue,
+    from_stat,
+    stamp_of,
 )
 
 log = logging.getLogger("anvild")
@@ -64,11 +69,21 @@ class Counters:
     last_error: str | None = None
 
 
+@dataclass(slots=True)
+class RescanProgress:
+    """The files the rescans found, and what became of them so far."""
+
+    files: int = 0
+    left: int = 0
+    read: int = 0  # changed or new since they were settled: read again
+    unchanged: int = 0  # settled before, passed by their stamp without reading
+
+
 def path_of(item: WorkItem) -> str | None:
     """The report file a work item is about."""
     if isinstance(item, Candidate):
         return str(item.path)
-    if isinstance(item, Snapshot | Retry | Interrupt | Recheck):
+    if isinstance(item, Existing | Snapshot | Retry | Interrupt | Recheck):
         return str(item.candidate.path)
     return None
 
@@ -101,6 +116,10 @@ class Pipeline:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending = PendingReports()
         self.in_hand: WorkItem = None  # what the worker is reading or storing
+        self.stamps = Stamps(stamps_file())
+        self.rescans = RescanProgress()
+        self._present: set[tuple[str, str]] = set()  # what the last rescan found
+        self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
         self.stopping = threading.Event()
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
@@ -136,6 +155,21 @@ class Pipeline:
         queued = sum(1 for item in (*self.work.items(), self.in_hand) if isinstance(item, new))
         return len(self.pending) + queued
 
+    def rescan_status(self) -> dict[str, Any]:
+        """How far the rescan is (any thread): running while one is queued, listing files, or
+        has files left."""
+        progress = self.rescans
+        queued = isinstance(self.in_hand, Rescan) or any(
+            isinstance(item, Rescan) for item in self.work.items()
+        )
+        return {
+            "running": queued or progress.left > 0,
+            "files": progress.files,
+            "left": progress.left,
+            "read": progress.read,
+            "unchanged": progress.unchanged,
+        }
+
     # --- the config ------------------------------------------------------------------------
 
     def _reload(self) -> None:
@@ -165,8 +199,16 @@ class Pipeline:
             mark(project)
         for retry in self.pending.left_by_earlier_run():
             self.work.put(retry)
-        for candidate in self.watcher.existing():
-            self.work.put(candidate, later=True)
+        if not self.stamps.loaded:
+            self.stamps.load()
+        found = self.watcher.existing()
+        self._present = {(str(c.root), str(c.path)) for c in found}
+        self.rescans.files += len(found)
+        self.rescans.left += len(found)
+        for candidate in found:
+            self.work.put(Existing(candidate), later=True)
+        if not found:
+            self._rescanned()
 
     def _new_watcher(self, config: Config) -> Watcher:
         watcher = Watcher(
@@ -202,7 +244,8 @@ class Pipeline:
             self._release_snapshot(info.st_size)
             return
         self._release_snapshot(info.st_size - len(data))  # it grew or shrank meanwhile
-        self.work.put(Snapshot(candidate, data))
+        stamp = from_stat(info) if len(data) == info.st_size else None
+        self.work.put(Snapshot(candidate, data, stamp))
 
     def _release_snapshot(self, size: int) -> None:
         with self.snapshot_lock:
@@ -255,24 +298,29 @@ class Pipeline:
         if isinstance(item, Reload):
             _settle(item.done, self._reload)
             return
-        if isinstance(item, Rescan):
-            self.rescan()
-            return
         self.in_hand = item
         try:
-            self._dispatch(item)
+            if isinstance(item, Rescan):
+                self.rescan()
+            else:
+                self._dispatch(item)
         finally:
             self.in_hand = None
+            self._stamp = None
 
     def _count_run(self) -> None:
         self.counters.runs_ingested += 1
 
     def _dispatch(self, item: WorkItem) -> None:
-        if isinstance(item, Recheck):
+        if isinstance(item, Existing):
+            self._existing(item.candidate)
+        elif isinstance(item, Recheck):
             self._check_again(item)
         elif isinstance(item, Interrupt):
             self._interrupt(item.candidate)
         elif isinstance(item, Snapshot):
+            if item.stamp is not None:
+                self._stamp = (item.candidate, item.stamp)
             try:
                 self._ingest_bytes(item.candidate, item.data)
             finally:
@@ -285,17 +333,55 @@ class Pipeline:
             else:
                 self._ingest_file(item)
 
+    # --- the rescan's files ----------------------------------------------------------------
+
+    def _existing(self, candidate: Candidate) -> None:
+        """A file the rescan found: passed by its stamp when it is the one settled before (no
+        byte read), read as any other file when it is new or changed."""
+        try:
+            if self.stamps.unchanged(candidate, stamp_of(candidate.path)):
+                self.rescans.unchanged += 1
+                return
+            self.rescans.read += 1
+            if candidate.tailed:
+                self._tail(candidate)
+            else:
+                self._ingest_file(candidate)
+        finally:
+            self.rescans.left -= 1
+            if self.rescans.left == 0:
+                self._rescanned()
+
+    def _rescanned(self) -> None:
+        """Every file of the rescans so far looked at."""
+        self.stamps.keep_only(self._present)
+        progress = self.rescans
+        log.info(
+            "rescan done: %d report files, %d read, %d unchanged since they were settled",
+            progress.files,
+            progress.read,
+            progress.unchanged,
+        )
+
+    def _remember(self, candidate: Candidate) -> None:
+        """The file in hand is settled: a rescan passes it while it stays as it was read."""
+        if self._stamp is not None and self._stamp[0] == candidate:
+            self.stamps.remember(candidate, self._stamp[1])
+
     # --- reading and parsing ---------------------------------------------------------------
 
     def _ingest_file(self, candidate: Candidate) -> None:
         """A file read now (found by a rescan, or too big to read ahead): one already stored,
         as most files a rescan finds are, is known by its sha256 without parsing it."""
+        stamp = stamp_of(candidate.path)  # before reading: a change after it is a new stamp
         data = self._read_regular(candidate)
         if data is None:
             return
+        if stamp is not None and stamp.size == len(data):
+            self._stamp = (candidate, stamp)
         digest = sha256(data)
         if (candidate.root, digest) not in self.done and self._stored_before(candidate, digest):
-            self.done.add((candidate.root, digest))
+            self._settled(candidate, digest)
             return
         self._ingest_bytes(candidate, data, digest)
 
@@ -358,12 +444,13 @@ class Pipeline:
     def _ingest_bytes(self, candidate: Candidate, data: bytes, digest: str | None = None) -> None:
         digest = digest or sha256(data)
         if (candidate.root, digest) in self.done:
+            self._remember(candidate)
             return
         try:
             run = parse_bytes(candidate.path, data)
         except NotARun as exc:
             log.info("not stored: %s", exc)
-            self.done.add((candidate.root, digest))
+            self._settled(candidate, digest)
             return
         except NotAReport as exc:
             self._reject(candidate, digest, exc)
@@ -381,15 +468,19 @@ class Pipeline:
         self.scheduler.call_later(delay, ("recheck", candidate), lambda: self.work.put(item))
 
     def _check_again(self, item: Recheck) -> None:
+        stamp = stamp_of(item.candidate.path)
         try:
             same = sha256(item.candidate.path.read_bytes()) == item.digest
         except OSError:
             return
+        if stamp is not None:
+            self._stamp = (item.candidate, stamp)
         if same and not self.settler.writing(item.candidate):
             self._reject(item.candidate, item.digest, item.error)
 
     def _reject(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
         """Count a bad report once, with one log line naming the file and the reason."""
+        self._remember(candidate)
         if (candidate.root, digest) in self.done:
             return
         self.done.add((candidate.root, digest))
@@ -460,6 +551,7 @@ class Pipeline:
         if retry is not None:
             self.pending.forget(retry)
         self.done.add((candidate.root, digest))
+        self._remember(candidate)
 
     # --- reportlogs read while their runs go on --------------------------------------------
 
@@ -483,10 +575,14 @@ class Pipeline:
 
     def _ended(self, candidate: Candidate, ended: Ended) -> None:
         self.scheduler.cancel(("interrupt", candidate.path))
+        if ended.stamp is not None:
+            self._stamp = (candidate, ended.stamp)
         if ended.error is not None:
             self._reject(candidate, ended.digest, ended.error)
         elif (candidate.root, ended.digest) not in self.done:
             self._store(candidate, ended.digest, ended.run, ended.data)
+        else:
+            self._remember(candidate)
 
 
 def _settle(done: Future[None], job: Any) -> None:

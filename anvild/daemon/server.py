@@ -74,6 +74,7 @@ class Server:
             "rejected": pipeline.counters.rejected,
             "last_error": pipeline.counters.last_error,
             "in_progress": pipeline.tails.in_progress(),
+            "rescan": pipeline.rescan_status(),
         }
 
     def status_line(self) -> str:

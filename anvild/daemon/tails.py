@@ -11,6 +11,7 @@ from anvild.errors import ReportError
 from anvild.ingest import sha256
 from anvild.parsers.reportlog import ReportlogReader
 from anvild.records import ParsedRun
+from anvild.work import Stamp, from_stat
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class Ended:
     digest: str
     run: ParsedRun | None
     error: ReportError | None = None
+    stamp: Stamp | None = None  # the file's, when the bytes read are all it holds
 
 
 class Tails:
@@ -77,14 +79,16 @@ class Tails:
         del self._tails[path]
         try:
             with path.open("rb") as stream:
+                info = os.fstat(stream.fileno())
                 data = stream.read(tail.offset)
         except OSError:
             return None
         digest = sha256(data)
+        stamp = from_stat(info) if info.st_size == len(data) else None
         try:
-            return Ended(data, digest, tail.reader.finish(interrupted=interrupted))
+            return Ended(data, digest, tail.reader.finish(interrupted=interrupted), stamp=stamp)
         except ReportError as exc:
-            return Ended(data, digest, None, exc)
+            return Ended(data, digest, None, exc, stamp)
 
     def in_progress(self) -> list[dict[str, Any]]:
         """The runs going on, one per pytest session: a session's reportlog beside its own
