@@ -131,14 +131,14 @@ def test_a_pending_report_stored_through_another_path_leaves_the_pending_list(
     d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "b.json").write_bytes(data)
-    d._ready(Candidate(root, root / "b.json"))
+    d.snapshots.ready(Candidate(root, root / "b.json"))
     drain(d)
     assert len(d.pending) == 1
     (retry,) = d.pending.values()
 
     owner.back = True
     (root / "a.json").write_bytes(data)  # the same report, copied beside it
-    d._ready(Candidate(root, root / "a.json"))
+    d.snapshots.ready(Candidate(root, root / "a.json"))
     drain(d)
     assert stored == [(str(root), retry.digest)]
 
@@ -257,7 +257,7 @@ def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
     (root / "a.json").write_bytes(data)
     (root / "b.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
     for name in ("a.json", "b.json"):
-        d._ready(Candidate(root, root / name))
+        d.snapshots.ready(Candidate(root, root / name))
     drain(d)
     assert len(d.pending) == 2
     assert len(list(pending.spool_dir().iterdir())) == 1  # the second one did not fit
@@ -292,7 +292,7 @@ def test_a_fresh_report_is_taken_before_the_files_a_rescan_found(
     d = make_daemon(tmp_path, [root])
     d.rescan()  # what a start finds: 50 files, probably stored already
     (root / "fresh.json").write_bytes(data)
-    d._ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
+    d.snapshots.ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
     first = d.work.get()
     assert isinstance(first, work.Snapshot)
     assert first.candidate.path.name == "fresh.json"
@@ -351,3 +351,37 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
         assert restarted.counters.runs_ingested == 1
     finally:
         restarted.owners.close()
+
+
+# --- the list of settled files is a cache: a damaged line costs a read, never a run --------
+
+
+def test_settled_stamps_survive_a_cut_line_and_forget_files_gone(tmp_path: Path) -> None:
+    from anvild.daemon.stamps import Stamps
+    from anvild.work import stamp_of
+
+    root = tmp_path / "p"
+    root.mkdir()
+    kept, gone = root / "kept.json", root / "gone\nname.json"
+    kept.write_text("{}")
+    gone.write_text("{}")
+    path = tmp_path / "settled.jsonl"
+    first = Stamps(path)
+    for report in (kept, gone):
+        stamp = stamp_of(report)
+        assert stamp is not None
+        first.remember(Candidate(root, report), stamp)
+    with path.open("a") as stream:
+        stream.write('["cut short by a cra')  # the daemon died mid-line
+
+    again = Stamps(path)
+    again.load()
+    assert again.unchanged(Candidate(root, kept), stamp_of(kept))
+    assert again.unchanged(Candidate(root, gone), stamp_of(gone))  # any name round-trips
+    kept.write_text("{ }")  # changed: read again
+    assert not again.unchanged(Candidate(root, kept), stamp_of(kept))
+
+    again.keep_only({(str(root), str(kept))})  # a full rescan no longer finds `gone`
+    last = Stamps(path)
+    last.load()
+    assert len(last) == 1 and path.read_text().count("\n") == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import stat
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from anvild import pending, settings
 from anvild.daemon import remote
 from anvild.daemon.owners import Owners
 from anvild.daemon.pending_reports import PendingReports
+from anvild.daemon.rescans import Rescans
+from anvild.daemon.snapshots import Snapshots
 from anvild.daemon.stamps import Stamps, stamps_file
 from anvild.daemon.tails import Ended, Tails
 from anvild.errors import (
@@ -47,7 +48,6 @@ from anvild.work import (
     Stamp,
     WorkItem,
     WorkQueue,
-    from_stat,
     stamp_of,
 )
 
@@ -55,9 +55,6 @@ log = logging.getLogger("anvild")
 
 SOURCE = "anvild watch"
 MAX_BACKOFF = 60.0
-# Bytes of ready reports read ahead of the worker; a burst of huge files beyond it is read when
-# each one's turn comes instead of all at once.
-SNAPSHOT_BUDGET = 64 << 20
 
 
 @dataclass(slots=True)
@@ -67,16 +64,6 @@ class Counters:
     runs_ingested: int = 0
     rejected: int = 0
     last_error: str | None = None
-
-
-@dataclass(slots=True)
-class RescanProgress:
-    """The files the rescans found, and what became of them so far."""
-
-    files: int = 0
-    left: int = 0
-    read: int = 0  # changed or new since they were settled: read again
-    unchanged: int = 0  # settled before, passed by their stamp without reading
 
 
 def path_of(item: WorkItem) -> str | None:
@@ -116,14 +103,11 @@ class Pipeline:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending = PendingReports()
         self.in_hand: WorkItem = None  # what the worker is reading or storing
-        self.stamps = Stamps(stamps_file())
-        self.rescans = RescanProgress()
-        self._present: set[tuple[str, str]] = set()  # what the last rescan found
+        self.rescans = Rescans(Stamps(stamps_file()))
         self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
         self.stopping = threading.Event()
-        self.snapshot_bytes = 0  # held by queued snapshots
-        self.snapshot_lock = threading.Lock()
-        self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
+        self.snapshots = Snapshots(self.work.put)
+        self.settler = Settler(self.scheduler, self.config.settle_time, self.snapshots.ready)
         self.watcher = self._new_watcher(self.config)
         self.thread = threading.Thread(target=self._work, name="anvild-worker", daemon=True)
 
@@ -158,17 +142,10 @@ class Pipeline:
     def rescan_status(self) -> dict[str, Any]:
         """How far the rescan is (any thread): running while one is queued, listing files, or
         has files left."""
-        progress = self.rescans
         queued = isinstance(self.in_hand, Rescan) or any(
             isinstance(item, Rescan) for item in self.work.items()
         )
-        return {
-            "running": queued or progress.left > 0,
-            "files": progress.files,
-            "left": progress.left,
-            "read": progress.read,
-            "unchanged": progress.unchanged,
-        }
+        return self.rescans.status(queued)
 
     # --- the config ------------------------------------------------------------------------
 
@@ -199,16 +176,10 @@ class Pipeline:
             mark(project)
         for retry in self.pending.left_by_earlier_run():
             self.work.put(retry)
-        if not self.stamps.loaded:
-            self.stamps.load()
         found = self.watcher.existing()
-        self._present = {(str(c.root), str(c.path)) for c in found}
-        self.rescans.files += len(found)
-        self.rescans.left += len(found)
+        self.rescans.listed(found)
         for candidate in found:
             self.work.put(Existing(candidate), later=True)
-        if not found:
-            self._rescanned()
 
     def _new_watcher(self, config: Config) -> Watcher:
         watcher = Watcher(
@@ -219,37 +190,6 @@ class Pipeline:
 
     def _project(self, root: Path) -> ProjectConfig | None:
         return self.config.project(root)
-
-    # --- snapshots: taken on the watchdog or scheduler thread ------------------------------
-
-    def _ready(self, candidate: Candidate) -> None:
-        """A file is ready (runs on the watchdog or scheduler thread): take its bytes now, so the
-        next run writing the same path cannot replace them; within a memory budget: past it,
-        the worker reads the file when its turn comes."""
-        try:
-            info = candidate.path.stat()
-        except OSError:
-            return  # gone meanwhile; a later event brings it back
-        with self.snapshot_lock:
-            fits = self.snapshot_bytes + info.st_size <= SNAPSHOT_BUDGET
-            read_now = fits and stat.S_ISREG(info.st_mode) and not candidate.tailed
-            if read_now:
-                self.snapshot_bytes += info.st_size
-        if not read_now:
-            self.work.put(candidate)  # a directory or FIFO goes too: the worker rejects it
-            return
-        try:
-            data = read_report(candidate.path)
-        except ReportError:  # gone, or replaced by something else, meanwhile
-            self._release_snapshot(info.st_size)
-            return
-        self._release_snapshot(info.st_size - len(data))  # it grew or shrank meanwhile
-        stamp = from_stat(info) if len(data) == info.st_size else None
-        self.work.put(Snapshot(candidate, data, stamp))
-
-    def _release_snapshot(self, size: int) -> None:
-        with self.snapshot_lock:
-            self.snapshot_bytes -= size
 
     # --- the worker thread -----------------------------------------------------------------
 
@@ -324,7 +264,7 @@ class Pipeline:
             try:
                 self._ingest_bytes(item.candidate, item.data)
             finally:
-                self._release_snapshot(len(item.data))
+                self.snapshots.release(len(item.data))
         elif isinstance(item, Retry):
             self._ingest_pending(item)
         elif isinstance(item, Candidate):
@@ -339,34 +279,19 @@ class Pipeline:
         """A file the rescan found: passed by its stamp when it is the one settled before (no
         byte read), read as any other file when it is new or changed."""
         try:
-            if self.stamps.unchanged(candidate, stamp_of(candidate.path)):
-                self.rescans.unchanged += 1
+            if not self.rescans.to_read(candidate):
                 return
-            self.rescans.read += 1
             if candidate.tailed:
                 self._tail(candidate)
             else:
                 self._ingest_file(candidate)
         finally:
-            self.rescans.left -= 1
-            if self.rescans.left == 0:
-                self._rescanned()
-
-    def _rescanned(self) -> None:
-        """Every file of the rescans so far looked at."""
-        self.stamps.keep_only(self._present)
-        progress = self.rescans
-        log.info(
-            "rescan done: %d report files, %d read, %d unchanged since they were settled",
-            progress.files,
-            progress.read,
-            progress.unchanged,
-        )
+            self.rescans.looked_at()
 
     def _remember(self, candidate: Candidate) -> None:
         """The file in hand is settled: a rescan passes it while it stays as it was read."""
         if self._stamp is not None and self._stamp[0] == candidate:
-            self.stamps.remember(candidate, self._stamp[1])
+            self.rescans.stamps.remember(candidate, self._stamp[1])
 
     # --- reading and parsing ---------------------------------------------------------------
 
