@@ -98,7 +98,7 @@ def stats_slower(obj: Context, space: str, runs: int, fmt: str, as_json: bool) -
     ]
     columns = [("entity_id", "test"), ("space", "space"), ("now", "now (median)")]
     columns += [("before", "before (median)"), ("times", "slower"), ("earlier_runs", "runs before")]
-    output.table(rows, columns, "Slower than before")
+    output.table(rows, columns, "Slower than before", drop=("earlier_runs", "space"))
 
 
 FLAKY_FIELDS = (
@@ -197,7 +197,8 @@ def stats_flaky(
         columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
         columns += [("passed", "passed"), ("failed", "failed"), ("flips", "flips")]
         columns += [("flip", "flip rate"), ("failure_rate", "fail rate"), ("why", "reasons")]
-        output.table(flaky_rows, columns, "Flaky tests")
+        drop = ("passed", "failed", "failure_rate", "space", "flips", "runs")
+        output.table(flaky_rows, columns, "Flaky tests", drop)
     if broken_rows:
         columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
         output.table(broken_rows, columns, "Broken tests (failed in every run)")
@@ -222,7 +223,8 @@ def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str)
         ("last_status", "last"),
         ("last_run", "last run"),
     ]
-    output.table(rows, columns, title)
+    drop = ("last_run", "skipped", "errors", "passed", "avg_duration", "space")
+    output.table(rows, columns, title, drop)
 
 
 @stats.command("rebuild")
