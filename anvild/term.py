@@ -257,8 +257,8 @@ def _fitted(
         lines.append((" " * GAP).join(texts).rstrip())
     if left_out:
         names = ", ".join(c.heading for c in columns if c.field in left_out)
-        note = f"({names} left out at {width} columns: a wider terminal, a pipe or --json has all)"
-        lines.append(style(note, _DIM, on))
+        note = f"(not shown at {width} columns: {names}; a pipe or --json shows all)"
+        lines.append(style(shorten(note, width, "end", dots), _DIM, on))
     return lines
 
 

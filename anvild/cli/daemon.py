@@ -213,11 +213,12 @@ def doctor(obj: Context) -> None:
         target = Target.resolve(obj.project, obj.db, strict=False)
     results = checks.run_checks(obj.config_path(), target)
     for check in results:
+        name, detail = shown(check.name), shown(check.detail)
         if check.ok:
-            click.echo(f"ok   {check.name}: {shown(check.detail)}")
+            click.echo(f"ok   {name}: {detail}")
         else:
             fail = paint("FAIL", fg="red", bold=True)
-            click.echo(f"{fail} {check.name}: {shown(check.detail)} -> fix: {shown(check.fix)}")
+            click.echo(f"{fail} {name}: {detail} -> fix: {shown(check.fix)}")
     if not all(check.ok for check in results):
         sys.exit(1)
 

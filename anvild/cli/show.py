@@ -79,10 +79,13 @@ def _test(card: dict[str, Any]) -> None:
     click.echo(paint(_text(card["entity_id"]), bold=True))
     for row in card["statistics"]:
         executed = row["passed"] + row["failed"] + row["errors"]
-        click.echo(
+        click.echo(  # two lines: each fits 80 columns
             f"  {row['space']}: {row['total_runs']} runs ({executed} executed): "
             f"{row['passed']} passed, {row['failed']} failed, {row['errors']} errors, "
-            f"{row['skipped']} skipped; failure rate {percent(row['failure_rate'])}, "
+            f"{row['skipped']} skipped"
+        )
+        click.echo(
+            f"    failure rate {percent(row['failure_rate'])}, "
             f"avg {_seconds(row['avg_duration'])}, {row['flips']} flips; "
             f"last {row['last_status'] or '-'} at {_when(row['last_run'])}"
         )
@@ -104,10 +107,8 @@ def _test(card: dict[str, Any]) -> None:
     if last is None:
         click.echo("  never failed")
     else:
-        click.echo(
-            f"  failures: first {_when(first['at'])} ({_text(first['execution_id'])}), "
-            f"last {_when(last['at'])} ({_text(last['execution_id'])})"
-        )
+        click.echo(f"  first failure: {_when(first['at'])} ({_text(first['execution_id'])})")
+        click.echo(f"  last failure:  {_when(last['at'])} ({_text(last['execution_id'])})")
     for change in card["durations"]:
         if change["earlier_median"] is None:
             click.echo(
