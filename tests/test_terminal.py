@@ -298,6 +298,42 @@ def test_ingest_into_a_pipe_prints_each_report(mode: str, many: Path) -> None:
     )
 
 
+def test_ingest_into_a_pipe_from_a_terminal_prints_each_report_and_draws_the_bar(
+    mode: str, many: Path
+) -> None:
+    # `anvild ingest many | grep ...` typed at a terminal: the lines are the pipe's, the bar
+    # is the person's (stderr is still the terminal)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anvild", "ingest", "many"],
+        cwd=many,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "80"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.stdout is not None
+    piped = proc.stdout.read().decode()
+    assert proc.wait(timeout=300) == 0
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert len([line for line in piped.splitlines() if line.startswith("stored local-")]) == REPORTS
+    assert "\x1b" not in piped
+    assert "ingesting" in terminal and "100%" in terminal
+    assert screen(terminal)[-2] == f"stored {REPORTS} runs, 0 already stored, 0 rejected"
+
+
 def test_an_empty_directory_is_one_error_line_on_a_terminal_too(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     code, out = on_a_terminal("--project", str(tmp_path), "ingest", "empty", cwd=tmp_path)
