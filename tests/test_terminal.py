@@ -517,3 +517,32 @@ def test_no_terminal_no_rich() -> None:
     code = "import sys, anvild.output as o; o.table([{'a': 1}], [('a', 'a')]); print('rich' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines()[-1] == "False"
+
+
+def test_the_log_formatter_writes_one_printable_line_per_record() -> None:
+    import io
+    import logging
+
+    from anvild.display import LogFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogFormatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("anvild.test-terminal")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("rejected: %s (%s)", "empty report\nINFO forged", f"/p/{EVIL_FILE}")
+        log.warning("cannot connect (%s)", TEAM)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == (
+        "WARNING rejected: empty report\\x0aINFO forged (/p/bad\\x1b]0;PWNED\\x07\\x1b[2J.xml)"
+    )
+    assert lines[1] == "WARNING cannot connect (postgresql://root:***@127.0.0.1:5432/test)"
+    assert lines[2] == "ERROR failed" and lines[3] == "Traceback (most recent call last):"

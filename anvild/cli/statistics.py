@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context, space_option, wait_note
+from anvild.display import shown
 from anvild.errors import UsageError
 from anvild.store.columns import SHOWN
 
@@ -185,8 +187,10 @@ def stats_flaky(
         output.emit_json([verdict.as_row() for verdict in found])
         return
     if fmt == "deselect":
+        # exact into a pipe (pytest reads the ids); written out on a terminal, as any line
+        exact = not sys.stdout.isatty()
         for line in deselect_lines(found):
-            click.echo(line)
+            click.echo(line if exact else shown(line))
         return
     rows = [{**v.as_row(), "flip": f"{v.flip_rate * 100:.1f}%"} for v in found]
     flaky_rows = [row | {"why": reasons(row["reasons"])} for row in rows if not row["broken"]]
@@ -245,7 +249,7 @@ def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
         return
     for change in changes:
         click.echo(
-            f"{change.entity_id} [{change.space}] {change.field}: "
+            f"{shown(change.entity_id)} [{change.space}] {change.field}: "
             f"{change.stored!r} -> {change.recomputed!r}"
         )
     tests = len({(c.entity_id, c.space) for c in changes})
