@@ -5,7 +5,6 @@ escaped in every report format, and running as root."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -14,11 +13,9 @@ import signal
 import socket
 import sqlite3
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -581,29 +578,10 @@ def test_markdown_reports_let_no_markup_through(evil_project: Path, name: str) -
 
 
 def on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
-    """Run the CLI with its stdout on a pseudo-terminal 300 columns wide (rich's path)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 300, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "300"},
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+    """Run the CLI with its stdout on a pseudo-terminal 300 columns wide."""
+    from tests.test_terminal import on_a_terminal as run
+
+    return run(*args, cwd=cwd, columns=300)
 
 
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")

@@ -15,13 +15,13 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from anvild.display import hide_password, printable
 from anvild.term import shorten
+from tests import test_same_with_daemon
 from tests.conftest import alive, anvild, status, wait_for
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # the colour codes anvild emits on a terminal
@@ -38,9 +38,14 @@ MESSAGE = "AssertionError: first line\nsecond line\nthird line"
 
 
 def on_a_terminal(
-    *args: str, cwd: Path, columns: int = 80, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    columns: int = 80,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
 ) -> tuple[int, str]:
-    """Run the CLI with stdout and stderr on one pseudo-terminal columns wide."""
+    """Run the CLI with stderr, and stdout unless given, on a pseudo-terminal columns wide;
+    its exit code and what the terminal received."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
@@ -49,7 +54,7 @@ def on_a_terminal(
         [sys.executable, "-m", "anvild", *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
-        stdout=slave,
+        stdout=slave if stdout is None else stdout,
         stderr=slave,
         env=environ,
     )
@@ -220,21 +225,9 @@ def junit(n: int) -> str:
 REPORTS = 100
 
 
-@pytest.fixture(params=["no daemon", "daemon"])
-def mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Without a daemon, then with one started by hand (it owns the database and streams one
-    reply per report back to the command)."""
-    if request.param == "no daemon":
-        yield request.param
-        return
-    started = anvild("start")
-    assert started.returncode == 0, started.stderr
-    pid = status()["pid"]
-    try:
-        yield request.param
-    finally:
-        assert anvild("stop").returncode == 0
-        wait_for(lambda: not alive(pid), 30, "the daemon to exit")
+# Without a daemon, then with one started by hand: it owns the database and streams one reply
+# per report back to the command.
+mode = test_same_with_daemon.mode
 
 
 @pytest.fixture
@@ -303,31 +296,10 @@ def test_ingest_into_a_pipe_from_a_terminal_prints_each_report_and_draws_the_bar
 ) -> None:
     # `anvild ingest many | grep ...` typed at a terminal: the lines are the pipe's, the bar
     # is the person's (stderr is still the terminal)
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anvild", "ingest", "many"],
-        cwd=many,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "80"},
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.stdout is not None
-    piped = proc.stdout.read().decode()
-    assert proc.wait(timeout=300) == 0
-    terminal = b"".join(chunks).decode(errors="replace")
+    with (many / "piped.txt").open("w") as pipe:
+        code, terminal = on_a_terminal("ingest", "many", cwd=many, stdout=pipe.fileno())
+    assert code == 0, terminal
+    piped = (many / "piped.txt").read_text()
     assert len([line for line in piped.splitlines() if line.startswith("stored local-")]) == REPORTS
     assert "\x1b" not in piped
     assert "ingesting" in terminal and "100%" in terminal
