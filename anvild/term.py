@@ -257,7 +257,7 @@ def _fitted(
         lines.append((" " * GAP).join(texts).rstrip())
     if left_out:
         names = ", ".join(c.heading for c in columns if c.field in left_out)
-        note = f"(not shown at {width} columns: {names}; a pipe or --json shows all)"
+        note = f"(at {width} columns, not shown: {names}; --json has all)"
         lines.append(style(shorten(note, width, "end", dots), _DIM, on))
     return lines
 

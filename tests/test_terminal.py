@@ -160,6 +160,8 @@ def test_tables_at_80_columns_keep_one_line_per_row(
                 assert re.search(r"\b3\b", row) and "%" in row, row
     if command[0] == "history" and len(command) == 1:
         assert len([line for line in lines if line.startswith("local-")]) == 3
+    if command[:2] == ("stats", "show"):  # the columns given up for the test id are named
+        assert lines[-2].startswith("(at 80 columns, not shown: ") and "--json" in lines[-2]
     # colour on a terminal: failures red, passes green
     if command[:2] in (("stats", "show"), ("show", "test_failover_is_one_message")):
         assert "\x1b[31mFAILED" in out
@@ -206,7 +208,7 @@ def test_a_wide_terminal_shows_every_column_and_whole_ids(history: Path) -> None
     code, out = on_a_terminal("stats", "show", cwd=history, columns=250)
     assert code == 0, out
     text = "\n".join(visible(out))
-    assert "left out" not in text and "last run" in text
+    assert "not shown" not in text and "last run" in text
     assert all(f"{LONG_FILE}::{name}" in text for name in NAMES)
 
 
