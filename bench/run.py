@@ -373,6 +373,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("h", partial(fig_history.figure_h, mode, print_row)),
         ("i", partial(fig_daemon.figure_i, mode, print_row)),
         ("j", partial(fig_postgres.figure_j, mode, print_row)),
+        ("k", partial(fig_daemon.figure_k, mode, print_row)),
     ]
 
 

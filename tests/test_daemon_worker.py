@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from anvild import daemon as daemon_module
 from anvild import pending, work
 from anvild.daemon import Daemon
+from anvild.daemon import pipeline as daemon_module
+from anvild.daemon.pipeline import Pipeline
 from anvild.errors import DatabaseError
 from anvild.store.owner import Owner
 from anvild.watch import Candidate
@@ -54,14 +55,15 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 def make_daemon(
     tmp_path: Path, roots: list[Path], reports: str = '["*.json", "*.jsonl"]'
-) -> Daemon:
+) -> Pipeline:
+    """A daemon's worker side, its threads not started."""
     config = tmp_path / "config.toml"
     text = "".join(f'[[projects]]\nroot = "{r}"\nreports = {reports}\n\n' for r in roots)
     config.write_text(text)
-    return Daemon(config)
+    return Daemon(config).pipeline
 
 
-def drain(d: Daemon) -> None:
+def drain(d: Pipeline) -> None:
     """Run every queued work item on this thread (as the worker would)."""
     while d.work.items():
         item = d.work.get_nowait()
@@ -92,7 +94,7 @@ def test_a_spooled_copy_shared_by_two_projects_is_kept_until_both_are_stored(
     (second / "report.json").write_bytes(data)
     d = make_daemon(tmp_path, [first, second])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     # the database is read-only: both copies go pending, their bytes spooled under one name
     d._ingest_file(Candidate(first, first / "report.json"))
@@ -126,7 +128,7 @@ def test_a_pending_report_stored_through_another_path_leaves_the_pending_list(
     data = Path(sample_reports["json"]).read_bytes()
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "b.json").write_bytes(data)
     d._ready(Candidate(root, root / "b.json"))
@@ -161,7 +163,7 @@ def test_an_interrupted_reportlog_run_that_went_pending_is_stored_on_retry(
     log.write_bytes(unfinished)
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
     candidate = Candidate(root, log)
 
     d._tail(candidate)
@@ -250,7 +252,7 @@ def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
     monkeypatch.setattr(pending, "SPOOL_LIMIT", len(data) + len(data) // 2)
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "a.json").write_bytes(data)
     (root / "b.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
@@ -330,8 +332,7 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
     first.rescan()
     drain(first)  # the first start stores all 20
     assert first.counters.runs_ingested == 20
-    for owner in first.owners.values():
-        owner.close()  # as its stop does
+    first.owners.close()  # as its stop does
     (root / "new.json").write_text(json.dumps({**template, "created": 1.8e9}))
 
     restarted = make_daemon(tmp_path, [root])  # a restart: it remembers nothing
@@ -349,5 +350,4 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
         assert parsed == ["new.json"]
         assert restarted.counters.runs_ingested == 1
     finally:
-        for owner in restarted.owners.values():
-            owner.close()
+        restarted.owners.close()

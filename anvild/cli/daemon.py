@@ -77,24 +77,8 @@ def status(as_json: bool) -> None:
     if as_json:
         output.emit_json(info)
         return
-    click.echo(f"anvild is running (pid {info['pid']}, up {info['uptime']:.0f} s)")
-    click.echo(f"  projects: {len(info['projects'])}")
-    for project in info["projects"]:
-        name, root, space = (shown(project[key]) for key in ("name", "root", "space"))
-        click.echo(f"    {name}: {root} [{space}]")
-    click.echo(
-        f"  runs ingested: {info['runs_ingested']}, pending: {info['pending']}, "
-        f"rejected: {info['rejected']}"
-    )
-    if info.get("storing"):
-        click.echo(f"  storing: {shown(info['storing'])}")
-    for report in info.get("pending_reports", []):
-        path, reason = shown(report["path"]), shown(report["reason"])
-        click.echo(f"  pending: {path}: {reason} ({report['attempts']} attempts)")
-    for run in info["in_progress"]:
-        click.echo(f"  run in progress: {shown(run['path'])} ({run['tests_so_far']} tests so far)")
-    if info["last_error"]:
-        click.echo(f"  last error: {shown(info['last_error'])}")
+    for line in lifecycle.describe(info):  # names, paths, errors from outside: as text
+        click.echo(shown(line))
 
 
 @cli.command()
