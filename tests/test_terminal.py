@@ -412,6 +412,8 @@ def test_status_and_doctor_show_a_watched_projects_strings_as_text(tmp_path: Pat
         out = anvild("status").stdout
         assert "proj\\x1b]0;PWNED\\x07" in out
         assert "junit-\\x1b[2Jbroken.xml" in out  # the last error names the file, as text
+        log = (Path(os.environ["XDG_STATE_HOME"]) / "anvild" / "anvild.log").read_text()
+        assert "junit-\\x1b[2Jbroken.xml" in log and not foreign(log), repr(log[-500:])
     finally:
         anvild("stop")
         wait_for(lambda: not alive(pid), 30, "the daemon to exit")
