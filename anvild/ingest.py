@@ -20,10 +20,11 @@ from anvild.errors import (
     NotShared,
     OfRecordedSession,
     ReportError,
+    Unstorable,
     named,
 )
 from anvild.parsers.detect import parse_bytes, read_report
-from anvild.records import ParsedRun
+from anvild.records import ParsedRun, storable, storable_text
 from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Stored, Submission, store_run
 
@@ -175,8 +176,9 @@ def of_recorded_session(run: ParsedRun, root: Path, name: str) -> None:
 
 
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
-    """A parsed run with its provenance and how it is to be stored."""
-    run = shared(run, options, name)
+    """A parsed run with its provenance and how it is to be stored (as both databases take it:
+    records.storable)."""
+    run = shared(storable(run), options, name)
     root = options.project_root
     of_recorded_session(run, root, name)
     return Submission(
@@ -188,7 +190,7 @@ def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -
             root, _given_provenance(run, options), options.space, options.origin, options.reports
         ),
         space=options.space,
-        report_path=name,
+        report_path=storable_text(name),
         execution_id=options.execution_id,
         metadata=dict(options.metadata),
         execution_base=options.execution_base,
@@ -263,14 +265,14 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
             return IngestEvent(source.name, error=exc)
         try:
             stored = owner.run(lambda db: store_run(db, sub))
+        except Unstorable as exc:  # named after the report it is about
+            return IngestEvent(source.name, error=Unstorable(exc.what, source.name))
         except AnvildError as exc:
             return IngestEvent(source.name, error=exc)
         return IngestEvent(source.name, stored=stored)
 
 
-def store_all(
-    owner: Owner, paths: list[Path], options: IngestOptions
-) -> Iterator[IngestEvent]:
+def store_all(owner: Owner, paths: list[Path], options: IngestOptions) -> Iterator[IngestEvent]:
     """Every report in paths stored through owner, one event each (bad ones included)."""
     for source in expand(paths):
         if isinstance(source, ReportError):
