@@ -33,6 +33,10 @@ class ReportIncomplete(ReportError):
     """A report that is still being written: retry after the writer finishes."""
 
 
+class ReportTooBig(NotAReport):
+    """A file over the report size cap (or a zip member expanding past it): not read."""
+
+
 class Unstorable(ReportError):
     """A report the database refuses whatever is retried (a value it cannot hold): rejected,
     never kept pending."""

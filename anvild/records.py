@@ -43,6 +43,9 @@ NAME_LIMIT = 512
 # A report's free-form objects (the environment, anvild's metadata), measured as JSON.
 ENTRY_LIMIT = 64 * 1024
 OBJECT_LIMIT = 256 * 1024
+# The biggest report file read, unless the config's max_report_mb says otherwise: a bigger one
+# is refused before it is read (memory stays bounded whatever lands in a report path).
+REPORT_LIMIT_MB = 512.0
 # Timestamps past this (the year 3058) are garbage: local time cannot even show many of them.
 LATEST = float(2**35)
 _INT32 = 2**31
