@@ -313,10 +313,16 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
             test.call.outcome if test.call is not None else None,
         )
     ]
+    # one per node id before anything is built for it (_collector_results says which)
+    unique: dict[str, _Collector] = {}
+    for c in report.collectors:
+        seen, failed = unique.get(c.nodeid), c.outcome == "failed"
+        if (failed or c.outcome == "skipped") and (
+            seen is None or (failed and seen.outcome != "failed")
+        ):
+            unique[c.nodeid] = c
     collectors = [
-        {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
-        for c in report.collectors
-        if c.outcome in ("failed", "skipped")
+        {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr} for c in unique.values()
     ]
     return _assemble(
         path,

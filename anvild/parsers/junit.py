@@ -102,8 +102,8 @@ def parse_junit(path: Path, data: bytes) -> ParsedRun:
 # gave an event.
 FEED = 64 * 1024
 # The longest tag (with its attributes) or comment read: expat (2.5) takes time quadratic in
-# a token's length, 0.3 s for 16 MB, 6 s for 100 MB. Text is read piece by piece, in any size.
-TOKEN_LIMIT = 16 * 1024 * 1024
+# a token's length, 0.1 s for 8 MB, 6 s for 100 MB. Text is read piece by piece, in any size.
+TOKEN_LIMIT = 8 * 1024 * 1024
 
 
 def _events(data: bytes, where: str) -> Iterator[tuple[str, Element]]:
