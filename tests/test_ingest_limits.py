@@ -10,7 +10,6 @@ memory (its ru_maxrss from wait4).
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sqlite3
 import struct
@@ -28,19 +27,32 @@ MB = 1024 * 1024
 PEAK_BOUND_KB = 160 * 1024
 
 
+# Runs a command and writes its peak resident memory (KB) to a file. A child's ru_maxrss
+# counts what its parent held when it forked (Linux keeps the high-water mark over exec): the
+# command is forked from this small process, not from the test's big one.
+PEAK = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def ingest(
     tmp_path: Path, *args: str, setup: Callable[[], None] | None = None
 ) -> tuple[int, str, str, int]:
     """Run `anvild ingest ARGS` storing into tmp_path/history.db: (exit code, stdout, stderr,
-    the child's peak resident memory in KB)."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    command = [sys.executable, "-m", "anvild", "--project", str(tmp_path), "--db",
-               str(tmp_path / "history.db"), "ingest", *args]  # fmt: skip
+    its peak resident memory in KB)."""
+    out, err, peak = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "peak"
+    command = [sys.executable, "-c", PEAK, str(peak), sys.executable, "-m", "anvild",
+               "--project", str(tmp_path), "--db", str(tmp_path / "history.db"), "ingest",
+               *args]  # fmt: skip
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, preexec_fn=setup)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss
+        code = subprocess.run(command, stdout=stdout, stderr=stderr, preexec_fn=setup).returncode
+    return code, out.read_text(), err.read_text(), int(peak.read_text())
 
 
 def stored_runs(tmp_path: Path) -> int:
