@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import status, wait_for
+
 MB = 1024 * 1024
 # What an `anvild ingest` of one small report takes (about 40 MB) with room to spare: far
 # below the hundreds of MB a file over the cap or an expanded bomb would need.
@@ -200,3 +202,23 @@ def test_a_link_out_of_an_ingested_directory_is_not_followed(tmp_path: Path) -> 
     # named on the command line, the same link is the user's choice: followed
     code, stdout, _, _ = ingest(tmp_path, str(reports / "out.json"))
     assert code == 0 and stdout.startswith("stored ")
+
+
+def test_the_daemon_refuses_a_file_over_the_size_cap_once(project: Path, daemon: int) -> None:
+    """The daemon reads with the same cap (the default one): a 1 GB sparse report is one
+    rejection, logged and counted, and the daemon's memory stays where it was."""
+    target = project / ".pytest_cache" / "report.json"
+    target.parent.mkdir(exist_ok=True)
+    with target.open("wb") as out:
+        out.truncate(1024 * MB)
+    wait_for(lambda: status()["rejected"] == 1, 30, "the big report rejected")
+    assert status()["last_error"] == (
+        f"1024 MB, over the report size cap of 512 MB (max_report_mb) ({target})"
+    )
+    peak = next(
+        line
+        for line in Path(f"/proc/{daemon}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
+    assert int(peak.split()[1]) < PEAK_BOUND_KB
+    assert status()["pending"] == 0 and status()["pid"] == daemon
