@@ -223,38 +223,40 @@ def storable_text(text: str) -> str:
     return text
 
 
+def _unstorable(text: str | None) -> bool:
+    """Whether storable_text would change text (fast: most texts are ASCII without NUL)."""
+    if not text:
+        return False
+    return "\x00" in text or (not text.isascii() and _SURROGATES.search(text) is not None)
+
+
 def _storable_or_none(text: str | None) -> str | None:
     return None if text is None else storable_text(text)
 
 
-def _storable_result(result: TestResult, attempt: int) -> TestResult:
-    node_id, key = storable_text(result.node_id), storable_text(result.key)
-    message, traceback = _storable_or_none(result.message), _storable_or_none(result.traceback)
-    file = _storable_or_none(result.file)
-    if (
-        attempt == result.attempt
-        and node_id is result.node_id
-        and key is result.key
-        and message is result.message
-        and traceback is result.traceback
-        and file is result.file
+def _storable_result(result: TestResult) -> TestResult:
+    if not (
+        _unstorable(result.node_id)
+        or _unstorable(result.key)
+        or _unstorable(result.message)
+        or _unstorable(result.traceback)
+        or _unstorable(result.file)
     ):
         return result
     return replace(
         result,
-        node_id=node_id,
-        key=key,
-        attempt=attempt,
-        message=message,
-        traceback=traceback,
-        file=file,
+        node_id=storable_text(result.node_id),
+        key=storable_text(result.key),
+        message=_storable_or_none(result.message),
+        traceback=_storable_or_none(result.traceback),
+        file=_storable_or_none(result.file),
     )
 
 
 def _storable_object(value: Mapping[str, Any]) -> Mapping[str, Any]:
     """A free-form object whose top-level texts are storable (provenance reads them into
     columns; nested ones are stored as JSON, which escapes what a column cannot hold)."""
-    if not any(isinstance(item, str) for item in value.values()):
+    if not any(isinstance(item, str) and _unstorable(item) for item in value.values()):
         return value
     return {k: storable_text(v) if isinstance(v, str) else v for k, v in value.items()}
 
@@ -267,22 +269,20 @@ def storable(run: ParsedRun) -> ParsedRun:
     A repeated (key, attempt) takes the next free attempt of its key. Linear in the results:
     a key's search for a free number resumes where its last one ended.
     """
-    taken: dict[str, set[int]] = {}
+    taken: set[tuple[str, int]] = set()
     resume: dict[str, int] = {}
     results = []
     for result in run.results:
-        key = storable_text(result.key)
-        used = taken.get(key)
-        if used is None:
-            used = taken[key] = set()
-        attempt = result.attempt
-        if attempt in used:
+        result = _storable_result(result)
+        key, attempt = result.key, result.attempt
+        if (key, attempt) in taken:
             attempt = max(attempt, resume.get(key, 0))
-            while attempt in used:
+            while (key, attempt) in taken:
                 attempt += 1
             resume[key] = attempt + 1
-        used.add(attempt)
-        results.append(_storable_result(result, attempt))
+            result = replace(result, attempt=attempt)
+        taken.add((key, attempt))
+        results.append(result)
     return replace(
         run,
         results=tuple(results),
