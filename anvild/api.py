@@ -140,6 +140,7 @@ def _through_daemon(
         options.messages,
         options.execution_base,
         list(options.reports),
+        options.report_limit,
     )
     answers = control.call(request, timeout=None)
     try:
