@@ -37,6 +37,11 @@ class ReportTooBig(NotAReport):
     """A file over the report size cap (or a zip member expanding past it): not read."""
 
 
+class NoMemory(ReportError):
+    """A report that does not fit in the memory left: that report is rejected, the next one
+    may fit."""
+
+
 class Unstorable(ReportError):
     """A report the database refuses whatever is retried (a value it cannot hold): rejected,
     never kept pending."""

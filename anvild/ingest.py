@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from anvild import protocol, provenance
 from anvild.errors import (
     AnvildError,
+    NoMemory,
     NotAReport,
     NotShared,
     OfRecordedSession,
@@ -26,6 +27,7 @@ from anvild.errors import (
     named,
 )
 from anvild.parsers.detect import (
+    NO_MEMORY,
     opened_report,
     parse_bytes,
     read_bounded,
@@ -190,7 +192,7 @@ def expand(
         except ReportError as exc:
             yield exc
         except MemoryError:
-            yield ReportError("not enough memory to read it", str(path))
+            yield NoMemory(NO_MEMORY, str(path))
 
 
 @contextmanager
@@ -329,9 +331,7 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
         try:
             sub = prepare(source, options)
         except MemoryError:  # that report alone: the next one may fit
-            return IngestEvent(
-                source.name, error=ReportError("not enough memory to read it", source.name)
-            )
+            return IngestEvent(source.name, error=NoMemory(NO_MEMORY, source.name))
         except NotAReport as exc:
             if source.explicit:
                 return IngestEvent(source.name, error=exc)

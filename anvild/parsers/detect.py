@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from anvild.errors import NotAReport, OutsideDirectory, ReportError, ReportTooBig
+from anvild.errors import NoMemory, NotAReport, OutsideDirectory, ReportError, ReportTooBig
 from anvild.records import REPORT_LIMIT_MB, ParsedRun
 
 Parser = Callable[[Path, bytes], ParsedRun]
@@ -58,6 +58,7 @@ def parse_bytes(path: Path, data: bytes) -> ParsedRun:
 
 
 MB = 1024 * 1024
+NO_MEMORY = "not enough memory to read it"
 _DEFAULT_LIMIT = int(REPORT_LIMIT_MB * MB)
 
 
@@ -140,7 +141,7 @@ def read_bounded(stream: BinaryIO, limit: int, where: str, expected: int) -> byt
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror}", where) from None
     except MemoryError:
-        raise ReportError("not enough memory to read it", where) from None
+        raise NoMemory(NO_MEMORY, where) from None
 
 
 def read_report(path: Path, limit: int = _DEFAULT_LIMIT, inside: Path | None = None) -> bytes:
