@@ -554,3 +554,165 @@ def test_flaky_and_reports_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
     assert flaky[(T + "test_flaky_local", "all")] == ["same_code_different_outcome", "flip_rate"]
     assert EVIL_HTML in api.execution_report(target, "all", 30, "html", at_now)
+
+
+# --- failures and drill-downs: fast reads, the same answers ---
+
+POOL = [f"tests/test_db.py::test_pool[{n}]" for n in range(4)]
+RARE = "tests/test_db.py::test_rare"
+
+
+def build_failing_history(history: History) -> None:
+    """45 runs, hourly, local and CI in turn, from noon two days before TODAY: four tests
+    broken by one cause with its own numbers each run, an error, a failure without a message,
+    and a test that stopped running after the first runs (older than the newest 40)."""
+    for k in range(45):
+        outcomes: dict[str, Any] = {T + "test_ok": P, T + "test_setup": E if k % 4 == 0 else P}
+        messages: dict[str, Any] = {T + "test_setup": f"RuntimeError: setup {k} failed"}
+        for n, node in enumerate(POOL):
+            outcomes[node] = F if (k + n) % 3 else P
+            messages[node] = f"ConnectionError: pool at 0x7f{k:02x}{n} exhausted after {k + n} s"
+        outcomes[T + "test_silent"] = F if k % 5 == 0 else P
+        messages[T + "test_silent"] = None
+        if k < 4:
+            outcomes[RARE] = F
+            messages[RARE] = f"AssertionError: assert {k} == 7"
+        history.run(
+            outcomes,
+            space="ci" if k % 2 else "local",
+            at=day_start(2) + k * 3600,
+            messages=messages,
+            durations=dict.fromkeys(outcomes, 0.02),
+        )
+
+
+def every_failure(db: str, since: float) -> list[tuple[Any, ...]]:
+    """Each failed or errored result of the runs since, oldest run first, read plainly."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            'SELECT t."entity_id", e."execution_id", e."space", e."started_at", e."id", '
+            'h."status", h."message" FROM "execution_history" h '
+            'JOIN "execution" e ON e."id" = h."execution_id" JOIN "test" t ON t."id" = h."test_id" '
+            "WHERE h.\"status\" IN ('FAILED', 'ERROR') AND e.\"started_at\" >= ? "
+            'ORDER BY e."started_at", e."id"',
+            (since,),
+        ).fetchall()
+
+
+def folded(rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """The failure groups and each test's messages, folded result by result."""
+    from anvild.messages import normalised
+    from anvild.output import iso
+
+    groups: dict[str, dict[str, Any]] = {}
+    tests: dict[str, dict[str, int]] = {}
+    for name, run, space, at, row_id, status, message in rows:
+        key = normalised(message) or "(no message)"
+        group = groups.setdefault(
+            key,
+            {"message": key, "example": message, "newest": (-1.0, 0, ""), "results": 0,
+             "tests": set(), "runs": {}, "statuses": set(), "spaces": set()},
+        )  # fmt: skip
+        group["results"] += 1
+        group["tests"].add(name)
+        group["runs"][run] = (at, row_id)
+        group["statuses"].add(status)
+        group["spaces"].add(space)
+        if message and (at, row_id, message) > group["newest"]:
+            group["newest"], group["example"] = (at, row_id, message), message
+        counts = tests.setdefault(name, {})
+        counts[key] = counts.get(key, 0) + 1
+    out = []
+    for group in groups.values():
+        runs = sorted(group["runs"], key=lambda run: group["runs"][run], reverse=True)
+        out.append(
+            {
+                "message": group["message"],
+                "example": group["example"],
+                "results": group["results"],
+                "tests": sorted(group["tests"]),
+                "tests_total": len(group["tests"]),
+                "runs": runs,
+                "runs_total": len(runs),
+                "first_seen": iso(group["runs"][runs[-1]][0]),
+                "last_seen": iso(group["runs"][runs[0]][0]),
+                "statuses": sorted(group["statuses"]),
+                "spaces": sorted(group["spaces"]),
+            }
+        )
+    out.sort(key=lambda g: (-g["tests_total"], -g["results"], g["message"]))
+    messages = {
+        name: [{"message": k, "results": n} for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
+        for name, c in tests.items()
+    }  # fmt: skip
+    return out, messages
+
+
+@pytest.mark.parametrize("window", [30, 1], ids=["whole-history", "last-day"])
+def test_failure_groups_count_every_failed_result(
+    project: tuple[Path, History], window: int
+) -> None:
+    root, history = project
+    build_failing_history(history)
+    data = execution_json(Target(root, history.url), window=window)
+    since = datetime.fromisoformat(data["since"]).timestamp()
+    rows = every_failure(history.url, since)
+    seen = len({row[1] for row in rows})
+    assert seen == 45 if window == 30 else 0 < seen < 45
+    groups, messages = folded(rows)
+    assert data["failures"] == groups
+    pool = next(g for g in groups if g["message"].startswith("ConnectionError"))
+    assert pool["message"] == "ConnectionError: pool at 0x… exhausted after N s"
+    assert pool["tests"] == POOL  # four tests, one cause
+    assert any(g["message"] == "(no message)" for g in groups)
+    drilled = {test["entity_id"]: test for test in data["drilldown"]}
+    assert set(drilled) == set(messages)
+    for name, test in drilled.items():
+        assert test["messages"] == messages[name]
+    assert (RARE in drilled) == (window == 30)
+
+
+def test_drill_downs_read_at_once_say_what_one_test_at_a_time_says(
+    project: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each drilled-into test's newest results, read for all tests at once, are the ones
+    `queries.test_results` reads for that test alone (what `anvild show TEST` reads)."""
+    from anvild.store import queries
+
+    root, history = project
+    build_failing_history(history)
+    target = Target(root, history.url)
+    data = execution_json(target)
+    one_at_a_time = {
+        "tests_results": lambda project, tests, runs: {
+            test: queries.test_results(test, runs) for test in tests
+        }
+    }
+    for name, replacement in one_at_a_time.items():
+        monkeypatch.setattr(queries, name, replacement)
+    assert execution_json(target)["drilldown"] == data["drilldown"]
+    rare = next(test for test in data["drilldown"] if test["entity_id"] == RARE)
+    assert [run["status"] for run in rare["results"]] == [F] * 4  # found past the newest 40 runs
+    pool = next(test for test in data["drilldown"] if test["entity_id"] == POOL[0])
+    assert len(pool["results"]) == 40
+
+
+def test_a_window_over_the_whole_history_reads_the_statistics(
+    known: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-test figures of a window holding every run come from the stored statistics and
+    are the ones adding up the window's results gives."""
+    from anvild.store import queries
+
+    stored = execution_json(known)
+    compared = comparison_json(known)
+    calls = []
+    monkeypatch.setattr(queries, "covers_history", lambda *args: calls.append(args) or False)
+    added_up = execution_json(known)
+    assert calls  # the second time, every result was read
+    for key in ("summary", "durations", "slowest", "by_space", "flaky", "broken"):
+        assert stored[key] == added_up[key], key
+    assert compared["tests"] == comparison_json(known)["tests"]
+    assert stored["summary"]["unique_tests"] == 11
