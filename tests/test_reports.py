@@ -716,3 +716,73 @@ def test_a_window_over_the_whole_history_reads_the_statistics(
         assert stored[key] == added_up[key], key
     assert compared["tests"] == comparison_json(known)["tests"]
     assert stored["summary"]["unique_tests"] == 11
+
+
+# --- the Markdown report's runs, failures and slower tests ---
+
+CI_URL = "https://ci.example.com/acme/runs/7?job=unit_tests|x&lt;y"
+LOUD = "<img src=x onerror=alert(1)> | `rm` [x](javascript:alert(1)) ** 42"
+
+
+def build_story(history: History) -> None:
+    """Sixteen runs, every fourth in CI with a URL full of markdown: a cause with markup in
+    its message, and a test slower in its newest five local runs than in the seven before."""
+    for k in range(16):
+        space = "ci" if k % 4 == 3 else "local"
+        history.run(
+            {T + "test_ok": P, T + "test_loud": F if k >= 13 else P, T + "test_slow": P},
+            space=space,
+            at=day_start(3) + k * 3600,
+            messages={T + "test_loud": LOUD},
+            durations={T + "test_slow": 2.0 if k >= 9 else 0.4, T + "test_ok": 0.01},
+            ci_url=CI_URL if space == "ci" else None,
+        )
+
+
+def markdown_cells(md: str) -> tuple[set[str], set[str]]:
+    """The token kinds a CommonMark reader with GFM tables makes of md, and its cells' text."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(md)
+    inline = [child for t in tokens if t.type == "inline" for child in t.children or ()]
+    kinds = {t.type for t in tokens} | {t.type for t in inline}
+    cells = {
+        "".join(c.content for c in t.children or () if c.type in ("text", "code_inline"))
+        for t in tokens
+        if t.type == "inline"
+    }
+    return kinds, cells
+
+
+def test_markdown_runs_failures_and_slower_tests(project: tuple[Path, History]) -> None:
+    root, history = project
+    build_story(history)
+    md = api.execution_report(Target(root, history.url), "all", 30, "md", at_now)
+    runs = md.split("## Runs (newest first)")[1].split("## Failures")[0]
+    assert "| Run | When (UTC) | Duration | Passed | Failed | Skipped | Commit |" in runs
+    assert runs.count("\n| local-") + runs.count("\n| ci-") == 10  # the newest ten
+    assert "_6 more rows not shown" in runs
+    # the CI run's address, whole, its markdown characters percent-encoded: GitHub links it
+    assert "| https://ci.example.com/acme/runs/7?job=unit%5Ftests%7Cx%26lt;y |" in runs
+    failures = md.split("## Failures (1 cause)")[1].split("## Flaky tests")[0]
+    row = next(line for line in failures.splitlines() if "onerror" in line)
+    assert row.startswith("| &lt;img src=x onerror=alert(N)&gt; \\| \\`rm\\` \\[x\\]")
+    assert "| 1 | 3 | 3 | FAILED |" in row and row.endswith("| tests/test\\_a.py::test\\_loud |")
+    slower = md.split("## Slower than before")[1].split("## Slowest tests")[0]
+    assert "| tests/test\\_a.py::test\\_slow | local | 2.00 s | 400 ms | 5.0x |" in slower
+    kinds, cells = markdown_cells(md)
+    assert not kinds & {"html_block", "html_inline", "link_open", "image"}, kinds
+    assert "https://ci.example.com/acme/runs/7?job=unit%5Ftests%7Cx%26lt;y" in cells
+    assert "<img src=x onerror=alert(N)> | `rm` [x](javascript:alert(N)) ** N" in cells
+    assert len(md.encode()) <= MAX_BYTES
+
+
+def test_markdown_says_when_nothing_failed_or_got_slower(project: tuple[Path, History]) -> None:
+    root, history = project
+    for k in range(3):
+        history.run({T + "test_ok": P}, space="ci" if k == 2 else "local", at=day_start(k))
+    target = Target(root, history.url)
+    md = api.execution_report(target, "local", 30, "md", at_now)
+    assert "## Runs (newest first)" in md and "| local-" in md and "| ci-" not in md
+    assert "## Failures\n\nNo failures in the window." in md
+    assert "## Slower than before\n\nNo test got slower in the window." in md
