@@ -593,7 +593,7 @@ def every_failure(db: str, since: float) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as con:
         return con.execute(
             'SELECT t."entity_id", e."execution_id", e."space", e."started_at", e."id", '
-            'h."status", h."message" FROM "execution_history" h '
+            'h."test_id", h."status", h."message" FROM "execution_history" h '
             'JOIN "execution" e ON e."id" = h."execution_id" JOIN "test" t ON t."id" = h."test_id" '
             "WHERE h.\"status\" IN ('FAILED', 'ERROR') AND e.\"started_at\" >= ? "
             'ORDER BY e."started_at", e."id"',
@@ -608,11 +608,11 @@ def folded(rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str,
 
     groups: dict[str, dict[str, Any]] = {}
     tests: dict[str, dict[str, int]] = {}
-    for name, run, space, at, row_id, status, message in rows:
+    for name, run, space, at, row_id, test, status, message in rows:
         key = normalised(message) or "(no message)"
         group = groups.setdefault(
             key,
-            {"message": key, "example": message, "newest": (-1.0, 0, ""), "results": 0,
+            {"message": key, "example": message, "newest": (-1.0, 0, 0), "results": 0,
              "tests": set(), "runs": {}, "statuses": set(), "spaces": set()},
         )  # fmt: skip
         group["results"] += 1
@@ -620,8 +620,8 @@ def folded(rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str,
         group["runs"][run] = (at, row_id)
         group["statuses"].add(status)
         group["spaces"].add(space)
-        if message and (at, row_id, message) > group["newest"]:
-            group["newest"], group["example"] = (at, row_id, message), message
+        if message and (at, row_id, test) > group["newest"]:  # the newest, the last stored
+            group["newest"], group["example"] = (at, row_id, test), message
         counts = tests.setdefault(name, {})
         counts[key] = counts.get(key, 0) + 1
     out = []

@@ -19,7 +19,7 @@ DRILL_RUNS = 40  # newest results per drilled-into test
 NO_MESSAGE = "(no message)"
 
 ByTest = list[tuple[str | None, int, str, int]]  # (message, test, status, results)
-ByRun = list[tuple[str | None, int, int]]  # (message, run, results)
+ByRun = list[tuple[str | None, int, int, int]]  # (message, run, last test stored, results)
 
 
 class Keys(dict[str | None, str]):
@@ -38,7 +38,8 @@ def groups(
     keys: Keys | None = None,
 ) -> list[dict[str, Any]]:
     """Failed and errored results grouped by normalised message, the biggest group first:
-    message (normalised), example (the newest raw one), results, tests and runs (with totals),
+    message (normalised), example (the newest raw one: of its run, the last one stored),
+    results, tests and runs (with totals),
     first_seen, last_seen, statuses, spaces. runs are the window's, oldest first."""
     keys = Keys() if keys is None else keys
     place = {run["id"]: n for n, run in enumerate(runs)}
@@ -54,7 +55,7 @@ def groups(
                 "tests": set(),
                 "runs": set(),
                 "statuses": set(),
-                "newest": (-1, ""),
+                "newest": (-1, -1),
                 "example": message,
             }
         return seen
@@ -64,11 +65,11 @@ def groups(
         seen["results"] += n
         seen["tests"].add(names[test])
         seen["statuses"].add(status)
-    for message, run, _ in by_run:
+    for message, run, last, _ in by_run:
         seen = group(message)
         seen["runs"].add(place[run])
-        if message and (place[run], message) > seen["newest"]:
-            seen["newest"], seen["example"] = (place[run], message), message
+        if message and (place[run], last) > seen["newest"]:
+            seen["newest"], seen["example"] = (place[run], last), message
     out = []
     for seen in found.values():
         tests = sorted(seen["tests"])

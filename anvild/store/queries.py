@@ -637,9 +637,10 @@ def execution_by_id(execution: int) -> dict[str, Any] | None:
 
 def failure_counts(
     project: int, since: float, spaces: tuple[str, ...]
-) -> tuple[list[tuple[str | None, int, str, int]], list[tuple[str | None, int, int]]]:
+) -> tuple[list[tuple[str | None, int, str, int]], list[tuple[str | None, int, int, int]]]:
     """The failed and errored results of runs started at or after since, counted in one read
-    of the window: per (message, test, status) how many, and per (message, run) how many.
+    of the window: per (message, test, status) how many, and per (message, run) the last test
+    stored (the highest test id) and how many.
 
     Counted in SQL, not returned one row per result: a window of a big history holds hundreds
     of thousands of failures and only a few distinct messages. Tests and runs are row ids."""
@@ -652,18 +653,20 @@ def failure_counts(
         f' SELECT e."id" FROM "execution" AS e WHERE e."project_id" = {p}'
         f' AND e."space" IN ({window}) AND e."started_at" >= {p})'
         " AND h.\"status\" IN ('FAILED', 'ERROR')) "
-        'SELECT 0, f."message", f."test_id", f."status", COUNT(*) FROM f '
+        'SELECT 0, f."message", f."test_id", f."status", NULL, COUNT(*) FROM f '
         'GROUP BY f."message", f."test_id", f."status" '
-        'UNION ALL SELECT 1, f."message", f."execution_id", NULL, COUNT(*) FROM f '
+        'UNION ALL SELECT 1, f."message", f."execution_id", NULL, MAX(f."test_id"), COUNT(*) '
+        "FROM f "
         'GROUP BY f."message", f."execution_id"'
     )
     by_test: list[tuple[str | None, int, str, int]] = []
-    by_run: list[tuple[str | None, int, int]] = []
-    for part, message, key, status, n in db.execute_sql(sql, (project, *spaces, since)):
+    by_run: list[tuple[str | None, int, int, int]] = []
+    rows = db.execute_sql(sql, (project, *spaces, since))
+    for part, message, key, status, last, n in rows:
         if part == 0:
             by_test.append((message, int(key), status, int(n)))
         else:
-            by_run.append((message, int(key), int(n)))
+            by_run.append((message, int(key), int(last), int(n)))
     return by_test, by_run
 
 
