@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import config as paths
-from anvild import control, protocol, settings
+from anvild import control, display, protocol, settings
 from anvild.errors import AnvildError, DaemonNotRunning
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,7 +94,7 @@ def sd_notify(message: str) -> None:
 
 def _setup_logging(config: settings.Config, stream: Any) -> None:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(display.LogFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level.upper())
