@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -175,12 +176,6 @@ def _test_ids(
     for result in results:
         wanted.setdefault(result.key, result)
     known = _lookup(db, project_id, list(wanted))
-    # Sorted: concurrent owners then take row locks in one order and never deadlock.
-    missing = sorted((wanted[key] for key in wanted if key not in known), key=lambda r: r.key)
-    if missing:
-        rows = [(project_id, r.node_id, r.file, r.key) for r in missing]
-        backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
-        known.update(_lookup(db, project_id, [r.key for r in missing]))
     # A test first seen in JUnit has a guessed node id (`data/v2/test_x.py` for the file
     # `data.v2/test_x.py`); a pytest report names it for real. A guess never replaces an id.
     if exact:
@@ -190,9 +185,39 @@ def _test_ids(
             if wanted[key].node_id != entity_id
         ]
         backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
-    return {key: test_id for key, (test_id, _) in known.items()}
+    ids = {key: test_id for key, (test_id, _) in known.items()}
+    # Sorted: concurrent owners then take row locks in one order and never deadlock, and the
+    # rows go into the (project, key) index in its order.
+    missing = sorted(key for key in wanted if key not in known)
+    if missing:
+        rows = [(project_id, wanted[key].node_id, wanted[key].file, key) for key in missing]
+        ids.update(_insert_tests(db, project_id, rows))
+    return ids
 
 
+def _insert_tests(db: Database, project_id: int, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+    """Insert new tests; their ids by key.
+
+    SQLite has one writer, holding the write lock since BEGIN IMMEDIATE: rows inserted into
+    an INTEGER PRIMARY KEY table get the ids after the largest, in order. That is checked
+    (the count and the largest id), and the ids are looked up where it does not hold.
+    """
+    cursor = db.cursor()
+    top = None
+    if backend.is_sqlite(db):
+        cursor.execute('SELECT COALESCE(MAX("id"), 0) FROM "test"')
+        top = cursor.fetchone()[0]
+    backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
+    if top is not None:
+        cursor.execute('SELECT COUNT(*), MAX("id") FROM "test" WHERE "id" > ?', (top,))
+        count, last = cursor.fetchone()
+        if count == len(rows) and last == top + len(rows):
+            return {row[3]: test_id for test_id, row in enumerate(rows, start=top + 1)}
+    found = _lookup(db, project_id, [row[3] for row in rows])
+    return {key: test_id for key, (test_id, _) in found.items()}
+
+
+_BY_TEST = operator.itemgetter(1, 2)
 _WHOLE_PROJECT = 2000
 _TESTS_OF_PROJECT = 'SELECT "id", "key", "entity_id" FROM "test" WHERE "project_id" = {p}'
 _TEST_INSERT = (
@@ -269,6 +294,25 @@ def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any
         out.outcome,
         0,
     )
+
+
+def _history(
+    execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
+) -> list[tuple[Any, ...]]:
+    """The run's history rows in primary-key order; timestamp NULL: the run's start (per-test
+    times are not known), 8 bytes a row less."""
+    if len({r.key for r in results}) == len(results):  # one attempt per test: unique already
+        rows = [
+            (execution, test_ids[r.key], r.attempt, None, r.status, r.duration, r.message)
+            for r in results
+        ]
+    else:
+        rows = [
+            (execution, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
+            for r, attempt in _unique_attempts(results)
+        ]
+    rows.sort(key=_BY_TEST)  # appended to the table's B-tree in order, not scattered
+    return rows
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -360,11 +404,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             session_id=run.session_id,
         )
         test_ids = _test_ids(db, project.id, run.results, exact_node_ids(run.source_format))
-        history = [
-            # timestamp NULL: the run's start (per-test times are not known); 8 bytes a row less
-            (execution.id, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
-            for r, attempt in _unique_attempts(run.results)
-        ]
+        history = _history(execution.id, test_ids, run.results)
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
         reran = {r.key for r in run.results if r.status == RERUN}
         finals = run.final_results()
