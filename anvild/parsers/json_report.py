@@ -278,11 +278,15 @@ class _Report(msgspec.Struct):
     root: str | None = None
     environment: dict[str, Any] = msgspec.field(default_factory=dict)
     collectors: list[_Collector] = msgspec.field(default_factory=list)
-    tests: list[_Test] | None = None
+    # Each test's bytes, not yet decoded: tests are decoded a chunk at a time and become records
+    # as they go, so a huge report is never a tree of decoded objects whole (see _typed).
+    tests: list[msgspec.Raw] | None = None
     anvild: dict[str, Any] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Report)
+_TESTS = msgspec.json.Decoder(list[_Test])
+_CHUNK = 2000  # tests decoded at once: few calls, little memory
 
 
 _INF = float("inf")
@@ -344,8 +348,10 @@ def _typed_test(test: _Test, path: Path, out: list[TestResult]) -> None:
 
 def _typed(report: _Report, path: Path) -> ParsedRun:
     results: list[TestResult] = []
-    for test in report.tests or ():
-        _typed_test(test, path, results)
+    raw = report.tests or []
+    for start in range(0, len(raw), _CHUNK):
+        for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
+            _typed_test(test, path, results)
     collectors = [
         {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
         for c in report.collectors
