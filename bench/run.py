@@ -372,6 +372,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
     import fig_daemon
     import fig_history
     import fig_postgres
+    import fig_scale
     import fig_seed
 
     sizes = [1_000, 100_000] if mode.quick else [1_000, 10_000, 100_000]
@@ -390,6 +391,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("h", partial(fig_history.figure_h, mode, print_row)),
         ("i", partial(fig_daemon.figure_i, mode, print_row)),
         ("j", partial(fig_postgres.figure_j, mode, print_row)),
+        ("k", partial(fig_scale.figure_k, mode, print_row)),
     ]
 
 
@@ -426,7 +428,15 @@ def main() -> None:
     info["load average (1 min) at end"] = load()
     if args.only:
         info["figures"] = f"only {args.only} (--only)"
-    args.results.write_text(markdown(rows, info, args.quick, elapsed))
+    text = markdown(rows, info, args.quick, elapsed)
+    # bench/fig_plugin.py writes its own section (whole pytest sessions, minutes): kept as is
+    import fig_plugin
+
+    old = args.results.read_text() if args.results.exists() else ""
+    if fig_plugin.BEGIN in old and fig_plugin.END in old:
+        start, end = old.index(fig_plugin.BEGIN), old.index(fig_plugin.END) + len(fig_plugin.END)
+        text = text.rstrip("\n") + "\n\n" + old[start:end] + "\n"
+    args.results.write_text(text)
     print(f"\nwrote {args.results} in {elapsed:.0f} s")
 
 
