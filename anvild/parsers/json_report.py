@@ -292,7 +292,7 @@ _CHUNK = 2000  # tests decoded at once: few calls, little memory
 _INF = float("inf")
 
 
-def _typed_test(test: _Test, path: Path, out: list[TestResult]) -> None:
+def _typed_test(test: _Test, path: Path, out: list[TestResult], files: dict[str, str]) -> None:
     """A decoded test's results appended to out: `_result` and `_attempts` for typed phases,
     written out once per test (no phase tuples, no call per phase; the same rules)."""
     node_id = test.nodeid
@@ -337,7 +337,7 @@ def _typed_test(test: _Test, path: Path, out: list[TestResult]) -> None:
         0,
         clip_message(message),
         clip_traceback(traceback),
-        node_id.partition("::")[0],
+        files.setdefault(file := node_id.partition("::")[0], file),  # one string a file
     )
     if status == RERUN and call is not None and call.outcome == "passed":  # as _attempts
         out.append(replace(result, duration=None))
@@ -349,9 +349,10 @@ def _typed_test(test: _Test, path: Path, out: list[TestResult]) -> None:
 def _typed(report: _Report, path: Path) -> ParsedRun:
     results: list[TestResult] = []
     raw = report.tests or []
+    files: dict[str, str] = {}
     for start in range(0, len(raw), _CHUNK):
         for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
-            _typed_test(test, path, results)
+            _typed_test(test, path, results, files)
     collectors = [
         {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
         for c in report.collectors

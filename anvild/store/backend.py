@@ -9,7 +9,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -182,13 +182,15 @@ def write_transaction(db: Database) -> Iterator[None]:
         raise
 
 
-def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run one parametrized statement for many rows, in the open transaction."""
-    if not rows:
-        return
+def bulk_execute(db: Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Run one parametrized statement for many rows, in the open transaction (rows: a list,
+    or made as they go: SQLite then never holds them all)."""
     cursor = db.cursor()
     if is_sqlite(db):
         cursor.executemany(sql, rows)
+        return
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    if not rows:
         return
     from psycopg2.extras import execute_batch, execute_values
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import operator
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -190,18 +189,20 @@ def _test_ids(
     # rows go into the (project, key) index in its order.
     missing = sorted(key for key in wanted if key not in known)
     if missing:
-        rows = [(project_id, wanted[key].node_id, wanted[key].file, key) for key in missing]
-        ids.update(_insert_tests(db, project_id, rows))
+        ids.update(_insert_tests(db, project_id, missing, wanted))
     return ids
 
 
-def _insert_tests(db: Database, project_id: int, rows: list[tuple[Any, ...]]) -> dict[str, int]:
-    """Insert new tests; their ids by key.
+def _insert_tests(
+    db: Database, project_id: int, keys: list[str], wanted: Mapping[str, TestResult]
+) -> dict[str, int]:
+    """Insert new tests (keys: sorted); their ids by key.
 
     SQLite has one writer, holding the write lock since BEGIN IMMEDIATE: rows inserted into
     an INTEGER PRIMARY KEY table get the ids after the largest, in order. That is checked
     (the count and the largest id), and the ids are looked up where it does not hold.
     """
+    rows = ((project_id, wanted[key].node_id, wanted[key].file, key) for key in keys)
     cursor = db.cursor()
     top = None
     if backend.is_sqlite(db):
@@ -211,13 +212,12 @@ def _insert_tests(db: Database, project_id: int, rows: list[tuple[Any, ...]]) ->
     if top is not None:
         cursor.execute('SELECT COUNT(*), MAX("id") FROM "test" WHERE "id" > ?', (top,))
         count, last = cursor.fetchone()
-        if count == len(rows) and last == top + len(rows):
-            return {row[3]: test_id for test_id, row in enumerate(rows, start=top + 1)}
-    found = _lookup(db, project_id, [row[3] for row in rows])
+        if count == len(keys) and last == top + len(keys):
+            return dict(zip(keys, range(top + 1, top + 1 + len(keys)), strict=True))
+    found = _lookup(db, project_id, keys)
     return {key: test_id for key, (test_id, _) in found.items()}
 
 
-_BY_TEST = operator.itemgetter(1, 2)
 _WHOLE_PROJECT = 2000
 _TESTS_OF_PROJECT = 'SELECT "id", "key", "entity_id" FROM "test" WHERE "project_id" = {p}'
 _TEST_INSERT = (
@@ -298,21 +298,20 @@ def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any
 
 def _history(
     execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
-) -> list[tuple[Any, ...]]:
-    """The run's history rows in primary-key order; timestamp NULL: the run's start (per-test
-    times are not known), 8 bytes a row less."""
+) -> Iterator[tuple[Any, ...]]:
+    """The run's history rows in primary-key order, made as they are written (a big run's rows
+    are never all in memory at once); timestamp NULL: the run's start (per-test times are not
+    known), 8 bytes a row less."""
     if len({r.key for r in results}) == len(results):  # one attempt per test: unique already
-        rows = [
-            (execution, test_ids[r.key], r.attempt, None, r.status, r.duration, r.message)
-            for r in results
-        ]
+        attempts = [r.attempt for r in results]
     else:
-        rows = [
-            (execution, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
-            for r, attempt in _unique_attempts(results)
-        ]
-    rows.sort(key=_BY_TEST)  # appended to the table's B-tree in order, not scattered
-    return rows
+        attempts = [attempt for _, attempt in _unique_attempts(results)]
+    ids = [test_ids[r.key] for r in results]
+    # appended to the table's B-tree in order, not scattered (a test's attempts in their order)
+    order = sorted(range(len(results)), key=ids.__getitem__)
+    for i in order:
+        r = results[i]
+        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message)
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
