@@ -407,12 +407,15 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
         reran = {r.key for r in run.results if r.status == RERUN}
         finals = run.final_results()
-        stats = [
-            stats_row(test_ids[key], sub.space, run_outcome(final, key in reran), at)
-            for key, final in finals.items()
-        ]
+        # by test id: the lock order of concurrent owners, and the primary key's; the rows are
+        # made as they are written (a big run's are never all in memory at once)
+        by_id = sorted(finals, key=test_ids.__getitem__)
+        stats: Iterable[tuple[Any, ...]] = (
+            stats_row(test_ids[key], sub.space, run_outcome(finals[key], key in reran), at)
+            for key in by_id
+        )
         stats = _in_time(db, project.id, sub.space, order.key(at, execution.id), stats)
-        backend.bulk_execute(db, _stats_upsert_sql(db), backend.lock_order(db, stats))
+        backend.bulk_execute(db, _stats_upsert_sql(db), stats)
         tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
         tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
         backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
@@ -423,8 +426,12 @@ _OUTCOME = _STATS_COLUMNS.index("last_outcome")
 
 
 def _in_time(
-    db: Database, project: int, space: str, here: tuple[float, int], rows: list[tuple[Any, ...]]
-) -> list[tuple[Any, ...]]:
+    db: Database,
+    project: int,
+    space: str,
+    here: tuple[float, int],
+    rows: Iterable[tuple[Any, ...]],
+) -> Iterable[tuple[Any, ...]]:
     """The statistics rows of a run that started before runs already stored: for each test
     run later, its flips change by its neighbours in time (prev != next gives way to
     prev != this + this != next) and its last outcome stays the later one's.
@@ -433,6 +440,7 @@ def _in_time(
     """
     if not order.has_later_run(db, project, space, here[0]):
         return rows
+    rows = list(rows)
     executed = [row[0] for row in rows if row[_OUTCOME] is not None]
     after = order.neighbours(db, project, space, here, executed, later=True)
     if not after:
