@@ -417,7 +417,9 @@ def test_big_runs_store_every_result_under_its_own_test(
     rng = random.Random(16)
     suite = [f"tests/test_m{m}.py::TestC::test_{n}[{n % 7}]" for m in range(30) for n in range(100)]
     # a small project first: its ids come before the big one's and interleave with none
-    owner.run(lambda db: store_run(db, submission([result("o.py::t", PASSED)], "o", 1.0, root="/o")))
+    owner.run(
+        lambda db: store_run(db, submission([result("o.py::t", PASSED)], "o", 1.0, root="/o"))
+    )
     runs = [
         _suite_run(rng, suite[:2500], "a", 1000.0),
         _suite_run(rng, suite[500:], "b", 2000.0),  # 2,000 known tests, 500 new ones
