@@ -22,14 +22,27 @@ def exact_node_ids(source_format: str) -> bool:
 
 
 def key_from_node_id(node_id: str) -> str:
-    """The canonical key of a pytest node id (mirrors pytest's ``mangle_test_address``)."""
+    """The canonical key of a pytest node id (mirrors pytest's ``mangle_test_address``).
+
+    The file part loses its ``.py`` and its slashes become dots, the names inside the file are
+    joined by dots, the last one after ``::``; parameters stay as they are. Computed once per
+    test of every report: string methods only.
+    """
     path, bracket, params = node_id.partition("[")
-    names = path.split("::")
-    names[0] = _PY_SUFFIX.sub("", names[0].replace("\\", "/")).replace("/", ".")
-    names[-1] += bracket + params
-    if len(names) == 1:
-        return names[0]
-    return ".".join(names[:-1]) + "::" + names[-1]
+    head, sep, rest = path.partition("::")
+    if "\\" in head:
+        head = head.replace("\\", "/")
+    if head.endswith(".py"):
+        head = head[:-3]
+    elif head.endswith(".py\n"):  # as the regex `\.py$` read it: before a last newline too
+        head = head[:-4] + "\n"
+    module = head.replace("/", ".")
+    if not sep:
+        return module + bracket + params
+    if "::" not in rest:
+        return f"{module}::{rest}{bracket}{params}"
+    names = rest.split("::")
+    return f"{module}.{'.'.join(names[:-1])}::{names[-1]}{bracket}{params}"
 
 
 def key_from_junit(classname: str | None, name: str) -> str:

@@ -107,10 +107,8 @@ class Session:
     """The plugin object of one session: its record, and its id in the user's reports."""
 
     def __init__(self, config: pytest.Config, record: Path | None, project: Watched | None) -> None:
-        import uuid
-
         self.config = config
-        self.id = uuid.uuid4().hex
+        self.id = os.urandom(16).hex()  # a random id as uuid4's hex, without importing uuid
         self.project = project
         # the record goes to the watched project, unless `--anvild-record` says where
         self.root: Path | None = None if record or project is None else project.root
@@ -184,7 +182,6 @@ class Session:
                 return
             # The code a run tested is the tree as the session found it, not as it ends.
             import shlex
-            import socket
 
             from anvild_pytest.provenance import detect_origin, git_state
 
@@ -202,7 +199,7 @@ class Session:
                 "tree_dirty": git.dirty,
                 "diff_hash": git.diff_hash,
                 "origin": detect_origin(os.environ),
-                "hostname": socket.gethostname(),
+                "hostname": _hostname(),
             }
             path = self.record_file
             if path is None and self.root is not None:
@@ -245,15 +242,18 @@ class Session:
             self.xdist_workers = node.workerinput["workercount"]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        with self.guard():
+        # called three times a test: the guard written out, no context manager per call
+        try:
             if self.record is not None:
                 self.record.test_report(report)
-            if hasattr(report, "context") and report.failed and self.json_report:
+            if self.json_report and report.failed and hasattr(report, "context"):
                 # pytest-json-report keeps one call per test, the last: a failed subtest's message
                 # would be lost under its test's own call
                 from anvild_pytest.record import describe
 
                 self.subtest_failures.setdefault(report.nodeid, describe(report.longrepr))
+        except Exception as exc:  # anvild must never fail a test run
+            self.failed(exc)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         with self.guard():
@@ -320,6 +320,15 @@ class Session:
         if isinstance(start, float):  # older pytest: time.time() at its session start
             return start, time.time() - start
         return self.started, time.perf_counter() - self.clock
+
+
+def _hostname() -> str:
+    """The machine's name (os.uname's, as socket.gethostname's on POSIX, without socket)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def keep_out_of_git(cache_dir: Path) -> None:

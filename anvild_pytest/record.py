@@ -3,8 +3,9 @@
 The record is a pytest-reportlog file in shape (``$report_type`` lines, the same keys), so one
 reader serves both, cut to what a history keeps: per phase the outcome, duration and times,
 and for a phase that did not pass its message and long text. The first line carries the
-session's id and provenance, the last its exit status and wall time. Lines are flushed as
-they are written: the daemon shows the run while it goes on.
+session's id and provenance, the last its exit status and wall time. A test's lines reach the
+file together when its teardown is logged (other lines at once): the daemon sees the run while
+it goes on, and a test costs a few formatted lines and one system call.
 
 This module imports nothing but the standard library: it runs inside the user's pytest, and
 whatever fails in it is caught by the plugin (anvild_pytest.plugin), never by the session.
@@ -24,6 +25,8 @@ RECORD_VERSION = 1
 # Records wait here for the daemon; the oldest beyond this many go when a session starts, so a
 # project whose daemon never runs does not fill its disk.
 KEEP_RECORDS = 200
+_BUFFER = 1 << 16
+_string = json.encoder.encode_basestring_ascii  # what json.dumps does to a str, without a call
 
 
 def record_path(root: Path, session_id: str, now: float) -> Path:
@@ -71,17 +74,31 @@ def describe(longrepr: Any) -> tuple[str | None, str | list[Any] | None]:
     return _crash(longrepr), _text(longrepr)
 
 
+def _word(value: Any) -> str:
+    """A JSON string as json.dumps writes it (anything else as dumps writes it)."""
+    return _string(value) if type(value) is str else json.dumps(value, default=str)
+
+
+def _number(value: Any) -> str:
+    """A JSON number as json.dumps writes it (a finite float by repr, the rest by dumps)."""
+    if type(value) is float and value - value == 0.0:
+        return repr(value)
+    return json.dumps(value, default=str)
+
+
 class Record:
-    """An open session record; every write is one flushed line."""
+    """An open session record: one JSON line per event; a test's lines flushed at its end."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = path.open("w", buffering=1, encoding="utf-8")
+        self._file: IO[str] | None = path.open("w", buffering=_BUFFER, encoding="utf-8")
 
     def write(self, data: dict[str, Any]) -> None:
+        """One line, flushed now."""
         if self._file is not None:
             self._file.write(json.dumps(data, default=str) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:
@@ -98,24 +115,32 @@ class Record:
         )
 
     def test_report(self, report: Any) -> None:
-        """One phase of one test (a subtest's report is marked as pytest-reportlog marks it)."""
-        data: dict[str, Any] = {
-            "$report_type": "SubTestReport" if hasattr(report, "context") else "TestReport",
-            "nodeid": report.nodeid,
-            "when": report.when,
-            "outcome": report.outcome,
-            "duration": report.duration,
-            "start": getattr(report, "start", None),
-            "stop": getattr(report, "stop", None),
-        }
+        """One phase of one test (a subtest's report is marked as pytest-reportlog marks it):
+        the line json.dumps would write for its fields, formatted directly."""
+        outcome = report.outcome
+        line = (
+            '{"$report_type": "SubTestReport", "nodeid": '
+            if hasattr(report, "context")
+            else '{"$report_type": "TestReport", "nodeid": '
+        ) + (
+            f"{_word(report.nodeid)}, "
+            f'"when": {_word(report.when)}, "outcome": {_word(outcome)}, '
+            f'"duration": {_number(report.duration)}, '
+            f'"start": {_number(getattr(report, "start", None))}, '
+            f'"stop": {_number(getattr(report, "stop", None))}'
+        )
         if hasattr(report, "wasxfail"):
-            data["wasxfail"] = str(report.wasxfail)
-        if report.outcome != "passed" and report.longrepr is not None:
-            data["longrepr"] = _text(report.longrepr)
+            line += f', "wasxfail": {_string(str(report.wasxfail))}'
+        if outcome != "passed" and report.longrepr is not None:
+            line += f', "longrepr": {json.dumps(_text(report.longrepr), default=str)}'
             crash = _crash(report.longrepr)
             if crash is not None:
-                data["crash"] = crash
-        self.write(data)
+                line += f', "crash": {_word(crash)}'
+        file = self._file
+        if file is not None:
+            file.write(line + "}\n")
+            if report.when == "teardown":  # the test's last line: its lines go out together
+                file.flush()
 
     def collect_report(self, report: Any) -> None:
         """A collector that failed or was skipped (an import error, a module-level skip)."""

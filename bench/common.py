@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -361,14 +362,22 @@ def statement_times() -> Iterator[dict[str, list[float]]]:
     times: dict[str, list[float]] = {}
     original = backend.bulk_execute
 
-    def timed_bulk(db: object, sql: str, rows: object) -> None:
+    def timed_bulk(db: object, sql: str, rows: Any) -> None:
+        # rows made as they are written (a generator) are counted as they pass
+        count = [len(rows)] if isinstance(rows, list | tuple) else [0]
+
+        def counted() -> Iterator[Any]:
+            for row in rows:
+                count[0] += 1
+                yield row
+
         start = time.perf_counter()
         try:
-            original(db, sql, rows)  # type: ignore[arg-type]
+            original(db, sql, rows if isinstance(rows, list | tuple) else counted())  # type: ignore[arg-type]
         finally:
             verb = sql.split(None, 1)[0]
             table = sql.split('"')[1] if '"' in sql else "?"
-            key = f"{verb} {table} ({len(rows)} rows)"  # type: ignore[arg-type]
+            key = f"{verb} {table} ({count[0]} rows)"
             times.setdefault(key, []).append(time.perf_counter() - start)
 
     backend.bulk_execute = timed_bulk  # type: ignore[assignment]

@@ -451,3 +451,31 @@ def test_an_empty_table_into_a_pipe_is_just_its_headings(project: Path) -> None:
         "Test statistics",
         "test  space  runs  passed  failed  errors  skipped  fail rate  avg  last  last run",
     ]
+
+
+def test_commands_on_sqlite_never_import_a_postgresql_driver(
+    tmp_path: Path, sample_reports: dict
+) -> None:
+    """psycopg2 costs every command its import: only a PostgreSQL URL brings it in."""
+    code = (
+        "import sys\n"
+        "from anvild.cli import main\n"
+        "db, project, report = sys.argv[1:]\n"
+        "for args in (['ingest', report], ['stats', 'show']):\n"
+        "    sys.argv = ['anvild', '--db', db, '--project', project, *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg2', 'psycopg')))\n"
+    )
+    db, report = tmp_path / "history.db", str(sample_reports["json"])
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(db), str(tmp_path), report],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM execution").fetchone() == (1,)

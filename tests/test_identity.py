@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from anvild.identity import exact_node_ids, key_from_junit, key_from_node_id, node_id_from_junit
 
@@ -63,3 +65,27 @@ def test_a_name_alone_that_is_no_module_stays_as_it_is() -> None:
 def test_only_pytest_reports_name_tests_by_their_real_node_ids() -> None:
     assert exact_node_ids("pytest-json-report") and exact_node_ids("reportlog")
     assert not exact_node_ids("junit")
+
+
+def _key_as_pytest_mangles(node_id: str) -> str:
+    """pytest's own ``mangle_test_address`` (junitxml), the rule key_from_node_id computes."""
+    import re
+
+    path, possible_open_bracket, params = node_id.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("\\", "/")).replace("/", ".")
+    names[-1] += possible_open_bracket + params
+    return names[0] if len(names) == 1 else ".".join(names[:-1]) + "::" + names[-1]
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            ["tests", "a\\b", "/", ".py", ".py\n", "::", ":", "[", "]", "x", "é", "\n"]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_key_from_node_id_is_pytest_s_own_mangling(node_id: str) -> None:
+    """The key is written with string methods for speed; it stays pytest's rule exactly."""
+    assert key_from_node_id(node_id) == _key_as_pytest_mangles(node_id)

@@ -300,3 +300,55 @@ def test_a_failure_inside_anvild_is_one_warning_line_and_the_run_goes_on(watched
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if "anvild" in line]
     assert len(said) == 1 and said[0].startswith("anvild: warning: "), said
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+ODD = {
+    "pytest.ini": "[pytest]\n",
+    "test_odd.py": """
+        import pytest
+
+        @pytest.mark.parametrize("text", ['quote"s', "back\\\\slash", "new\\nline", "é🙂", "\\x00"])
+        def test_odd_ids(text):
+            assert text != "new\\nline"
+
+        @pytest.mark.xfail(reason="known \\"bug\\"")
+        def test_xfail():
+            assert False
+
+        @pytest.mark.skip(reason="not here")
+        def test_skip():
+            pass
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup\\tfails")
+
+        def test_setup_error(broken):
+            pass
+    """,
+}
+
+
+def test_record_lines_say_what_pytest_reportlog_says(tmp_path: Path) -> None:
+    """The record formats its test lines itself (no json.dumps per phase): every field it keeps
+    reads back as pytest-reportlog writes it for the same session, odd node ids included."""
+    root = write_project(tmp_path / "odd", ODD)
+    watch(root)
+    proc = pytest_session(root, "-q", "-p", "no:randomly", "--report-log=log.jsonl")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [record] = records(root)
+    mine = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    theirs = [json.loads(line) for line in (root / "log.jsonl").read_text().splitlines()]
+    kinds = ("TestReport", "SubTestReport")
+    mine = [line for line in mine if line["$report_type"] in kinds]
+    theirs = [line for line in theirs if line["$report_type"] in kinds]
+    assert len(mine) == len(theirs) == 5 * 3 + 3 + 2 + 2  # a skip and a setup error: no call
+    for kept, full in zip(mine, theirs, strict=True):
+        assert kept == {key: full[key] for key in kept if key not in ("longrepr", "crash")} | {
+            key: kept[key] for key in ("longrepr", "crash") if key in kept
+        }
+        assert set(kept) >= {"nodeid", "when", "outcome", "duration", "start", "stop"}
+        if full.get("wasxfail") is not None:
+            assert kept["wasxfail"] == full["wasxfail"]
+    crashes = [line["crash"] for line in mine if "crash" in line]
+    assert any("setup\tfails" in crash for crash in crashes), crashes

@@ -392,3 +392,57 @@ def test_an_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
     bogus.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="cannot open database"):
         open_database(str(bogus))
+
+
+def _suite_run(rng: random.Random, tests: list[str], sha: str, at: float) -> Submission:
+    statuses = [PASSED] * 8 + [FAILED, ERROR, SKIPPED, XFAILED, XPASSED]
+    results = []
+    for node in tests:
+        if rng.random() < 0.05:
+            results.append(result(node, RERUN, rng.random()))
+            results.append(result(node, rng.choice([PASSED, FAILED]), rng.random(), attempt=1))
+        else:
+            results.append(result(node, rng.choice(statuses), rng.choice([None, rng.random()])))
+    rng.shuffle(results)  # reports list tests in any order; the store sorts its rows
+    return submission(results, sha, at)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_big_runs_store_every_result_under_its_own_test(
+    backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Runs past the size where tests are read by project scan and new ids are assigned in
+    bulk: every result lands under its own test, and the statistics are history's."""
+    owner = request.getfixturevalue("owner" if backend_name == "sqlite" else "pg_owner")
+    rng = random.Random(16)
+    suite = [f"tests/test_m{m}.py::TestC::test_{n}[{n % 7}]" for m in range(30) for n in range(100)]
+    # a small project first: its ids come before the big one's and interleave with none
+    owner.run(
+        lambda db: store_run(db, submission([result("o.py::t", PASSED)], "o", 1.0, root="/o"))
+    )
+    runs = [
+        _suite_run(rng, suite[:2500], "a", 1000.0),
+        _suite_run(rng, suite[500:], "b", 2000.0),  # 2,000 known tests, 500 new ones
+        _suite_run(rng, rng.sample(suite, 40), "c", 3000.0),  # a few, looked up by key
+    ]
+    for sub in runs:
+        owner.run(lambda db, s=sub: store_run(db, s))
+    stored = rows(
+        owner,
+        "SELECT e.execution_id, t.entity_id, t.key, h.attempt, h.status, h.duration, h.message"
+        " FROM execution_history h JOIN test t ON t.id = h.test_id"
+        " JOIN execution e ON e.id = h.execution_id JOIN project p ON p.id = t.project_id"
+        " WHERE p.root = '/p'",
+    )
+    names = dict(rows(owner, "SELECT report_sha256, execution_id FROM execution"))
+    expected = {
+        (names[sub.sha256], r.node_id, r.key, r.attempt, r.status, r.duration, r.message)
+        for sub in runs
+        for r in sub.run.results
+    }
+    assert len(stored) == sum(len(sub.run.results) for sub in runs)
+    assert set(stored) == expected
+    assert rows(owner, "SELECT COUNT(*) FROM test") == [(1 + len(suite),)]
+    for root in ("/p", "/o"):
+        project = rows(owner, f"SELECT id FROM project WHERE root = '{root}'")[0][0]
+        assert owner.run(lambda db, p=project: rebuild(db, p)) == []

@@ -283,36 +283,81 @@ class _Report(msgspec.Struct):
     root: str | None = None
     environment: dict[str, Any] = msgspec.field(default_factory=dict)
     collectors: list[_Collector] = msgspec.field(default_factory=list)
-    tests: list[_Test] | None = None
+    # Each test's bytes, not yet decoded: tests are decoded a chunk at a time and become records
+    # as they go, so a huge report is never a tree of decoded objects whole (see _typed).
+    tests: list[msgspec.Raw] | None = None
     anvild: dict[str, Any] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Report)
+_TESTS = msgspec.json.Decoder(list[_Test])
+_CHUNK = 2000  # tests decoded at once: few calls, little memory
 
 
-def _typed_phase(phase: _Phase) -> Phase:
-    crash = phase.crash.message if phase.crash is not None else None
-    return seconds(phase.duration), phase.outcome, crash, phase.longrepr
+_INF = float("inf")
+
+
+def _typed_test(test: _Test, path: Path, out: list[TestResult], files: dict[str, str]) -> None:
+    """A decoded test's results appended to out: `_result` and `_attempts` for typed phases,
+    written out once per test (no phase tuples, no call per phase; the same rules)."""
+    node_id = test.nodeid
+    if not node_id:
+        raise ReportError("a test without a 'nodeid'", str(path))
+    setup, call, teardown = test.setup, test.call, test.teardown
+    phases = [phase for phase in (setup, call, teardown) if phase is not None]
+    if call is None and phases and all(p.outcome in (None, "passed") for p in phases):
+        return  # set up, never called: the session was interrupted before its verdict
+    node_id = clip_name(node_id)
+    outcome = test.outcome
+    status = OUTCOMES.get(outcome) or map_outcome(outcome, path)
+    total, timed = 0.0, False
+    message = traceback = None
+    for phase in phases:
+        took = phase.duration  # seconds(): finite and not negative, else not counted
+        if took is not None and 0.0 <= took < _INF:
+            total += took
+            timed = True
+        if message is None and phase.outcome not in (None, "passed"):
+            message = phase.crash.message if phase.crash is not None else None
+            longrepr = phase.longrepr
+            if longrepr:
+                traceback = longrepr
+                if message is None:
+                    message = last_line(longrepr)
+    duration = total if timed and total < _INF else None  # a sum of huge ones is no duration
+    failure = test.anvild_subtest_failure
+    if failure is not None:  # as in _result: a failed subtest fails its test
+        status = status if status == ERROR else FAILED
+        message = failure.message or last_line(failure.longrepr)
+        traceback = failure.longrepr or traceback
+    if status in (PASSED, XPASSED):
+        message = traceback = None
+    elif status in (SKIPPED, XFAILED):
+        traceback = None
+    result = TestResult(
+        node_id,
+        key_from_node_id(node_id),
+        status,
+        duration,
+        0,
+        clip_message(message),
+        clip_traceback(traceback),
+        files.setdefault(file := node_id.partition("::")[0], file),  # one string a file
+    )
+    if status == RERUN and call is not None and call.outcome == "passed":  # as _attempts
+        out.append(replace(result, duration=None))
+        out.append(replace(result, status=PASSED, message=None))
+    else:
+        out.append(result)
 
 
 def _typed(report: _Report, path: Path) -> ParsedRun:
-    results = [
-        attempt
-        for test in report.tests or ()
-        for attempt in _attempts(
-            _result(
-                test.nodeid,
-                test.outcome,
-                [_typed_phase(p) for p in (test.setup, test.call, test.teardown) if p is not None],
-                path,
-                test.call is not None,
-                (test.anvild_subtest_failure.message, test.anvild_subtest_failure.longrepr)
-                if test.anvild_subtest_failure is not None
-                else None,
-            ),
-            test.call.outcome if test.call is not None else None,
-        )
-    ]
+    results: list[TestResult] = []
+    raw = report.tests or []
+    files: dict[str, str] = {}
+    for start in range(0, len(raw), _CHUNK):
+        for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
+            _typed_test(test, path, results, files)
     # one per node id before anything is built for it (_collector_results says which)
     unique: dict[str, _Collector] = {}
     for c in report.collectors:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import itertools
+import operator
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -119,8 +122,28 @@ def _connect_sqlite(path: Path) -> Database:
     return db
 
 
+def load_postgres_driver() -> None:
+    """Give peewee psycopg2, which anvild.store kept from it at import (see there)."""
+    import peewee
+
+    if getattr(peewee, "psycopg2", None) is not None:
+        return
+    import psycopg2
+    from psycopg2 import extensions
+    from psycopg2.extras import Json, register_uuid
+
+    register_uuid()
+    vars(peewee).update(psycopg2=psycopg2, pg_extensions=extensions, Json_pg2=Json)
+    adapter = getattr(peewee, "Psycopg2Adapter", None)  # its status names are set at import
+    if adapter is not None:
+        adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
+        adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
+        adapter.txn_unknown = extensions.TRANSACTION_STATUS_UNKNOWN
+
+
 def _connect_postgres(url: str) -> Database:
     try:
+        load_postgres_driver()
         from playhouse.db_url import parse
 
         params = parse(url)
@@ -153,19 +176,24 @@ def write_transaction(db: Database) -> Iterator[None]:
         raise
 
 
-def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run one parametrized statement for many rows, in the open transaction."""
-    if not rows:
-        return
+def bulk_execute(db: Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Run one parametrized statement for many rows, in the open transaction (rows: a list,
+    or made as they go: SQLite then never holds them all)."""
     cursor = db.cursor()
     if is_sqlite(db):
         cursor.executemany(sql, rows)
         return
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    if not rows:
+        return
     from psycopg2.extras import execute_batch, execute_values
 
-    # An INSERT's row of placeholders becomes one multi-row VALUES list per page: one round
-    # trip a page instead of one a row.
+    # An INSERT's row of placeholders: many rows go through COPY into a staging table and one
+    # INSERT ... SELECT, fewer as one multi-row VALUES list per page (a round trip a page).
     values = _ROW_OF_PARAMS.search(sql) if sql.lstrip().upper().startswith("INSERT") else None
+    if values is not None and len(rows) >= COPY_ROWS:
+        _copy_insert(cursor, sql, values, rows)
+        return
     if values is not None:
         multi = sql[: values.start()] + "VALUES %s" + sql[values.end() :]
         template = values.group(0)[len("VALUES") :].strip()
@@ -175,6 +203,56 @@ def bulk_execute(db: Database, sql: str, rows: Sequence[Sequence[Any]]) -> None:
 
 
 _ROW_OF_PARAMS = re.compile(r"VALUES\s*\((?:\s*(?:%s|'[^']*')\s*,)*\s*(?:%s|'[^']*')\s*\)")
+_INSERT_INTO = re.compile(r'^\s*INSERT\s+INTO\s+("[^"]+")\s*\(([^)]*)\)\s*$', re.IGNORECASE)
+# From this many rows an INSERT goes through COPY (a staging table costs a few statements).
+COPY_ROWS = 1000
+_staged = itertools.count()
+
+
+def _copy_insert(
+    cursor: Any, sql: str, values: re.Match[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`INSERT INTO t (cols) VALUES (%s, 'x', ...) <rest>` for many rows, set-based: the rows
+    COPY into a staging table of the placeholders' columns (their types: the table's own),
+    then one `INSERT INTO t (cols) SELECT ... ORDER BY` the rows' own order, `<rest>` (an
+    ON CONFLICT clause) kept. The staging table goes at commit."""
+    head = _INSERT_INTO.match(sql[: values.start()])
+    if head is None:
+        raise ValueError(f"not an INSERT this can stage: {sql[:80]}")
+    table, columns = head.group(1), [c.strip() for c in head.group(2).split(",")]
+    cells = [c.strip() for c in values.group(0)[len("VALUES") :].strip()[1:-1].split(",")]
+    staged = [column for column, cell in zip(columns, cells, strict=True) if cell == "%s"]
+    stage = f"anvild_stage_{next(_staged)}"
+    cursor.execute(
+        f'CREATE TEMPORARY TABLE "{stage}" ON COMMIT DROP AS '
+        f'SELECT {", ".join(staged)}, 0::bigint AS "anvild_row" FROM {table} WITH NO DATA'
+    )
+    text = io.StringIO()
+    text.writelines(
+        "\t".join([*map(_copy_text, row), str(number)]) + "\n" for number, row in enumerate(rows)
+    )
+    text.seek(0)
+    cursor.copy_expert(f'COPY "{stage}" ({", ".join(staged)}, "anvild_row") FROM STDIN', text)
+    picked = [column if cell == "%s" else cell for column, cell in zip(columns, cells, strict=True)]
+    cursor.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(picked)} "
+        f'FROM "{stage}" ORDER BY "anvild_row" {sql[values.end() :]}'
+    )
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format: NULL as \\N, text with its escapes, numbers by repr."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return repr(value)
 
 
 _MIGRATION_LOCK = 0x616E76696C64  # "anvild": one advisory lock key for schema changes
@@ -196,9 +274,14 @@ def checkpoint_when_idle(db: Database) -> None:
 
 
 def lock_order(db: Database, rows: list[Any]) -> list[Any]:
-    """Rows sorted by their first column where several writers share the database, so their
-    transactions lock rows in one order and never deadlock (SQLite has one writer)."""
-    return rows if is_sqlite(db) else sorted(rows, key=lambda row: row[0])
+    """Rows sorted by their first column: where several writers share the database their
+    transactions lock rows in one order and never deadlock; on SQLite the rows go into their
+    table's primary key in its order (ids are mostly ascending already: cheap to sort)."""
+    del db  # the same order on every backend
+    return sorted(rows, key=_FIRST)
+
+
+_FIRST = operator.itemgetter(0)
 
 
 def reconnect_if_broken(db: Database) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -175,12 +175,6 @@ def _test_ids(
     for result in results:
         wanted.setdefault(result.key, result)
     known = _lookup(db, project_id, list(wanted))
-    # Sorted: concurrent owners then take row locks in one order and never deadlock.
-    missing = sorted((wanted[key] for key in wanted if key not in known), key=lambda r: r.key)
-    if missing:
-        rows = [(project_id, r.node_id, r.file, r.key) for r in missing]
-        backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
-        known.update(_lookup(db, project_id, [r.key for r in missing]))
     # A test first seen in JUnit has a guessed node id (`data/v2/test_x.py` for the file
     # `data.v2/test_x.py`); a pytest report names it for real. A guess never replaces an id.
     if exact:
@@ -190,7 +184,38 @@ def _test_ids(
             if wanted[key].node_id != entity_id
         ]
         backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
-    return {key: test_id for key, (test_id, _) in known.items()}
+    ids = {key: test_id for key, (test_id, _) in known.items()}
+    # Sorted: concurrent owners then take row locks in one order and never deadlock, and the
+    # rows go into the (project, key) index in its order.
+    missing = sorted(key for key in wanted if key not in known)
+    if missing:
+        ids.update(_insert_tests(db, project_id, missing, wanted))
+    return ids
+
+
+def _insert_tests(
+    db: Database, project_id: int, keys: list[str], wanted: Mapping[str, TestResult]
+) -> dict[str, int]:
+    """Insert new tests (keys: sorted); their ids by key.
+
+    SQLite has one writer, holding the write lock since BEGIN IMMEDIATE: rows inserted into
+    an INTEGER PRIMARY KEY table get the ids after the largest, in order. That is checked
+    (the count and the largest id), and the ids are looked up where it does not hold.
+    """
+    rows = ((project_id, wanted[key].node_id, wanted[key].file, key) for key in keys)
+    cursor = db.cursor()
+    top = None
+    if backend.is_sqlite(db):
+        cursor.execute('SELECT COALESCE(MAX("id"), 0) FROM "test"')
+        top = cursor.fetchone()[0]
+    backend.bulk_execute(db, _TEST_INSERT.format(p=db.param), rows)
+    if top is not None:
+        cursor.execute('SELECT COUNT(*), MAX("id") FROM "test" WHERE "id" > ?', (top,))
+        count, last = cursor.fetchone()
+        if count == len(keys) and last == top + len(keys):
+            return dict(zip(keys, range(top + 1, top + 1 + len(keys)), strict=True))
+    found = _lookup(db, project_id, keys)
+    return {key: test_id for key, (test_id, _) in found.items()}
 
 
 _WHOLE_PROJECT = 2000
@@ -269,6 +294,24 @@ def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any
         out.outcome,
         0,
     )
+
+
+def _history(
+    execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
+) -> Iterator[tuple[Any, ...]]:
+    """The run's history rows in primary-key order, made as they are written (a big run's rows
+    are never all in memory at once); timestamp NULL: the run's start (per-test times are not
+    known), 8 bytes a row less."""
+    if len({r.key for r in results}) == len(results):  # one attempt per test: unique already
+        attempts = [r.attempt for r in results]
+    else:
+        attempts = [attempt for _, attempt in _unique_attempts(results)]
+    ids = [test_ids[r.key] for r in results]
+    # appended to the table's B-tree in order, not scattered (a test's attempts in their order)
+    order = sorted(range(len(results)), key=ids.__getitem__)
+    for i in order:
+        r = results[i]
+        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message)
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -360,20 +403,19 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             session_id=run.session_id,
         )
         test_ids = _test_ids(db, project.id, run.results, exact_node_ids(run.source_format))
-        history = [
-            # timestamp NULL: the run's start (per-test times are not known); 8 bytes a row less
-            (execution.id, test_ids[r.key], attempt, None, r.status, r.duration, r.message)
-            for r, attempt in _unique_attempts(run.results)
-        ]
+        history = _history(execution.id, test_ids, run.results)
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
         reran = {r.key for r in run.results if r.status == RERUN}
         finals = run.final_results()
-        stats = [
-            stats_row(test_ids[key], sub.space, run_outcome(final, key in reran), at)
-            for key, final in finals.items()
-        ]
+        # by test id: the lock order of concurrent owners, and the primary key's; the rows are
+        # made as they are written (a big run's are never all in memory at once)
+        by_id = sorted(finals, key=test_ids.__getitem__)
+        stats: Iterable[tuple[Any, ...]] = (
+            stats_row(test_ids[key], sub.space, run_outcome(finals[key], key in reran), at)
+            for key in by_id
+        )
         stats = _in_time(db, project.id, sub.space, order.key(at, execution.id), stats)
-        backend.bulk_execute(db, _stats_upsert_sql(db), backend.lock_order(db, stats))
+        backend.bulk_execute(db, _stats_upsert_sql(db), stats)
         tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
         tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
         backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
@@ -384,8 +426,12 @@ _OUTCOME = _STATS_COLUMNS.index("last_outcome")
 
 
 def _in_time(
-    db: Database, project: int, space: str, here: tuple[float, int], rows: list[tuple[Any, ...]]
-) -> list[tuple[Any, ...]]:
+    db: Database,
+    project: int,
+    space: str,
+    here: tuple[float, int],
+    rows: Iterable[tuple[Any, ...]],
+) -> Iterable[tuple[Any, ...]]:
     """The statistics rows of a run that started before runs already stored: for each test
     run later, its flips change by its neighbours in time (prev != next gives way to
     prev != this + this != next) and its last outcome stays the later one's.
@@ -394,6 +440,7 @@ def _in_time(
     """
     if not order.has_later_run(db, project, space, here[0]):
         return rows
+    rows = list(rows)
     executed = [row[0] for row in rows if row[_OUTCOME] is not None]
     after = order.neighbours(db, project, space, here, executed, later=True)
     if not after:
