@@ -77,7 +77,8 @@ def test_many_small_pieces_with_pauses_are_one_run_and_no_rejection(
             stream.flush()
             # the writer's own pace: now and then longer than the settle time (200 ms)
             time.sleep(0.3 if rng.random() < 0.2 else 0.01)
-            assert executions(project) == []
+            if end < len(data):  # a part of the report is never a run; the whole one may be,
+                assert executions(project) == []  # once stable, before its writer closes it
     settled(project, [data])
 
 
