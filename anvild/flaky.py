@@ -21,7 +21,7 @@ from itertools import groupby, pairwise
 from typing import Any
 
 from anvild.errors import UsageError
-from anvild.records import NOT_EXECUTED, PASSING, RERUN, outranks
+from anvild.store import fold
 
 SAME_CODE = "same_code_different_outcome"
 PASSED_ON_RETRY = "passed_on_retry"
@@ -41,7 +41,7 @@ class FlakyOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class RunOutcome:
+class ExecutedRun:
     """One executed run of one test: its outcome, whether it was rerun, its code state."""
 
     execution: int
@@ -131,7 +131,7 @@ def code_state(
     return (commit, "clean")
 
 
-def runs_from_attempts(space: str, rows: Iterable[Sequence[Any]]) -> list[RunOutcome]:
+def runs_from_attempts(space: str, rows: Iterable[Sequence[Any]]) -> list[ExecutedRun]:
     """Fold one test's attempts, ordered by (execution, attempt), into its executed runs.
 
     rows: (execution, attempt, status, git_commit, tree_dirty, diff_hash) as
@@ -139,25 +139,20 @@ def runs_from_attempts(space: str, rows: Iterable[Sequence[Any]]) -> list[RunOut
     """
     runs = []
     for execution, attempts in groupby(rows, key=lambda row: row[0]):
-        final: str | None = None
-        reran = False
         code: tuple[str, str] | None = None
+        statuses = []
         for _, _, status, commit, dirty, diff_hash in attempts:
-            reran = reran or status == RERUN
-            if final is None or outranks(status, final):
-                final = status
+            statuses.append((status, None))
             code = code_state(space, commit, dirty, diff_hash)
-        if final is None or final in NOT_EXECUTED:
+        settled = fold.settle(statuses)
+        if settled is None or settled.outcome is None:
             continue
-        # FAILED, ERROR, or only RERUN attempts (the run ended before a verdict): a failure,
-        # as the statistics count it.
-        outcome = "pass" if final in PASSING else "fail"
-        runs.append(RunOutcome(execution, outcome, reran, code))
+        runs.append(ExecutedRun(execution, settled.outcome, settled.reran, code))
     return runs
 
 
 def evaluate(
-    entity_id: str, space: str, runs: Sequence[RunOutcome], options: FlakyOptions
+    entity_id: str, space: str, runs: Sequence[ExecutedRun], options: FlakyOptions
 ) -> Verdict:
     """Apply the three rules to a test's executed runs in one space, oldest first."""
     runs = list(runs)[-options.window :] if options.window else list(runs)

@@ -7,16 +7,17 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context
+from anvild.records import Status
 
 LISTED = 20  # rows per list of a run card before "and N more"
 MARKS = {  # pytest's own letters, newest result first
-    "PASSED": (".", "green"),
-    "XPASSED": ("X", "green"),
-    "FAILED": ("F", "red"),
-    "ERROR": ("E", "red"),
-    "RERUN": ("R", "yellow"),
-    "SKIPPED": ("s", "bright_black"),
-    "XFAILED": ("x", "bright_black"),
+    Status.PASSED: (".", "green"),
+    Status.XPASSED: ("X", "green"),
+    Status.FAILED: ("F", "red"),
+    Status.ERROR: ("E", "red"),
+    Status.RERUN: ("R", "yellow"),
+    Status.SKIPPED: ("s", "bright_black"),
+    Status.XFAILED: ("x", "bright_black"),
 }
 
 
@@ -59,8 +60,8 @@ def _seconds(value: float | None) -> str:
 def mark(run: dict[str, Any]) -> str:
     """One result as a coloured letter; a rerun that passed is a yellow R."""
     letter, colour = MARKS.get(run["status"], ("?", "white"))
-    if run.get("reran") and run["status"] == "PASSED":
-        letter, colour = MARKS["RERUN"]
+    if run.get("reran") and run["status"] == Status.PASSED:
+        letter, colour = MARKS[Status.RERUN]
     return click.style(letter, fg=colour, bold=colour == "red")
 
 

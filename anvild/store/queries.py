@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import JOIN, fn
 
+from anvild.records import FAILING, NOT_EXECUTED, PASSING, Status
 from anvild.store import order
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (
@@ -160,7 +161,9 @@ def entity_names(project: int) -> dict[int, str]:
 
 # --- reads for flaky-test detection and reports ---
 
-_NOT_EXECUTED = ("SKIPPED", "XFAILED")
+_NOT_EXECUTED = tuple(sorted(NOT_EXECUTED))
+_FAILING = tuple(sorted(FAILING))
+_EXECUTED = tuple(sorted(PASSING | FAILING))
 
 
 def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -284,7 +287,7 @@ def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[d
     def count(statuses: tuple[str, ...]) -> Any:
         return fn.SUM(Case(None, [(status.in_(statuses), 1)], 0))
 
-    executed = status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+    executed = status.in_(_EXECUTED)
     timed = executed & ExecutionHistory.duration.is_null(False)
     query = (
         ExecutionHistory.select(
@@ -292,11 +295,11 @@ def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[d
             Entity.entity_id,
             Execution.space,
             fn.COUNT(fn.DISTINCT(ExecutionHistory.execution)).alias("runs"),
-            count(("PASSED", "XPASSED")).alias("passed"),
-            count(("FAILED",)).alias("failed"),
-            count(("ERROR",)).alias("errors"),
+            count(tuple(sorted(PASSING))).alias("passed"),
+            count((Status.FAILED,)).alias("failed"),
+            count((Status.ERROR,)).alias("errors"),
             count(_NOT_EXECUTED).alias("skipped"),
-            count(("RERUN",)).alias("reruns"),
+            count((Status.RERUN,)).alias("reruns"),
             fn.SUM(Case(None, [(timed, ExecutionHistory.duration)], 0.0)).alias("duration_total"),
             fn.SUM(Case(None, [(timed, 1)], 0)).alias("duration_count"),
         )
@@ -431,7 +434,7 @@ def failure_bound(test: int, newest: bool) -> dict[str, Any] | None:
             ExecutionHistory.message,
         )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .where((ExecutionHistory.test == test) & ExecutionHistory.status.in_(("FAILED", "ERROR")))
+        .where((ExecutionHistory.test == test) & ExecutionHistory.status.in_(_FAILING))
         .order_by(*(order.newest_first() if newest else order.oldest_first()))
         .limit(1)
     )
@@ -448,7 +451,7 @@ def timed_results(test: int, space: str, limit: int) -> list[float]:
         .where(
             (ExecutionHistory.test == test)
             & (Execution.space == space)
-            & ExecutionHistory.status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+            & ExecutionHistory.status.in_(_EXECUTED)
             & ExecutionHistory.duration.is_null(False)
         )
         .order_by(*order.newest_first(), ExecutionHistory.attempt.desc())
@@ -482,7 +485,7 @@ def recent_durations(
         .join(Entity, on=(ExecutionHistory.test == Entity.id))
         .where(
             ExecutionHistory.execution.in_(ids)
-            & ExecutionHistory.status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+            & ExecutionHistory.status.in_(_EXECUTED)
             & ExecutionHistory.duration.is_null(False)
         )
     )
@@ -534,7 +537,7 @@ def failures_since(project: int, since: float, spaces: tuple[str, ...]) -> list[
             (Execution.project == project)
             & Execution.space.in_(spaces)
             & (Execution.started_at >= since)
-            & ExecutionHistory.status.in_(("FAILED", "ERROR"))
+            & ExecutionHistory.status.in_(_FAILING)
         )
         .order_by(*order.oldest_first())
     )
