@@ -271,11 +271,15 @@ def rebuild_stats(
 
 
 def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
-    """The newest runs (`history`)."""
+    """The newest runs (`history`), each marked whether it was an outage (flaky.is_outage)."""
+    from anvild import flaky
     from anvild.store import queries
 
     project = _read(target)
-    return queries.executions(project, limit, space)
+    rows = queries.executions(project, limit, space)
+    for row in rows:
+        row["outage"] = flaky.is_outage(row)
+    return rows
 
 
 def test_history(
@@ -361,16 +365,20 @@ def sync_github(
                     yield replace(event, name=event.name.replace(str(path), label))
 
 
-def flaky_tests(target: Target, space: str, options: Any, broken: bool = False) -> list[Any]:
-    """Flaky tests (`stats flaky`), then with broken the broken ones; options: a FlakyOptions.
+def flaky_tests(
+    target: Target, space: str, options: Any, broken: bool = False, min_score: float = 0.0
+) -> list[Any]:
+    """Flaky tests (`stats flaky`) scored at least min_score, then with broken the broken
+    ones; options: a FlakyOptions.
 
     A broken test (failed in every run of the window) is not flaky (SPEC section 7): it is
-    listed only when asked for.
+    listed only when asked for. Regressions and fixes are never listed.
     """
     from anvild import flaky
 
     project = _read(target)
-    return [v for v in flaky.detect(project, space, options) if v.flaky or broken]
+    found = flaky.detect(project, space, options, min_score=min_score)
+    return [v for v in found if v.flaky or broken]
 
 
 def execution_report(

@@ -163,6 +163,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         "exit_code": run["exit_code"],
         "tests": len(finals),
         "counts": {name: run[name] for name in COUNT_FIELDS},
+        "outage": flaky.is_outage(run),
         **{name: run[name] for name in PROVENANCE},
         "tree_dirty": None if run["tree_dirty"] is None else bool(run["tree_dirty"]),
         "report_path": run["report_path"],
@@ -206,6 +207,10 @@ def runs_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         run["tree_dirty"] = None if run["tree_dirty"] is None else bool(run["tree_dirty"])
     return runs
+
+
+def _moment(moment: flaky.Moment | None) -> dict[str, Any] | None:
+    return moment.as_row() if moment else None
 
 
 def _failure(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -283,6 +288,12 @@ def test_card(
             "flaky": bool(verdict and verdict.flaky),
             "broken": bool(verdict and verdict.broken),
             "reasons": list(verdict.reasons) if verdict else [],
+            "score": round(verdict.score, 4) if verdict and verdict.flaky else None,
+            "first_flake": _moment(verdict.first_flake if verdict else None),
+            "last_flake": _moment(verdict.last_flake if verdict else None),
+            "recovered": bool(verdict and verdict.recovered),
+            "change": verdict.change if verdict else None,
+            "since": _moment(verdict.since if verdict else None),
             "spaces": [v.as_row() for v in verdicts],
         },
         "first_failure": _failure(queries.failure_bound(test, newest=False)),

@@ -6,25 +6,12 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from anvild.errors import NotARun
-
-
-class Status(StrEnum):
-    """What one attempt of a test came to; a `str`, so stored values are these plain names."""
-
-    PASSED = "PASSED"
-    FAILED = "FAILED"
-    ERROR = "ERROR"
-    SKIPPED = "SKIPPED"
-    XFAILED = "XFAILED"
-    XPASSED = "XPASSED"
-    RERUN = "RERUN"
-
+from anvild.status import Status
 
 # The members by name, typed as the strings results carry (a report's text maps onto them).
 PASSED: str = Status.PASSED

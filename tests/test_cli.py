@@ -148,6 +148,7 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "state",
         "session_id",
         "counts",
+        "outage",
         "git_commit",
         "git_branch",
         "tree_dirty",
@@ -155,6 +156,7 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "report_path",
     }
     assert set(runs[0]) == expected
+    assert not any(run["outage"] for run in runs)
     by_source = {run["source"]: run for run in runs}
     assert by_source["pytest-json-report"]["counts"] == {
         "passed": 5,

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context
-from anvild.records import Status
+from anvild.status import Status
 
 LISTED = 20  # rows per list of a run card before "and N more"
 MARKS = {  # pytest's own letters, newest result first
@@ -94,6 +94,21 @@ def _test(card: dict[str, Any]) -> None:
     if verdict["flaky"]:
         click.echo(
             "  " + click.style("flaky", fg="yellow", bold=True) + ": " + reasons(verdict["reasons"])
+        )
+        first, last = verdict["first_flake"], verdict["last_flake"]
+        state = "recovered (no flake in its newest runs)" if verdict["recovered"] else "active"
+        click.echo(
+            f"  flaky score {verdict['score']:.2f}; {state}; "
+            f"first flake {_when(first['at'])} ({_text(first['execution_id'])}), "
+            f"last flake {_when(last['at'])} ({_text(last['execution_id'])})"
+        )
+    elif verdict["change"]:
+        since = verdict["since"]
+        what = "failing since" if verdict["change"] == "regression" else "passing since"
+        commit = f", commit {_text(since['git_commit'][:12])}" if since["git_commit"] else ""
+        click.echo(
+            f"  {verdict['change']}, not flaky: {what} {_text(since['execution_id'])} "
+            f"({_when(since['at'])}{commit})"
         )
     elif verdict["broken"]:
         click.echo(
@@ -189,6 +204,12 @@ def _run(card: dict[str, Any]) -> None:
         click.echo(f"  CI: {_text(card['ci_url'])}")
     counts = ", ".join(f"{n} {name}" for name, n in card["counts"].items() if n)
     click.echo(f"  {card['tests']} tests: {counts or 'none'}")
+    if card.get("outage"):
+        click.echo(
+            "  "
+            + click.style("outage", fg="red", bold=True)
+            + ": most of its tests failed; its results are no evidence of flakiness"
+        )
     _listed(
         "Failed and errored",
         card["failures"],

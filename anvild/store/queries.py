@@ -203,8 +203,9 @@ def window_results(
     project: int, test: int, space: str, window: int, since: float | None = None
 ) -> list[tuple[Any, ...]]:
     """A test's attempts in its last `window` executed runs of a space by when they started
-    (store.order), oldest first, with each run's code state:
-    (execution, attempt, status, git_commit, tree_dirty, diff_hash).
+    (store.order), oldest first, with each run's code state, name, start and counts:
+    (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id, started_at,
+    passed, xpassed, failed, errors, exit_code).
 
     The window's oldest run is found walking the project's runs newest first on the run index
     and probing the test's rows by primary key, so the cost follows the window, not the length
@@ -236,7 +237,8 @@ _WINDOW_START_SQL = (
 )
 _WINDOW_SQL = (
     'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
-    'e."diff_hash" FROM "execution" AS e '
+    'e."diff_hash", e."execution_id", e."started_at", e."passed", e."xpassed", e."failed", '
+    'e."errors", e."exit_code" FROM "execution" AS e '
     'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {oldest}, h."attempt"'
