@@ -405,3 +405,83 @@ def comparison_report(
     project = _read(target)
     content = data.comparison(project, str(target.project_root), window_days, now=clock())
     return report.render(content, fmt)
+
+
+# --- the quarantine ---
+
+
+def quarantine_list(target: Target) -> list[Any]:
+    """The project's quarantine (`quarantine list`): quarantine.Entry rows, expired ones too."""
+    from anvild.store import quarantine as stored
+
+    try:
+        _read(target)
+    except NoHistory:
+        return []
+    return stored.entries(str(target.project_root))
+
+
+def _quarantine_write(target: Target, job: Callable[[Any], Any], clock: Callable[[], float]) -> Any:
+    """A change to the quarantine through the database's owner, then its mirror for the plugin
+    (`.anvil/quarantine.json`) rewritten from what the database holds."""
+    from anvild import quarantine
+    from anvild.store import quarantine as stored
+
+    with _owner(target, None) as owner:
+        result = owner.run(job)
+        entries = owner.run(lambda db: stored.entries(str(target.project_root)))
+    quarantine.write_mirror(target.project_root, entries, clock())
+    return result
+
+
+def quarantine_add(
+    target: Target,
+    ids: list[str],
+    reason: str | None,
+    until: str | None,
+    clock: Callable[[], float] = time.time,
+    source: str = "manual",
+) -> list[Any]:
+    """Quarantine tests (`quarantine add`); the project's quarantine after."""
+    from anvild.quarantine import Entry
+    from anvild.store import quarantine as stored
+
+    now = clock()
+    new = [Entry(entity_id, reason, until, now, source) for entity_id in dict.fromkeys(ids)]
+    root = str(target.project_root)
+    return _quarantine_write(
+        target, lambda db: stored.add(db, root, target.project_root.name, new), clock
+    )
+
+
+def quarantine_remove(
+    target: Target, ids: list[str], clock: Callable[[], float] = time.time
+) -> list[str]:
+    """Take tests out of quarantine (`quarantine remove`): the ids that were in it."""
+    from anvild.store import quarantine as stored
+
+    root = str(target.project_root)
+    removed, _ = _quarantine_write(target, lambda db: stored.remove(db, root, ids), clock)
+    return list(removed)
+
+
+def quarantine_sync(
+    target: Target,
+    space: str,
+    options: Any,
+    min_score: float = 0.0,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Quarantine the tests `stats flaky` finds that are not quarantined yet (`quarantine
+    sync`); the ids added (or, with dry_run, that would be)."""
+    from anvild import quarantine
+
+    found = flaky_tests(target, space, options, False, min_score)
+    today = quarantine.today(clock())
+    held = {e.entity_id for e in quarantine_list(target) if not e.expired(today)}
+    new = sorted({v.entity_id for v in found} - held)
+    if new and not dry_run:
+        reason = "flaky: found by anvild quarantine sync"
+        quarantine_add(target, new, reason, None, clock, source="sync")
+    return new
