@@ -107,6 +107,17 @@ def _finals(
     return finals
 
 
+def _quarantined(metadata: Any) -> set[str]:
+    """The tests the run's session held in quarantine (anvild_pytest marks them)."""
+    import json
+
+    try:
+        held = json.loads(metadata or "{}").get("quarantined")
+    except (ValueError, AttributeError):
+        return set()
+    return {name for name in held if isinstance(name, str)} if isinstance(held, list) else set()
+
+
 def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     """A run's card: provenance, counts, failures, and what changed since the previous run of
     its project and space."""
@@ -119,8 +130,14 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     if previous_id is not None:
         previous = queries.execution_by_id(previous_id)
         before = _finals(queries.run_results(previous_id))
+    held = _quarantined(run.get("metadata"))
     failures = [
-        {"entity_id": name, "status": row["status"], "message": row["message"]}
+        {
+            "entity_id": name,
+            "status": row["status"],
+            "message": row["message"],
+            "quarantined": name in held,
+        }
         for name, row in sorted(finals.items())
         if outcome(row["status"]) == "fail"
     ]

@@ -213,7 +213,11 @@ def _run(card: dict[str, Any]) -> None:
     _listed(
         "Failed and errored",
         card["failures"],
-        lambda r: f"{r['status']:<6} {_text(r['entity_id'])}: {_text(first_line(r['message']))}",
+        lambda r: (
+            f"{r['status']:<6} {_text(r['entity_id'])}"
+            + (" (quarantined)" if r.get("quarantined") else "")
+            + f": {_text(first_line(r['message']))}"
+        ),
     )
     previous = card["previous"]
     if previous is None:
