@@ -353,6 +353,7 @@ def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float)
 
 def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
     import fig_daemon
+    import fig_flaky
     import fig_history
     import fig_postgres
     import fig_seed
@@ -373,6 +374,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("h", partial(fig_history.figure_h, mode, print_row)),
         ("i", partial(fig_daemon.figure_i, mode, print_row)),
         ("j", partial(fig_postgres.figure_j, mode, print_row)),
+        ("k", partial(fig_flaky.figure_k, mode, print_row)),
     ]
 
 
