@@ -21,10 +21,10 @@ from common import ANVILD, BenchError, Mode, Row, clean_env, temp_dir, verdict
 PRECISION_GOAL, RECALL_GOAL = 0.95, 0.9
 
 
-def _judge(seed: int) -> tuple[Counter[str], Counter[str], Counter[str]]:
-    """(listed per category, tests per category, listed without the outage rule) of a seed."""
+def _judge(seed: int) -> tuple[flaky_truth.History, set[str], set[str]]:
+    """A seed's history, the tests `stats flaky` lists, and those it lists with outages
+    counted as evidence."""
     history = flaky_truth.build(seed)
-    truth = {t.nodeid: t.category for t in history.tests}
     with temp_dir() as tmp:
         env = clean_env(tmp / "home")
         project = tmp / "project"
@@ -45,33 +45,45 @@ def _judge(seed: int) -> tuple[Counter[str], Counter[str], Counter[str]]:
             )  # fmt: skip
             if judged.returncode != 0:
                 raise BenchError(f"anvild stats flaky exited {judged.returncode}: {judged.stderr}")
-            found.append(Counter(truth[row["entity_id"]] for row in json.loads(judged.stdout)))
-    return found[0], Counter(truth.values()), found[1]
+            found.append({row["entity_id"] for row in json.loads(judged.stdout)})
+    return history, found[0], found[1]
+
+
+def _goal(history: flaky_truth.History, test: flaky_truth.Test) -> bool:
+    """A flaky test that did fail in at least 5 % of its runs outside outages: the goal's
+    tests (one drawn at 5 % may, by chance, hardly fail in a given 60 runs)."""
+    runs = [o for n, o in enumerate(test.outcomes) if n not in history.outages]
+    return test.category in flaky_truth.FLAKY and runs.count("failed") >= 0.05 * len(runs)
 
 
 def figure_k(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def]
     seeds = list(range(1, mode.count(5, 12) + 1))
     listed_all: Counter[str] = Counter()
     total_all: Counter[str] = Counter()
+    naive: Counter[str] = Counter()
+    goal_listed = goal_total = 0
     precisions, recalls = [], []
     per_seed = []
-    naive: Counter[str] = Counter()
     for seed in seeds:
-        listed, total, without_outages = _judge(seed)
-        naive += without_outages
+        history, found, found_naive = _judge(seed)
+        listed = Counter(t.category for t in history.tests if t.nodeid in found)
+        total = Counter(t.category for t in history.tests)
+        naive += Counter(t.category for t in history.tests if t.nodeid in found_naive)
         listed_all += listed
         total_all += total
+        goal = [t for t in history.tests if _goal(history, t)]
+        hits = sum(1 for t in goal if t.nodeid in found)
+        goal_listed, goal_total = goal_listed + hits, goal_total + len(goal)
         flagged = sum(listed.values())
         true_pos = sum(listed[c] for c in flaky_truth.FLAKY)
-        goal_pos = sum(total[c] for c in flaky_truth.GOAL_FLAKY)
         precision = true_pos / flagged if flagged else 1.0
-        recall = sum(listed[c] for c in flaky_truth.GOAL_FLAKY) / goal_pos
-        precisions.append(precision)
-        recalls.append(recall)
+        recall = hits / len(goal) if goal else 1.0
+        precisions.append(round(precision, 4))
+        recalls.append(round(recall, 4))
         wrong = ", ".join(f"{listed[c]} {c}" for c in flaky_truth.NOT_FLAKY if listed[c]) or "none"
         per_seed.append(
             f"seed {seed}: {sum(total.values())} tests, precision {precision:.3f}, "
-            f"recall (>= 5 %) {recall:.3f}, wrongly listed: {wrong}"
+            f"recall {recall:.3f} ({hits}/{len(goal)} failing >= 5 %), wrongly listed: {wrong}"
         )
     rows = []
     flagged = sum(listed_all.values())
@@ -100,11 +112,16 @@ def figure_k(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def
     print_row(precision)
     rows.append(precision)
     recall = Row(
-        "k", f"flaky detection recall, tests failing >= 5 %, worst of {len(seeds)} seeds",
+        "k", f"flaky detection recall, tests failing >= 5 % of 60 runs, worst of {len(seeds)} seeds",
         min(recalls), "", RECALL_GOAL, "goal", goal=f">= {RECALL_GOAL}",
         verdict=verdict(min(recalls) >= RECALL_GOAL), samples=recalls,
+        ratio_text=f"all seeds: {goal_listed}/{goal_total} = {goal_listed / goal_total:.3f}",
         ours_label="per-seed recall",
     )  # fmt: skip
+    recall.notes.append(
+        "the goal's tests: flaky ones that failed in >= 5 % of their runs outside outages; "
+        "by the probability drawn (a test drawn at 5-8 % may fail once or never in 60 runs):"
+    )
     for category in flaky_truth.FLAKY:
         low, high = flaky_truth.RANGES[category]
         recall.notes.append(
