@@ -257,6 +257,10 @@ NOTES = """\
 - i: a real daemon with 100 projects in its config; CPU = utime+stime of
   /proc/<pid>/stat over the window, memory = VmRSS of /proc/<pid>/status (MB = 10^6 B).
 - j: as a and g, with a throwaway PostgreSQL database per measurement.
+- k: not a time: precision = listed tests that are flaky / listed tests; recall = listed /
+  flaky tests that failed in >= 5 % of their runs outside outages; each the worst seed's,
+  all seeds' together beside it. Recall by the probability drawn (worse: a test drawn at
+  5 % may never fail in 60 runs) is in the details.
 - The project directory of every ingest is a scratch directory outside any git work
   tree, so provenance costs one failing `git status`.
 - The load average is that of the whole machine: other work running beside the
