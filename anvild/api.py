@@ -421,17 +421,38 @@ def quarantine_list(target: Target) -> list[Any]:
     return stored.entries(str(target.project_root))
 
 
-def _quarantine_write(target: Target, job: Callable[[Any], Any], clock: Callable[[], float]) -> Any:
+def _quarantine_write(
+    target: Target, action: str, changes: list[dict[str, Any]], clock: Callable[[], float]
+) -> dict[str, Any]:
     """A change to the quarantine through the database's owner, then its mirror for the plugin
-    (`.anvil/quarantine.json`) rewritten from what the database holds."""
-    from anvild import quarantine
-    from anvild.store import quarantine as stored
+    (`.anvil/quarantine.json`) rewritten from what the database holds. The answer: `removed`
+    ids and the project's `entries` after.
 
-    with _owner(target, None) as owner:
-        result = owner.run(job)
-        entries = owner.run(lambda db: stored.entries(str(target.project_root)))
-    quarantine.write_mirror(target.project_root, entries, clock())
-    return result
+    The daemon has no quarantine request yet: where it owns the database, this says so at once
+    instead of waiting for it."""
+    from anvild import quarantine
+    from anvild.errors import OwnerBusy
+    from anvild.store import quarantine as stored
+    from anvild.store.owner import Owner
+
+    daemon = _daemon_runs()
+    try:
+        owner = Owner(target.db_url, config.state_dir()).open(
+            0.0 if daemon else config.owner_timeout(), None
+        )
+    except OwnerBusy as exc:
+        if not daemon:
+            raise
+        raise OwnerBusy(
+            "the running daemon owns this database and cannot change the quarantine: "
+            "`anvild stop`, run this command, then `anvild start`",
+            exc.where,
+        ) from None
+    with owner:
+        answer = stored.answer(owner, str(target.project_root), action, changes)
+    held = [quarantine.Entry(**entry) for entry in answer["entries"]]
+    quarantine.write_mirror(target.project_root, held, clock())
+    return answer
 
 
 def quarantine_add(
@@ -444,25 +465,28 @@ def quarantine_add(
 ) -> list[Any]:
     """Quarantine tests (`quarantine add`); the project's quarantine after."""
     from anvild.quarantine import Entry
-    from anvild.store import quarantine as stored
 
     now = clock()
-    new = [Entry(entity_id, reason, until, now, source) for entity_id in dict.fromkeys(ids)]
-    root = str(target.project_root)
-    return _quarantine_write(
-        target, lambda db: stored.add(db, root, target.project_root.name, new), clock
-    )
+    new = [
+        {
+            "entity_id": entity_id,
+            "reason": reason,
+            "until": until,
+            "added_at": now,
+            "source": source,
+        }
+        for entity_id in dict.fromkeys(ids)
+    ]
+    answer = _quarantine_write(target, "add", new, clock)
+    return [Entry(**entry) for entry in answer["entries"]]
 
 
 def quarantine_remove(
     target: Target, ids: list[str], clock: Callable[[], float] = time.time
 ) -> list[str]:
     """Take tests out of quarantine (`quarantine remove`): the ids that were in it."""
-    from anvild.store import quarantine as stored
-
-    root = str(target.project_root)
-    removed, _ = _quarantine_write(target, lambda db: stored.remove(db, root, ids), clock)
-    return list(removed)
+    gone = [{"entity_id": entity_id} for entity_id in ids]
+    return list(_quarantine_write(target, "remove", gone, clock)["removed"])
 
 
 def quarantine_sync(

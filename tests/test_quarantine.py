@@ -174,3 +174,13 @@ def test_bad_until_is_one_error_line(project: Path) -> None:
     assert proc.returncode == 2
     assert "--until expects a date like 2026-12-31, got 'next week'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_with_the_daemon_owning_the_database_it_says_so_at_once(project: Path, daemon: int) -> None:
+    stored = anvild("pytest", "tests/test_q.py", cwd=project)  # through the daemon: it owns
+    assert stored.returncode == 1, stored.stderr
+    proc = anvild("quarantine", "add", FAILS, cwd=project, env={"ANVILD_OWNER_TIMEOUT": "60"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        "anvild: error: the running daemon owns this database and cannot change the quarantine"
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from peewee import Database
 
@@ -67,3 +70,17 @@ def remove(db: Database, root: str, ids: Iterable[str]) -> tuple[list[str], list
         if found:
             QuarantineEntry.delete().where(held & QuarantineEntry.entity_id.in_(found)).execute()
     return sorted(found), entries(root)
+
+
+def answer(owner: Any, root: str, action: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Carry out a change through the database's owner: action `add` with entries
+    (entity_id, reason, until, added_at, source) or `remove` with entity_ids. Plain data:
+    `removed` (ids) and `entries` (the project's quarantine after)."""
+    removed: list[str] = []
+    if action == "add":
+        new = [Entry(**entry) for entry in changes]
+        entries = owner.run(lambda db: add(db, root, Path(root).name, new))
+    else:
+        ids = [entry["entity_id"] for entry in changes]
+        removed, entries = owner.run(lambda db: remove(db, root, ids))
+    return {"removed": removed, "entries": [asdict(e) for e in entries]}
