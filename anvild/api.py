@@ -410,8 +410,8 @@ def comparison_report(
 # --- the quarantine ---
 
 
-def quarantine_list(target: Target) -> list[Any]:
-    """The project's quarantine (`quarantine list`): quarantine.Entry rows, expired ones too."""
+def quarantine_entries(target: Target) -> list[Any]:
+    """The project's quarantine: quarantine.Entry rows, expired ones too."""
     from anvild.store import quarantine as stored
 
     try:
@@ -419,6 +419,22 @@ def quarantine_list(target: Target) -> list[Any]:
     except NoHistory:
         return []
     return stored.entries(str(target.project_root))
+
+
+def quarantine_list(target: Target, clock: Callable[[], float] = time.time) -> list[dict[str, Any]]:
+    """`quarantine list`: JSON rows, each saying whether it has expired by clock's UTC day."""
+    from anvild import quarantine
+
+    today = quarantine.today(clock())
+    return [entry.as_row(today) for entry in quarantine_entries(target)]
+
+
+def quarantine_file(target: Target, clock: Callable[[], float] = time.time) -> str:
+    """`quarantine list --format file`: the committed form, expired entries left out."""
+    from anvild import quarantine
+
+    today = quarantine.today(clock())
+    return quarantine.file_text(e for e in quarantine_entries(target) if not e.expired(today))
 
 
 def _quarantine_write(
@@ -503,7 +519,7 @@ def quarantine_sync(
 
     found = flaky_tests(target, space, options, False, min_score)
     today = quarantine.today(clock())
-    held = {e.entity_id for e in quarantine_list(target) if not e.expired(today)}
+    held = {e.entity_id for e in quarantine_entries(target) if not e.expired(today)}
     new = sorted({v.entity_id for v in found} - held)
     if new and not dry_run:
         reason = "flaky: found by anvild quarantine sync"

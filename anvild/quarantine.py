@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from anvild.errors import UsageError
+from anvild_pytest.quarantine import MIRROR, parse_line
 
-FILE_NAME = ".anvild-quarantine"
-MIRROR = Path(".anvil", "quarantine.json")
 MIRROR_VERSION = 1
-_UNTIL = re.compile(r"until (\d{4}-\d{2}-\d{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +93,9 @@ def file_text(entries: Iterable[Entry]) -> str:
 
 
 def parse_file(text: str) -> list[Entry]:
-    """The entries of a `.anvild-quarantine` file (anvild_pytest.quarantine reads it alike)."""
-    entries = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        node, _, notes = line.partition("  # ")
-        until = _UNTIL.search(notes)
-        reason = notes.partition("reason: ")[2] or None
-        entries.append(Entry(node.strip(), reason, until.group(1) if until else None))
-    return entries
+    """The entries of a `.anvild-quarantine` file, read as the plugin reads it."""
+    lines = (parse_line(raw) for raw in text.splitlines())
+    return [Entry(node, reason, until) for node, until, reason in filter(None, lines)]
 
 
 def write_mirror(root: Path, entries: Iterable[Entry], now: float) -> Path:

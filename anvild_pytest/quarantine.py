@@ -10,8 +10,8 @@ rootdir holding ``.anvild-quarantine`` or ``.anvil/``), from every source found 
   a PostgreSQL database's quarantine);
 - ``.anvil/history.db``: the SQLite history database itself, read only.
 
-An entry holds through its ``until`` day (UTC) included. These rules are anvild.quarantine's;
-this module cannot import anvild, so tests hold the two to the same answers.
+An entry holds through its ``until`` day (UTC) included, as anvild.quarantine judges it; the
+file's format has its one reader here (``parse_line``), which anvild's commands use too.
 """
 
 from __future__ import annotations
@@ -51,16 +51,25 @@ def project_root(rootdir: Path) -> Path:
     return here
 
 
+def parse_line(raw: str) -> tuple[str, str | None, str | None] | None:
+    """(node id, until, reason) of one line of a `.anvild-quarantine` file, None for a blank
+    line or a comment: the file's one reader (anvild's commands use it too)."""
+    line = raw.strip()
+    if not line or line.startswith("#"):
+        return None
+    node, _, notes = line.partition("  # ")
+    until = _UNTIL.search(notes)
+    reason = notes.partition("reason: ")[2] or None
+    return node.strip(), until.group(1) if until else None, reason
+
+
 def parse_file(text: str) -> list[tuple[str, str | None]]:
     """(node id, until) of each entry of a `.anvild-quarantine` text."""
     entries = []
     for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        node, _, notes = line.partition("  # ")
-        until = _UNTIL.search(notes)
-        entries.append((node.strip(), until.group(1) if until else None))
+        parsed = parse_line(raw)
+        if parsed is not None:
+            entries.append(parsed[:2])
     return entries
 
 

@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from anvild import quarantine
+from anvild import api, quarantine
 from anvild_pytest import quarantine as plugin_side
 from tests.conftest import anvild, write_project
 
@@ -90,10 +90,22 @@ def test_an_expired_entry_is_ignored_and_listed_as_expired(project: Path) -> Non
     assert FAILS not in q(project, "list", "--format", "file").stdout
 
 
-def test_expiry_holds_through_its_last_day() -> None:
+def test_expiry_holds_through_its_last_day_by_a_passed_clock(project: Path) -> None:
     entry = quarantine.Entry(FAILS, until="2026-03-31")
     assert not entry.expired(date(2026, 3, 31)) and entry.expired(date(2026, 4, 1))
     assert not quarantine.Entry(FAILS).expired(date(9999, 1, 1))
+    target = api.Target(project.resolve(), str(project.resolve() / ".anvil" / "history.db"))
+    last_evening = datetime(2026, 3, 31, 23, 30, tzinfo=UTC).timestamp()
+    next_morning = datetime(2026, 4, 1, 0, 30, tzinfo=UTC).timestamp()
+    api.quarantine_add(target, [FAILS], "flaky", "2026-03-31", clock=lambda: last_evening)
+    api.quarantine_add(target, [ALSO_FAILS], None, None, clock=lambda: last_evening)
+    rows = api.quarantine_list(target, clock=lambda: last_evening)
+    assert [(r["entity_id"], r["expired"]) for r in rows] == [(ALSO_FAILS, False), (FAILS, False)]
+    rows = api.quarantine_list(target, clock=lambda: next_morning)
+    assert [(r["entity_id"], r["expired"]) for r in rows] == [(ALSO_FAILS, False), (FAILS, True)]
+    assert rows[1]["added_at"].startswith("2026-03-31T23:30")
+    assert FAILS in api.quarantine_file(target, clock=lambda: last_evening)
+    assert FAILS not in api.quarantine_file(target, clock=lambda: next_morning)
 
 
 def test_the_committed_file_form_works_without_a_database(project: Path, tmp_path: Path) -> None:

@@ -69,17 +69,12 @@ def quarantine_remove(obj: Context, test_ids: tuple[str, ...]) -> None:
 @pass_context
 def quarantine_list(obj: Context, fmt: str, as_json: bool) -> None:
     """The quarantine, expired entries marked (the plugin ignores them)."""
-    import time
-
     from anvild import api, output
-    from anvild.quarantine import file_text, today
 
-    entries = api.quarantine_list(obj.target())
-    day = today(time.time())
     if fmt == "file":
-        click.echo(file_text(e for e in entries if not e.expired(day)), nl=False)
+        click.echo(api.quarantine_file(obj.target()), nl=False)
         return
-    rows = [entry.as_row(day) for entry in entries]
+    rows = api.quarantine_list(obj.target())
     if fmt == "json" or as_json:
         output.emit_json(rows)
         return
