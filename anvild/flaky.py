@@ -11,6 +11,13 @@ A test is flaky in a space when, over its last `window` executed runs there, any
 
 A test that failed in every executed run of the window is broken, never flaky. Skipped and
 xfailed results are not executed runs: they never count.
+
+Before the rules, runs that were outages (`is_outage`: most of a run's tests failed, or it
+failed at collection for everything) leave the window: they are no evidence. After them, a
+test whose outcome changed once for good (passed, then failed from some run on: a
+regression; or a fix) is not flaky, unless the same code passed and failed or it passed on
+retry. Each verdict carries a score (anvild.evidence) and its lifecycle: first and last flake,
+recovered when no flake came in the newest `recovered_after` runs.
 """
 
 from __future__ import annotations
