@@ -143,10 +143,13 @@ class Verdict:
     runs_since_flake: int = 0
     recovered: bool = False  # flaky, but no flake in its newest `recovered_after` runs
 
+    failed_throughout: bool = False  # every executed run of the window failed, outages too
+
     @property
     def broken(self) -> bool:
-        """Failed in every executed run of the window."""
-        return self.runs > 0 and self.passed == 0
+        """Failed in every executed run of the window. Outages count here: they are no
+        evidence of flakiness, but a test seen failing only in them has only failed."""
+        return self.failed_throughout
 
     @property
     def flaky(self) -> bool:
@@ -327,6 +330,7 @@ def evaluate(
         last_flake=_moment(runs[flakes[-1]], space) if flakes and reasons else None,
         runs_since_flake=since_flake,
         recovered=bool(reasons) and since_flake >= options.recovered_after,
+        failed_throughout=bool(window) and all(run.outcome == "fail" for run in window),
     )
 
 
@@ -368,6 +372,7 @@ def merge(verdicts: Iterable[Verdict]) -> list[Verdict]:
             last_flake=_earliest(seen.last_flake, verdict.last_flake, latest=True),
             runs_since_flake=min(v.runs_since_flake for v in flaky_ones) if flaky_ones else 0,
             recovered=bool(flaky_ones) and all(v.recovered for v in flaky_ones),
+            failed_throughout=seen.failed_throughout and verdict.failed_throughout,
         )
     return list(merged.values())
 

@@ -200,3 +200,14 @@ def test_lifecycle_first_and_last_flake_and_recovered(reports: Reports) -> None:
         card["recovered"] is True and card["first_flake"]["execution_id"] == runs[1]["execution_id"]
     )
     assert "recovered (no flake in its newest runs)" in anvild("show", ONE, cwd=reports.root).stdout
+
+
+def test_a_test_seen_failing_only_in_outages_is_broken_not_flaky(reports: Reports) -> None:
+    reports.run(dict.fromkeys(STEADY, "failed"), "a" * 40)  # its only run: everything failed
+    reports.run(dict.fromkeys(STEADY, "failed"), "a" * 40)
+    reports.ingest()
+    assert [run["outage"] for run in reports.runs()] == [True, True]
+    assert reports.flaky() == {}
+    broken = reports.flaky("--broken")
+    assert set(broken) == set(STEADY) and all(row["broken"] for row in broken.values())
+    assert broken[STEADY[0]]["evidence"]["outages_left_out"] == 2
