@@ -25,6 +25,8 @@ COMMANDS = [
     ["report", "comparison"], ["watch"], ["unwatch"], ["projects"], ["start"], ["stop"],
     ["restart"], ["status"], ["service"], ["service", "install"], ["service", "uninstall"],
     ["doctor"], ["db"], ["db", "copy"], ["sync"], ["sync", "github"],
+    ["quarantine"], ["quarantine", "add"], ["quarantine", "remove"], ["quarantine", "list"],
+    ["quarantine", "sync"],
 ]  # fmt: skip
 
 
