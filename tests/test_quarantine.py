@@ -196,3 +196,15 @@ def test_with_the_daemon_owning_the_database_it_says_so_at_once(project: Path, d
     assert proc.stderr.startswith(
         "anvild: error: the running daemon owns this database and cannot change the quarantine"
     )
+
+
+def test_db_copy_carries_the_quarantine(project: Path, pg_url: str) -> None:
+    q(project, "add", FAILS, "--reason", "flake", "--until", "2999-12-31")
+    anvild("pytest", "tests/test_q.py", cwd=project)
+    source = str(project / ".anvil" / "history.db")
+    proc = anvild("db", "copy", "--from", source, "--to", pg_url, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(anvild("--db", pg_url, "quarantine", "list", "--json", cwd=project).stdout)
+    assert [(r["entity_id"], r["reason"], r["until"]) for r in listed] == [
+        (FAILS, "flake", "2999-12-31")
+    ]
