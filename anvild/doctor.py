@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from anvild import control, lifecycle, settings
+from anvild.display import hide_password
 from anvild.errors import AnvildError, ConfigError
 from anvild.interpreters import Capture
 from anvild.store import backend, migrations
@@ -134,7 +135,7 @@ def check_database(url: str) -> Check:
     """The database can be written, or created where it will be; nothing is created here."""
     path = backend.sqlite_path(url)
     if path is None:
-        return _probe(url, _redacted(url))
+        return _probe(url, hide_password(url))
     path = path.absolute()
     if path.exists():
         problem = _sqlite_file_problem(path)
@@ -217,12 +218,6 @@ def _write_fix(url: str) -> str:
         return "check the file's permissions, and that no other program holds it locked"
     user = urlparse(url).username or "the database user"
     return f"let {user} create tables and write to them (GRANT on the database and its tables)"
-
-
-def _redacted(url: str) -> str:
-    parsed = urlparse(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.hostname or 'localhost'}{port}{parsed.path}"
 
 
 def check_inotify(limits: Path = INOTIFY_LIMITS) -> Check:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import io
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,9 @@ class IngestOptions:
     execution_base: str | None = None
     # The project's report globs: files that never make its git tree dirty (provenance).
     reports: tuple[str, ...] = DEFAULT_REPORTS
+    # The work tree's git state, read once for all the reports of one ingest (store_all): the
+    # tree does not change between them, and reading it hashes its untracked files.
+    git: Callable[[], provenance.GitState] | None = None
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -185,7 +189,12 @@ def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -
         project_root=str(root),
         project_name=options.project_name or root.name,
         provenance=provenance.collect(
-            root, _given_provenance(run, options), options.space, options.origin, options.reports
+            root,
+            _given_provenance(run, options),
+            options.space,
+            options.origin,
+            options.reports,
+            options.git,
         ),
         space=options.space,
         report_path=name,
@@ -268,10 +277,12 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
         return IngestEvent(source.name, stored=stored)
 
 
-def store_all(
-    owner: Owner, paths: list[Path], options: IngestOptions
-) -> Iterator[IngestEvent]:
-    """Every report in paths stored through owner, one event each (bad ones included)."""
+def store_all(owner: Owner, paths: list[Path], options: IngestOptions) -> Iterator[IngestEvent]:
+    """Every report in paths stored through owner, one event each (bad ones included); the
+    work tree's git state is read once for all of them."""
+    if options.git is None:
+        root, reports = options.project_root, options.reports
+        options = replace(options, git=functools.cache(lambda: provenance.git_state(root, reports)))
     for source in expand(paths):
         if isinstance(source, ReportError):
             yield IngestEvent(source.where or "", error=source)

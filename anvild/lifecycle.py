@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import config as paths
-from anvild import control, protocol, settings
+from anvild import control, display, protocol, settings
 from anvild.errors import AnvildError, DaemonNotRunning
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,7 +94,7 @@ def sd_notify(message: str) -> None:
 
 def _setup_logging(config: settings.Config, stream: Any) -> None:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(display.LogFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level.upper())
@@ -205,3 +205,32 @@ def status() -> dict[str, Any]:
     if holder() is None:
         raise DaemonNotRunning("anvild is not running", str(pidfile_path()))
     return control.ask(protocol.Status())
+
+
+def describe(info: dict[str, Any]) -> list[str]:
+    """The running daemon's status as `anvild status` prints it."""
+    lines = [
+        f"anvild is running (pid {info['pid']}, up {info['uptime']:.0f} s)",
+        f"  projects: {len(info['projects'])}",
+    ]
+    for project in info["projects"]:
+        stored = project.get("runs_stored")
+        held = "database not readable now" if stored is None else f"{stored} runs stored"
+        lines.append(f"    {project['name']}: {project['root']} [{project['space']}], {held}")
+    total = info.get("runs_stored")
+    in_all = "" if total is None else f", {total} in all"
+    lines.append(
+        f"  runs stored: {info['runs_ingested']} since start{in_all}; "
+        f"pending: {info['pending']}, rejected: {info['rejected']}"
+    )
+    if info.get("storing"):
+        lines.append(f"  storing: {info['storing']}")
+    for report in info.get("pending_reports", []):
+        lines.append(
+            f"  pending: {report['path']}: {report['reason']} ({report['attempts']} attempts)"
+        )
+    for run in info["in_progress"]:
+        lines.append(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
+    if info["last_error"]:
+        lines.append(f"  last error: {info['last_error']}")
+    return lines

@@ -1,4 +1,4 @@
-"""Formatting results for people (rich tables) and for programs (JSON on stdout)."""
+"""Formatting results for people (tables, anvild.term) and for programs (JSON on stdout)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from anvild.display import hidden, hide_password, printable
+
 TIME_FIELDS = frozenset({"last_run", "last_failure", "started_at", "finished_at", "timestamp"})
-# Control characters in a stored string (an escape sequence in a branch name or a test id) must
-# reach the terminal as text, never as a command to it: shown as \x1b, \x07, ...
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (0x09,)}
+# A multi-line value (a failure message) in a table cell: its lines joined by this mark, so a
+# row stays one line and nothing of the value is lost.
+LINE_BREAK = " ⏎ "
 
 
 def iso(epoch: float | None) -> str | None:
@@ -27,16 +29,12 @@ def jsonable(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
 
 
 def emit_json(data: Any) -> None:
-    """One JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """One JSON document on stdout, nothing else; a URL's password hidden (JSON escapes the
+    control characters itself)."""
+    sys.stdout.write(json.dumps(hidden(data), indent=2, default=str) + "\n")
 
 
-def printable(text: str) -> str:
-    """Text with its control characters written out, safe to print to a terminal."""
-    return text.translate(_CONTROLS)
-
-
-def _cell(name: str, value: Any) -> str:
+def _cell(name: str, value: Any, mark: str) -> str:
     if value is None:
         return "-"
     if name in TIME_FIELDS:
@@ -46,36 +44,22 @@ def _cell(name: str, value: Any) -> str:
     if name in ("avg_duration", "duration"):
         return f"{value:.3f}s"
     if isinstance(value, list | tuple):
-        return printable(", ".join(str(item) for item in value))
-    return printable(str(value))
+        value = ", ".join(str(item) for item in value)
+    text = hide_password(str(value))
+    return printable(mark.join(text.splitlines()) if "\n" in text or "\r" in text else text)
 
 
 def table(
-    rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    title: str | None = None,
+    drop: Sequence[str] = (),
 ) -> None:
-    """A table of rows, columns being (field, heading): drawn with rich on a terminal, plain
-    aligned columns into a pipe or file (whole lines, and no rich to import)."""
-    cells = [[_cell(name, row.get(name)) for name, _ in columns] for row in rows]
-    title = None if title is None else printable(title)
-    if not sys.stdout.isatty():
-        _plain(cells, [heading for _, heading in columns], title)
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    """A table of rows, columns being (field, heading): one line per row, every string made
+    printable; fitted to a terminal (the fields of drop left out first when it is narrow),
+    whole into a pipe or a file (anvild.term)."""
+    from anvild import term
 
-    # Text, not markup: a test id such as test_x[/tmp/a] is not a rich style.
-    view = Table(title=None if title is None else Text(title), header_style="bold")
-    for _, heading in columns:
-        view.add_column(heading, overflow="fold")
-    for line in cells:
-        view.add_row(*(Text(cell) for cell in line))
-    Console().print(view)
-
-
-def _plain(cells: list[list[str]], headings: list[str], title: str | None) -> None:
-    widths = [max([len(h), *(len(line[i]) for line in cells)]) for i, h in enumerate(headings)]
-    out = [title] if title else []
-    for line in (headings, ["-" * w for w in widths], *cells):
-        out.append("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())
-    sys.stdout.write("\n".join(out) + "\n")
+    mark = LINE_BREAK if term.ellipsis() == "…" else " \\n "
+    cells = [[_cell(name, row.get(name), mark) for name, _ in columns] for row in rows]
+    term.table(columns, cells, None if title is None else printable(title), drop)

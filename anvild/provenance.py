@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,16 @@ def collect(
     space: str,
     origin: str | None = None,
     reports: Iterable[str] = DEFAULT_REPORTS,
+    read_git: Callable[[], GitState] | None = None,
 ) -> Provenance:
-    """Provenance of a run: what the report says first, then what the machine says now."""
+    """Provenance of a run: what the report says first, then what the machine says now
+    (read_git: the work tree's state as the caller read it, else read here)."""
     meta = run.metadata
     env = run.environment
-    git = GitState() if _text(meta.get("git_commit")) else git_state(root, reports)
+    if _text(meta.get("git_commit")):
+        git = GitState()
+    else:
+        git = read_git() if read_git is not None else git_state(root, reports)
     dirty = meta.get("tree_dirty")
     return Provenance(
         git_commit=_text(meta.get("git_commit")) or git.commit,

@@ -228,10 +228,19 @@ def install(kind: str | None = None, *, dry_run: bool = False) -> Plan:
         # launchd opens the log itself and does not create its directory
         log_path().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     assert plan.text is not None
+    before = plan.path.read_text(encoding="utf-8") if plan.path.is_file() else None
     _write(plan.path, plan.text)
     _need_tool(plan, "the service file is written; enable it", plan.commands)
-    for command in plan.commands:
-        _run(command, plan.path)
+    try:
+        for command in plan.commands:
+            _run(command, plan.path)
+    except ServiceError as exc:
+        # not enabled (no user bus, say): the file goes, or the one it replaced comes back
+        if before is None:
+            plan.path.unlink(missing_ok=True)
+        else:
+            _write(plan.path, before)
+        raise ServiceError(f"{exc.what}; nothing installed", exc.where) from None
     return plan
 
 

@@ -125,13 +125,33 @@ class ProjectGlobs:
 
     def existing(self) -> list[Path]:
         """Paths named like reports that exist now (for the rescan at start and after an
-        overflow); a directory among them is rejected by the worker, once."""
-        found = []
+        overflow); a directory among them is rejected by the worker, once.
+
+        As match() decides, with the real path of each directory resolved once instead of
+        once per file: a folder of 20,000 reports costs 20,000 lstat calls, not 200,000.
+        """
+        root = str(self.project.root)
+        prefix = len(root.rstrip(os.sep)) + 1
+        real_root = os.path.realpath(root)
+        real_dirs: dict[str, str] = {}
+        found: set[Path] = set()
         for pattern in self.project.watched_reports:
             for path in self.project.root.glob(pattern):
-                if self.match(path):
-                    found.append(path)
-        return sorted(set(found))
+                name = str(path)
+                relative = name[prefix:]
+                if not any(p.match(relative) for p in self.patterns):
+                    continue
+                parent, base = os.path.split(name)
+                real_parent = real_dirs.get(parent)
+                if real_parent is None:
+                    real_parent = real_dirs[parent] = os.path.realpath(parent)
+                if os.path.islink(name):
+                    real = os.path.realpath(name)
+                else:
+                    real = os.path.join(real_parent, base)
+                if real == real_root or real.startswith(real_root + os.sep):
+                    found.add(path)
+        return sorted(found, key=str)
 
 
 class Scheduler:
@@ -312,7 +332,7 @@ class Watcher:
             self._observer = Observer()
         logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
         self._observer.start()
-        self.replan()
+        self.replan(scan=False)  # the rescan after the start lists what is there already
 
     def stop(self) -> None:
         """Stop observing and join the observer's threads."""
@@ -326,8 +346,9 @@ class Watcher:
         """Every report file that exists now, in every project."""
         return [Candidate(g.project.root, p) for g in self.projects for p in g.existing()]
 
-    def replan(self) -> list[Candidate]:
-        """Add watches for directories that exist now; returns reports found in new ones."""
+    def replan(self, scan: bool = True) -> list[Candidate]:
+        """Add watches for directories that exist now; returns reports found in new ones (when
+        scan: a directory that appeared may hold reports written before its watch)."""
         wanted: set[WatchPlan] = set()
         for globs in self.projects:
             wanted |= globs.plan()
@@ -343,7 +364,8 @@ class Watcher:
                     continue
                 self._watches[plan] = watch
                 log.debug("watching %s%s", plan.directory, " recursively" if plan.recursive else "")
-                found += self._scan(plan.directory)
+                if scan:
+                    found += self._scan(plan.directory)
             for plan in set(self._watches) - wanted:
                 self._observer.unschedule(self._watches.pop(plan))
         return found

@@ -3,18 +3,51 @@ reports waiting for their database, the timeouts of tailed runs."""
 
 from __future__ import annotations
 
+import os
 import queue
+import stat
 import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from pathlib import Path
+from typing import Generic, NamedTuple, TypeVar
 
 from anvild import pending, protocol
 from anvild.errors import ReportError
 from anvild.watch import Candidate
 
 T = TypeVar("T")
+
+
+class Stamp(NamedTuple):
+    """What tells a report file changed without reading it."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def stamp_of(path: Path) -> Stamp | None:
+    """A regular file's stamp; None for anything else or a file gone."""
+    try:
+        return from_stat(path.stat())
+    except OSError:
+        return None
+
+
+def from_stat(info: os.stat_result) -> Stamp | None:
+    """The stamp in a stat result, None when it is not a regular file."""
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return Stamp(info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """A file a rescan found: passed without reading when it is the one settled before."""
+
+    candidate: Candidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +64,7 @@ class Snapshot:
 
     candidate: Candidate
     data: bytes
+    stamp: Stamp | None = None  # the file's, when it did not change while it was read
 
 
 @dataclass(slots=True)
@@ -75,7 +109,9 @@ class Remote:
     replies: queue.Queue[protocol.Reply | None] = field(default_factory=queue.Queue)
 
 
-WorkItem = Candidate | Snapshot | Retry | Interrupt | Recheck | Rescan | Reload | Remote | None
+WorkItem = (
+    Candidate | Existing | Snapshot | Retry | Interrupt | Recheck | Rescan | Reload | Remote | None
+)
 
 
 class WorkQueue(Generic[T]):

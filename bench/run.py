@@ -257,7 +257,7 @@ NOTES = """\
 - i: a real daemon with 100 projects in its config; CPU = utime+stime of
   /proc/<pid>/stat over the window, memory = VmRSS of /proc/<pid>/status (MB = 10^6 B).
 - j: as a and g, with a throwaway PostgreSQL database per measurement.
-- k: not a time: precision = listed tests that are flaky / listed tests; recall = listed /
+- l: not a time: precision = listed tests that are flaky / listed tests; recall = listed /
   flaky tests that failed in >= 5 % of their runs outside outages; each the worst seed's,
   all seeds' together beside it. Recall by the probability drawn (worse: a test drawn at
   5 % may never fail in 60 runs) is in the details.
@@ -378,7 +378,8 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("h", partial(fig_history.figure_h, mode, print_row)),
         ("i", partial(fig_daemon.figure_i, mode, print_row)),
         ("j", partial(fig_postgres.figure_j, mode, print_row)),
-        ("k", partial(fig_flaky.figure_k, mode, print_row)),
+        ("k", partial(fig_daemon.figure_k, mode, print_row)),
+        ("l", partial(fig_flaky.figure_l, mode, print_row)),
     ]
 
 

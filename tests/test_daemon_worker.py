@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from anvild import daemon as daemon_module
 from anvild import pending, work
 from anvild.daemon import Daemon
+from anvild.daemon import pipeline as daemon_module
+from anvild.daemon.pipeline import Pipeline
 from anvild.errors import DatabaseError
 from anvild.store.owner import Owner
 from anvild.watch import Candidate
@@ -54,14 +55,15 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 def make_daemon(
     tmp_path: Path, roots: list[Path], reports: str = '["*.json", "*.jsonl"]'
-) -> Daemon:
+) -> Pipeline:
+    """A daemon's worker side, its threads not started."""
     config = tmp_path / "config.toml"
     text = "".join(f'[[projects]]\nroot = "{r}"\nreports = {reports}\n\n' for r in roots)
     config.write_text(text)
-    return Daemon(config)
+    return Daemon(config).pipeline
 
 
-def drain(d: Daemon) -> None:
+def drain(d: Pipeline) -> None:
     """Run every queued work item on this thread (as the worker would)."""
     while d.work.items():
         item = d.work.get_nowait()
@@ -92,7 +94,7 @@ def test_a_spooled_copy_shared_by_two_projects_is_kept_until_both_are_stored(
     (second / "report.json").write_bytes(data)
     d = make_daemon(tmp_path, [first, second])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     # the database is read-only: both copies go pending, their bytes spooled under one name
     d._ingest_file(Candidate(first, first / "report.json"))
@@ -126,17 +128,17 @@ def test_a_pending_report_stored_through_another_path_leaves_the_pending_list(
     data = Path(sample_reports["json"]).read_bytes()
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "b.json").write_bytes(data)
-    d._ready(Candidate(root, root / "b.json"))
+    d.snapshots.ready(Candidate(root, root / "b.json"))
     drain(d)
     assert len(d.pending) == 1
     (retry,) = d.pending.values()
 
     owner.back = True
     (root / "a.json").write_bytes(data)  # the same report, copied beside it
-    d._ready(Candidate(root, root / "a.json"))
+    d.snapshots.ready(Candidate(root, root / "a.json"))
     drain(d)
     assert stored == [(str(root), retry.digest)]
 
@@ -161,7 +163,7 @@ def test_an_interrupted_reportlog_run_that_went_pending_is_stored_on_retry(
     log.write_bytes(unfinished)
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
     candidate = Candidate(root, log)
 
     d._tail(candidate)
@@ -250,12 +252,12 @@ def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
     monkeypatch.setattr(pending, "SPOOL_LIMIT", len(data) + len(data) // 2)
     d = make_daemon(tmp_path, [root])
     owner = FakeOwner()
-    d.owner = lambda url: owner  # type: ignore[method-assign]
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "a.json").write_bytes(data)
     (root / "b.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
     for name in ("a.json", "b.json"):
-        d._ready(Candidate(root, root / name))
+        d.snapshots.ready(Candidate(root, root / name))
     drain(d)
     assert len(d.pending) == 2
     assert len(list(pending.spool_dir().iterdir())) == 1  # the second one did not fit
@@ -290,7 +292,7 @@ def test_a_fresh_report_is_taken_before_the_files_a_rescan_found(
     d = make_daemon(tmp_path, [root])
     d.rescan()  # what a start finds: 50 files, probably stored already
     (root / "fresh.json").write_bytes(data)
-    d._ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
+    d.snapshots.ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
     first = d.work.get()
     assert isinstance(first, work.Snapshot)
     assert first.candidate.path.name == "fresh.json"
@@ -330,8 +332,7 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
     first.rescan()
     drain(first)  # the first start stores all 20
     assert first.counters.runs_ingested == 20
-    for owner in first.owners.values():
-        owner.close()  # as its stop does
+    first.owners.close()  # as its stop does
     (root / "new.json").write_text(json.dumps({**template, "created": 1.8e9}))
 
     restarted = make_daemon(tmp_path, [root])  # a restart: it remembers nothing
@@ -349,5 +350,38 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
         assert parsed == ["new.json"]
         assert restarted.counters.runs_ingested == 1
     finally:
-        for owner in restarted.owners.values():
-            owner.close()
+        restarted.owners.close()
+
+
+# --- the list of settled files is a cache: a damaged line costs a read, never a run --------
+
+
+def test_settled_stamps_survive_a_cut_line_and_forget_files_gone(tmp_path: Path) -> None:
+    from anvild.daemon.stamps import Stamps
+    from anvild.work import stamp_of
+
+    root = tmp_path / "p"
+    root.mkdir()
+    kept, gone = root / "kept.json", root / "gone\nname.json"
+    kept.write_text("{}")
+    gone.write_text("{}")
+    path = tmp_path / "settled.jsonl"
+    first = Stamps(path)
+    for report in (kept, gone):
+        stamp = stamp_of(report)
+        assert stamp is not None
+        first.remember(Candidate(root, report), stamp)
+    with path.open("a") as stream:
+        stream.write('["cut short by a cra')  # the daemon died mid-line
+
+    again = Stamps(path)
+    again.load()
+    assert again.unchanged(Candidate(root, kept), stamp_of(kept))
+    assert again.unchanged(Candidate(root, gone), stamp_of(gone))  # any name round-trips
+    kept.write_text("{ }")  # changed: read again
+    assert not again.unchanged(Candidate(root, kept), stamp_of(kept))
+
+    again.keep_only({(str(root), str(kept))})  # a full rescan no longer finds `gone`
+    last = Stamps(path)
+    last.load()
+    assert len(last) == 1 and path.read_text().count("\n") == 1

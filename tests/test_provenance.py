@@ -191,3 +191,32 @@ def test_a_watched_projects_globs_travel_to_the_ingest(repo: Path, tmp_path: Pat
     options = IngestOptions(target.project_root, reports=target.reports)
     sub = submission(ParsedRun("junit", ()), "0" * 64, "ide/results.xml", options)
     assert sub.provenance.tree_dirty is False
+
+
+JUNIT = (
+    '<testsuites><testsuite name="s" tests="1">'
+    '<testcase classname="t" name="test_{n}" time="0.1"/></testsuite></testsuites>'
+)
+
+
+def test_one_ingest_of_many_reports_reads_the_work_tree_once(repo: Path, tmp_path: Path) -> None:
+    """Reading the tree hashes its untracked files, the reports among them: once per ingest,
+    not once per report, and every run of it gets the same state."""
+    from tests.conftest import anvild
+
+    logged = tmp_path / "git-calls"
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("git")
+    (shim / "git").write_text(f'#!/bin/sh\necho "$*" >> {logged}\nexec {real} "$@"\n')
+    (shim / "git").chmod(0o755)
+    for n in range(5):
+        write(repo / "ci-out" / f"r{n}.xml", JUNIT.format(n=n))
+    env = {"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
+    proc = anvild("ingest", "ci-out", cwd=repo, env=env)
+    assert proc.returncode == 0, proc.stderr
+    statuses = [line for line in logged.read_text().splitlines() if " status " in line]
+    assert len(statuses) == 1, statuses
+    history = json.loads(anvild("history", "--json", cwd=repo).stdout)
+    assert len(history) == 5
+    assert {run["tree_dirty"] for run in history} == {True}

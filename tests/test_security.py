@@ -5,7 +5,6 @@ escaped in every report format, and running as root."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -14,11 +13,9 @@ import signal
 import socket
 import sqlite3
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -28,6 +25,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 
 from anvild import settings
+from anvild.display import printable
 from tests.conftest import anvild, run_pytest, wait_for, write_project
 from tests.test_ci import GITHUB, clean_env
 from tests.test_daemon import JSON_REPORT, alive, executions, status
@@ -572,36 +570,18 @@ def test_markdown_reports_let_no_markup_through(evil_project: Path, name: str) -
         for t in tokens
         if t.type == "inline"
     }
-    # Each id reads back exactly as the test's id: escaped for markdown, not mangled.
-    missing = {s for s in shown if s not in cells}
+    # Each id reads back exactly as the test's id: escaped for markdown, not mangled; its
+    # control codes (ESC, BEL, bidi overrides) written out as text, as on a terminal.
+    missing = {s for s in shown if printable(s) not in cells}
     assert not missing, missing
     assert f"{TITLES[name]}: {EVIL_DIR}" in cells
 
 
 def on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
-    """Run the CLI with its stdout on a pseudo-terminal 300 columns wide (rich's path)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 300, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anvild", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "300"},
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+    """Run the CLI with its stdout on a pseudo-terminal 300 columns wide."""
+    from tests.test_terminal import on_a_terminal as run
+
+    return run(*args, cwd=cwd, columns=300)
 
 
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")

@@ -193,8 +193,24 @@ def test_a_failing_systemctl_is_one_error_line(
     assert proc.returncode == 1
     assert proc.stderr == (
         "anvild: error: `systemctl --user daemon-reload` failed: "
-        f"Failed to connect to bus: No medium found ({unit_path})\n"
+        f"Failed to connect to bus: No medium found; nothing installed ({unit_path})\n"
     )
+    assert proc.stdout == ""
+    # without a user bus nothing is enabled: no unit file is left behind to look installed
+    assert not unit_path.exists()
+
+
+def test_a_failed_reinstall_puts_the_unit_it_replaced_back(
+    tmp_path: Path, unit_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_tool(tmp_path / "bin", "systemctl")
+    unit_path.parent.mkdir(parents=True, exist_ok=True)
+    unit_path.write_text("[Unit]\nDescription=the user's own unit\n")
+    monkeypatch.setenv("FAKE_FAIL", "--user enable")
+    proc = anvild("service", "install", "--systemd", path=str(tmp_path / "bin"))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "nothing installed" in proc.stderr
+    assert unit_path.read_text() == "[Unit]\nDescription=the user's own unit\n"
 
 
 def test_no_systemctl_writes_the_unit_and_says_how_to_enable_it(

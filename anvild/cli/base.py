@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 
 import click
 
+from anvild.display import shown
 from anvild.errors import AnvildError
 
 F = TypeVar("F", bound=Callable[..., Any])
+PROGRESS_FROM = 5  # reports in an ingest from which a terminal shows a progress bar
 
 
 def format_option(func: F) -> F:
@@ -131,47 +133,55 @@ class Tally:
         return line + (f", {self.skipped} skipped" if self.skipped else "")
 
 
-def report_ingest(events: Any, total: int, verbose: bool = True) -> Tally:
-    """Print each event of an ingest: errors always, the other lines unless a progress bar
-    (total reports >= 5, on a terminal) stands for them and verbose is off."""
+def report_ingest(events: Any, total: int, verbose: bool = False) -> Tally:
+    """Print each event of an ingest of total reports: errors always; on a terminal a progress
+    bar stands for the other lines unless verbose; into a pipe every line (it is the output).
+
+    The bar is drawn on stderr when it is a terminal and total is 5 or more; it advances by
+    one for each event, whether the ingest runs here or in the daemon.
+    """
     from anvild.ingest import IngestEvent
 
     tally = Tally()
+    bar = total >= PROGRESS_FROM and sys.stderr.isatty()
+    lines = verbose or not bar or not sys.stdout.isatty()
 
-    def show(event: IngestEvent, lines: bool) -> None:
+    def show(event: IngestEvent) -> None:
+        name = shown(event.name)
         if event.error is not None:
             tally.rejected += 1
-            click.echo(f"anvild: error: {event.error}", err=True)
+            click.echo(f"anvild: error: {shown(event.error)}", err=True)
         elif event.skipped is not None:
             tally.skipped += 1
             if lines:
-                click.echo(f"skipped {event.name}: {event.skipped}", err=True)
+                click.echo(f"skipped {name}: {shown(event.skipped)}", err=True)
         elif event.stored is not None and event.stored.already_stored:
             tally.already += 1
             if lines:
-                click.echo(f"already stored as {event.stored.execution_id}: {event.name}")
+                click.echo(f"already stored as {shown(event.stored.execution_id)}: {name}")
         elif event.stored is not None:
             tally.stored += 1
             stored = event.stored
             counts = ", ".join(f"{n} {s.lower()}" for s, n in stored.counts.items() if n)
             if lines:
                 click.echo(
-                    f"stored {stored.execution_id} ({stored.space}): {stored.tests} tests"
-                    f"{', ' + counts if counts else ''} ({event.name})"
+                    f"stored {shown(stored.execution_id)} ({stored.space}): {stored.tests} tests"
+                    f"{', ' + counts if counts else ''} ({name})"
                 )
 
-    if total < 5:
+    if not bar:
         for event in events:
-            show(event, True)
+            show(event)
         return tally
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("ingesting", total=total)
-        for event in events:
-            show(event, verbose)
-            progress.advance(task)
+        for done, event in enumerate(events, 1):
+            show(event)
+            # an archive counted as one report holds several
+            progress.update(task, completed=done, total=max(total, done))
     return tally
 
 
@@ -185,16 +195,16 @@ def main() -> None:
         # one line, as every other error; click's "did you mean" hint stays in it
         what = " ".join(exc.format_message().split())
         where = exc.ctx.command_path if exc.ctx is not None else "anvild"
-        click.echo(f"anvild: error: {what} ({where} --help)", err=True)
+        click.echo(f"anvild: error: {shown(what)} ({where} --help)", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"anvild: error: {' '.join(exc.format_message().split())}", err=True)
+        click.echo(f"anvild: error: {shown(' '.join(exc.format_message().split()))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("anvild: aborted", err=True)
         sys.exit(130)
     except AnvildError as exc:
-        click.echo(f"anvild: error: {exc}", err=True)
+        click.echo(f"anvild: error: {shown(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

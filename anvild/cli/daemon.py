@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, F, cli, pass_context
+from anvild.display import shown
+from anvild.term import paint
 
 
 @cli.command()
@@ -25,7 +27,7 @@ def start(obj: Context, foreground: bool) -> None:
         lifecycle.run_foreground(obj.config_path())
         return
     pid = lifecycle.start(obj.config_path())
-    click.echo(f"anvild started (pid {pid}), log: {lifecycle.log_path()}")
+    click.echo(f"anvild started (pid {pid}), log: {shown(lifecycle.log_path())}")
 
 
 def _warn_if_root() -> None:
@@ -75,24 +77,8 @@ def status(as_json: bool) -> None:
     if as_json:
         output.emit_json(info)
         return
-    click.echo(f"anvild is running (pid {info['pid']}, up {info['uptime']:.0f} s)")
-    click.echo(f"  projects: {len(info['projects'])}")
-    for project in info["projects"]:
-        click.echo(f"    {project['name']}: {project['root']} [{project['space']}]")
-    click.echo(
-        f"  runs ingested: {info['runs_ingested']}, pending: {info['pending']}, "
-        f"rejected: {info['rejected']}"
-    )
-    if info.get("storing"):
-        click.echo(f"  storing: {info['storing']}")
-    for report in info.get("pending_reports", []):
-        click.echo(
-            f"  pending: {report['path']}: {report['reason']} ({report['attempts']} attempts)"
-        )
-    for run in info["in_progress"]:
-        click.echo(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
-    if info["last_error"]:
-        click.echo(f"  last error: {info['last_error']}")
+    for line in lifecycle.describe(info):  # names, paths, errors from outside: as text
+        click.echo(shown(line))
 
 
 @cli.command()
@@ -130,10 +116,10 @@ def watch(
         _warn_if_root()  # this watch starts the daemon
     outer = projects.enclosing(obj.config_path(), path)
     if outer is not None:
-        click.echo(f"anvild: warning: {path.resolve()} is inside the watched project {outer}",
-                   err=True)  # fmt: skip
+        inside = f"{shown(path.resolve())} is inside the watched project {shown(outer)}"
+        click.echo(f"anvild: warning: {inside}", err=True)
     outcome = projects.watch(obj.config_path(), path, reports, space, start=not no_start)
-    click.echo(outcome)
+    click.echo(shown(outcome))
     _tell_interpreters(path.expanduser().resolve(), install)
 
 
@@ -155,9 +141,9 @@ def _tell_interpreters(root: Path, install: bool) -> None:
                 command = plugin_wheel.install(capture.interpreter.python, Path(tmp))
             where = " into the user's site" if "--user" in command else ""
             python = capture.interpreter.python
-            click.echo(f"  installed anvild's pytest plugin{where} for {python}")
+            click.echo(f"  installed anvild's pytest plugin{where} for {shown(python)}")
             capture = interpreters.probe(capture.interpreter, root)
-        click.echo(capture.line())
+        click.echo(shown(capture.line()))
 
 
 @cli.command()
@@ -167,7 +153,7 @@ def unwatch(obj: Context, path: Path) -> None:
     """Stop watching a project (its history stays)."""
     from anvild import projects
 
-    click.echo(projects.unwatch(obj.config_path(), path))
+    click.echo(shown(projects.unwatch(obj.config_path(), path)))
 
 
 @cli.command("projects")
@@ -193,6 +179,7 @@ def projects_command(obj: Context, as_json: bool) -> None:
             ("database", "database"),
             ("reports", "reports"),
         ],
+        drop=("reports", "space"),
     )
 
 
@@ -210,10 +197,12 @@ def doctor(obj: Context) -> None:
         target = Target.resolve(obj.project, obj.db, strict=False)
     results = checks.run_checks(obj.config_path(), target)
     for check in results:
+        name, detail = shown(check.name), shown(check.detail)
         if check.ok:
-            click.echo(f"ok   {check.name}: {check.detail}")
+            click.echo(f"ok   {name}: {detail}")
         else:
-            click.echo(f"FAIL {check.name}: {check.detail} -> fix: {check.fix}")
+            fail = paint("FAIL", fg="red", bold=True)
+            click.echo(f"{fail} {name}: {detail} -> fix: {shown(check.fix)}")
     if not all(check.ok for check in results):
         sys.exit(1)
 
@@ -237,13 +226,13 @@ def _service_kind(func: F) -> F:
 
 def _show_service_plan(plan: Any, dry_run: bool) -> None:
     if dry_run and plan.text is not None:
-        click.echo(f"would write {plan.path}:")
-        click.echo(plan.text, nl=False)
+        click.echo(f"would write {shown(plan.path)}:")
+        click.echo(shown(plan.text, lines=True), nl=False)
     elif dry_run:
-        click.echo(f"would remove {plan.path}")
+        click.echo(f"would remove {shown(plan.path)}")
     verb = "would run" if dry_run else "ran"
     for command in plan.commands:
-        click.echo(f"{verb}: {command}")
+        click.echo(f"{verb}: {shown(command)}")
 
 
 @service.command("install")
@@ -256,7 +245,8 @@ def service_install(kind: str | None, dry_run: bool) -> None:
     plan = user_service.install(kind, dry_run=dry_run)
     if not dry_run:
         # the tool's own path (pipx's ~/.local/bin/anvild, say), never a throwaway environment
-        click.echo(f"wrote {plan.path}, which runs {shlex.join(user_service.anvild_command())}")
+        runs = shlex.join(user_service.anvild_command())
+        click.echo(f"wrote {shown(plan.path)}, which runs {shown(runs)}")
     _show_service_plan(plan, dry_run)
 
 
@@ -273,4 +263,4 @@ def service_uninstall(kind: str | None, dry_run: bool) -> None:
         return
     _show_service_plan(plan, dry_run)
     if not dry_run:
-        click.echo(f"removed {plan.path}")
+        click.echo(f"removed {shown(plan.path)}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from anvild.cli.base import Context, cli, pass_context
+from anvild.display import shown
 
 
 @cli.group()
@@ -28,7 +29,7 @@ def wheel(output: Path) -> None:
     """Write the plugin's wheel (anvild-pytest, no dependencies but pytest)."""
     from anvild import plugin_wheel
 
-    click.echo(str(plugin_wheel.build(output.resolve())))
+    click.echo(shown(plugin_wheel.build(output.resolve())))
 
 
 @plugin.command()
@@ -45,5 +46,6 @@ def install(obj: Context, python: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="anvild-plugin-") as tmp:
         command = plugin_wheel.install(interpreter, Path(tmp))
     click.echo(
-        f"installed anvild's pytest plugin into {interpreter} ({shlex.join(command[:3])} ...)"
+        f"installed anvild's pytest plugin into {shown(interpreter)} "
+        f"({shown(shlex.join(command[:3]))} ...)"
     )

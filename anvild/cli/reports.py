@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from anvild.cli.base import Context, F, cli, pass_context, space_option
+from anvild.display import shown
 from anvild.errors import UsageError
 
 # --- report commands ---
@@ -51,7 +52,7 @@ def _write_report(text: str, path: Path | None) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the report: {exc.strerror}", str(path)) from None
-    click.echo(f"wrote {path}", err=True)
+    click.echo(f"wrote {shown(path)}", err=True)
 
 
 @report.command("test-execution")

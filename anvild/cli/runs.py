@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context, report_ingest, wait_note
+from anvild.display import shown
 from anvild.errors import NoReports, UsageError
 
 RUN_FIELDS = (
@@ -82,8 +83,8 @@ def ingest(
         options = api.ci_options(options, os.environ)
     if target.guessed and sys.stderr.isatty():  # a hint for a person, like the progress bar
         click.echo(
-            f"anvild: note: {target.project_root} is not a watched project or a git work tree;"
-            f" storing in {target.db_url} (--project or --db chooses)",
+            f"anvild: note: {shown(target.project_root)} is not a watched project or a git work"
+            f" tree; storing in {shown(target.db_url)} (--project or --db chooses)",
             err=True,
         )
     events = api.ingest(target, list(paths), options, on_wait=wait_note)
@@ -117,7 +118,8 @@ def history(
         if fmt == "json" or as_json:
             output.emit_json([output.jsonable(row, RESULT_FIELDS) for row in rows])
             return
-        output.table(rows, [(f, f.replace("_", " ")) for f in RESULT_FIELDS], test_id)
+        columns = [(f, f.replace("_", " ")) for f in RESULT_FIELDS]
+        output.table(rows, columns, test_id, drop=("attempt", "space", "duration"))
         return
     rows = api.runs(obj.target(), limit, chosen)
     for row in rows:
@@ -140,7 +142,8 @@ def history(
         ("git_branch", "branch"),
         ("origin", "origin"),
     ]
-    output.table(rows, columns, "Runs")
+    drop = ("origin", "source", "skipped", "errors", "git_branch", "space")
+    output.table(rows, columns, "Runs", drop)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

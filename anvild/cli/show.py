@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context
+from anvild.display import shown
 from anvild.status import Status
+from anvild.term import paint
 
 LISTED = 20  # rows per list of a run card before "and N more"
 MARKS = {  # pytest's own letters, newest result first
@@ -42,9 +44,7 @@ def show(obj: Context, ident: str | None, fmt: str, as_json: bool) -> None:
 
 
 def _text(value: Any) -> str:
-    from anvild.output import printable
-
-    return "-" if value is None else printable(str(value))
+    return "-" if value is None else shown(value)
 
 
 def _when(iso: str | None) -> str:
@@ -62,28 +62,31 @@ def mark(run: dict[str, Any]) -> str:
     letter, colour = MARKS.get(run["status"], ("?", "white"))
     if run.get("reran") and run["status"] == Status.PASSED:
         letter, colour = MARKS[Status.RERUN]
-    return click.style(letter, fg=colour, bold=colour == "red")
+    return paint(letter, fg=colour, bold=colour == "red")
 
 
 def _block(title: str, text: str | None) -> None:
     if not text:
         return
-    click.echo(click.style(title, bold=True))
-    for line in text.splitlines():
-        click.echo("  " + _text(line))
+    click.echo(paint(title, bold=True))
+    for line in shown(text, lines=True).split("\n"):
+        click.echo("  " + line)
 
 
 def _test(card: dict[str, Any]) -> None:
     from anvild import output
     from anvild.report.labels import percent, reasons
 
-    click.echo(click.style(_text(card["entity_id"]), bold=True))
+    click.echo(paint(_text(card["entity_id"]), bold=True))
     for row in card["statistics"]:
         executed = row["passed"] + row["failed"] + row["errors"]
-        click.echo(
+        click.echo(  # two lines: each fits 80 columns
             f"  {row['space']}: {row['total_runs']} runs ({executed} executed): "
             f"{row['passed']} passed, {row['failed']} failed, {row['errors']} errors, "
-            f"{row['skipped']} skipped; failure rate {percent(row['failure_rate'])}, "
+            f"{row['skipped']} skipped"
+        )
+        click.echo(
+            f"    failure rate {percent(row['failure_rate'])}, "
             f"avg {_seconds(row['avg_duration'])}, {row['flips']} flips; "
             f"last {row['last_status'] or '-'} at {_when(row['last_run'])}"
         )
@@ -93,7 +96,7 @@ def _test(card: dict[str, Any]) -> None:
     verdict = card["flaky"]
     if verdict["flaky"]:
         click.echo(
-            "  " + click.style("flaky", fg="yellow", bold=True) + ": " + reasons(verdict["reasons"])
+            "  " + paint("flaky", fg="yellow", bold=True) + ": " + reasons(verdict["reasons"])
         )
         first, last = verdict["first_flake"], verdict["last_flake"]
         state = "recovered (no flake in its newest runs)" if verdict["recovered"] else "active"
@@ -112,9 +115,7 @@ def _test(card: dict[str, Any]) -> None:
         )
     elif verdict["broken"]:
         click.echo(
-            "  "
-            + click.style("broken", fg="red", bold=True)
-            + ": failed in every run of its window"
+            "  " + paint("broken", fg="red", bold=True) + ": failed in every run of its window"
         )
     else:
         click.echo("  not flaky")
@@ -122,10 +123,8 @@ def _test(card: dict[str, Any]) -> None:
     if last is None:
         click.echo("  never failed")
     else:
-        click.echo(
-            f"  failures: first {_when(first['at'])} ({_text(first['execution_id'])}), "
-            f"last {_when(last['at'])} ({_text(last['execution_id'])})"
-        )
+        click.echo(f"  first failure: {_when(first['at'])} ({_text(first['execution_id'])})")
+        click.echo(f"  last failure:  {_when(last['at'])} ({_text(last['execution_id'])})")
     for change in card["durations"]:
         if change["earlier_median"] is None:
             click.echo(
@@ -140,7 +139,7 @@ def _test(card: dict[str, Any]) -> None:
             f"(median of {change['recent_runs']}) vs {_seconds(change['earlier_median'])} "
             f"before ({change['earlier_runs']} runs): {how}"
         )
-        click.echo(click.style(line + ", slower", fg="yellow") if change["slower"] else line)
+        click.echo(paint(line + ", slower", fg="yellow") if change["slower"] else line)
     click.echo()
     rows = [
         {
@@ -175,7 +174,7 @@ def _test(card: dict[str, Any]) -> None:
 def _listed(title: str, rows: list[dict[str, Any]], line: Any) -> None:
     if not rows:
         return
-    click.echo(click.style(f"{title} ({len(rows)})", bold=True))
+    click.echo(paint(f"{title} ({len(rows)})", bold=True))
     for row in rows[:LISTED]:
         click.echo("  " + line(row))
     if len(rows) > LISTED:
@@ -187,7 +186,7 @@ def _run(card: dict[str, Any]) -> None:
 
     state = "" if card["state"] == "complete" else f", {card['state']}"
     click.echo(
-        click.style(f"run {_text(card['execution_id'])}", bold=True) + f" ({card['space']}{state})"
+        paint(f"run {_text(card['execution_id'])}", bold=True) + f" ({card['space']}{state})"
     )
     click.echo(
         f"  started {_when(card['started_at'])} UTC, took {_seconds(card['duration'])}, "
@@ -207,7 +206,7 @@ def _run(card: dict[str, Any]) -> None:
     if card.get("outage"):
         click.echo(
             "  "
-            + click.style("outage", fg="red", bold=True)
+            + paint("outage", fg="red", bold=True)
             + ": most of its tests failed; its results are no evidence of flakiness"
         )
     _listed(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context, space_option, wait_note
+from anvild.display import shown
 from anvild.errors import UsageError
 from anvild.store.columns import SHOWN
 
@@ -98,7 +100,7 @@ def stats_slower(obj: Context, space: str, runs: int, fmt: str, as_json: bool) -
     ]
     columns = [("entity_id", "test"), ("space", "space"), ("now", "now (median)")]
     columns += [("before", "before (median)"), ("times", "slower"), ("earlier_runs", "runs before")]
-    output.table(rows, columns, "Slower than before")
+    output.table(rows, columns, "Slower than before", drop=("earlier_runs", "space"))
 
 
 FLAKY_FIELDS = (
@@ -238,8 +240,10 @@ def stats_flaky(
         output.emit_json([verdict.as_row() for verdict in found])
         return
     if fmt == "deselect":
+        # exact into a pipe (pytest reads the ids); written out on a terminal, as any line
+        exact = not sys.stdout.isatty()
         for line in deselect_lines(found):
-            click.echo(line)
+            click.echo(line if exact else shown(line))
         return
     rows = [
         {
@@ -263,7 +267,8 @@ def stats_flaky(
         columns += [("flip", "flip rate"), ("failure_rate", "fail rate")]
         columns += [("score_text", "score"), ("last", "last flake"), ("state", "state")]
         columns += [("why", "reasons")]
-        output.table(flaky_rows, columns, "Flaky tests")
+        drop = ("last", "passed", "failed", "failure_rate", "state", "space", "flips", "runs")
+        output.table(flaky_rows, columns, "Flaky tests", drop)
     if broken_rows:
         columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
         output.table(broken_rows, columns, "Broken tests (failed in every run)")
@@ -288,7 +293,8 @@ def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str)
         ("last_status", "last"),
         ("last_run", "last run"),
     ]
-    output.table(rows, columns, title)
+    drop = ("last_run", "skipped", "errors", "passed", "avg_duration", "space")
+    output.table(rows, columns, title, drop)
 
 
 @stats.command("rebuild")
@@ -309,7 +315,7 @@ def stats_rebuild(obj: Context, fmt: str, as_json: bool) -> None:
         return
     for change in changes:
         click.echo(
-            f"{change.entity_id} [{change.space}] {change.field}: "
+            f"{shown(change.entity_id)} [{change.space}] {change.field}: "
             f"{change.stored!r} -> {change.recomputed!r}"
         )
     tests = len({(c.entity_id, c.space) for c in changes})

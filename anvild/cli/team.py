@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, cli, pass_context, report_ingest, wait_note
+from anvild.display import shown
 from anvild.errors import UsageError
 
 
@@ -77,6 +78,7 @@ def sync_github(
 
     tally = report_ingest(counted(), 0)
     if not seen:
-        click.echo(f"no artifacts matching {artifact_pattern!r} in {repo}", err=True)
+        pattern = shown(repr(artifact_pattern))
+        click.echo(f"no artifacts matching {pattern} in {shown(repo)}", err=True)
     if tally.rejected:
         sys.exit(1)

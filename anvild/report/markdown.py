@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from anvild.display import hide_password, printable
 from anvild.report.data import CATEGORIES
 from anvild.report.labels import (
     CATEGORY_TITLES,
@@ -33,7 +34,7 @@ _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 def text(value: Any) -> str:
     """A report-derived string as inert markdown: one line, clipped, markup escaped."""
-    line = " ".join(str(value).split())
+    line = printable(hide_password(" ".join(str(value).split())))
     if len(line) > CELL_CHARS:
         line = line[: CELL_CHARS - 1] + "…"
     out = []

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 
 from anvild.config import sqlite_path
+from anvild.display import hide_password
 from anvild.errors import DatabaseError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -131,15 +132,8 @@ def _connect_postgres(url: str) -> Database:
         ) from None
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseError(f"cannot connect: {first_line}", _redact(url)) from None
+        raise DatabaseError(f"cannot connect: {first_line}", hide_password(url)) from None
     return db
-
-
-def _redact(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
 
 
 @contextmanager

@@ -555,3 +555,17 @@ def tracebacks(tests: list[int]) -> dict[int, str]:
         )
         found.update({test: text for test, text in tuples(query)})
     return found
+
+
+def stored_runs(roots: list[str]) -> dict[str, int]:
+    """The runs stored for each project root (0 for a project with none)."""
+    counts = dict.fromkeys(roots, 0)
+    query = (
+        Execution.select(Project.root, fn.COUNT(Execution.id))
+        .join(Project)
+        .where(Project.root.in_(roots))
+        .group_by(Project.root)
+    )
+    for root, count in tuples(query):
+        counts[root] = count
+    return counts

@@ -1,0 +1,102 @@
+"""The pytest-reportlog files the daemon reads while their runs go on, by byte offset."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anvild.errors import ReportError
+from anvild.ingest import sha256
+from anvild.parsers.reportlog import ReportlogReader
+from anvild.records import ParsedRun
+from anvild.work import Stamp, from_stat
+
+
+@dataclass(slots=True)
+class Tail:
+    """A pytest-reportlog file read by byte offset while its run goes on."""
+
+    inode: int
+    reader: ReportlogReader
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A tailed run that ended: the bytes it was read from, and its run or why there is none."""
+
+    data: bytes
+    digest: str
+    run: ParsedRun | None
+    error: ReportError | None = None
+    stamp: Stamp | None = None  # the file's, when the bytes read are all it holds
+
+
+class Tails:
+    """The runs in progress, one per reportlog file: the worker alone changes them, the
+    status reads a copy."""
+
+    def __init__(self) -> None:
+        self._tails: dict[Path, Tail] = {}
+
+    def feed(self, path: Path) -> Ended | ReportError | bool:
+        """Read what the file gained since the last look: Ended when its run finished, the
+        error when it does not parse (the tail is dropped), True while the run goes on, False
+        when the file is gone."""
+        try:
+            with path.open("rb") as stream:
+                info = os.fstat(stream.fileno())
+                tail = self._tails.get(path)
+                if tail is None or info.st_ino != tail.inode or info.st_size < tail.offset:
+                    # a new file, or pytest truncated it for a new session: start over
+                    tail = self._tails[path] = Tail(info.st_ino, ReportlogReader(path))
+                stream.seek(tail.offset)
+                chunk = stream.read()
+        except OSError:
+            self._tails.pop(path, None)
+            return False
+        tail.offset += len(chunk)
+        try:
+            tail.reader.feed(chunk)
+        except ReportError as exc:
+            self._tails.pop(path, None)
+            return exc
+        if tail.reader.complete:
+            return self._end(path, tail, interrupted=False) or False
+        return True
+
+    def interrupt(self, path: Path) -> Ended | None:
+        """The run's timeout came without SessionFinish: it ends as interrupted (None when it
+        ended meanwhile)."""
+        tail = self._tails.get(path)
+        if tail is None or tail.reader.complete:
+            return None
+        return self._end(path, tail, interrupted=True)
+
+    def _end(self, path: Path, tail: Tail, interrupted: bool) -> Ended | None:
+        del self._tails[path]
+        try:
+            with path.open("rb") as stream:
+                info = os.fstat(stream.fileno())
+                data = stream.read(tail.offset)
+        except OSError:
+            return None
+        digest = sha256(data)
+        stamp = from_stat(info) if info.st_size == len(data) else None
+        try:
+            return Ended(data, digest, tail.reader.finish(interrupted=interrupted), stamp=stamp)
+        except ReportError as exc:
+            return Ended(data, digest, None, exc, stamp)
+
+    def in_progress(self) -> list[dict[str, Any]]:
+        """The runs going on, one per pytest session: a session's reportlog beside its own
+        record is the same run (any thread: it reads a copy)."""
+        tails = list(self._tails.items())
+        recorded = {t.reader.session_id for _, t in tails if t.reader.source_format == "anvild"}
+        return [
+            {"path": str(path), "tests_so_far": tail.reader.tests_so_far}
+            for path, tail in tails
+            if tail.reader.source_format == "anvild" or tail.reader.session_id not in recorded
+        ]
