@@ -223,6 +223,13 @@ def describe(info: dict[str, Any]) -> list[str]:
         f"  runs stored: {info['runs_ingested']} since start{in_all}; "
         f"pending: {info['pending']}, rejected: {info['rejected']}"
     )
+    rescan = info.get("rescan")
+    if rescan and rescan["running"]:
+        looked_at = rescan["files"] - rescan["left"]
+        lines.append(
+            f"  rescan: {looked_at} of {rescan['files']} report files looked at "
+            f"({rescan['read']} read, {rescan['unchanged']} unchanged)"
+        )
     if info.get("storing"):
         lines.append(f"  storing: {info['storing']}")
     for report in info.get("pending_reports", []):

@@ -79,7 +79,9 @@ def detect(
     found = []
     for name in SPACES if space == "all" else (space,):
         durations: dict[str, list[tuple[int, float]]] = {}
-        for entity_id, rank, duration in queries.recent_durations(project, name, runs, since):
+        # A regression's recent median is at least MARGIN: a test never that slow is not one.
+        recent = queries.recent_durations(project, name, runs, since, at_least=MARGIN)
+        for entity_id, rank, duration in recent:
             durations.setdefault(entity_id, []).append((rank, duration))
         for entity_id, pairs in durations.items():
             pairs.sort(key=lambda pair: pair[0])

@@ -1,4 +1,4 @@
-"""Figure l: flaky-test detection quality, against histories whose truth is known.
+"""Figure m: flaky-test detection quality, against histories whose truth is known.
 
 For each seed, bench/flaky_truth.py draws a CI history of 60 runs (stable, flaky at several
 probabilities, broken, regressions, fixes, outages, over commits); the real `anvild ingest
@@ -56,7 +56,7 @@ def _goal(history: flaky_truth.History, test: flaky_truth.Test) -> bool:
     return test.category in flaky_truth.FLAKY and runs.count("failed") >= 0.05 * len(runs)
 
 
-def figure_l(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def]
+def figure_m(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def]
     seeds = list(range(1, mode.count(5, 12) + 1))
     listed_all: Counter[str] = Counter()
     total_all: Counter[str] = Counter()
@@ -89,7 +89,7 @@ def figure_l(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def
     flagged = sum(listed_all.values())
     true_pos = sum(listed_all[c] for c in flaky_truth.FLAKY)
     precision = Row(
-        "l", f"flaky detection precision, worst of {len(seeds)} seeds (60 runs each)",
+        "m", f"flaky detection precision, worst of {len(seeds)} seeds (60 runs each)",
         min(precisions), "", PRECISION_GOAL, "goal", goal=f">= {PRECISION_GOAL}",
         verdict=verdict(min(precisions) >= PRECISION_GOAL), samples=precisions,
         ratio_text=f"all seeds: {true_pos}/{flagged} = {true_pos / flagged:.3f}",
@@ -112,7 +112,7 @@ def figure_l(mode: Mode, print_row) -> list[Row]:  # type: ignore[no-untyped-def
     print_row(precision)
     rows.append(precision)
     recall = Row(
-        "l", f"flaky detection recall, tests failing >= 5 % of 60 runs, worst of {len(seeds)} seeds",
+        "m", f"flaky detection recall, tests failing >= 5 % of 60 runs, worst of {len(seeds)} seeds",
         min(recalls), "", RECALL_GOAL, "goal", goal=f">= {RECALL_GOAL}",
         verdict=verdict(min(recalls) >= RECALL_GOAL), samples=recalls,
         ratio_text=f"all seeds: {goal_listed}/{goal_total} = {goal_listed / goal_total:.3f}",

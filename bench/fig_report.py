@@ -33,6 +33,11 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one gathering")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the history in this directory and keep it; reuse it when it is there",
+    )
     args = parser.parse_args()
 
     from anvild import report
@@ -42,12 +47,14 @@ def main() -> None:
 
     (first,) = report_files(args.tests, range(1, 2))
     suite = generate.build_suite(args.tests)
-    with temp_dir() as tmp:
+    with temp_dir() as scratch:
+        tmp = args.keep.resolve() if args.keep else scratch
         project = tmp / "project"
-        project.mkdir()
         db = tmp / "big.db"
         start = time.perf_counter()
-        fig_history.build(db, project, suite, first, args.runs)
+        if not db.exists():
+            project.mkdir(parents=True, exist_ok=True)
+            fig_history.build(db, project, suite, first, args.runs)
         built = time.perf_counter() - start
         con = sqlite3.connect(db, isolation_level=None)
         results = con.execute('SELECT COUNT(*) FROM "execution_history"').fetchone()[0]

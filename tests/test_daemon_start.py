@@ -168,6 +168,7 @@ def test_the_daemon_is_ready_before_its_rescan_ends_and_reads_only_changed_repor
         assert anvild("start", env=PATIENT).returncode == 0
         going = status()["rescan"]
         assert going["running"], going
+        assert " of 200 report files looked at (" in anvild("status").stdout
     try:
         done = wait_for(rescan_done, 120, "the rescan after the lock")
         assert done == {"running": False, "files": 200, "left": 0, "read": 1, "unchanged": 199}

@@ -336,3 +336,37 @@ def test_screenshots(reports: dict[str, Path], tmp_path: Path, width: int, schem
                 f"--window-size={width},1600",
             )
             shutil.copyfile(comparison, SHOTS / f"comparison-{width}.png")
+
+
+MEASURE = """<!DOCTYPE html><html><head><title>not measured</title></head><body>
+<iframe id="report" src="{src}" style="width:{width}px;height:900px;border:0"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {{
+  var table = this.contentDocument.querySelector("table.runs");
+  var box = table.parentElement;
+  var cells = table.querySelectorAll("tbody tr:first-child td");
+  var shown = Array.from(cells).filter(function (td) {{ return td.offsetWidth > 0; }}).length;
+  document.title = [box.scrollWidth, box.clientWidth, shown].join(" ");
+}});
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_runs_table_fits_the_screen(
+    reports: dict[str, Path], tmp_path: Path, width: int
+) -> None:
+    """At a phone's width the runs table is one card per run: nothing to scroll sideways, and
+    the run, when, counts, commit and CI link all still shown."""
+    page = tmp_path / "measure.html"
+    page.write_text(MEASURE.format(src=reports["execution"].as_uri(), width=width))
+    proc = chromium(
+        page,
+        tmp_path / "profile",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scroll, client, shown = map(int, Dom(proc.stdout).title.split())
+    assert client > 0 and scroll <= client, (scroll, client)
+    assert shown == 10  # the newest run is a CI run: its link shows too

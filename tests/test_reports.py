@@ -556,3 +556,235 @@ def test_flaky_and_reports_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     flaky = {(row["entity_id"], row["space"]): row["reasons"] for row in data["flaky"]}
     assert flaky[(T + "test_flaky_local", "all")] == ["same_code_different_outcome", "flip_rate"]
     assert EVIL_HTML in api.execution_report(target, "all", 30, "html", at_now)
+
+
+# --- failures and drill-downs: fast reads, the same answers ---
+
+POOL = [f"tests/test_db.py::test_pool[{n}]" for n in range(4)]
+RARE = "tests/test_db.py::test_rare"
+
+
+def build_failing_history(history: History) -> None:
+    """45 runs, hourly, local and CI in turn, from noon two days before TODAY: four tests
+    broken by one cause with its own numbers each run, an error, a failure without a message,
+    and a test that stopped running after the first runs (older than the newest 40)."""
+    for k in range(45):
+        outcomes: dict[str, Any] = {T + "test_ok": P, T + "test_setup": E if k % 4 == 0 else P}
+        messages: dict[str, Any] = {T + "test_setup": f"RuntimeError: setup {k} failed"}
+        for n, node in enumerate(POOL):
+            outcomes[node] = F if (k + n) % 3 else P
+            messages[node] = f"ConnectionError: pool at 0x7f{k:02x}{n} exhausted after {k + n} s"
+        outcomes[T + "test_silent"] = F if k % 5 == 0 else P
+        messages[T + "test_silent"] = None
+        if k < 4:
+            outcomes[RARE] = F
+            messages[RARE] = f"AssertionError: assert {k} == 7"
+        history.run(
+            outcomes,
+            space="ci" if k % 2 else "local",
+            at=day_start(2) + k * 3600,
+            messages=messages,
+            durations=dict.fromkeys(outcomes, 0.02),
+        )
+
+
+def every_failure(db: str, since: float) -> list[tuple[Any, ...]]:
+    """Each failed or errored result of the runs since, oldest run first, read plainly."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            'SELECT t."entity_id", e."execution_id", e."space", e."started_at", e."id", '
+            'h."test_id", h."status", h."message" FROM "execution_history" h '
+            'JOIN "execution" e ON e."id" = h."execution_id" JOIN "test" t ON t."id" = h."test_id" '
+            "WHERE h.\"status\" IN ('FAILED', 'ERROR') AND e.\"started_at\" >= ? "
+            'ORDER BY e."started_at", e."id"',
+            (since,),
+        ).fetchall()
+
+
+def folded(rows: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """The failure groups and each test's messages, folded result by result."""
+    from anvild.messages import normalised
+    from anvild.output import iso
+
+    groups: dict[str, dict[str, Any]] = {}
+    tests: dict[str, dict[str, int]] = {}
+    for name, run, space, at, row_id, test, status, message in rows:
+        key = normalised(message) or "(no message)"
+        group = groups.setdefault(
+            key,
+            {"message": key, "example": message, "newest": (-1.0, 0, 0), "results": 0,
+             "tests": set(), "runs": {}, "statuses": set(), "spaces": set()},
+        )  # fmt: skip
+        group["results"] += 1
+        group["tests"].add(name)
+        group["runs"][run] = (at, row_id)
+        group["statuses"].add(status)
+        group["spaces"].add(space)
+        if message and (at, row_id, test) > group["newest"]:  # the newest, the last stored
+            group["newest"], group["example"] = (at, row_id, test), message
+        counts = tests.setdefault(name, {})
+        counts[key] = counts.get(key, 0) + 1
+    out = []
+    for group in groups.values():
+        runs = sorted(group["runs"], key=lambda run: group["runs"][run], reverse=True)
+        out.append(
+            {
+                "message": group["message"],
+                "example": group["example"],
+                "results": group["results"],
+                "tests": sorted(group["tests"]),
+                "tests_total": len(group["tests"]),
+                "runs": runs,
+                "runs_total": len(runs),
+                "first_seen": iso(group["runs"][runs[-1]][0]),
+                "last_seen": iso(group["runs"][runs[0]][0]),
+                "statuses": sorted(group["statuses"]),
+                "spaces": sorted(group["spaces"]),
+            }
+        )
+    out.sort(key=lambda g: (-g["tests_total"], -g["results"], g["message"]))
+    messages = {
+        name: [{"message": k, "results": n} for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
+        for name, c in tests.items()
+    }  # fmt: skip
+    return out, messages
+
+
+@pytest.mark.parametrize("window", [30, 1], ids=["whole-history", "last-day"])
+def test_failure_groups_count_every_failed_result(
+    project: tuple[Path, History], window: int
+) -> None:
+    root, history = project
+    build_failing_history(history)
+    data = execution_json(Target(root, history.url), window=window)
+    since = datetime.fromisoformat(data["since"]).timestamp()
+    rows = every_failure(history.url, since)
+    seen = len({row[1] for row in rows})
+    assert seen == 45 if window == 30 else 0 < seen < 45
+    groups, messages = folded(rows)
+    assert data["failures"] == groups
+    pool = next(g for g in groups if g["message"].startswith("ConnectionError"))
+    assert pool["message"] == "ConnectionError: pool at 0x… exhausted after N s"
+    assert pool["tests"] == POOL  # four tests, one cause
+    assert any(g["message"] == "(no message)" for g in groups)
+    drilled = {test["entity_id"]: test for test in data["drilldown"]}
+    assert set(drilled) == set(messages)
+    for name, test in drilled.items():
+        assert test["messages"] == messages[name]
+    assert (RARE in drilled) == (window == 30)
+
+
+def test_drill_downs_read_at_once_say_what_one_test_at_a_time_says(
+    project: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each drilled-into test's newest results, read for all tests at once, are the ones
+    `queries.test_results` reads for that test alone (what `anvild show TEST` reads)."""
+    from anvild.store import queries
+
+    root, history = project
+    build_failing_history(history)
+    target = Target(root, history.url)
+    data = execution_json(target)
+    one_at_a_time = {
+        "tests_results": lambda project, tests, runs: {
+            test: queries.test_results(test, runs) for test in tests
+        }
+    }
+    for name, replacement in one_at_a_time.items():
+        monkeypatch.setattr(queries, name, replacement)
+    assert execution_json(target)["drilldown"] == data["drilldown"]
+    rare = next(test for test in data["drilldown"] if test["entity_id"] == RARE)
+    assert [run["status"] for run in rare["results"]] == [F] * 4  # found past the newest 40 runs
+    pool = next(test for test in data["drilldown"] if test["entity_id"] == POOL[0])
+    assert len(pool["results"]) == 40
+
+
+def test_a_window_over_the_whole_history_reads_the_statistics(
+    known: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-test figures of a window holding every run come from the stored statistics and
+    are the ones adding up the window's results gives."""
+    from anvild.store import queries
+
+    stored = execution_json(known)
+    compared = comparison_json(known)
+    calls = []
+    monkeypatch.setattr(queries, "covers_history", lambda *args: calls.append(args) or False)
+    added_up = execution_json(known)
+    assert calls  # the second time, every result was read
+    for key in ("summary", "durations", "slowest", "by_space", "flaky", "broken"):
+        assert stored[key] == added_up[key], key
+    assert compared["tests"] == comparison_json(known)["tests"]
+    assert stored["summary"]["unique_tests"] == 11
+
+
+# --- the Markdown report's runs, failures and slower tests ---
+
+CI_URL = "https://ci.example.com/acme/runs/7?job=unit_tests|x&lt;y"
+LOUD = "<img src=x onerror=alert(1)> | `rm` [x](javascript:alert(1)) ** 42"
+
+
+def build_story(history: History) -> None:
+    """Sixteen runs, every fourth in CI with a URL full of markdown: a cause with markup in
+    its message, and a test slower in its newest five local runs than in the seven before."""
+    for k in range(16):
+        space = "ci" if k % 4 == 3 else "local"
+        history.run(
+            {T + "test_ok": P, T + "test_loud": F if k >= 13 else P, T + "test_slow": P},
+            space=space,
+            at=day_start(3) + k * 3600,
+            messages={T + "test_loud": LOUD},
+            durations={T + "test_slow": 2.0 if k >= 9 else 0.4, T + "test_ok": 0.01},
+            ci_url=CI_URL if space == "ci" else None,
+        )
+
+
+def markdown_cells(md: str) -> tuple[set[str], set[str]]:
+    """The token kinds a CommonMark reader with GFM tables makes of md, and its cells' text."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(md)
+    inline = [child for t in tokens if t.type == "inline" for child in t.children or ()]
+    kinds = {t.type for t in tokens} | {t.type for t in inline}
+    cells = {
+        "".join(c.content for c in t.children or () if c.type in ("text", "code_inline"))
+        for t in tokens
+        if t.type == "inline"
+    }
+    return kinds, cells
+
+
+def test_markdown_runs_failures_and_slower_tests(project: tuple[Path, History]) -> None:
+    root, history = project
+    build_story(history)
+    md = api.execution_report(Target(root, history.url), "all", 30, "md", at_now)
+    runs = md.split("## Runs (newest first)")[1].split("## Failures")[0]
+    assert "| Run | When (UTC) | Duration | Passed | Failed | Skipped | Commit |" in runs
+    assert runs.count("\n| local-") + runs.count("\n| ci-") == 10  # the newest ten
+    assert "_6 more rows not shown" in runs
+    # the CI run's address, whole, its markdown characters percent-encoded: GitHub links it
+    assert "| https://ci.example.com/acme/runs/7?job=unit%5Ftests%7Cx%26lt;y |" in runs
+    failures = md.split("## Failures (1 cause)")[1].split("## Flaky tests")[0]
+    row = next(line for line in failures.splitlines() if "onerror" in line)
+    assert row.startswith("| &lt;img src=x onerror=alert(N)&gt; \\| \\`rm\\` \\[x\\]")
+    assert "| 1 | 3 | 3 | FAILED |" in row and row.endswith("| tests/test\\_a.py::test\\_loud |")
+    slower = md.split("## Slower than before")[1].split("## Slowest tests")[0]
+    assert "| tests/test\\_a.py::test\\_slow | local | 2.00 s | 400 ms | 5.0x |" in slower
+    kinds, cells = markdown_cells(md)
+    assert not kinds & {"html_block", "html_inline", "link_open", "image"}, kinds
+    assert "https://ci.example.com/acme/runs/7?job=unit%5Ftests%7Cx%26lt;y" in cells
+    assert "<img src=x onerror=alert(N)> | `rm` [x](javascript:alert(N)) ** N" in cells
+    assert len(md.encode()) <= MAX_BYTES
+
+
+def test_markdown_says_when_nothing_failed_or_got_slower(project: tuple[Path, History]) -> None:
+    root, history = project
+    for k in range(3):
+        history.run({T + "test_ok": P}, space="ci" if k == 2 else "local", at=day_start(k))
+    target = Target(root, history.url)
+    md = api.execution_report(target, "local", 30, "md", at_now)
+    assert "## Runs (newest first)" in md and "| local-" in md and "| ci-" not in md
+    assert "## Failures\n\nNo failures in the window." in md
+    assert "## Slower than before\n\nNo test got slower in the window." in md

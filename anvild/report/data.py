@@ -251,12 +251,16 @@ def execution(
 
     since = window_start(window_days, now)
     spaces = _spaces(space)
-    runs = queries.executions_since(project, since, spaces) if project is not None else []
-    results = queries.results_since(project, since, spaces) if project is not None else []
-    failed = queries.failures_since(project, since, spaces) if project is not None else []
+    runs: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    by_test: failures.ByTest = []
+    by_run: failures.ByRun = []
     verdicts = []
     changes = []
     if project is not None:
+        runs = queries.executions_since(project, since, spaces)
+        results = queries.results_since(project, since, spaces)
+        by_test, by_run = queries.failure_counts(project, since, spaces)
         verdicts = flaky_verdicts(project, spaces, flaky_options or FlakyOptions(), since)
         changes = slower.detect(project, space, since=since)
     data = _header("test-execution", root, window_days, since, now)
@@ -283,11 +287,16 @@ def execution(
     data["slower"] = [change.as_row() for change in changes]
     data["runs"] = [_run_row(run) for run in reversed(runs[-RUNS:])]
     data["runs_total"] = len(runs)
-    data["failures"] = failures.groups(failed)
-    names = {row["entity_id"]: row["test_id"] for row in results}
+    names = {row["test_id"]: row["entity_id"] for row in results}
+    keys = failures.Keys()  # each distinct message normalised once, for both
+    data["failures"] = failures.groups(by_test, by_run, runs, names, keys)
     flaky_names = {v.entity_id for v in verdicts if v.flaky}
-    data["drilldown"], data["drilldown_total"] = failures.drilldowns(
-        failed, names, sorted(flaky_names), [c.entity_id for c in changes]
+    data["drilldown"], data["drilldown_total"] = (
+        failures.drilldowns(
+            project, by_test, names, sorted(flaky_names), [c.entity_id for c in changes], keys
+        )
+        if project is not None
+        else ([], 0)
     )
     return data
 

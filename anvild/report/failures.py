@@ -1,9 +1,13 @@
 """Why tests failed, for the execution report: failures grouped by cause, and a drill-down per
-test that failed, errored, flaked or got slower in the window."""
+test that failed, errored, flaked or got slower in the window.
+
+Both read the window's failures as counted by `queries.failure_counts` (per message and test,
+per message and run), so the work follows the distinct messages, not the failed results.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from anvild.messages import normalised
@@ -12,58 +16,89 @@ from anvild.output import iso
 GROUP_LISTS = 50  # tests and runs listed per failure group (the counts stay whole)
 DRILLDOWNS = 100  # tests drilled into, most failures first
 DRILL_RUNS = 40  # newest results per drilled-into test
+NO_MESSAGE = "(no message)"
+
+ByTest = list[tuple[str | None, int, str, int]]  # (message, test, status, results)
+ByRun = list[tuple[str | None, int, int, int]]  # (message, run, last test stored, results)
 
 
-def groups(failures: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+class Keys(dict[str | None, str]):
+    """Each raw message's group, normalised once per distinct message."""
+
+    def __missing__(self, message: str | None) -> str:
+        key = self[message] = normalised(message) or NO_MESSAGE
+        return key
+
+
+def groups(
+    by_test: ByTest,
+    by_run: ByRun,
+    runs: list[dict[str, Any]],
+    names: Mapping[int, str],
+    keys: Keys | None = None,
+) -> list[dict[str, Any]]:
     """Failed and errored results grouped by normalised message, the biggest group first:
-    message (normalised), example (the newest raw one), results, tests and runs (with totals),
-    first_seen, last_seen, statuses, spaces."""
+    message (normalised), example (the newest raw one: of its run, the last one stored),
+    results, tests and runs (with totals),
+    first_seen, last_seen, statuses, spaces. runs are the window's, oldest first."""
+    keys = Keys() if keys is None else keys
+    place = {run["id"]: n for n, run in enumerate(runs)}
     found: dict[str, dict[str, Any]] = {}
-    for row in failures:  # oldest first
-        key = normalised(row["message"]) or "(no message)"
-        group = found.get(key)
-        if group is None:
-            group = found[key] = {
+
+    def group(message: str | None) -> dict[str, Any]:
+        key = keys[message]
+        seen = found.get(key)
+        if seen is None:
+            seen = found[key] = {
                 "message": key,
-                "example": row["message"],
                 "results": 0,
-                "tests": {},
-                "runs": {},
-                "first_seen": row["started_at"],
+                "tests": set(),
+                "runs": set(),
                 "statuses": set(),
-                "spaces": set(),
+                "newest": (-1, -1),
+                "example": message,
             }
-        group["results"] += 1
-        group["tests"][row["entity_id"]] = None
-        group["runs"][row["execution_id"]] = None
-        group["example"] = row["message"] or group["example"]
-        group["last_seen"] = row["started_at"]
-        group["statuses"].add(row["status"])
-        group["spaces"].add(row["space"])
+        return seen
+
+    for message, test, status, n in by_test:
+        seen = group(message)
+        seen["results"] += n
+        seen["tests"].add(names[test])
+        seen["statuses"].add(status)
+    for message, run, last, _ in by_run:
+        seen = group(message)
+        seen["runs"].add(place[run])
+        if message and (place[run], last) > seen["newest"]:
+            seen["newest"], seen["example"] = (place[run], last), message
     out = []
-    for group in found.values():
-        tests, runs = sorted(group["tests"]), list(reversed(group["runs"]))  # newest run first
+    for seen in found.values():
+        tests = sorted(seen["tests"])
+        newest_first = sorted(seen["runs"], reverse=True)
         out.append(
             {
-                **group,
+                "message": seen["message"],
+                "example": seen["example"],
+                "results": seen["results"],
                 "tests": tests[:GROUP_LISTS],
                 "tests_total": len(tests),
-                "runs": runs[:GROUP_LISTS],
-                "runs_total": len(runs),
-                "first_seen": iso(group["first_seen"]),
-                "last_seen": iso(group["last_seen"]),
-                "statuses": sorted(group["statuses"]),
-                "spaces": sorted(group["spaces"]),
+                "runs": [runs[n]["execution_id"] for n in newest_first[:GROUP_LISTS]],
+                "runs_total": len(newest_first),
+                "first_seen": iso(runs[newest_first[-1]]["started_at"]),
+                "last_seen": iso(runs[newest_first[0]]["started_at"]),
+                "statuses": sorted(seen["statuses"]),
+                "spaces": sorted({runs[n]["space"] for n in newest_first}),
             }
         )
     return sorted(out, key=lambda g: (-g["tests_total"], -g["results"], g["message"]))
 
 
 def drilldowns(
-    failures: list[dict[str, Any]],
-    names: dict[str, int],
+    project: int,
+    by_test: ByTest,
+    names: Mapping[int, str],
     flaky: Iterable[str],
     slower: Iterable[str],
+    keys: Keys | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One entry per test that failed, errored, flaked or got slower, most failures first (at
     most DRILLDOWNS), and how many such tests there are: its newest results (strip and
@@ -71,22 +106,25 @@ def drilldowns(
     from anvild.cards import runs_of
     from anvild.store import queries
 
+    keys = Keys() if keys is None else keys
+    ids = {name: test for test, name in names.items()}
     messages: dict[str, dict[str, int]] = {}
-    for row in failures:
-        counts = messages.setdefault(row["entity_id"], {})
-        key = normalised(row["message"]) or "(no message)"
-        counts[key] = counts.get(key, 0) + 1
+    for message, test, _, n in by_test:
+        counts = messages.setdefault(names[test], {})
+        key = keys[message]
+        counts[key] = counts.get(key, 0) + n
     why: dict[str, list[str]] = {name: ["failed"] for name in messages}
     for name in flaky:
         why.setdefault(name, []).append("flaky")
     for name in slower:
         why.setdefault(name, []).append("slower")
     chosen = sorted(why, key=lambda n: (-sum(messages.get(n, {}).values()), n))
-    chosen = [name for name in chosen if name in names][:DRILLDOWNS]
-    traces = queries.tracebacks([names[name] for name in chosen])
+    chosen = [name for name in chosen if name in ids][:DRILLDOWNS]
+    tests = [ids[name] for name in chosen]
+    traces = queries.tracebacks(tests)
+    results = queries.tests_results(project, tests, DRILL_RUNS)
     out = []
     for name in chosen:
-        results = runs_of(queries.test_results(names[name], DRILL_RUNS))
         out.append(
             {
                 "entity_id": name,
@@ -104,13 +142,15 @@ def drilldowns(
                             "git_commit",
                         )
                     }
-                    for run in results
+                    for run in runs_of(results.get(ids[name], []))
                 ],
                 "messages": [
                     {"message": text, "results": n}
-                    for text, n in sorted(messages.get(name, {}).items(), key=lambda kv: -kv[1])
+                    for text, n in sorted(
+                        messages.get(name, {}).items(), key=lambda kv: (-kv[1], kv[0])
+                    )
                 ],
-                "traceback": traces.get(names[name]),
+                "traceback": traces.get(ids[name]),
             }
         )
     return out, len(why)

@@ -152,13 +152,6 @@ def sparkline(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-def safe_link(url: str | None) -> str | None:
-    """A CI run's URL when it is a web address, else None (shown as text, never a link)."""
-    if url and url.lower().startswith(("https://", "http://")):
-        return url
-    return None
-
-
 def duration_chart(buckets: list[dict[str, Any]]) -> dict[str, Any]:
     """One bar per duration bucket: how many tests take that long on average."""
     c = BARS
@@ -286,7 +279,7 @@ def _environment() -> Any:
     env.globals["GROUPS"] = GROUPS
     env.globals["strip"] = strip
     env.globals["sparkline"] = sparkline
-    env.globals["safe_link"] = safe_link
+    env.globals["safe_link"] = labels.safe_link
     env.filters["when"] = lambda value: "-" if not value else value[:16].replace("T", " ")
     return env
 

@@ -59,3 +59,10 @@ def bucket(low: float, high: float | None) -> str:
 def reasons(names: list[str]) -> str:
     """The rules that fired, in words."""
     return ", ".join(REASON_TITLES.get(name, name) for name in names)
+
+
+def safe_link(url: str | None) -> str | None:
+    """A CI run's URL when it is a web address, else None (shown as text, never a link)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None

@@ -7,9 +7,11 @@ from a report is escaped: it reads as text, never as markup or HTML.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from anvild import slower
 from anvild.display import hide_password, printable
 from anvild.report.data import CATEGORIES
 from anvild.report.labels import (
@@ -17,6 +19,7 @@ from anvild.report.labels import (
     SPACE_TITLES,
     percent,
     reasons,
+    safe_link,
     seconds,
 )
 
@@ -30,6 +33,12 @@ COMPARISON_HEADERS = (
     *("CI runs", "CI failures", "CI avg"),
 )
 _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+RUNS = 10  # newest runs listed, as the HTML report shows them before folding the rest
+GROUP_TESTS = 3  # tests named per failure group
+URL_CHARS = 500
+# In a URL: what markdown would read as markup, percent-encoded (the same address, RFC 3986)
+_URL_ENCODED = {char: f"%{ord(char):02X}" for char in "\\`*_[]|~<>\"' $"}
+_ENTITY = re.compile(r"&(#?[A-Za-z0-9]+;)")
 
 
 def text(value: Any) -> str:
@@ -46,6 +55,18 @@ def text(value: Any) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def link(url: str | None) -> str:
+    """A CI run's address as a bare URL (GitHub makes it a link), its markup characters
+    percent-encoded; an address that is no web address, or too long, as plain text."""
+    if not url:
+        return "-"
+    web = safe_link(url)
+    if web is None or len(web) > URL_CHARS or any(ord(c) < 32 or c == "\x7f" for c in web):
+        return text(url)
+    encoded = "".join(_URL_ENCODED.get(char, char) for char in web)
+    return _ENTITY.sub(r"%26\1", encoded)  # `&lt;` would read as `<`: its `&` is encoded
 
 
 def table(
@@ -142,6 +163,8 @@ def execution(data: dict[str, Any]) -> str:
             ],
             limit,
         ) or ["No runs in the window."]
+        lines += _runs(data, limit)
+        lines += _failures(data, limit)
         lines += ["", "## Flaky tests", ""]
         lines += table(
             ["Test", "Space", "Runs", "Flips", "Flip rate", "Failure rate", "Reasons"],
@@ -167,6 +190,7 @@ def execution(data: dict[str, Any]) -> str:
             limit,
             "llr",
         ) or ["No broken tests."]
+        lines += _slower(data, limit)
         lines += ["", "## Slowest tests", ""]
         lines += table(
             ["Test", "Space", "Runs", "Avg duration"],
@@ -185,6 +209,87 @@ def execution(data: dict[str, Any]) -> str:
         return lines
 
     return _fit(build)
+
+
+def _runs(data: dict[str, Any], limit: int) -> list[str]:
+    """The newest runs with their provenance and CI links."""
+    runs, total = data["runs"], data["runs_total"]
+    title = f"newest first, {len(runs)} of {total}" if total > len(runs) else "newest first"
+    rows = []
+    for run in runs:
+        counts = run["counts"]
+        state = "" if run["state"] == "complete" else f" ({text(run['state'])})"
+        commit = text((run["git_commit"] or "-")[:8]) + (" (dirty)" if run["tree_dirty"] else "")
+        rows.append(
+            [
+                text(run["execution_id"]) + state,
+                text((run["started_at"] or "-")[:16].replace("T", " ")),
+                seconds(run["duration"]),
+                str(counts["passed"] + counts["xpassed"]),
+                str(counts["failed"] + counts["errors"]),
+                str(counts["skipped"] + counts["xfailed"]),
+                commit,
+                text(run["git_branch"] or "-"),
+                text(run["origin"] or "-"),
+                link(run["ci_url"]),
+            ]
+        )
+    lines = ["", f"## Runs ({title})", ""]
+    headers = ["Run", "When (UTC)", "Duration", "Passed", "Failed", "Skipped", "Commit"]
+    return lines + (
+        table([*headers, "Branch", "Origin", "CI"], rows, min(limit, RUNS), "llrrrrllll")
+        or ["No runs in the window."]
+    )
+
+
+def _failures(data: dict[str, Any], limit: int) -> list[str]:
+    """Failures grouped by cause, the biggest first, each with the tests it broke."""
+    rows = []
+    for group in data["failures"]:
+        named = ", ".join(text(name) for name in group["tests"][:GROUP_TESTS])
+        more = group["tests_total"] - min(GROUP_TESTS, len(group["tests"]))
+        rows.append(
+            [
+                text(group["message"]),
+                str(group["tests_total"]),
+                str(group["results"]),
+                str(group["runs_total"]),
+                text(", ".join(group["statuses"])),
+                text(group["last_seen"][:16].replace("T", " ")),
+                named + (f" and {more} more" if more else ""),
+            ]
+        )
+    causes = len(data["failures"])
+    title = f"Failures ({causes} cause{'' if causes == 1 else 's'})" if causes else "Failures"
+    lines = ["", f"## {title}", ""]
+    lines += ["Grouped by message, numbers and addresses masked.", ""] if rows else []
+    headers = ["Cause", "Tests", "Results", "Runs", "Status", "Last seen (UTC)", "Tests failing"]
+    return lines + (table(headers, rows, limit, "lrrrlll") or ["No failures in the window."])
+
+
+def _slower(data: dict[str, Any], limit: int) -> list[str]:
+    """Tests whose newest runs are slower than the runs before."""
+    rows = [
+        [
+            text(row["entity_id"]),
+            text(row["space"]),
+            seconds(row["recent_median"]),
+            seconds(row["earlier_median"]),
+            "-" if row["ratio"] is None else f"{row['ratio']:.1f}x",
+        ]
+        for row in data["slower"]
+    ]
+    lines = ["", "## Slower than before", ""]
+    if rows:
+        lines += [
+            f"Median of the newest {slower.RECENT} runs at least {slower.FACTOR:g}x the median "
+            f"before and {slower.MARGIN * 1000:g} ms more.",
+            "",
+        ]
+    return lines + (
+        table(["Test", "Space", "Now", "Before", "Slower"], rows, limit, "llrrr")
+        or ["No test got slower in the window."]
+    )
 
 
 def _side(side: dict[str, Any] | None) -> list[str]:

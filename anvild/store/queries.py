@@ -279,10 +279,59 @@ def executions_since(project: int, since: float, spaces: tuple[str, ...]) -> lis
     return dicts(query)
 
 
+def covers_history(project: int, since: float, spaces: tuple[str, ...]) -> bool:
+    """Whether every run of the project in spaces started at or after since: a window that
+    holds its whole history, whose per-test figures are the stored statistics."""
+    earlier = Execution.select(Execution.id).where(
+        (Execution.project == project)
+        & Execution.space.in_(spaces)
+        & ((Execution.started_at < since) | Execution.started_at.is_null())
+    )
+    return not earlier.exists()
+
+
+_RESULT_FIELDS = ("runs", "passed", "failed", "errors", "skipped", "reruns")
+
+
 def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Per (test, space), the results of runs started at or after since: runs, outcomes and
-    the duration sum of executed results (attempts that were rerun are not outcomes)."""
-    from peewee import Case, fn
+    """Per (test, space), the results of runs started at or after since: test_id, entity_id,
+    space, runs, passed, failed, errors, skipped, reruns and the duration sum and count of
+    executed results.
+
+    A window that holds the whole history reads the stored statistics (one row per test, kept
+    per run); a shorter one adds up the window's results (attempts that were rerun are not
+    outcomes)."""
+    if covers_history(project, since, spaces):
+        stats = EntityStatistics
+        query = (
+            stats.select(
+                stats.test.alias("test_id"),
+                Entity.entity_id,
+                stats.space,
+                stats.total_runs.alias("runs"),
+                *(getattr(stats, name) for name in _RESULT_FIELDS[1:]),
+                stats.duration_total,
+                stats.duration_count,
+            )
+            .join(Entity)
+            .where((Entity.project == project) & stats.space.in_(spaces) & (stats.total_runs > 0))
+        )
+        return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in tuples(query)]
+    return _results_in_window(project, since, spaces)
+
+
+_RESULT_KEYS = (
+    "test_id",
+    "entity_id",
+    "space",
+    *_RESULT_FIELDS,
+    "duration_total",
+    "duration_count",
+)
+
+
+def _results_in_window(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    from peewee import Case
 
     status = ExecutionHistory.status
 
@@ -314,7 +363,7 @@ def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[d
         )
         .group_by(ExecutionHistory.test, Entity.entity_id, Execution.space)
     )
-    return dicts(query)
+    return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in tuples(query)]
 
 
 # --- reads for `anvild show` (anvild.cards) ---
@@ -425,6 +474,68 @@ def test_results(test: int, runs: int, space: str | None = None) -> list[dict[st
     return dicts(query)
 
 
+def tests_results(project: int, tests: list[int], runs: int) -> dict[int, list[dict[str, Any]]]:
+    """`test_results` of many tests at once (any space): each test's attempts in its newest
+    `runs` runs, newest first, by test id; a test without results is left out.
+
+    The tests' results in the project's newest `runs` runs are read by primary key; only a test
+    missing from some of them has its own history searched."""
+    newest = (
+        Execution.select(Execution.id, Execution.started_at)
+        .where(Execution.project == project)
+        .order_by(*order.newest_first())
+        .limit(runs)
+    )
+    ids = [execution for execution, _ in tuples(newest)]
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not ids or not tests:
+        return found
+    among = f'h."execution_id" IN ({", ".join([database.obj.param] * len(ids))})'
+    for start in range(0, len(tests), 500):
+        chunk = tests[start : start + 500]
+        found.update(_results_of(chunk, among, tuple(ids)))
+    short = [test for test in tests if len({r["execution"] for r in found.get(test, ())}) < runs]
+    for start in range(0, len(short), 500):
+        chunk = short[start : start + 500]
+        for test in chunk:
+            found.pop(test, None)
+        found.update(_results_of(chunk, "", (), runs))
+    return found
+
+
+def _results_of(
+    tests: list[int], where: str, params: tuple[Any, ...], runs: int | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """Attempts of tests (in the runs `where` picks, or in each test's newest `runs` runs),
+    newest first, by test id."""
+    db = database.obj
+    p = db.param
+    columns = ", ".join(f'e."{name}"' for name in RESULT_RUN_FIELDS)
+    outer = ", ".join(f'r."{name}"' for name in RESULT_RUN_FIELDS)
+    rank = limit = ""
+    if runs:
+        rank = (
+            f', DENSE_RANK() OVER (PARTITION BY h."test_id" ORDER BY {order.NEWEST_FIRST}) '
+            'AS "rank"'
+        )
+        limit = f' WHERE r."rank" <= {p}'
+    if where:
+        where = " AND " + where
+    sql = (
+        f'SELECT r."test_id", r."execution", r."attempt", r."status", r."duration", r."message", '
+        f'{outer} FROM (SELECT h."test_id", e."id" AS "execution", h."attempt", h."status", '
+        f'h."duration", h."message", {columns}{rank} FROM "execution_history" AS h '
+        'JOIN "execution" AS e ON e."id" = h."execution_id" '
+        f'WHERE h."test_id" IN ({", ".join([p] * len(tests))}){where}) AS r{limit} '
+        'ORDER BY r."test_id", r."started_at" DESC, r."execution" DESC, r."attempt"'
+    )
+    keys = ("execution", "attempt", "status", "duration", "message", *RESULT_RUN_FIELDS)
+    found: dict[int, list[dict[str, Any]]] = {}
+    for test, *row in db.execute_sql(sql, (*tests, *params, *((runs,) if runs else ()))):
+        found.setdefault(int(test), []).append(dict(zip(keys, row, strict=True)))
+    return found
+
+
 def failure_bound(test: int, newest: bool) -> dict[str, Any] | None:
     """A test's first (or newest) failed or errored result: execution_id, started_at, status,
     message."""
@@ -463,10 +574,11 @@ def timed_results(test: int, space: str, limit: int) -> list[float]:
 
 
 def recent_durations(
-    project: int, space: str, runs: int, since: float | None = None
+    project: int, space: str, runs: int, since: float | None = None, at_least: float = 0.0
 ) -> list[tuple[str, int, float]]:
     """Executed durations of every test in the project's newest `runs` runs of a space (started
     at or after since), newest run first: (entity_id, run rank, duration), rank 0 the newest.
+    With at_least, only of the tests that took at least that long in one of those runs.
 
     Bounded by the runs, not the history: the newest runs are found on the run index and their
     results read by primary key.
@@ -480,18 +592,26 @@ def recent_durations(
     if not ids:
         return []
     rank = {execution: n for n, execution in enumerate(ids)}
-    query = (
-        ExecutionHistory.select(
-            ExecutionHistory.execution, Entity.entity_id, ExecutionHistory.duration
-        )
-        .join(Entity, on=(ExecutionHistory.test == Entity.id))
-        .where(
-            ExecutionHistory.execution.in_(ids)
-            & ExecutionHistory.status.in_(_EXECUTED)
-            & ExecutionHistory.duration.is_null(False)
-        )
+    db = database.obj
+    p = db.param
+    among = ", ".join([p] * len(ids))
+    timed = (
+        "h.\"status\" IN ('PASSED', 'XPASSED', 'FAILED', 'ERROR') AND h.\"duration\" IS NOT NULL"
     )
-    return [(name, rank[execution], float(d)) for execution, name, d in tuples(query)]
+    sql = (
+        'SELECT h."execution_id", t."entity_id", h."duration" FROM "execution_history" AS h '
+        'JOIN "test" AS t ON t."id" = h."test_id" '
+        f'WHERE h."execution_id" IN ({among}) AND {timed}'
+    )
+    params: tuple[Any, ...] = tuple(ids)
+    if at_least > 0:
+        sql += (
+            ' AND h."test_id" IN (SELECT h."test_id" FROM "execution_history" AS h '
+            f'WHERE h."execution_id" IN ({among}) AND {timed} AND h."duration" >= {p})'
+        )
+        params += (*ids, at_least)
+    cursor = db.execute_sql(sql, params)
+    return [(name, rank[execution], float(d)) for execution, name, d in cursor.fetchall()]
 
 
 def test_statistics(test: int) -> list[dict[str, Any]]:
@@ -520,30 +640,39 @@ def execution_by_id(execution: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def failures_since(project: int, since: float, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The failed and errored results of runs started at or after since, oldest run first:
-    test_id, entity_id, execution_id, space, started_at, status, message."""
-    query = (
-        ExecutionHistory.select(
-            ExecutionHistory.test.alias("test_id"),
-            Entity.entity_id,
-            Execution.execution_id,
-            Execution.space,
-            Execution.started_at,
-            ExecutionHistory.status,
-            ExecutionHistory.message,
-        )
-        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .join(Entity, on=(ExecutionHistory.test == Entity.id))
-        .where(
-            (Execution.project == project)
-            & Execution.space.in_(spaces)
-            & (Execution.started_at >= since)
-            & ExecutionHistory.status.in_(_FAILING)
-        )
-        .order_by(*order.oldest_first())
+def failure_counts(
+    project: int, since: float, spaces: tuple[str, ...]
+) -> tuple[list[tuple[str | None, int, str, int]], list[tuple[str | None, int, int, int]]]:
+    """The failed and errored results of runs started at or after since, counted in one read
+    of the window: per (message, test, status) how many, and per (message, run) the last test
+    stored (the highest test id) and how many.
+
+    Counted in SQL, not returned one row per result: a window of a big history holds hundreds
+    of thousands of failures and only a few distinct messages. Tests and runs are row ids."""
+    db = database.obj
+    p = db.param
+    window = ", ".join([p] * len(spaces))
+    sql = (
+        'WITH f AS (SELECT h."execution_id", h."test_id", h."status", h."message" '
+        'FROM "execution_history" AS h WHERE h."execution_id" IN ('
+        f' SELECT e."id" FROM "execution" AS e WHERE e."project_id" = {p}'
+        f' AND e."space" IN ({window}) AND e."started_at" >= {p})'
+        " AND h.\"status\" IN ('FAILED', 'ERROR')) "
+        'SELECT 0, f."message", f."test_id", f."status", NULL, COUNT(*) FROM f '
+        'GROUP BY f."message", f."test_id", f."status" '
+        'UNION ALL SELECT 1, f."message", f."execution_id", NULL, MAX(f."test_id"), COUNT(*) '
+        "FROM f "
+        'GROUP BY f."message", f."execution_id"'
     )
-    return dicts(query)
+    by_test: list[tuple[str | None, int, str, int]] = []
+    by_run: list[tuple[str | None, int, int, int]] = []
+    rows = db.execute_sql(sql, (project, *spaces, since))
+    for part, message, key, status, last, n in rows:
+        if part == 0:
+            by_test.append((message, int(key), status, int(n)))
+        else:
+            by_run.append((message, int(key), int(last), int(n)))
+    return by_test, by_run
 
 
 def tracebacks(tests: list[int]) -> dict[int, str]:
