@@ -449,32 +449,22 @@ def quarantine_file(target: Target, clock: Callable[[], float] = time.time) -> s
 def _quarantine_write(
     target: Target, action: str, changes: list[dict[str, Any]], clock: Callable[[], float]
 ) -> dict[str, Any]:
-    """A change to the quarantine through the database's owner, then its mirror for the plugin
-    (`.anvil/quarantine.json`) rewritten from what the database holds. The answer: `removed`
-    ids and the project's `entries` after.
-
-    The daemon has no quarantine request yet: where it owns the database, this says so at once
-    instead of waiting for it."""
-    from anvild import quarantine
-    from anvild.errors import OwnerBusy
+    """A change to the quarantine through the database's owner (the daemon when it runs), then
+    its mirror for the plugin (`.anvil/quarantine.json`) rewritten from what the database
+    holds. The answer: `removed` ids and the project's `entries` after."""
+    from anvild import control, quarantine
     from anvild.store import quarantine as stored
-    from anvild.store.owner import Owner
 
-    daemon = _daemon_runs()
-    try:
-        owner = Owner(target.db_url, config.state_dir()).open(
-            0.0 if daemon else config.owner_timeout(), None
-        )
-    except OwnerBusy as exc:
-        if not daemon:
-            raise
-        raise OwnerBusy(
-            "the running daemon owns this database and cannot change the quarantine: "
-            "`anvild stop`, run this command, then `anvild start`",
-            exc.where,
-        ) from None
-    with owner:
-        answer = stored.answer(owner, str(target.project_root), action, changes)
+    answer: dict[str, Any] | None = None
+    if _daemon_runs():
+        request = protocol.Quarantine(str(target.project_root), target.db_url, action, changes)
+        try:
+            answer = control.ask(request, timeout=None)
+        except DaemonNotRunning:
+            answer = None
+    if answer is None:
+        with _owner(target, None) as owner:
+            answer = stored.answer(owner, str(target.project_root), action, changes)
     held = [quarantine.Entry(**entry) for entry in answer["entries"]]
     quarantine.write_mirror(target.project_root, held, clock())
     return answer

@@ -14,7 +14,7 @@ import pytest
 
 from anvild import api, quarantine
 from anvild_pytest import quarantine as plugin_side
-from tests.conftest import anvild, write_project
+from tests.conftest import alive, anvild, wait_for, write_project
 
 FAILS = "tests/test_q.py::test_fails"
 ALSO_FAILS = "tests/test_q.py::test_also_fails"
@@ -188,14 +188,31 @@ def test_bad_until_is_one_error_line(project: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_with_the_daemon_owning_the_database_it_says_so_at_once(project: Path, daemon: int) -> None:
+def test_with_the_daemon_owning_the_database_it_changes_the_quarantine(
+    project: Path, daemon: int
+) -> None:
+    """The daemon owns the database: add, list, sync and remove go through it, print what they
+    print without it, and the next session obeys the change."""
     stored = anvild("pytest", "tests/test_q.py", cwd=project)  # through the daemon: it owns
     assert stored.returncode == 1, stored.stderr
-    proc = anvild("quarantine", "add", FAILS, cwd=project, env={"ANVILD_OWNER_TIMEOUT": "60"})
-    assert proc.returncode == 1
-    assert proc.stderr.startswith(
-        "anvild: error: the running daemon owns this database and cannot change the quarantine"
-    )
+    added = q(project, "add", FAILS, "--reason", "flake")
+    assert FAILS in added.stdout
+    listed = json.loads(q(project, "list", "--json").stdout)
+    assert [(r["entity_id"], r["reason"]) for r in listed] == [(FAILS, "flake")]
+    mirror = json.loads((project / ".anvil" / "quarantine.json").read_text())
+    assert FAILS in json.dumps(mirror)
+    session = pytest_run(project, "tests/test_q.py", "--deselect", ALSO_FAILS)
+    assert session.returncode == 0, session.stdout + session.stderr
+    assert "1 quarantined test failed" in session.stdout
+    removed = q(project, "remove", FAILS)
+    assert json.loads(q(project, "list", "--json").stdout) == []
+    anvild("stop")
+    wait_for(lambda: not alive(daemon), 30, "the daemon to exit")
+    # the same command without a daemon prints the same line
+    again = q(project, "add", FAILS, "--reason", "flake")
+    assert again.stdout == added.stdout
+    assert q(project, "remove", FAILS).stdout == removed.stdout
+    assert anvild("start").returncode == 0  # the fixture stops it again
 
 
 def test_db_copy_carries_the_quarantine(project: Path, pg_url: str) -> None:
