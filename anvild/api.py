@@ -279,11 +279,15 @@ def rebuild_stats(
 
 
 def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
-    """The newest runs (`history`)."""
+    """The newest runs (`history`), each marked whether it was an outage (flaky.is_outage)."""
+    from anvild import flaky
     from anvild.store import queries
 
     project = _read(target)
-    return queries.executions(project, limit, space)
+    rows = queries.executions(project, limit, space)
+    for row in rows:
+        row["outage"] = flaky.is_outage(row)
+    return rows
 
 
 def test_history(
@@ -370,16 +374,20 @@ def sync_github(
                     yield replace(event, name=event.name.replace(str(path), label))
 
 
-def flaky_tests(target: Target, space: str, options: Any, broken: bool = False) -> list[Any]:
-    """Flaky tests (`stats flaky`), then with broken the broken ones; options: a FlakyOptions.
+def flaky_tests(
+    target: Target, space: str, options: Any, broken: bool = False, min_score: float = 0.0
+) -> list[Any]:
+    """Flaky tests (`stats flaky`) scored at least min_score, then with broken the broken
+    ones; options: a FlakyOptions.
 
     A broken test (failed in every run of the window) is not flaky (SPEC section 7): it is
-    listed only when asked for.
+    listed only when asked for. Regressions and fixes are never listed.
     """
     from anvild import flaky
 
     project = _read(target)
-    return [v for v in flaky.detect(project, space, options) if v.flaky or broken]
+    found = flaky.detect(project, space, options, min_score=min_score)
+    return [v for v in found if v.flaky or broken]
 
 
 def execution_report(
@@ -406,3 +414,113 @@ def comparison_report(
     project = _read(target)
     content = data.comparison(project, str(target.project_root), window_days, now=clock())
     return report.render(content, fmt)
+
+
+# --- the quarantine ---
+
+
+def quarantine_entries(target: Target) -> list[Any]:
+    """The project's quarantine: quarantine.Entry rows, expired ones too."""
+    from anvild.store import quarantine as stored
+
+    try:
+        _read(target)
+    except NoHistory:
+        return []
+    return stored.entries(str(target.project_root))
+
+
+def quarantine_list(target: Target, clock: Callable[[], float] = time.time) -> list[dict[str, Any]]:
+    """`quarantine list`: JSON rows, each saying whether it has expired by clock's UTC day."""
+    from anvild import quarantine
+
+    today = quarantine.today(clock())
+    return [entry.as_row(today) for entry in quarantine_entries(target)]
+
+
+def quarantine_file(target: Target, clock: Callable[[], float] = time.time) -> str:
+    """`quarantine list --format file`: the committed form, expired entries left out."""
+    from anvild import quarantine
+
+    today = quarantine.today(clock())
+    return quarantine.file_text(e for e in quarantine_entries(target) if not e.expired(today))
+
+
+def _quarantine_write(
+    target: Target, action: str, changes: list[dict[str, Any]], clock: Callable[[], float]
+) -> dict[str, Any]:
+    """A change to the quarantine through the database's owner (the daemon when it runs), then
+    its mirror for the plugin (`.anvil/quarantine.json`) rewritten from what the database
+    holds. The answer: `removed` ids and the project's `entries` after."""
+    from anvild import control, quarantine
+    from anvild.store import quarantine as stored
+
+    answer: dict[str, Any] | None = None
+    if _daemon_runs():
+        request = protocol.Quarantine(str(target.project_root), target.db_url, action, changes)
+        try:
+            answer = control.ask(request, timeout=None)
+        except DaemonNotRunning:
+            answer = None
+    if answer is None:
+        with _owner(target, None) as owner:
+            answer = stored.answer(owner, str(target.project_root), action, changes)
+    held = [quarantine.Entry(**entry) for entry in answer["entries"]]
+    quarantine.write_mirror(target.project_root, held, clock())
+    return answer
+
+
+def quarantine_add(
+    target: Target,
+    ids: list[str],
+    reason: str | None,
+    until: str | None,
+    clock: Callable[[], float] = time.time,
+    source: str = "manual",
+) -> list[Any]:
+    """Quarantine tests (`quarantine add`); the project's quarantine after."""
+    from anvild.quarantine import Entry
+
+    now = clock()
+    new = [
+        {
+            "entity_id": entity_id,
+            "reason": reason,
+            "until": until,
+            "added_at": now,
+            "source": source,
+        }
+        for entity_id in dict.fromkeys(ids)
+    ]
+    answer = _quarantine_write(target, "add", new, clock)
+    return [Entry(**entry) for entry in answer["entries"]]
+
+
+def quarantine_remove(
+    target: Target, ids: list[str], clock: Callable[[], float] = time.time
+) -> list[str]:
+    """Take tests out of quarantine (`quarantine remove`): the ids that were in it."""
+    gone = [{"entity_id": entity_id} for entity_id in ids]
+    return list(_quarantine_write(target, "remove", gone, clock)["removed"])
+
+
+def quarantine_sync(
+    target: Target,
+    space: str,
+    options: Any,
+    min_score: float = 0.0,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Quarantine the tests `stats flaky` finds that are not quarantined yet (`quarantine
+    sync`); the ids added (or, with dry_run, that would be)."""
+    from anvild import quarantine
+
+    found = flaky_tests(target, space, options, False, min_score)
+    today = quarantine.today(clock())
+    held = {e.entity_id for e in quarantine_entries(target) if not e.expired(today)}
+    new = sorted({v.entity_id for v in found} - held)
+    if new and not dry_run:
+        reason = "flaky: found by anvild quarantine sync"
+        quarantine_add(target, new, reason, None, clock, source="sync")
+    return new

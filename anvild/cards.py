@@ -107,6 +107,17 @@ def _finals(
     return finals
 
 
+def _quarantined(metadata: Any) -> set[str]:
+    """The tests the run's session held in quarantine (anvild_pytest marks them)."""
+    import json
+
+    try:
+        held = json.loads(metadata or "{}").get("quarantined")
+    except (ValueError, AttributeError):
+        return set()
+    return {name for name in held if isinstance(name, str)} if isinstance(held, list) else set()
+
+
 def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     """A run's card: provenance, counts, failures, and what changed since the previous run of
     its project and space."""
@@ -119,8 +130,14 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     if previous_id is not None:
         previous = queries.execution_by_id(previous_id)
         before = _finals(queries.run_results(previous_id))
+    held = _quarantined(run.get("metadata"))
     failures = [
-        {"entity_id": name, "status": row["status"], "message": row["message"]}
+        {
+            "entity_id": name,
+            "status": row["status"],
+            "message": row["message"],
+            "quarantined": name in held,
+        }
         for name, row in sorted(finals.items())
         if outcome(row["status"]) == "fail"
     ]
@@ -163,6 +180,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         "exit_code": run["exit_code"],
         "tests": len(finals),
         "counts": {name: run[name] for name in COUNT_FIELDS},
+        "outage": flaky.is_outage(run),
         **{name: run[name] for name in PROVENANCE},
         "tree_dirty": None if run["tree_dirty"] is None else bool(run["tree_dirty"]),
         "report_path": run["report_path"],
@@ -206,6 +224,10 @@ def runs_of(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         run["tree_dirty"] = None if run["tree_dirty"] is None else bool(run["tree_dirty"])
     return runs
+
+
+def _moment(moment: flaky.Moment | None) -> dict[str, Any] | None:
+    return moment.as_row() if moment else None
 
 
 def _failure(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -283,6 +305,12 @@ def test_card(
             "flaky": bool(verdict and verdict.flaky),
             "broken": bool(verdict and verdict.broken),
             "reasons": list(verdict.reasons) if verdict else [],
+            "score": round(verdict.score, 4) if verdict and verdict.flaky else None,
+            "first_flake": _moment(verdict.first_flake if verdict else None),
+            "last_flake": _moment(verdict.last_flake if verdict else None),
+            "recovered": bool(verdict and verdict.recovered),
+            "change": verdict.change if verdict else None,
+            "since": _moment(verdict.since if verdict else None),
             "spaces": [v.as_row() for v in verdicts],
         },
         "first_failure": _failure(queries.failure_bound(test, newest=False)),

@@ -11,43 +11,113 @@ A test is flaky in a space when, over its last `window` executed runs there, any
 
 A test that failed in every executed run of the window is broken, never flaky. Skipped and
 xfailed results are not executed runs: they never count.
+
+Before the rules, runs that were outages (`is_outage`: most of a run's tests failed, or it
+failed at collection for everything) leave the window: they are no evidence. After them, a
+test whose outcome changed once for good (passed, then failed from some run on: a
+regression; or a fix) is not flaky, unless the same code passed and failed or it passed on
+retry. Each verdict carries a score (anvild.evidence) and its lifecycle: first and last flake,
+recovered when no flake came in the newest `recovered_after` runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, pairwise
 from typing import Any
 
 from anvild.errors import UsageError
-from anvild.records import NOT_EXECUTED, PASSING, RERUN, outranks
+from anvild.evidence import estimate
+from anvild.records import INTERNAL_ERROR, INTERRUPTED
+from anvild.store import fold
 
 SAME_CODE = "same_code_different_outcome"
 PASSED_ON_RETRY = "passed_on_retry"
 FLIP_RATE = "flip_rate"
 RULES = (SAME_CODE, PASSED_ON_RETRY, FLIP_RATE)
+# A test whose outcome changed once in its window, for good: not flaky.
+REGRESSION, FIXED = "regression", "fixed"
 
 SPACES = ("local", "ci")
+OUTAGE_SHARE = 0.8  # of a run's executed tests failing: the run is an outage
+OUTAGE_MIN_TESTS = 5  # executed tests a run needs before its share says outage
+RECOVERED_AFTER = 20  # executed runs without a flake: a flaky test has recovered
 
 
 @dataclass(frozen=True, slots=True)
 class FlakyOptions:
-    """The knobs of `stats flaky`: threshold in percent, window and minimum in runs."""
+    """The knobs of `stats flaky`: threshold in percent, window and minimum in runs, the
+    share of failing tests that makes a run an outage, the runs without a flake that make a
+    flaky test recovered."""
 
     threshold: float = 10.0
     window: int = 50
     min_runs: int = 5
+    outage_share: float = OUTAGE_SHARE
+    recovered_after: int = RECOVERED_AFTER
+
+
+def is_outage(counts: Mapping[str, Any], share: float = OUTAGE_SHARE) -> bool:
+    """Whether a run (its counts: passed, xpassed, failed, errors, and its exit_code) was an
+    outage: at least `share` of its executed tests failed (with OUTAGE_MIN_TESTS executed), or
+    the session was interrupted with nothing but errors (collection failed for everything).
+    Its results are no evidence of flakiness."""
+    good = (counts.get("passed") or 0) + (counts.get("xpassed") or 0)
+    bad = (counts.get("failed") or 0) + (counts.get("errors") or 0)
+    if good + bad == 0:
+        return False
+    if good == 0 and not counts.get("failed") and counts.get("exit_code") in _ABORTED:
+        return True
+    return good + bad >= OUTAGE_MIN_TESTS and bad >= share * (good + bad)
+
+
+_ABORTED = (INTERRUPTED, INTERNAL_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """One executed run of one test: its outcome, whether it was rerun, its code state."""
+class ExecutedRun:
+    """One executed run of one test: its outcome, whether it was rerun, its code state, where
+    it ran, and whether the run was an outage."""
 
     execution: int
     outcome: str  # pass | fail
     reran: bool
     code: tuple[str, str] | None  # (commit, tree state); None when the state is unknown
+    execution_id: str = ""
+    started_at: float | None = None
+    commit: str | None = None
+    outage: bool = False
+
+    @property
+    def flake(self) -> bool:
+        """A failure, or a pass that needed a rerun."""
+        return self.outcome == "fail" or self.reran
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A run a verdict points at: a flake, or where an outcome changed for good."""
+
+    execution_id: str
+    started_at: float | None
+    commit: str | None
+    space: str
+
+    def as_row(self) -> dict[str, Any]:
+        """JSON: the run's id, start (ISO 8601), commit and space."""
+        from anvild.output import iso
+
+        return {
+            "execution_id": self.execution_id,
+            "at": iso(self.started_at),
+            "git_commit": self.commit,
+            "space": self.space,
+        }
+
+
+def _moment(run: ExecutedRun, space: str) -> Moment:
+    return Moment(run.execution_id, run.started_at, run.commit, space)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +133,23 @@ class Verdict:
     passed_on_retry: int
     reasons: tuple[str, ...] = ()
     spans: int = field(default=0, repr=False)  # runs - 1 per space: the possible transitions
+    outages: int = 0  # runs of the window left out as outages
+    change: str | None = None  # regression | fixed: the outcome changed once, for good
+    since: Moment | None = None  # the first run of the changed outcome
+    score: float = 0.0
+    failure_probability: float = 0.0
+    first_flake: Moment | None = None
+    last_flake: Moment | None = None
+    runs_since_flake: int = 0
+    recovered: bool = False  # flaky, but no flake in its newest `recovered_after` runs
+
+    failed_throughout: bool = False  # every executed run of the window failed, outages too
 
     @property
     def broken(self) -> bool:
-        """Failed in every executed run of the window."""
-        return self.runs > 0 and self.passed == 0
+        """Failed in every executed run of the window. Outages count here: they are no
+        evidence of flakiness, but a test seen failing only in them has only failed."""
+        return self.failed_throughout
 
     @property
     def flaky(self) -> bool:
@@ -98,19 +180,33 @@ class Verdict:
             "passed_on_retry": self.passed_on_retry,
             "reasons": list(self.reasons),
             "broken": self.broken,
+            "score": round(self.score, 4),
+            "evidence": {
+                "runs": self.runs,
+                "failures": self.failed,
+                "passes": self.passed,
+                "outages_left_out": self.outages,
+                "failure_probability": round(self.failure_probability, 4),
+            },
+            "first_flake": self.first_flake.as_row() if self.first_flake else None,
+            "last_flake": self.last_flake.as_row() if self.last_flake else None,
+            "runs_since_flake": self.runs_since_flake,
+            "recovered": self.recovered,
+            "change": self.change,
+            "since": self.since.as_row() if self.since else None,
         }
 
 
-def parse_threshold(text: str) -> float:
-    """`--threshold`: a percentage, `10` or `10%`, between 0 and 100."""
+def parse_threshold(text: str, option: str = "--threshold") -> float:
+    """`--threshold` (or another option's) percentage, `10` or `10%`, between 0 and 100."""
     raw = text.strip()
     number = raw[:-1].strip() if raw.endswith("%") else raw
     try:
         value = float(number)
     except ValueError:
-        raise UsageError(f"--threshold expects a percentage like 10 or 10%, got {text!r}") from None
+        raise UsageError(f"{option} expects a percentage like 10 or 10%, got {text!r}") from None
     if not 0 <= value <= 100:
-        raise UsageError(f"--threshold must be between 0 and 100 percent, got {text!r}")
+        raise UsageError(f"{option} must be between 0 and 100 percent, got {text!r}")
     return value
 
 
@@ -131,36 +227,63 @@ def code_state(
     return (commit, "clean")
 
 
-def runs_from_attempts(space: str, rows: Iterable[Sequence[Any]]) -> list[RunOutcome]:
+def runs_from_attempts(
+    space: str, rows: Iterable[Sequence[Any]], outage_share: float = OUTAGE_SHARE
+) -> list[ExecutedRun]:
     """Fold one test's attempts, ordered by (execution, attempt), into its executed runs.
 
-    rows: (execution, attempt, status, git_commit, tree_dirty, diff_hash) as
-    `queries.window_results` returns them.
+    rows: (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id,
+    started_at, passed, xpassed, failed, errors, exit_code) as `queries.window_results`
+    returns them: the last five say whether the run was an outage.
     """
     runs = []
     for execution, attempts in groupby(rows, key=lambda row: row[0]):
-        final: str | None = None
-        reran = False
-        code: tuple[str, str] | None = None
-        for _, _, status, commit, dirty, diff_hash in attempts:
-            reran = reran or status == RERUN
-            if final is None or outranks(status, final):
-                final = status
-            code = code_state(space, commit, dirty, diff_hash)
-        if final is None or final in NOT_EXECUTED:
+        statuses = []
+        for row in attempts:
+            statuses.append((row[2], None))
+        commit, dirty, diff_hash, execution_id, started_at = row[3:8]
+        counts = dict(zip(_COUNTS, row[8:13], strict=True))
+        settled = fold.settle(statuses)
+        if settled is None or settled.outcome is None:
             continue
-        # FAILED, ERROR, or only RERUN attempts (the run ended before a verdict): a failure,
-        # as the statistics count it.
-        outcome = "pass" if final in PASSING else "fail"
-        runs.append(RunOutcome(execution, outcome, reran, code))
+        runs.append(
+            ExecutedRun(
+                execution,
+                settled.outcome,
+                settled.reran,
+                code_state(space, commit, dirty, diff_hash),
+                execution_id,
+                started_at,
+                commit,
+                is_outage(counts, outage_share),
+            )
+        )
     return runs
 
 
+_COUNTS = ("passed", "xpassed", "failed", "errors", "exit_code")
+
+
+def _change(evidence: Sequence[ExecutedRun]) -> tuple[str, int] | None:
+    """regression (passed, then failed from some run on) or fixed (the other way), with the
+    index of that run; None for any other history. A pass that needed a rerun is no change."""
+    outcomes = [run.outcome for run in evidence]
+    turns = [n for n in range(1, len(outcomes)) if outcomes[n] != outcomes[n - 1]]
+    if len(turns) != 1 or any(run.reran and run.outcome == "pass" for run in evidence):
+        return None
+    return (REGRESSION if outcomes[-1] == "fail" else FIXED), turns[0]
+
+
 def evaluate(
-    entity_id: str, space: str, runs: Sequence[RunOutcome], options: FlakyOptions
+    entity_id: str, space: str, runs: Sequence[ExecutedRun], options: FlakyOptions
 ) -> Verdict:
-    """Apply the three rules to a test's executed runs in one space, oldest first."""
-    runs = list(runs)[-options.window :] if options.window else list(runs)
+    """Apply the three rules to a test's executed runs in one space, oldest first.
+
+    Runs that were outages are left out first: they are no evidence. A test whose outcome
+    changed once, for good (a regression or a fix), is not flaky whatever the rules say.
+    """
+    window = list(runs)[-options.window :] if options.window else list(runs)
+    runs = [run for run in window if not run.outage]
     outcomes = [run.outcome for run in runs]
     flips = sum(1 for a, b in pairwise(outcomes) if a != b)
     passed = outcomes.count("pass")
@@ -178,6 +301,16 @@ def evaluate(
     # flips / spans >= threshold / 100, in integers and the threshold: no float rounding
     if flips and len(runs) >= options.min_runs and flips * 100 >= options.threshold * spans:
         reasons.append(FLIP_RATE)
+    # An outcome that changed once for good is a regression or a fix, whatever the flip rate;
+    # the same code passing and failing, or a pass on retry, is a flake all the same.
+    changed = _change(runs)
+    if changed is not None and SAME_CODE in reasons:
+        changed = None
+    if changed is not None:
+        reasons = []
+    flakes = [n for n, run in enumerate(runs) if run.flake]
+    found = estimate([run.outcome == "fail" for run in runs])
+    since_flake = len(runs) - 1 - flakes[-1] if flakes else len(runs)
     return Verdict(
         entity_id=entity_id,
         space=space,
@@ -188,11 +321,30 @@ def evaluate(
         passed_on_retry=retried,
         reasons=tuple(reasons),
         spans=spans,
+        outages=len(window) - len(runs),
+        change=changed[0] if changed else None,
+        since=_moment(runs[changed[1]], space) if changed else None,
+        score=found.score,
+        failure_probability=found.failure_probability,
+        first_flake=_moment(runs[flakes[0]], space) if flakes and reasons else None,
+        last_flake=_moment(runs[flakes[-1]], space) if flakes and reasons else None,
+        runs_since_flake=since_flake,
+        recovered=bool(reasons) and since_flake >= options.recovered_after,
+        failed_throughout=bool(window) and all(run.outcome == "fail" for run in window),
     )
 
 
+def _earliest(a: Moment | None, b: Moment | None, latest: bool = False) -> Moment | None:
+    if a is None or b is None:
+        return a or b
+    if latest:
+        return b if (b.started_at or 0) > (a.started_at or 0) else a
+    return b if (b.started_at or 0) < (a.started_at or 0) else a
+
+
 def merge(verdicts: Iterable[Verdict]) -> list[Verdict]:
-    """One verdict per test over its spaces (`--space all`): counts added, reasons unioned."""
+    """One verdict per test over its spaces (`--space all`): counts added, reasons unioned,
+    the highest score, the earliest first and latest last flake; recovered where it is flaky."""
     merged: dict[str, Verdict] = {}
     for verdict in verdicts:
         seen = merged.get(verdict.entity_id)
@@ -200,6 +352,8 @@ def merge(verdicts: Iterable[Verdict]) -> list[Verdict]:
             merged[verdict.entity_id] = replace(verdict, space="all")
             continue
         reasons = set(seen.reasons) | set(verdict.reasons)
+        flaky_ones = [v for v in (seen, verdict) if v.flaky]
+        change = seen.change if seen.change == verdict.change else None
         merged[verdict.entity_id] = replace(
             seen,
             runs=seen.runs + verdict.runs,
@@ -209,17 +363,35 @@ def merge(verdicts: Iterable[Verdict]) -> list[Verdict]:
             passed_on_retry=seen.passed_on_retry + verdict.passed_on_retry,
             reasons=tuple(rule for rule in RULES if rule in reasons),
             spans=seen.spans + verdict.spans,
+            outages=seen.outages + verdict.outages,
+            change=None if reasons else change,
+            since=_earliest(seen.since, verdict.since, latest=True) if change else None,
+            score=max((v.score for v in flaky_ones), default=max(seen.score, verdict.score)),
+            failure_probability=max(seen.failure_probability, verdict.failure_probability),
+            first_flake=_earliest(seen.first_flake, verdict.first_flake),
+            last_flake=_earliest(seen.last_flake, verdict.last_flake, latest=True),
+            runs_since_flake=min(v.runs_since_flake for v in flaky_ones) if flaky_ones else 0,
+            recovered=bool(flaky_ones) and all(v.recovered for v in flaky_ones),
+            failed_throughout=seen.failed_throughout and verdict.failed_throughout,
         )
     return list(merged.values())
 
 
-def ranked(verdicts: Iterable[Verdict]) -> list[Verdict]:
-    """Flaky tests first (most rules fired, highest flip rate), then broken ones; the rest
-    (neither flaky nor broken) are left out."""
-    chosen = [v for v in verdicts if v.flaky or v.broken]
+def ranked(verdicts: Iterable[Verdict], min_score: float = 0.0) -> list[Verdict]:
+    """Flaky tests first (most rules fired, highest score, highest flip rate), then broken
+    ones; the rest (neither flaky nor broken: stable, a regression, a fix) are left out, and so
+    are flaky ones scored below min_score."""
+    chosen = [v for v in verdicts if (v.flaky and v.score >= min_score) or v.broken]
     return sorted(
         chosen,
-        key=lambda v: (v.broken, -len(v.reasons), -v.flip_rate, -v.failure_rate, v.entity_id),
+        key=lambda v: (
+            v.broken,
+            -len(v.reasons),
+            -round(v.score, 4),
+            -v.flip_rate,
+            -v.failure_rate,
+            v.entity_id,
+        ),
     )
 
 
@@ -237,18 +409,22 @@ def verdicts(
     found = []
     for row in queries.flaky_candidates(project, spaces):
         rows = queries.window_results(project, row["test_id"], row["space"], options.window, since)
-        runs = runs_from_attempts(row["space"], rows)
+        runs = runs_from_attempts(row["space"], rows, options.outage_share)
         if runs:
             found.append(evaluate(row["entity_id"], row["space"], runs, options))
     return found
 
 
 def detect(
-    project: int, space: str, options: FlakyOptions, since: float | None = None
+    project: int,
+    space: str,
+    options: FlakyOptions,
+    since: float | None = None,
+    min_score: float = 0.0,
 ) -> list[Verdict]:
     """Flaky and broken tests of a project in a space (`local`, `ci`, or `all` merged)."""
     found = verdicts(project, SPACES if space == "all" else (space,), options, since)
-    return ranked(merge(found) if space == "all" else found)
+    return ranked(merge(found) if space == "all" else found, min_score)
 
 
 def deselect_lines(verdicts: Iterable[Verdict]) -> list[str]:

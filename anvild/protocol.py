@@ -69,7 +69,18 @@ class Rebuild:
     db_url: str
 
 
-Request = Ping | Status | Reload | Stop | Ingest | Rebuild
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """Change a project's quarantine (`anvild quarantine add|remove|sync`): action `add` with
+    entries, or `remove` with entity ids (anvild.store.quarantine.answer)."""
+
+    project_root: str
+    db_url: str
+    action: str
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+Request = Ping | Status | Reload | Stop | Ingest | Rebuild | Quarantine
 _REQUESTS: dict[str, type[Any]] = {
     "ping": Ping,
     "status": Status,
@@ -77,6 +88,7 @@ _REQUESTS: dict[str, type[Any]] = {
     "stop": Stop,
     "ingest": Ingest,
     "rebuild": Rebuild,
+    "quarantine": Quarantine,
 }
 _COMMANDS = {kind: name for name, kind in _REQUESTS.items()}
 

@@ -12,19 +12,21 @@ from typing import Any
 import orjson
 
 from anvild.errors import NotARun
+from anvild.status import Status
 
-PASSED = "PASSED"
-FAILED = "FAILED"
-ERROR = "ERROR"
-SKIPPED = "SKIPPED"
-XFAILED = "XFAILED"
-XPASSED = "XPASSED"
-RERUN = "RERUN"
+# The members by name, typed as the strings results carry (a report's text maps onto them).
+PASSED: str = Status.PASSED
+FAILED: str = Status.FAILED
+ERROR: str = Status.ERROR
+SKIPPED: str = Status.SKIPPED
+XFAILED: str = Status.XFAILED
+XPASSED: str = Status.XPASSED
+RERUN: str = Status.RERUN
 
 # pytest's exit codes that decide what a report is (pytest.ExitCode)
 OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = 0, 1, 2, 3, 4, 5
 
-STATUSES = (PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED, RERUN)
+STATUSES: tuple[str, ...] = tuple(Status)
 PASSING = frozenset({PASSED, XPASSED})
 FAILING = frozenset({FAILED, ERROR})
 NOT_EXECUTED = frozenset({SKIPPED, XFAILED})

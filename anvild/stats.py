@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from anvild.store import fold
 from anvild.store.columns import ADDED
 
 SORT_KEYS = {
@@ -14,14 +15,6 @@ SORT_KEYS = {
 }
 
 _SUMMED = (*ADDED, "flips")
-
-
-def _derive(row: dict[str, Any]) -> dict[str, Any]:
-    executed = row["passed"] + row["failed"] + row["errors"]
-    row["failure_rate"] = (row["failed"] + row["errors"]) / executed if executed else 0.0
-    count = row["duration_count"]
-    row["avg_duration"] = row["duration_total"] / count if count else None
-    return row
 
 
 def merge_spaces(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,7 +31,7 @@ def merge_spaces(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             seen["last_run"], seen["last_status"] = row["last_run"], row["last_status"]
         if row["last_failure"] and (seen["last_failure"] or 0) < row["last_failure"]:
             seen["last_failure"] = row["last_failure"]
-    return [_derive(row) for row in merged.values()]
+    return [fold.derive(row) for row in merged.values()]
 
 
 def select(

@@ -102,10 +102,10 @@ class Reload:
 
 @dataclass(frozen=True, slots=True)
 class Remote:
-    """A command sent over the control socket (ingest, rebuild): the worker answers it into
-    replies, ending with None, which the connection's thread sends on."""
+    """A command sent over the control socket (ingest, rebuild, a quarantine change): the
+    worker answers it into replies, ending with None, which the connection's thread sends on."""
 
-    request: protocol.Ingest | protocol.Rebuild
+    request: protocol.Ingest | protocol.Rebuild | protocol.Quarantine
     replies: queue.Queue[protocol.Reply | None] = field(default_factory=queue.Queue)
 
 

@@ -124,6 +124,11 @@ class Session:
         self.session: pytest.Session | None = None
         self.json_report = bool(getattr(config.option, "json_report", False))
         self.subtest_failures: dict[str, tuple[str | None, str | list[Any] | None]] = {}
+        # the quarantine (anvild_pytest.quarantine): its failures alone do not fail the session
+        self.quarantined: set[str] = set()
+        self.quarantined_failures: set[str] = set()
+        self.other_failures = 0
+        self.quarantine_problem: str | None = None
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -176,6 +181,7 @@ class Session:
         with self.guard():
             self.session = session
             self.started, self.clock = time.time(), time.perf_counter()
+            self._read_quarantine()
             self._tag_junit()
             self._tag_reportlog()
             if not self._wants_metadata():
@@ -201,6 +207,8 @@ class Session:
                 "origin": detect_origin(os.environ),
                 "hostname": _hostname(),
             }
+            if self.quarantined:  # the mark of the results of quarantined tests in this run
+                self.metadata["quarantined"] = sorted(self.quarantined)
             path = self.record_file
             if path is None and self.root is not None:
                 from anvild_pytest.record import RECORD_DIR, prune, record_path
@@ -220,6 +228,20 @@ class Session:
                         "root": str(self.config.rootpath),
                     },
                 )
+
+    def _read_quarantine(self) -> None:
+        from datetime import datetime, timezone
+
+        from anvild_pytest.quarantine import load
+
+        try:
+            loaded = load(self.config.rootpath, datetime.now(timezone.utc).date())  # noqa: UP017 (3.8)
+        except Exception as exc:
+            self.quarantine_problem = _reason(exc)
+            return
+        self.quarantined = loaded.ids
+        if loaded.problems:
+            self.quarantine_problem = "; ".join(loaded.problems)
 
     def _tag_junit(self) -> None:
         from _pytest.junitxml import xml_key
@@ -244,6 +266,11 @@ class Session:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # called three times a test: the guard written out, no context manager per call
         try:
+            if report.failed:  # a rerun attempt is "rerun", not failed: only the last word
+                if report.nodeid in self.quarantined:
+                    self.quarantined_failures.add(report.nodeid)
+                else:
+                    self.other_failures += 1
             if self.record is not None:
                 self.record.test_report(report)
             if self.json_report and report.failed and hasattr(report, "context"):
@@ -257,6 +284,8 @@ class Session:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         with self.guard():
+            if report.failed:
+                self.other_failures += 1
             if self.record is not None:
                 self.record.collect_report(report)
 
@@ -275,14 +304,41 @@ class Session:
                 if failure is not None:
                     test["anvild_subtest_failure"] = {"message": failure[0], "longrepr": failure[1]}
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # Only a session failed by quarantined tests alone passes: any other failure, an
+        # interruption or an internal error keeps pytest's exit status.
+        with self.guard():
+            failed_only = session.exitstatus == pytest.ExitCode.TESTS_FAILED
+            if failed_only and self.quarantined_failures and not self.other_failures:
+                session.exitstatus = pytest.ExitCode.OK
+
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         # last of the summaries: pytest's printed time counts the other plugins' summaries too
+        with contextlib.suppress(Exception):
+            self._summarize_quarantine(terminalreporter)
         self._finish()
         self.summarized = True
         if self.warning is not None:
             with contextlib.suppress(Exception):
                 terminalreporter.write_line(f"anvild: warning: {self.warning}", yellow=True)
+
+    def _summarize_quarantine(self, terminalreporter: Any) -> None:
+        if self.quarantine_problem is not None:
+            terminalreporter.write_line(
+                f"anvild: warning: quarantine not read ({self.quarantine_problem}): "
+                "quarantined tests fail the session as any other",
+                yellow=True,
+            )
+        failed = len(self.quarantined_failures)
+        if failed:
+            tests = "test" if failed == 1 else "tests"
+            alone = "" if self.other_failures else "; the session passes"
+            terminalreporter.write_line(
+                f"anvild: {failed} quarantined {tests} failed (not failing the session{alone})",
+                yellow=True,
+            )
 
     def pytest_unconfigure(self) -> None:
         self._finish()  # a session without a terminal: no summary was printed

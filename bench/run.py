@@ -278,6 +278,10 @@ NOTES = """\
   directory and one whole `anvild ingest` process is timed (fresh SQLite file), beside a
   baseline reading the same size; the goal is absolute (under 5 s) and whether it was
   stored or refused as it should be.
+- m: not a time: precision = listed tests that are flaky / listed tests; recall = listed /
+  flaky tests that failed in >= 5 % of their runs outside outages; each the worst seed's,
+  all seeds' together beside it. Recall by the probability drawn (worse: a test drawn at
+  5 % may never fail in 60 runs) is in the details.
 - The project directory of every ingest is a scratch directory outside any git work
   tree, so provenance costs one failing `git status`.
 - The load average is that of the whole machine: other work running beside the
@@ -374,6 +378,7 @@ def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float)
 
 def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
     import fig_daemon
+    import fig_flaky
     import fig_history
     import fig_hostile
     import fig_postgres
@@ -399,6 +404,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("k", partial(fig_daemon.figure_k, mode, print_row)),
         ("l", partial(fig_hostile.figure_l, mode, print_row)),
         ("m", partial(fig_scale.figure_m, mode, print_row)),
+        ("n", partial(fig_flaky.figure_n, mode, print_row)),
     ]
 
 

@@ -25,6 +25,8 @@ COMMANDS = [
     ["report", "comparison"], ["watch"], ["unwatch"], ["projects"], ["start"], ["stop"],
     ["restart"], ["status"], ["service"], ["service", "install"], ["service", "uninstall"],
     ["doctor"], ["db"], ["db", "copy"], ["sync"], ["sync", "github"],
+    ["quarantine"], ["quarantine", "add"], ["quarantine", "remove"], ["quarantine", "list"],
+    ["quarantine", "sync"],
 ]  # fmt: skip
 
 
@@ -148,6 +150,7 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "state",
         "session_id",
         "counts",
+        "outage",
         "git_commit",
         "git_branch",
         "tree_dirty",
@@ -155,6 +158,7 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "report_path",
     }
     assert set(runs[0]) == expected
+    assert not any(run["outage"] for run in runs)
     by_source = {run["source"]: run for run in runs}
     assert by_source["pytest-json-report"]["counts"] == {
         "passed": 5,

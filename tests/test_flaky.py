@@ -119,8 +119,8 @@ def test_alternating_outcomes_flag_the_flip_rate(history: History) -> None:
 
 
 def test_flip_rate_threshold_boundary(history: History) -> None:
-    # 11 runs, one flip: 1 / (11 - 1) = exactly 10 %
-    history.series("t.py::once", "PPPPPPPPPPF")
+    # 21 runs, two flips: 2 / (21 - 1) = exactly 10 % (one flip for good is a regression)
+    history.series("t.py::once", "PPPPPPPPPPFPPPPPPPPPP")
     assert history.flaky(threshold=10)["t.py::once"].reasons == (FLIP_RATE,)
     assert "t.py::once" not in history.flaky(threshold=10.01)
     assert history.flaky(threshold=parse_threshold("10%"))["t.py::once"].flip_rate == 0.1
@@ -224,9 +224,9 @@ def test_old_flakiness_outside_the_window_does_not_count(history: History) -> No
 
 def test_window_counts_executed_runs_not_skips(history: History) -> None:
     history.series("t.py::a", "FP")  # a flip: inside a window of 3 executed runs
-    history.series("t.py::a", "SSSSP")
+    history.series("t.py::a", "SSSSF")
     found = history.flaky(window=3, min_runs=3, threshold=50)
-    assert found["t.py::a"].runs == 3 and found["t.py::a"].flips == 1
+    assert found["t.py::a"].runs == 3 and found["t.py::a"].flips == 2
 
 
 def test_spaces_apart_and_merged(history: History) -> None:
@@ -258,7 +258,8 @@ def test_a_regression_backfilled_out_of_order_is_not_flaky(history: History) -> 
         history.run({"t.py::r": by_day[day]}, at=history.start + day * 86_400)
     # stored order would say 3 flips out of 3 (100 %); by date it is 1 of 3
     assert "t.py::r" not in history.flaky("local", min_runs=4, threshold=50)
-    assert history.flaky("local", min_runs=4, threshold=30)["t.py::r"].flips == 1
+    # one flip for good is a regression, whatever the threshold
+    assert "t.py::r" not in history.flaky("local", min_runs=2, threshold=1)
     # the window is the newest runs by start time: the last two failed, so it is broken
     assert history.flaky("local", window=2)["t.py::r"].broken
 

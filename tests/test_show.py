@@ -208,6 +208,12 @@ def test_a_new_test_card(built: tuple[Target, Builder]) -> None:
         "flaky": False,
         "broken": True,
         "reasons": [],
+        "score": None,
+        "first_flake": None,
+        "last_flake": None,
+        "recovered": False,
+        "change": None,
+        "since": None,
         "spaces": card["flaky"]["spaces"],
     }
     assert card["first_failure"] == card["last_failure"]

@@ -26,9 +26,10 @@ from anvild.records import (
 )
 from anvild.store import backend, migrations, order, queries
 from anvild.store.database import forget, open_database
+from anvild.store.fold import run_outcome
 from anvild.store.owner import Owner
 from anvild.store.rebuild import rebuild
-from anvild.store.write import Submission, run_outcome, store_run
+from anvild.store.write import Submission, store_run
 
 PROV = Provenance(None, None, None, None, "host", "Linux", "3.11", "terminal")
 

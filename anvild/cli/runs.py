@@ -23,6 +23,7 @@ RUN_FIELDS = (
     "state",
     "session_id",
     "counts",
+    "outage",
     "git_commit",
     "git_branch",
     "tree_dirty",

@@ -8,17 +8,18 @@ import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context
 from anvild.display import shown
+from anvild.status import Status
 from anvild.term import paint
 
 LISTED = 20  # rows per list of a run card before "and N more"
 MARKS = {  # pytest's own letters, newest result first
-    "PASSED": (".", "green"),
-    "XPASSED": ("X", "green"),
-    "FAILED": ("F", "red"),
-    "ERROR": ("E", "red"),
-    "RERUN": ("R", "yellow"),
-    "SKIPPED": ("s", "bright_black"),
-    "XFAILED": ("x", "bright_black"),
+    Status.PASSED: (".", "green"),
+    Status.XPASSED: ("X", "green"),
+    Status.FAILED: ("F", "red"),
+    Status.ERROR: ("E", "red"),
+    Status.RERUN: ("R", "yellow"),
+    Status.SKIPPED: ("s", "bright_black"),
+    Status.XFAILED: ("x", "bright_black"),
 }
 
 
@@ -59,8 +60,8 @@ def _seconds(value: float | None) -> str:
 def mark(run: dict[str, Any]) -> str:
     """One result as a coloured letter; a rerun that passed is a yellow R."""
     letter, colour = MARKS.get(run["status"], ("?", "white"))
-    if run.get("reran") and run["status"] == "PASSED":
-        letter, colour = MARKS["RERUN"]
+    if run.get("reran") and run["status"] == Status.PASSED:
+        letter, colour = MARKS[Status.RERUN]
     return paint(letter, fg=colour, bold=colour == "red")
 
 
@@ -96,6 +97,21 @@ def _test(card: dict[str, Any]) -> None:
     if verdict["flaky"]:
         click.echo(
             "  " + paint("flaky", fg="yellow", bold=True) + ": " + reasons(verdict["reasons"])
+        )
+        first, last = verdict["first_flake"], verdict["last_flake"]
+        state = "recovered (no flake in its newest runs)" if verdict["recovered"] else "active"
+        click.echo(
+            f"  flaky score {verdict['score']:.2f}; {state}; "
+            f"first flake {_when(first['at'])} ({_text(first['execution_id'])}), "
+            f"last flake {_when(last['at'])} ({_text(last['execution_id'])})"
+        )
+    elif verdict["change"]:
+        since = verdict["since"]
+        what = "failing since" if verdict["change"] == "regression" else "passing since"
+        commit = f", commit {_text(since['git_commit'][:12])}" if since["git_commit"] else ""
+        click.echo(
+            f"  {verdict['change']}, not flaky: {what} {_text(since['execution_id'])} "
+            f"({_when(since['at'])}{commit})"
         )
     elif verdict["broken"]:
         click.echo(
@@ -187,10 +203,20 @@ def _run(card: dict[str, Any]) -> None:
         click.echo(f"  CI: {_text(card['ci_url'])}")
     counts = ", ".join(f"{n} {name}" for name, n in card["counts"].items() if n)
     click.echo(f"  {card['tests']} tests: {counts or 'none'}")
+    if card.get("outage"):
+        click.echo(
+            "  "
+            + paint("outage", fg="red", bold=True)
+            + ": most of its tests failed; its results are no evidence of flakiness"
+        )
     _listed(
         "Failed and errored",
         card["failures"],
-        lambda r: f"{r['status']:<6} {_text(r['entity_id'])}: {_text(first_line(r['message']))}",
+        lambda r: (
+            f"{r['status']:<6} {_text(r['entity_id'])}"
+            + (" (quarantined)" if r.get("quarantined") else "")
+            + f": {_text(first_line(r['message']))}"
+        ),
     )
     previous = card["previous"]
     if previous is None:

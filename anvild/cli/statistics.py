@@ -115,7 +115,78 @@ FLAKY_FIELDS = (
     "reasons",
     "broken",
     "passed_on_retry",
+    "score",
+    "evidence",
+    "first_flake",
+    "last_flake",
+    "runs_since_flake",
+    "recovered",
 )
+
+
+def _share(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from anvild.flaky import parse_threshold
+
+    try:
+        return parse_threshold(value, "--outage") / 100
+    except UsageError as exc:
+        raise click.BadParameter(exc.what) from None
+
+
+def flaky_options(command: Any) -> Any:
+    """The options that say what is flaky: `stats flaky` and `quarantine sync` share them."""
+    for option in reversed(
+        [
+            click.option(
+                "--threshold",
+                default="10",
+                show_default=True,
+                metavar="PCT",
+                callback=_threshold,
+                help="Flip rate that makes a test flaky, in percent (10 or 10%).",
+            ),
+            click.option(
+                "--window",
+                type=click.IntRange(min=1),
+                default=50,
+                show_default=True,
+                help="Look at each test's last N executed runs per space.",
+            ),
+            click.option(
+                "--min-runs",
+                type=click.IntRange(min=2),
+                default=5,
+                show_default=True,
+                help="Executed runs needed before the flip rate counts.",
+            ),
+            click.option(
+                "--outage",
+                "outage_share",
+                default="80",
+                show_default=True,
+                metavar="PCT",
+                callback=_share,
+                help="A run in which this share of the tests failed is an outage: no evidence.",
+            ),
+            click.option(
+                "--recovered-after",
+                type=click.IntRange(min=1),
+                default=20,
+                show_default=True,
+                help="Runs without a flake after which a flaky test counts as recovered.",
+            ),
+            click.option(
+                "--min-score",
+                type=click.FloatRange(0, 1),
+                default=0.0,
+                show_default=True,
+                help="List only flaky tests scored at least this (0 to 1).",
+            ),
+            space_option("all"),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -128,29 +199,7 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 @stats.command("flaky")
-@click.option(
-    "--threshold",
-    default="10",
-    show_default=True,
-    metavar="PCT",
-    callback=_threshold,
-    help="Flip rate that makes a test flaky, in percent (10 or 10%).",
-)
-@click.option(
-    "--window",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    help="Look at each test's last N executed runs per space.",
-)
-@click.option(
-    "--min-runs",
-    type=click.IntRange(min=2),
-    default=5,
-    show_default=True,
-    help="Executed runs needed before the flip rate counts.",
-)
-@space_option("all")
+@flaky_options
 @click.option(
     "--format",
     "fmt",
@@ -171,18 +220,22 @@ def stats_flaky(
     threshold: float,
     window: int,
     min_runs: int,
+    outage_share: float,
+    recovered_after: int,
+    min_score: float,
     space: str,
     fmt: str,
     as_json: bool,
     broken: bool,
 ) -> None:
-    """Flaky tests, with the rules that flagged each; with --broken, broken tests apart."""
+    """Flaky tests, with the rules that flagged each, a score and its evidence; outages,
+    regressions and fixes are no flakes; with --broken, broken tests apart."""
     from anvild import api, output
     from anvild.flaky import FlakyOptions, deselect_lines
     from anvild.report.labels import reasons
 
-    options = FlakyOptions(threshold, window, min_runs)
-    found = api.flaky_tests(obj.target(), space, options, broken)
+    options = FlakyOptions(threshold, window, min_runs, outage_share, recovered_after)
+    found = api.flaky_tests(obj.target(), space, options, broken, min_score)
     if fmt == "json" or as_json:
         output.emit_json([verdict.as_row() for verdict in found])
         return
@@ -192,7 +245,18 @@ def stats_flaky(
         for line in deselect_lines(found):
             click.echo(line if exact else shown(line))
         return
-    rows = [{**v.as_row(), "flip": f"{v.flip_rate * 100:.1f}%"} for v in found]
+    rows = [
+        {
+            **v.as_row(),
+            "flip": f"{v.flip_rate * 100:.1f}%",
+            "score_text": f"{v.score:.2f}",
+            "last": (v.last_flake.as_row()["at"] or "-")[:19].replace("T", " ")
+            if v.last_flake
+            else None,
+            "state": "recovered" if v.recovered else "active",
+        }
+        for v in found
+    ]
     flaky_rows = [row | {"why": reasons(row["reasons"])} for row in rows if not row["broken"]]
     broken_rows = [row for row in rows if row["broken"]]
     if not flaky_rows:
@@ -200,8 +264,10 @@ def stats_flaky(
     else:
         columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]
         columns += [("passed", "passed"), ("failed", "failed"), ("flips", "flips")]
-        columns += [("flip", "flip rate"), ("failure_rate", "fail rate"), ("why", "reasons")]
-        drop = ("passed", "failed", "failure_rate", "space", "flips", "runs")
+        columns += [("flip", "flip rate"), ("failure_rate", "fail rate")]
+        columns += [("score_text", "score"), ("last", "last flake"), ("state", "state")]
+        columns += [("why", "reasons")]
+        drop = ("last", "passed", "failed", "failure_rate", "state", "space", "flips", "runs")
         output.table(flaky_rows, columns, "Flaky tests", drop)
     if broken_rows:
         columns = [("entity_id", "test"), ("space", "space"), ("runs", "runs")]

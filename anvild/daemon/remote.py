@@ -1,4 +1,5 @@
-"""Commands sent over the control socket that the worker carries out: ingest and rebuild."""
+"""Commands sent over the control socket that the worker carries out: ingest, rebuild and
+quarantine changes."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def answer(
     try:
         if isinstance(item.request, protocol.Ingest):
             _ingest(item.request, owners, stopping, on_stored, send)
+        elif isinstance(item.request, protocol.Quarantine):
+            send(protocol.Done(_quarantine(item.request, owners)))
         else:
             send(protocol.Done({"changes": _rebuild(item.request, owners)}))
     except AnvildError as exc:
@@ -86,3 +89,10 @@ def _rebuild(request: protocol.Rebuild, owners: Owners) -> list[dict[str, Any]]:
     owner = owners.owner(request.db_url)
     project = owner.run(lambda db: queries.project_id(request.project_root))
     return [asdict(change) for change in owner.run(lambda db: rebuild(db, project))]
+
+
+def _quarantine(request: protocol.Quarantine, owners: Owners) -> dict[str, Any]:
+    from anvild.store import quarantine
+
+    owner = owners.owner(request.db_url)
+    return quarantine.answer(owner, request.project_root, request.action, request.changes)

@@ -14,9 +14,11 @@ from typing import Any
 from anvild.flaky import SPACES, FlakyOptions, detect, ranked
 from anvild.flaky import verdicts as flaky_verdicts
 from anvild.output import iso
+from anvild.records import Status
+from anvild.store import fold
 
 DAY = 86_400.0
-STATUSES = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAILED", "XPASSED", "RERUN")
+STATUSES: tuple[str, ...] = tuple(Status)
 _STATUS_COLUMNS = dict(
     zip(
         STATUSES,
@@ -73,8 +75,8 @@ def _statuses(runs: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def _success_rate(statuses: dict[str, int]) -> float | None:
-    good = statuses["PASSED"] + statuses["XPASSED"]
-    return _rate(good, statuses["FAILED"] + statuses["ERROR"])
+    good = statuses[Status.PASSED] + statuses[Status.XPASSED]
+    return _rate(good, statuses[Status.FAILED] + statuses[Status.ERROR])
 
 
 def _daily(runs: list[dict[str, Any]], since: float, now: float) -> list[dict[str, Any]]:
@@ -93,10 +95,10 @@ def _daily(runs: list[dict[str, Any]], since: float, now: float) -> list[dict[st
             {
                 "date": day.isoformat(),
                 "runs": len(by_day.get(day, [])),
-                "passed": statuses["PASSED"] + statuses["XPASSED"],
-                "failed": statuses["FAILED"] + statuses["ERROR"],
-                "skipped": statuses["SKIPPED"] + statuses["XFAILED"],
-                "rerun": statuses["RERUN"],
+                "passed": statuses[Status.PASSED] + statuses[Status.XPASSED],
+                "failed": statuses[Status.FAILED] + statuses[Status.ERROR],
+                "skipped": statuses[Status.SKIPPED] + statuses[Status.XFAILED],
+                "rerun": statuses[Status.RERUN],
                 "success_rate": _success_rate(statuses),
             }
         )
@@ -120,7 +122,7 @@ def _per_test(results: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _avg(row: dict[str, Any]) -> float | None:
-    return row["duration_total"] / row["duration_count"] if row["duration_count"] else None
+    return fold.ratio(row, "avg_duration")
 
 
 def _distribution(tests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -306,7 +308,7 @@ def _side(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return {
         "runs": row["runs"],
         "executed": executed,  # runs not skipped or xfailed
-        "failure_rate": (row["failed"] + row["errors"]) / executed if executed else 0.0,
+        "failure_rate": fold.ratio(row, "failure_rate"),
         "avg_duration": _avg(row),
     }
 

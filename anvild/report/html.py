@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from anvild.records import Status
 from anvild.report import labels
 from anvild.report.data import CATEGORIES
 
@@ -19,14 +20,14 @@ GROUPS = 100  # failure groups shown; the JSON report has every one
 BARS = {"width": 420, "height": 220, "left": 8, "right": 8, "top": 22, "bottom": 28}
 # Stacked from the bottom up, with the CSS class that colours each part.
 TREND_PARTS = (("passed", "pass"), ("failed", "fail"), ("rerun", "rerun"), ("skipped", "skip"))
-STATUS_CLASSES = {
-    "PASSED": "pass",
-    "XPASSED": "xpass",
-    "FAILED": "fail",
-    "ERROR": "error",
-    "RERUN": "rerun",
-    "SKIPPED": "skip",
-    "XFAILED": "xfail",
+STATUS_CLASSES: dict[str, str] = {
+    Status.PASSED: "pass",
+    Status.XPASSED: "xpass",
+    Status.FAILED: "fail",
+    Status.ERROR: "error",
+    Status.RERUN: "rerun",
+    Status.SKIPPED: "skip",
+    Status.XFAILED: "xfail",
 }
 
 
@@ -115,7 +116,7 @@ def strip(results: list[dict[str, Any]]) -> dict[str, Any]:
     for n, run in enumerate(results):
         css = (
             "rerun"
-            if run["reran"] and run["status"] == "PASSED"
+            if run["reran"] and run["status"] == Status.PASSED
             else STATUS_CLASSES.get(run["status"], "skip")
         )
         title = f"{run['started_at'][:16].replace('T', ' ') if run['started_at'] else '-'} "

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from anvild.errors import DatabaseError, UsageError
 from anvild.provenance import Provenance
 from anvild.records import ParsedRun, TestResult
-from anvild.store import queries
+from anvild.store import quarantine, queries
 from anvild.store.database import open_database
 from anvild.store.models import Entity, Execution, ExecutionHistory, Project
 from anvild.store.owner import Owner
@@ -109,7 +110,8 @@ def copy_history(
     state_dir: Path,
     progress: Callable[[Stored], None] | None = None,
 ) -> CopyOutcome:
-    """Copy the runs of one project (or of all) from source into destination."""
+    """Copy the runs of one project (or of all) from source into destination, and their
+    quarantine."""
     if source == destination:
         raise UsageError("--from and --to name the same database", source)
     open_database(source)
@@ -127,4 +129,7 @@ def copy_history(
                 copied += not stored.already_stored
                 if progress is not None:
                     progress(stored)
+            held = quarantine.entries(project.root)  # read from the source, on this thread
+            if held:
+                owner.run(partial(quarantine.add, root=project.root, name=project.name, new=held))
     return CopyOutcome(copied, already)

@@ -9,7 +9,7 @@ from peewee import Database
 
 from anvild.errors import SchemaTooNew
 from anvild.store import backend, order
-from anvild.store.models import MODELS, ExecutionHistory, SchemaMigration
+from anvild.store.models import MODELS, ExecutionHistory, QuarantineEntry, SchemaMigration
 
 
 def _create_tables(db: Database) -> None:
@@ -40,12 +40,18 @@ def _wide_attempt(db: Database) -> None:
         db.execute_sql('ALTER TABLE "execution_history" ALTER COLUMN "attempt" TYPE integer')
 
 
+def _quarantine_table(db: Database) -> None:
+    """The quarantine: tests whose failures do not fail a session, per project."""
+    db.create_tables([QuarantineEntry], safe=True)
+
+
 # Append new steps at the end; never edit or reorder a step that has shipped.
 STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("create tables", _create_tables),
     ("execution session id", _execution_session),
     ("index execution start", order.index_execution_start),
     ("history attempt as integer", _wide_attempt),
+    ("quarantine table", _quarantine_table),
 )
 
 SCHEMA_VERSION = len(STEPS)

@@ -178,4 +178,22 @@ class EntityStatistics(BaseModel):
         primary_key = CompositeKey("test", "space")
 
 
+class QuarantineEntry(BaseModel):
+    """A test whose failures do not fail a session (the pytest plugin obeys), per project.
+
+    Keyed by node id, not by the test row: a test can be quarantined before it first runs."""
+
+    project = ForeignKeyField(Project, on_delete="CASCADE", index=False)
+    entity_id = TextField()
+    reason = TextField(null=True)
+    until = TextField(null=True)  # an ISO date, the last day the entry holds; NULL: no end
+    added_at = DoubleField()
+    source = TextField(default="manual")  # manual | sync (found flaky by `quarantine sync`)
+
+    class Meta:
+        table_name = "quarantine"
+        indexes = ((("project", "entity_id"), True),)
+
+
+# The tables of the first schema step; later steps create their own.
 MODELS = (SchemaMigration, Project, Execution, Entity, ExecutionHistory, EntityStatistics)

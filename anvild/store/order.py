@@ -115,8 +115,8 @@ def _runs_from(
 
 def _outcomes(rows: Iterable[tuple[Any, ...]]) -> dict[tuple[int, int], str | None]:
     """(execution, test) -> executed outcome, folded from (execution, test, status) rows."""
-    from anvild.records import TestResult, outranks
-    from anvild.store.write import run_outcome
+    from anvild.records import outranks
+    from anvild.store.fold import settle
 
     finals: dict[tuple[int, int], str] = {}
     for execution, test, status in rows:
@@ -124,7 +124,7 @@ def _outcomes(rows: Iterable[tuple[Any, ...]]) -> dict[tuple[int, int], str | No
         if seen is None or outranks(status, seen):
             finals[(execution, test)] = status
     return {
-        pair: run_outcome(TestResult("", "", status, None), False).outcome
+        pair: outcome.outcome if (outcome := settle([(status, None)])) else None
         for pair, status in finals.items()
     }
 

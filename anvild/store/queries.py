@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import JOIN, fn
 
+from anvild.records import FAILING, NOT_EXECUTED, PASSING, Status
 from anvild.store import order
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (
@@ -160,7 +161,9 @@ def entity_names(project: int) -> dict[int, str]:
 
 # --- reads for flaky-test detection and reports ---
 
-_NOT_EXECUTED = ("SKIPPED", "XFAILED")
+_NOT_EXECUTED = tuple(sorted(NOT_EXECUTED))
+_FAILING = tuple(sorted(FAILING))
+_EXECUTED = tuple(sorted(PASSING | FAILING))
 
 
 def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -200,8 +203,9 @@ def window_results(
     project: int, test: int, space: str, window: int, since: float | None = None
 ) -> list[tuple[Any, ...]]:
     """A test's attempts in its last `window` executed runs of a space by when they started
-    (store.order), oldest first, with each run's code state:
-    (execution, attempt, status, git_commit, tree_dirty, diff_hash).
+    (store.order), oldest first, with each run's code state, name, start and counts:
+    (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id, started_at,
+    passed, xpassed, failed, errors, exit_code).
 
     The window's oldest run is found walking the project's runs newest first on the run index
     and probing the test's rows by primary key, so the cost follows the window, not the length
@@ -233,7 +237,8 @@ _WINDOW_START_SQL = (
 )
 _WINDOW_SQL = (
     'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
-    'e."diff_hash" FROM "execution" AS e '
+    'e."diff_hash", e."execution_id", e."started_at", e."passed", e."xpassed", e."failed", '
+    'e."errors", e."exit_code" FROM "execution" AS e '
     'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {oldest}, h."attempt"'
@@ -333,7 +338,7 @@ def _results_in_window(project: int, since: float, spaces: tuple[str, ...]) -> l
     def count(statuses: tuple[str, ...]) -> Any:
         return fn.SUM(Case(None, [(status.in_(statuses), 1)], 0))
 
-    executed = status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+    executed = status.in_(_EXECUTED)
     timed = executed & ExecutionHistory.duration.is_null(False)
     query = (
         ExecutionHistory.select(
@@ -341,11 +346,11 @@ def _results_in_window(project: int, since: float, spaces: tuple[str, ...]) -> l
             Entity.entity_id,
             Execution.space,
             fn.COUNT(fn.DISTINCT(ExecutionHistory.execution)).alias("runs"),
-            count(("PASSED", "XPASSED")).alias("passed"),
-            count(("FAILED",)).alias("failed"),
-            count(("ERROR",)).alias("errors"),
+            count(tuple(sorted(PASSING))).alias("passed"),
+            count((Status.FAILED,)).alias("failed"),
+            count((Status.ERROR,)).alias("errors"),
             count(_NOT_EXECUTED).alias("skipped"),
-            count(("RERUN",)).alias("reruns"),
+            count((Status.RERUN,)).alias("reruns"),
             fn.SUM(Case(None, [(timed, ExecutionHistory.duration)], 0.0)).alias("duration_total"),
             fn.SUM(Case(None, [(timed, 1)], 0)).alias("duration_count"),
         )
@@ -542,7 +547,7 @@ def failure_bound(test: int, newest: bool) -> dict[str, Any] | None:
             ExecutionHistory.message,
         )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .where((ExecutionHistory.test == test) & ExecutionHistory.status.in_(("FAILED", "ERROR")))
+        .where((ExecutionHistory.test == test) & ExecutionHistory.status.in_(_FAILING))
         .order_by(*(order.newest_first() if newest else order.oldest_first()))
         .limit(1)
     )
@@ -559,7 +564,7 @@ def timed_results(test: int, space: str, limit: int) -> list[float]:
         .where(
             (ExecutionHistory.test == test)
             & (Execution.space == space)
-            & ExecutionHistory.status.in_(("PASSED", "XPASSED", "FAILED", "ERROR"))
+            & ExecutionHistory.status.in_(_EXECUTED)
             & ExecutionHistory.duration.is_null(False)
         )
         .order_by(*order.newest_first(), ExecutionHistory.attempt.desc())

@@ -14,9 +14,8 @@ from peewee import Database, IntegrityError, OperationalError
 from anvild.errors import DatabaseError
 from anvild.identity import exact_node_ids
 from anvild.provenance import Provenance
-from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, ParsedRun, TestResult
-from anvild.store import backend, order
-from anvild.store.columns import STAT_FIELDS
+from anvild.records import RERUN, ParsedRun, TestResult
+from anvild.store import backend, fold, order
 from anvild.store.models import Execution, Project
 
 _CHUNK = 500
@@ -48,39 +47,6 @@ class Stored:
     tests: int
     counts: Mapping[str, int]
     space: str
-
-
-@dataclass(slots=True)
-class RunOutcome:
-    """One test's contribution to its statistics from one run."""
-
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    errors: int = 0
-    reran: int = 0
-    passed_on_retry: int = 0
-    duration: float | None = None
-    status: str = ""
-    outcome: str | None = None  # pass | fail | None when not executed
-
-
-def run_outcome(final: TestResult, reran: bool) -> RunOutcome:
-    """How a test's final result in one run counts (SPEC: outcome table)."""
-    status = final.status
-    out = RunOutcome(status=status, reran=int(reran))
-    if status in PASSING:
-        out.passed, out.outcome = 1, "pass"
-        out.passed_on_retry = int(reran)
-    elif status == "ERROR":
-        out.errors, out.outcome = 1, "fail"
-    elif status in FAILING or status == RERUN:  # only reruns: the run ended before a verdict
-        out.failed, out.outcome = 1, "fail"
-    elif status in NOT_EXECUTED:
-        out.skipped = 1
-    if out.outcome is not None:
-        out.duration = final.duration
-    return out
 
 
 def execution_name(space: str, at: float, taken: Iterable[str] = ()) -> str:
@@ -227,74 +193,6 @@ _TEST_INSERT = (
 )
 _ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
 
-_STATS_COLUMNS = ("test_id", "space", *STAT_FIELDS)
-
-
-def _stats_upsert_sql(db: Database) -> str:
-    """The incremental update: increments and ordered facts, atomic on both backends."""
-    s, x = '"entity_statistics"', "excluded"
-
-    def add(col: str) -> str:
-        return f'"{col}" = {s}."{col}" + {x}."{col}"'
-
-    executed = " + ".join(f'{s}."{c}" + {x}."{c}"' for c in ("passed", "failed", "errors"))
-    failing = " + ".join(f'{s}."{c}" + {x}."{c}"' for c in ("failed", "errors"))
-    newer = f'{x}."last_run" >= COALESCE({s}."last_run", {x}."last_run")'
-    params = ", ".join([db.param] * len(_STATS_COLUMNS))
-    columns = ", ".join(f'"{c}"' for c in _STATS_COLUMNS)
-    return (
-        f"INSERT INTO {s} ({columns}) VALUES ({params}) "
-        f'ON CONFLICT ("test_id", "space") DO UPDATE SET '
-        + ", ".join(
-            [
-                *(add(c) for c in ("total_runs", "passed", "failed", "skipped", "errors")),
-                *(add(c) for c in ("reruns", "passed_on_retry", "duration_total")),
-                add("duration_count"),
-                f'"failure_rate" = CASE WHEN ({executed}) = 0 THEN 0.0 '
-                f"ELSE ({failing}) * 1.0 / ({executed}) END",
-                f'"avg_duration" = CASE WHEN {s}."duration_count" + {x}."duration_count" = 0 '
-                f'THEN NULL ELSE ({s}."duration_total" + {x}."duration_total") / '
-                f'({s}."duration_count" + {x}."duration_count") END',
-                f'"last_run" = CASE WHEN {newer} THEN {x}."last_run" ELSE {s}."last_run" END',
-                f'"last_status" = CASE WHEN {newer} THEN {x}."last_status" '
-                f'ELSE {s}."last_status" END',
-                f'"last_failure" = CASE WHEN {x}."last_failure" IS NULL THEN {s}."last_failure" '
-                f'WHEN {s}."last_failure" IS NULL OR {x}."last_failure" > {s}."last_failure" '
-                f'THEN {x}."last_failure" ELSE {s}."last_failure" END',
-                f'"flips" = {s}."flips" + {x}."flips" + CASE WHEN {x}."last_outcome" IS NOT NULL '
-                f'AND {s}."last_outcome" IS NOT NULL '
-                f'AND {x}."last_outcome" <> {s}."last_outcome" THEN 1 ELSE 0 END',
-                f'"last_outcome" = COALESCE({x}."last_outcome", {s}."last_outcome")',
-            ]
-        )
-    )
-
-
-def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any, ...]:
-    """The statistics of one run of one test, as a row to add to the stored ones."""
-    executed = out.passed + out.failed + out.errors
-    counted = out.duration is not None
-    return (
-        test_id,
-        space,
-        1,
-        out.passed,
-        out.failed,
-        out.skipped,
-        out.errors,
-        out.reran,
-        out.passed_on_retry,
-        (out.failed + out.errors) / executed if executed else 0.0,
-        out.duration if counted else 0.0,
-        int(counted),
-        out.duration if counted else None,
-        at,
-        at if out.outcome == "fail" else None,
-        out.status,
-        out.outcome,
-        0,
-    )
-
 
 def _history(
     execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
@@ -410,19 +308,20 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         # by test id: the lock order of concurrent owners, and the primary key's; the rows are
         # made as they are written (a big run's are never all in memory at once)
         by_id = sorted(finals, key=test_ids.__getitem__)
+        outcome = fold.run_outcome
         stats: Iterable[tuple[Any, ...]] = (
-            stats_row(test_ids[key], sub.space, run_outcome(finals[key], key in reran), at)
+            fold.stats_row(test_ids[key], sub.space, outcome(finals[key], key in reran), at)
             for key in by_id
         )
         stats = _in_time(db, project.id, sub.space, order.key(at, execution.id), stats)
-        backend.bulk_execute(db, _stats_upsert_sql(db), stats)
+        backend.bulk_execute(db, fold.upsert_sql(db.param), stats)
         tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
         tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
         backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
     return Stored(execution_id, False, len(finals), counts, sub.space)
 
 
-_OUTCOME = _STATS_COLUMNS.index("last_outcome")
+_OUTCOME = fold.COLUMNS.index("last_outcome")
 
 
 def _in_time(
