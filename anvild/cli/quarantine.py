@@ -39,7 +39,8 @@ def quarantine_add(
     from anvild import api
 
     entries = api.quarantine_add(obj.target(), list(test_ids), reason, until)
-    click.echo(f"quarantined {len(set(test_ids))} tests; {len(entries)} in quarantine")
+    added = len(set(test_ids))
+    click.echo(f"quarantined {_tests(added)}; {len(entries)} in quarantine")
 
 
 @quarantine.command("remove")
@@ -51,7 +52,7 @@ def quarantine_remove(obj: Context, test_ids: tuple[str, ...]) -> None:
 
     removed = api.quarantine_remove(obj.target(), list(test_ids))
     missing = sorted(set(test_ids) - set(removed))
-    click.echo(f"removed {len(removed)} tests from quarantine")
+    click.echo(f"removed {_tests(len(removed))} from quarantine")
     for entity_id in missing:
         click.echo(f"not in quarantine: {entity_id}", err=True)
 
@@ -114,3 +115,7 @@ def quarantine_sync(
         click.echo(("would add " if dry_run else "added ") + entity_id)
     verb = "would be added" if dry_run else "added"
     click.echo(f"{len(added)} flaky tests {verb} to the quarantine")
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
