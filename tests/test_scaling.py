@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from peewee import SqliteDatabase
 
-from anvild.store import write
+from anvild.store import fold, write
 from anvild.store.database import forget, open_database
 from tests.conftest import pg_query
 
@@ -66,7 +66,7 @@ GROUP BY c.relname, i.indexrelid
 def _conflict_targets() -> set[tuple[str, tuple[str, ...]]]:
     """The ON CONFLICT targets of the write path's statements."""
     # the statements' text only: a database that is never opened gives its parameter mark
-    statements = [write._TEST_INSERT, write._stats_upsert_sql(SqliteDatabase(None))]
+    statements = [write._TEST_INSERT, fold.upsert_sql(SqliteDatabase(None).param)]
     targets = set()
     for sql in statements:
         table = re.search(r'INSERT INTO "(\w+)"', sql)

@@ -192,7 +192,7 @@ class QuarantineEntry(BaseModel):
 
     class Meta:
         table_name = "quarantine"
-        indexes = ((("project", "entity_id"), True),)
+        primary_key = CompositeKey("project", "entity_id")  # by project first: distributable
 
 
 # The tables of the first schema step; later steps create their own.
