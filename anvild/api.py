@@ -31,6 +31,7 @@ class Target:
     reports: tuple[str, ...] = settings.DEFAULT_REPORTS  # the watched project's report globs
     # how the project was found: "--project", "watched", ".anvil", "git" or "cwd"
     found_by: str = "--project"
+    report_limit: int = settings.Config().report_limit  # the biggest report read, in bytes
 
     @classmethod
     def resolve(
@@ -63,9 +64,10 @@ class Target:
         else:
             url = config.database_url(conf.database, root, cwd)
         reports = watched.reports if watched is not None else settings.DEFAULT_REPORTS
+        limit = conf.report_limit
         if watched is not None and config.sqlite_path(url) is None:  # a team database
-            return cls(root, url, watched.share, watched.messages, reports, how)
-        return cls(root, url, reports=reports, found_by=how)
+            return cls(root, url, watched.share, watched.messages, reports, how, limit)
+        return cls(root, url, reports=reports, found_by=how, report_limit=limit)
 
     @property
     def guessed(self) -> bool:
@@ -102,7 +104,11 @@ def ingest(
 
     paths = [p.expanduser().absolute() for p in paths]  # the daemon runs in `/`
     if options.execution_id is not None:
-        found = sum(1 for source in expand(paths) if not isinstance(source, AnvildError))
+        found = sum(
+            1
+            for source in expand(paths, options.report_limit)
+            if not isinstance(source, AnvildError)
+        )
         if found > 1:
             raise UsageError(
                 f"--execution-id names one run, and these paths hold {found} reports",
@@ -134,6 +140,7 @@ def _through_daemon(
         options.messages,
         options.execution_base,
         list(options.reports),
+        options.report_limit,
     )
     answers = control.call(request, timeout=None)
     try:
@@ -179,6 +186,7 @@ def record_pytest(
             share=target.share,
             messages=target.messages,
             reports=target.reports,
+            report_limit=target.report_limit,
         )
         events = list(ingest(target, [session.report], options, on_wait))
     return session.exit_code, [e for e in events if not isinstance(e.error, NotARun)]
@@ -356,6 +364,7 @@ def sync_github(
                     messages=target.messages,
                     execution_base=sync.execution_base(run, artifact),
                     reports=target.reports,
+                    report_limit=target.report_limit,
                 )
                 for event in ingest(target, [path], options, on_wait):
                     yield replace(event, name=event.name.replace(str(path), label))

@@ -33,6 +33,24 @@ class ReportIncomplete(ReportError):
     """A report that is still being written: retry after the writer finishes."""
 
 
+class ReportTooBig(NotAReport):
+    """A file over the report size cap (or a zip member expanding past it): not read."""
+
+
+class NoMemory(ReportError):
+    """A report that does not fit in the memory left: that report is rejected, the next one
+    may fit."""
+
+
+class Unstorable(ReportError):
+    """A report the database refuses whatever is retried (a value it cannot hold): rejected,
+    never kept pending."""
+
+
+class OutsideDirectory(NotAReport):
+    """A file found in a directory that is a link to a file outside it: not read."""
+
+
 class NotShared(AnvildError):
     """A run the project's privacy setting keeps off the team database."""
 
@@ -48,6 +66,11 @@ class ConfigError(AnvildError):
 
 class DatabaseError(AnvildError):
     """The history database cannot be opened, migrated or written."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot take a report now (server away, disk full, locked): the same report
+    can be stored later, and the daemon keeps it pending until then."""
 
 
 class SchemaTooNew(DatabaseError):

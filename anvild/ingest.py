@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from anvild import protocol, provenance
 from anvild.errors import (
     AnvildError,
+    NoMemory,
     NotAReport,
     NotShared,
     OfRecordedSession,
+    OutsideDirectory,
     ReportError,
+    ReportTooBig,
+    Unstorable,
     named,
 )
-from anvild.parsers.detect import parse_bytes, read_report
-from anvild.records import ParsedRun
+from anvild.parsers.detect import (
+    NO_MEMORY,
+    opened_report,
+    parse_bytes,
+    read_bounded,
+    read_report,
+    size_text,
+    too_big,
+)
+from anvild.records import REPORT_LIMIT_MB, ParsedRun, storable, storable_text
 from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Stored, Submission, store_run
 
@@ -31,6 +43,7 @@ if TYPE_CHECKING:
     from anvild.store.owner import Owner
 
 REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
+DEFAULT_REPORT_LIMIT = int(REPORT_LIMIT_MB * 1024 * 1024)
 # Directories a recursive ingest never enters: environments and caches full of JSON and XML
 # that are not test reports. `.pytest_cache` stays in: reports are written there.
 SKIP_DIRS = frozenset(
@@ -77,6 +90,8 @@ class IngestOptions:
     execution_base: str | None = None
     # The project's report globs: files that never make its git tree dirty (provenance).
     reports: tuple[str, ...] = DEFAULT_REPORTS
+    # The biggest report file read, in bytes (the config's max_report_mb)
+    report_limit: int = DEFAULT_REPORT_LIMIT
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -87,36 +102,97 @@ def _walk(directory: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _archive(path: Path, data: bytes) -> Iterator[ReportSource]:
+# A zip member may expand to at most this many times its compressed size (a JSON or JUnit
+# report compresses 10 to 50 times; a zip bomb of zeros 1,000 times), and to the size cap.
+ZIP_RATIO = 200
+# Members this small are not held to the ratio: a few KB of anything may compress that well.
+_RATIO_FREE = 1024 * 1024
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int) -> bytes:
+    """A member's bytes, read as a stream that stops at the size cap and at ZIP_RATIO times
+    its compressed size, whatever its header says: memory stays bounded by the cap."""
+    bound = limit
+    if info.file_size > _RATIO_FREE:
+        bound = min(limit, max(_RATIO_FREE, ZIP_RATIO * info.compress_size))
+    if info.file_size > bound:
+        raise _member_too_big(info.file_size, info.compress_size, limit, name)
+    with archive.open(info) as member:
+        try:
+            return read_bounded(member, bound, name, info.file_size)  # type: ignore[arg-type]
+        except ReportTooBig:
+            raise _member_too_big(bound + 1, info.compress_size, limit, name) from None
+
+
+def _member_too_big(size: int, packed: int, limit: int, name: str) -> ReportTooBig:
+    if size > limit:
+        return too_big(size, limit, name)
+    return ReportTooBig(
+        f"expands {size // max(packed, 1):,} times ({size_text(packed)} to {size_text(size)}),"
+        f" more than a report does ({ZIP_RATIO} times): a zip bomb?",
+        name,
+    )
+
+
+def _archive(path: Path, stream: BinaryIO, limit: int) -> Iterator[ReportSource | ReportError]:
+    """Each report in a zip archive, one member in memory at a time."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(stream) as archive:
             for info in archive.infolist():
                 if info.is_dir() or not info.filename.endswith(REPORT_SUFFIXES):
                     continue
                 name = f"{path}!{info.filename}"
-                yield ReportSource(name, archive.read(info), explicit=False)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ReportError(f"broken zip archive: {exc}", str(path)) from None
+                try:
+                    yield ReportSource(name, _member(archive, info, name, limit), explicit=False)
+                except ReportError as exc:
+                    yield exc
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        yield ReportError(f"broken zip archive: {exc}", str(path))
+    except (NotImplementedError, RuntimeError, ValueError) as exc:  # a method, a password
+        yield ReportError(f"zip archive not readable: {exc}", str(path))
 
 
-def expand(paths: list[Path]) -> Iterator[ReportSource | ReportError]:
-    """Each report in paths (files, directories walked recursively, zip archives), in order."""
+def _is_zip(path: Path, stream: BinaryIO) -> bool:
+    try:
+        return path.suffix == ".zip" or zipfile.is_zipfile(stream)
+    finally:
+        stream.seek(0)
+
+
+def _file(path: Path, limit: int) -> Iterator[ReportSource | ReportError]:
+    """The report named on the command line, or each report in it when it is a zip archive."""
+    with opened_report(path, limit) as stream:
+        if _is_zip(path, stream):
+            yield from _archive(path, stream, limit)
+            return
+        size = os.fstat(stream.fileno()).st_size
+        yield ReportSource(str(path), read_bounded(stream, limit, str(path), size), explicit=True)
+
+
+def expand(
+    paths: list[Path], limit: int = DEFAULT_REPORT_LIMIT
+) -> Iterator[ReportSource | ReportError]:
+    """Each report in paths (files, directories walked recursively, zip archives), in order.
+
+    A file over limit bytes is refused before it is read. Inside a directory, a link to a file
+    outside it is not read (OutsideDirectory): what is checked is the file opened.
+    """
     for path in (p.resolve() for p in paths):
         try:
             if path.is_dir():
                 for found in _walk(path):
                     try:
-                        yield ReportSource(str(found), read_report(found), explicit=False)
+                        data = read_report(found, limit, inside=path)
                     except ReportError as exc:
                         yield exc
+                    else:
+                        yield ReportSource(str(found), data, explicit=False)
                 continue
-            data = read_report(path)
-            if path.suffix == ".zip" or zipfile.is_zipfile(io.BytesIO(data)):
-                yield from _archive(path, data)
-            else:
-                yield ReportSource(str(path), data, explicit=True)
+            yield from _file(path, limit)
         except ReportError as exc:
             yield exc
+        except MemoryError:
+            yield NoMemory(NO_MEMORY, str(path))
 
 
 @contextmanager
@@ -175,8 +251,9 @@ def of_recorded_session(run: ParsedRun, root: Path, name: str) -> None:
 
 
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
-    """A parsed run with its provenance and how it is to be stored."""
-    run = shared(run, options, name)
+    """A parsed run with its provenance and how it is to be stored (as both databases take it:
+    records.storable)."""
+    run = shared(storable(run), options, name)
     root = options.project_root
     of_recorded_session(run, root, name)
     return Submission(
@@ -188,7 +265,7 @@ def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -
             root, _given_provenance(run, options), options.space, options.origin, options.reports
         ),
         space=options.space,
-        report_path=name,
+        report_path=storable_text(name),
         execution_id=options.execution_id,
         metadata=dict(options.metadata),
         execution_base=options.execution_base,
@@ -253,6 +330,8 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
     with no_gc():
         try:
             sub = prepare(source, options)
+        except MemoryError:  # that report alone: the next one may fit
+            return IngestEvent(source.name, error=NoMemory(NO_MEMORY, source.name))
         except NotAReport as exc:
             if source.explicit:
                 return IngestEvent(source.name, error=exc)
@@ -263,17 +342,19 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
             return IngestEvent(source.name, error=exc)
         try:
             stored = owner.run(lambda db: store_run(db, sub))
+        except Unstorable as exc:  # named after the report it is about
+            return IngestEvent(source.name, error=Unstorable(exc.what, source.name))
         except AnvildError as exc:
             return IngestEvent(source.name, error=exc)
         return IngestEvent(source.name, stored=stored)
 
 
-def store_all(
-    owner: Owner, paths: list[Path], options: IngestOptions
-) -> Iterator[IngestEvent]:
+def store_all(owner: Owner, paths: list[Path], options: IngestOptions) -> Iterator[IngestEvent]:
     """Every report in paths stored through owner, one event each (bad ones included)."""
-    for source in expand(paths):
-        if isinstance(source, ReportError):
+    for source in expand(paths, options.report_limit):
+        if isinstance(source, OutsideDirectory):
+            yield IngestEvent(source.where or "", skipped=source.what)
+        elif isinstance(source, ReportError):
             yield IngestEvent(source.where or "", error=source)
         else:
             yield store_source(owner, source, options)

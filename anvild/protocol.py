@@ -58,6 +58,7 @@ class Ingest:
     messages: bool = True
     execution_base: str | None = None
     reports: list[str] = field(default_factory=list)
+    report_limit: int | None = None  # the biggest report read, in bytes (max_report_mb)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -42,6 +43,9 @@ NAME_LIMIT = 512
 # A report's free-form objects (the environment, anvild's metadata), measured as JSON.
 ENTRY_LIMIT = 64 * 1024
 OBJECT_LIMIT = 256 * 1024
+# The biggest report file read, unless the config's max_report_mb says otherwise: a bigger one
+# is refused before it is read (memory stays bounded whatever lands in a report path).
+REPORT_LIMIT_MB = 512.0
 # Timestamps past this (the year 3058) are garbage: local time cannot even show many of them.
 LATEST = float(2**35)
 _INT32 = 2**31
@@ -201,3 +205,89 @@ def checked_run(run: ParsedRun, where: str | None) -> ParsedRun:
         run.exit_code or OK, "collect-only report"
     )
     raise NotARun(f"{why} (no tests ran): not a run", where)
+
+
+# What neither database takes in a text, replaced by U+FFFD (the replacement character) so a
+# report is stored the same on SQLite and PostgreSQL: NUL (PostgreSQL's text cannot hold it)
+# and lone surrogates (no UTF-8 encoding has them: a file name that is not UTF-8 decodes so).
+REPLACEMENT = "\ufffd"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """text as both databases store it: NUL and lone surrogates become U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if not text.isascii() and _SURROGATES.search(text):
+        text = _SURROGATES.sub(REPLACEMENT, text)
+    return text
+
+
+def _unstorable(text: str | None) -> bool:
+    """Whether storable_text would change text (fast: most texts are ASCII without NUL)."""
+    if not text:
+        return False
+    return "\x00" in text or (not text.isascii() and _SURROGATES.search(text) is not None)
+
+
+def _storable_or_none(text: str | None) -> str | None:
+    return None if text is None else storable_text(text)
+
+
+def _storable_result(result: TestResult) -> TestResult:
+    if not (
+        _unstorable(result.node_id)
+        or _unstorable(result.key)
+        or _unstorable(result.message)
+        or _unstorable(result.traceback)
+        or _unstorable(result.file)
+    ):
+        return result
+    return replace(
+        result,
+        node_id=storable_text(result.node_id),
+        key=storable_text(result.key),
+        message=_storable_or_none(result.message),
+        traceback=_storable_or_none(result.traceback),
+        file=_storable_or_none(result.file),
+    )
+
+
+def _storable_object(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A free-form object whose top-level texts are storable (provenance reads them into
+    columns; nested ones are stored as JSON, which escapes what a column cannot hold)."""
+    if not any(isinstance(item, str) and _unstorable(item) for item in value.values()):
+        return value
+    return {k: storable_text(v) if isinstance(v, str) else v for k, v in value.items()}
+
+
+def storable(run: ParsedRun) -> ParsedRun:
+    """The run as both databases store it, identically: texts without what a column cannot
+    hold (storable_text), and each test's attempts numbered uniquely (a report may repeat a
+    test or a collector any number of times; the history keys a row by test and attempt).
+
+    A repeated (key, attempt) takes the next free attempt of its key. Linear in the results:
+    a key's search for a free number resumes where its last one ended.
+    """
+    taken: set[tuple[str, int]] = set()
+    resume: dict[str, int] = {}
+    results = []
+    for result in run.results:
+        result = _storable_result(result)
+        key, attempt = result.key, result.attempt
+        if (key, attempt) in taken:
+            attempt = max(attempt, resume.get(key, 0))
+            while (key, attempt) in taken:
+                attempt += 1
+            resume[key] = attempt + 1
+            result = replace(result, attempt=attempt)
+        taken.add((key, attempt))
+        results.append(result)
+    return replace(
+        run,
+        results=tuple(results),
+        root=_storable_or_none(run.root),
+        session_id=_storable_or_none(run.session_id),
+        environment=_storable_object(run.environment),
+        metadata=_storable_object(run.metadata),
+    )

@@ -19,6 +19,7 @@ from tomlkit.items import AoT
 
 from anvild.config import canonical_database
 from anvild.errors import ConfigError
+from anvild.records import REPORT_LIMIT_MB
 
 # Where anvild's pytest plugin writes each session's record (anvild_pytest.record.RECORD_DIR):
 # watched in every project, whatever its configured report globs, so no upgrade or `--report`
@@ -67,7 +68,13 @@ class Config:
     poll_interval: float = 1.0
     reportlog_timeout: float = 600.0
     database: str | None = None
+    max_report_mb: float = REPORT_LIMIT_MB
     path: Path | None = field(default=None, compare=False)
+
+    @property
+    def report_limit(self) -> int:
+        """The biggest report file read, in bytes (max_report_mb)."""
+        return int(self.max_report_mb * 1024 * 1024)
 
     def project(self, root: Path) -> ProjectConfig | None:
         """The watched project at root, if any."""
@@ -155,17 +162,22 @@ def parse(text: str, path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", str(path)) from None
     known = {"projects", "settle_time", "log_level", "polling", "poll_interval",
-             "reportlog_timeout", "database"}  # fmt: skip
+             "reportlog_timeout", "database", "max_report_mb"}  # fmt: skip
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown key {sorted(unknown)[0]!r}", str(path))
-    numbers = {}
+    numbers: dict[str, float] = {}
     for key in ("settle_time", "poll_interval", "reportlog_timeout"):
         if key in raw:
             value = _expect(raw[key], (int, float), key, path, "a number of seconds")
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{key}: expected a number >= 0, got {value!r}", str(path))
             numbers[key] = float(value)
+    if "max_report_mb" in raw:
+        value = _expect(raw["max_report_mb"], (int, float), "max_report_mb", path, "a number of MB")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"max_report_mb: expected a number > 0, got {value!r}", str(path))
+        numbers["max_report_mb"] = float(value)
     level = raw.get("log_level", "info")
     if level not in LOG_LEVELS:
         raise ConfigError(
@@ -215,6 +227,7 @@ def dump(config: Config) -> str:
         "poll_interval",
         "reportlog_timeout",
         "database",
+        "max_report_mb",
     ):
         value = getattr(config, key)
         if value != getattr(defaults, key) and value is not None:

@@ -257,6 +257,10 @@ NOTES = """\
 - i: a real daemon with 100 projects in its config; CPU = utime+stime of
   /proc/<pid>/stat over the window, memory = VmRSS of /proc/<pid>/status (MB = 10^6 B).
 - j: as a and g, with a throwaway PostgreSQL database per measurement.
+- k: see bench/fig_hostile.py: each hostile shape of about 100 MB is made in a scratch
+  directory and one whole `anvild ingest` process is timed (fresh SQLite file), beside a
+  baseline reading the same size; the goal is absolute (under 5 s) and whether it was
+  stored or refused as it should be.
 - The project directory of every ingest is a scratch directory outside any git work
   tree, so provenance costs one failing `git status`.
 - The load average is that of the whole machine: other work running beside the
@@ -354,6 +358,7 @@ def markdown(rows: list[Row], info: dict[str, str], quick: bool, elapsed: float)
 def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
     import fig_daemon
     import fig_history
+    import fig_hostile
     import fig_postgres
     import fig_seed
 
@@ -374,6 +379,7 @@ def figures(mode: Mode) -> list[tuple[str, Callable[[], list[Row]]]]:
         ("i", partial(fig_daemon.figure_i, mode, print_row)),
         ("j", partial(fig_postgres.figure_j, mode, print_row)),
         ("k", partial(fig_daemon.figure_k, mode, print_row)),
+        ("l", partial(fig_hostile.figure_k, mode, print_row)),
     ]
 
 

@@ -25,6 +25,7 @@ TOP_KEYS = {
     "poll_interval",
     "reportlog_timeout",
     "database",
+    "max_report_mb",
     "projects",
 }
 PROJECT_KEYS = {"root", "name", "reports", "space", "database", "share", "messages"}
@@ -89,6 +90,7 @@ def test_known_keys_are_the_fields_of_the_records() -> None:
         ("poll_interval = 3", "poll_interval", 3.0),
         ("reportlog_timeout = 60", "reportlog_timeout", 60.0),
         ("database = 'sqlite:////srv/h.db'", "database", "sqlite:////srv/h.db"),
+        ("max_report_mb = 64", "max_report_mb", 64.0),
     ],
 )
 def test_every_top_level_key_is_read(line: str, field: str, value: object) -> None:
@@ -127,6 +129,7 @@ BAD = [
     ("wrong type", "settle_time = 'fast'", "settle_time: expected a number of seconds, got 'fast'"),
     ("negative", "poll_interval = -1", "poll_interval: expected a number >= 0, got -1"),
     ("negative float", "reportlog_timeout = -0.5", "reportlog_timeout: expected a number >= 0, got -0.5"),
+    ("no size", "max_report_mb = 0", "max_report_mb: expected a number > 0, got 0"),
     ("bool for number", "settle_time = true", "settle_time: expected a number of seconds, got True"),
     ("number for bool", "polling = 1", "polling: expected true or false, got 1"),
     ("log level", "log_level = 'loud'", "log_level: expected one of debug, info, warning, error, got 'loud'"),
@@ -211,6 +214,7 @@ CONFIGS = st.builds(
     poll_interval=SECONDS,
     reportlog_timeout=SECONDS,
     database=URL,
+    max_report_mb=st.floats(min_value=0.001, max_value=1e9),
 )
 
 

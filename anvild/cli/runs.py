@@ -74,6 +74,7 @@ def ingest(
         share=target.share,
         messages=target.messages,
         reports=target.reports,
+        report_limit=target.report_limit,
     )
     if space == "ci":  # the CI job's facts: run, job, URL, commit, branch (anvild.ci)
         import os

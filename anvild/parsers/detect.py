@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from anvild.errors import NotAReport, ReportError
-from anvild.records import ParsedRun
+from anvild.errors import NoMemory, NotAReport, OutsideDirectory, ReportError, ReportTooBig
+from anvild.records import REPORT_LIMIT_MB, ParsedRun
 
 Parser = Callable[[Path, bytes], ParsedRun]
 
@@ -55,26 +57,97 @@ def parse_bytes(path: Path, data: bytes) -> ParsedRun:
     return parser_for(detect_format(path, data))(path, data.removeprefix(_BOM))
 
 
-def read_report(path: Path) -> bytes:
-    """A report file's bytes. A directory, FIFO or device is NotAReport (opened without
-    blocking: a FIFO named like a report must not hang its reader); a file missing or
-    unreadable is a ReportError."""
+MB = 1024 * 1024
+NO_MEMORY = "not enough memory to read it"
+_DEFAULT_LIMIT = int(REPORT_LIMIT_MB * MB)
+
+
+def size_text(size: int) -> str:
+    """A size in MB, or KB below one MB, as a person reads it."""
+    return f"{size / MB:.0f} MB" if size >= MB else f"{size / 1024:.0f} KB"
+
+
+def too_big(size: int, limit: int, where: str) -> ReportTooBig:
+    """The refusal of a report of size bytes over limit."""
+    return ReportTooBig(
+        f"{size_text(size)}, over the report size cap of {size_text(limit)} (max_report_mb)",
+        where,
+    )
+
+
+def _opened_path(fd: int, path: Path) -> Path:
+    """The real path of the file open at fd: what was opened, not what path names now."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # no /proc: the path resolved now, if it still names the same file
+        real = Path(os.path.realpath(path))
+        opened, now = os.fstat(fd), os.stat(real)
+        if (opened.st_dev, opened.st_ino) != (now.st_dev, now.st_ino):
+            raise OutsideDirectory("replaced while it was opened: not read", str(path)) from None
+        return real
+
+
+@contextmanager
+def opened_report(
+    path: Path, limit: int = _DEFAULT_LIMIT, inside: Path | None = None
+) -> Iterator[BinaryIO]:
+    """A report file open for reading, checked before a byte is read: a directory, FIFO or
+    device is NotAReport (opened without blocking: a FIFO named like a report must not hang
+    its reader), a file over limit bytes ReportTooBig, a file whose real path is not under
+    inside (a link out of a directory) OutsideDirectory; a file missing or unreadable is a
+    ReportError."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ReportError("no such file", str(path)) from None
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(mode) else "a special file (FIFO, device, socket)"
-        raise NotAReport(f"{kind} named like a report, not a report file", str(path))
     try:
-        with os.fdopen(fd, "rb") as stream:
-            return stream.read()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(info.st_mode)
+                else "a special file (FIFO, device, socket)"
+            )
+            raise NotAReport(f"{kind} named like a report, not a report file", str(path))
+        if inside is not None:
+            real = _opened_path(fd, path)
+            if not real.is_relative_to(inside):
+                raise OutsideDirectory(f"a link to {real}, outside {inside}: not read", str(path))
+        if info.st_size > limit:
+            raise too_big(info.st_size, limit, str(path))
+        stream = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with stream:
+        yield stream
+
+
+def read_bounded(stream: BinaryIO, limit: int, where: str, expected: int) -> bytes:
+    """The rest of stream, at most limit bytes (one growing past them is ReportTooBig), read
+    in one piece of the expected size where it is right; a MemoryError is a ReportError about
+    that report alone."""
+    try:
+        pieces = [stream.read(min(expected, limit) + 1)]
+        total = len(pieces[0])
+        while total <= limit and (piece := stream.read(min(MB, limit + 1 - total))):
+            pieces.append(piece)
+            total += len(piece)
+        if total > limit:
+            raise too_big(total, limit, where)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
     except OSError as exc:
-        raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
+        raise ReportError(f"cannot read: {exc.strerror}", where) from None
+    except MemoryError:
+        raise NoMemory(NO_MEMORY, where) from None
+
+
+def read_report(path: Path, limit: int = _DEFAULT_LIMIT, inside: Path | None = None) -> bytes:
+    """A report file's bytes, checked as opened_report checks it."""
+    with opened_report(path, limit, inside) as stream:
+        return read_bounded(stream, limit, str(path), os.fstat(stream.fileno()).st_size)
 
 
 def parse_report(path: Path) -> ParsedRun:

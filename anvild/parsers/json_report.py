@@ -199,8 +199,12 @@ def _subtest_failure(value: object) -> tuple[str | None, str | None] | None:
 
 def _collector_results(collectors: object, path: Path) -> list[TestResult]:
     """Failed collectors as errors of their node, skipped ones (a module-level skip,
-    `pytest.importorskip`) as one skip each, as pytest counts them."""
-    results = []
+    `pytest.importorskip`) as one skip each, as pytest counts them.
+
+    pytest collects a node once: a node listed again is the same collector, its failure
+    winning over a skip (a report repeating one 40,000 times is one result, not 40,000).
+    """
+    results: dict[str, TestResult] = {}
     for collector in collectors if isinstance(collectors, list) else ():
         if not isinstance(collector, dict):
             continue
@@ -210,20 +214,21 @@ def _collector_results(collectors: object, path: Path) -> list[TestResult]:
         node_id = collector.get("nodeid")
         if not isinstance(node_id, str) or not node_id:
             continue  # the session collector has an empty node id; its errors show per file
-        node_id = clip_name(node_id)
+        seen = results.get(node_id)
+        if seen is not None and (seen.status == ERROR or outcome == "skipped"):
+            continue
+        raw, node_id = node_id, clip_name(node_id)
         longrepr = collector.get("longrepr")
         longrepr = longrepr if isinstance(longrepr, str) else None
-        results.append(
-            TestResult(
-                node_id=node_id,
-                key=key_from_node_id(node_id),
-                status=ERROR if outcome == "failed" else SKIPPED,
-                message=_skip_reason(longrepr) if outcome == "skipped" else last_line(longrepr),
-                traceback=clip_traceback(longrepr) if outcome == "failed" else None,
-                file=node_id.split("::", 1)[0],
-            )
+        results[raw] = TestResult(
+            node_id=node_id,
+            key=key_from_node_id(node_id),
+            status=ERROR if outcome == "failed" else SKIPPED,
+            message=_skip_reason(longrepr) if outcome == "skipped" else last_line(longrepr),
+            traceback=clip_traceback(longrepr) if outcome == "failed" else None,
+            file=node_id.split("::", 1)[0],
         )
-    return results
+    return list(results.values())
 
 
 def _skip_reason(longrepr: str | None) -> str | None:
@@ -308,10 +313,16 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
             test.call.outcome if test.call is not None else None,
         )
     ]
+    # one per node id before anything is built for it (_collector_results says which)
+    unique: dict[str, _Collector] = {}
+    for c in report.collectors:
+        seen, failed = unique.get(c.nodeid), c.outcome == "failed"
+        if (failed or c.outcome == "skipped") and (
+            seen is None or (failed and seen.outcome != "failed")
+        ):
+            unique[c.nodeid] = c
     collectors = [
-        {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr}
-        for c in report.collectors
-        if c.outcome in ("failed", "skipped")
+        {"nodeid": c.nodeid, "outcome": c.outcome, "longrepr": c.longrepr} for c in unique.values()
     ]
     return _assemble(
         path,

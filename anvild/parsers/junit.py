@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import ast
-import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLPullParser
 
-import defusedxml.ElementTree as safe_xml
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_junit, node_id_from_junit
@@ -71,9 +71,7 @@ def parse_junit(path: Path, data: bytes) -> ParsedRun:
         raise ReportIncomplete("empty file: no XML written yet", where)
     reading = _Reading()
     try:
-        for event, element in safe_xml.iterparse(
-            io.BytesIO(data), ("start", "end"), forbid_dtd=True
-        ):
+        for event, element in _events(data, where):
             if event == "start":
                 reading.start(element, where)
             else:
@@ -98,6 +96,41 @@ def parse_junit(path: Path, data: bytes) -> ParsedRun:
         # anvild's plugin names the pytest session in a property (anvild_pytest.plugin)
         session_id=reading.properties.get("anvild_session") or None,
     )
+
+
+# The first piece of a document fed to the parser at once, and again after each piece that
+# gave an event.
+FEED = 64 * 1024
+# The longest tag (with its attributes) or comment read: expat (2.5) takes time quadratic in
+# a token's length, 0.1 s for 8 MB, 6 s for 100 MB. Text is read piece by piece, in any size.
+TOKEN_LIMIT = 8 * 1024 * 1024
+
+
+def _events(data: bytes, where: str) -> Iterator[tuple[str, Element]]:
+    """The document's start and end events, read by expat without DTDs or entities.
+
+    expat scans a token it has not seen the end of again each time it is fed more of it (a
+    50 MB attribute fed 16 KB at a time: 50 s): a piece that gave no event is followed by one
+    twice as big. A tag or comment longer than TOKEN_LIMIT is refused as soon as it is seen
+    to be: no test report has one, and reading it would take minutes.
+    """
+    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
+    pull = XMLPullParser(("start", "end"), _parser=parser)
+    view, at, size = memoryview(data), 0, FEED
+    while at < len(data):
+        pull.feed(view[at : at + size])
+        at = min(at + size, len(data))
+        size *= 2
+        # expat's position is that of the last thing it reported: text moves it on, piece by
+        # piece; a tag or comment not yet ended keeps it at its start
+        if at - parser.parser.CurrentByteIndex > TOKEN_LIMIT:
+            limit = TOKEN_LIMIT // (1024 * 1024)
+            raise ReportError(f"XML with a tag or comment over {limit} MB is refused", where)
+        for event in pull.read_events():
+            size = FEED
+            yield event  # type: ignore[misc]
+    pull.close()
+    yield from pull.read_events()  # type: ignore[misc]
 
 
 def _xml_error(error: ParseError, data: bytes, where: str) -> ReportError:

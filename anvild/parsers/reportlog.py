@@ -186,6 +186,8 @@ class ReportlogReader:
         self._root: str | None = None
         self._metadata: dict[str, Any] = {}
         self._early_subtests: dict[str, dict[str, Any]] = {}  # failed before their attempt opened
+        # where each failed or skipped collector's result is in _results, by its node id
+        self._collected: dict[str, int] = {}
 
     @property
     def tests_so_far(self) -> int:
@@ -313,11 +315,23 @@ class ReportlogReader:
         outcome, node_id = record.get("outcome"), record.get("nodeid")
         if outcome not in ("failed", "skipped") or not isinstance(node_id, str) or not node_id:
             return  # the session's own collector has ""
+        # pytest collects a node once: a repeated report of it is the same collector (40,000
+        # copies are one result), a failure winning over a skip
+        seen = self._collected.get(node_id)
+        if seen is not None and (self._results[seen].status == ERROR or outcome == "skipped"):
+            return
         attempt = _Attempt(clip_name(node_id), 0, ERROR if outcome == "failed" else SKIPPED)
         attempt.message, attempt.traceback = _describe(record)
         if outcome == "skipped":
             attempt.traceback = None
-        self._close(attempt)
+        result = attempt.result()
+        assert result is not None  # its status is set
+        if seen is not None:  # skipped first, failed now: the failure takes its place
+            self._results[seen] = result
+            return
+        self._collected[node_id] = len(self._results)
+        self._results.append(result)
+        self._final += 1
 
     def _subtest_report(self, report: dict[str, Any]) -> None:
         node_id = report.get("nodeid")

@@ -27,11 +27,25 @@ def _execution_session(db: Database) -> None:
     )
 
 
+def _wide_attempt(db: Database) -> None:
+    """execution_history.attempt as a 32-bit integer: a report may hold one test 40,000 times,
+    and SQLite (whose integers have no range) stores it already."""
+    if backend.is_sqlite(db):
+        return
+    cursor = db.execute_sql(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'execution_history' AND column_name = 'attempt'"
+    )
+    if cursor.fetchone() == ("smallint",):
+        db.execute_sql('ALTER TABLE "execution_history" ALTER COLUMN "attempt" TYPE integer')
+
+
 # Append new steps at the end; never edit or reorder a step that has shipped.
 STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("create tables", _create_tables),
     ("execution session id", _execution_session),
     ("index execution start", order.index_execution_start),
+    ("history attempt as integer", _wide_attempt),
 )
 
 SCHEMA_VERSION = len(STEPS)

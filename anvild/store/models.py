@@ -14,7 +14,6 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
-    SmallIntegerField,
     TextField,
 )
 
@@ -138,7 +137,8 @@ class ExecutionHistory(BaseModel):
 
     execution = ForeignKeyField(Execution, on_delete="CASCADE", index=False)
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
-    attempt = SmallIntegerField(default=0)
+    # 32 bits (SMALLINT in databases made before the step 'history attempt as integer')
+    attempt = IntegerField(default=0)
     timestamp = DoubleField(null=True)  # NULL: the execution's started_at
     status = TextField()
     duration = DoubleField(null=True)

@@ -15,10 +15,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+import peewee
 from peewee import Database, OperationalError
 
 from anvild.config import owner_timeout
-from anvild.errors import DatabaseError, OwnerBusy
+from anvild.errors import AnvildError, DatabaseError, DatabaseUnavailable, OwnerBusy, Unstorable
 from anvild.store import backend
 from anvild.store.database import forget, open_database
 
@@ -218,6 +219,58 @@ class Writer:
         return db
 
 
+# PostgreSQL's SQLSTATE classes that say the statement's values are at fault, never the server:
+# data exception (a number out of range, a NUL), integrity constraint, program limit exceeded.
+_REFUSED_CLASSES = ("22", "23", "54")
+# SQLite's result codes that say the same: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+_REFUSED_SQLITE = frozenset({18, 19, 20, 25})
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The database driver's own exception under peewee's wrapper of it."""
+    if isinstance(exc, peewee.PeeweeException) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, BaseException):
+            return inner
+    return exc
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    if isinstance(exc, peewee.DatabaseError | peewee.InterfaceError | sqlite3.Error):
+        return True
+    try:
+        import psycopg2
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg2.Error)
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether a database error says the values given are at fault (the same job fails again
+    whenever it is retried), not the database (away, full, locked: it may succeed later)."""
+    inner = _driver_error(exc)
+    code = getattr(inner, "pgcode", None)
+    if isinstance(code, str):
+        return code[:2] in _REFUSED_CLASSES
+    if getattr(inner, "sqlite_errorcode", None) is not None:
+        return inner.sqlite_errorcode & 0xFF in _REFUSED_SQLITE  # type: ignore[attr-defined]
+    return isinstance(
+        exc, peewee.DataError | peewee.IntegrityError | sqlite3.DataError | sqlite3.IntegrityError
+    )
+
+
+def classified(exc: BaseException) -> BaseException:
+    """A database driver's error as anvild's, in one line: Unstorable (permanent: what was
+    given can never be stored) or DatabaseUnavailable (transient); anything else as it is."""
+    if isinstance(exc, AnvildError) or not _is_database_error(exc):
+        return exc
+    text = str(_driver_error(exc)).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    if refused(exc):
+        return Unstorable(f"the database refuses it, it can never be stored: {reason}")
+    return DatabaseUnavailable(f"the database cannot store it now: {reason}")
+
+
 def _database_fault(exc: BaseException) -> bool:
     """Whether a job failed on the database itself (not on what it was asked to store)."""
     return isinstance(exc, DatabaseError | OperationalError | sqlite3.OperationalError)
@@ -252,7 +305,13 @@ class Owner:
                 self.lock.release()
             if not self.lock.held:
                 self.lock.acquire(owner_timeout())
-        return self.writer.submit(job).result()
+        try:
+            return self.writer.submit(job).result()
+        except Exception as exc:
+            error = classified(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def close(self) -> None:
         """Drain the writer, then let go of the lock."""
