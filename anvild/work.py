@@ -45,9 +45,12 @@ def from_stat(info: os.stat_result) -> Stamp | None:
 
 @dataclass(frozen=True, slots=True)
 class Existing:
-    """A file a rescan found: passed without reading when it is the one settled before."""
+    """A file a rescan found: passed without reading when it is the one settled before; one
+    changed since has its bytes taken into the spool's intake as it is listed (taken), so a
+    run overwriting it before its turn cannot lose it."""
 
     candidate: Candidate
+    taken: Spooled | Unkept | None = None
 
 
 @dataclass(frozen=True, slots=True)

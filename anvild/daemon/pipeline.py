@@ -236,7 +236,7 @@ class Pipeline:
         self.rescans.files += len(found)
         self.rescans.left += len(found)
         for candidate in found:
-            self.work.put(Existing(candidate), later=True)
+            self.work.put(Existing(candidate, self._take_listed(candidate)), later=True)
         if not found:
             self._rescanned()
 
@@ -307,6 +307,25 @@ class Pipeline:
         if data is None:
             return Spooled(candidate, kept.file, kept.digest, stamp)
         return Snapshot(candidate, data, stamp, kept.file)
+
+    def _take_listed(self, candidate: Candidate) -> Spooled | Unkept | None:
+        """A file the rescan lists, changed since it was settled: its bytes into the intake
+        now (not into memory); None for one unchanged, tailed, gone or not a regular file
+        within the cap (the worker looks at it when its turn comes)."""
+        if candidate.tailed:
+            return None
+        stamp = stamp_of(candidate.path)
+        if (
+            stamp is None
+            or stamp.size > self.config.report_limit
+            or self.stamps.unchanged(candidate, stamp)
+        ):
+            return None
+        try:
+            item = self._take(candidate, in_memory=False)
+        except ReportError:
+            return None
+        return None if isinstance(item, Snapshot) else item
 
     def _release_snapshot(self, size: int) -> None:
         with self.snapshot_lock:
@@ -387,7 +406,7 @@ class Pipeline:
 
     def _dispatch(self, item: WorkItem) -> None:
         if isinstance(item, Existing):
-            self._existing(item.candidate)
+            self._existing(item)
         elif isinstance(item, Recheck):
             self._check_again(item)
         elif isinstance(item, Interrupt):
@@ -415,10 +434,15 @@ class Pipeline:
 
     # --- the rescan's files ----------------------------------------------------------------
 
-    def _existing(self, candidate: Candidate) -> None:
+    def _existing(self, item: Existing) -> None:
         """A file the rescan found: passed by its stamp when it is the one settled before (no
         byte read), read as any other file when it is new or changed."""
+        candidate = item.candidate
         try:
+            if item.taken is not None:
+                self.rescans.read += 1
+                self._dispatch(item.taken)
+                return
             if self.stamps.unchanged(candidate, stamp_of(candidate.path)):
                 self.rescans.unchanged += 1
                 return
@@ -464,6 +488,10 @@ class Pipeline:
                 return
             if item.stamp is not None:
                 self._stamp = (item.candidate, item.stamp)
+            key = (item.candidate.root, item.digest)
+            if key not in self.done and self._stored_before(item.candidate, item.digest):
+                self._settled(item.candidate, item.digest)  # known by its sha256, not parsed
+                return
             self._ingest_bytes(item.candidate, data, item.digest)
         finally:
             intake.drop(item.kept)
