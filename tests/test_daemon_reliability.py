@@ -340,3 +340,38 @@ def test_status_prints_lost_reports_and_when_the_last_error_happened() -> None:
     assert "lost: 1" in lines[2]
     assert lines[3].startswith("  lost: /p/r.json: replaced before it could be read (at ")
     assert lines[4].startswith("  last error (at ")
+
+
+# --- item 8: the idle daemon after a storm --------------------------------------------------
+
+STORM_REPORTS, STORM_TESTS = 8, 20_000
+IDLE_BOUND_MB = 100
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_the_idle_daemon_gives_back_what_a_storm_of_reports_took(
+    project: Path, daemon: int
+) -> None:
+    """Eight JUnit reports of 20,000 tests at once: once they are stored and the daemon is
+    idle, its resident memory falls back under IDLE_BOUND_MB (SQLite's page cache given back,
+    the freed read-ahead buffers returned to the system)."""
+    reports = project / "reports"
+    reports.mkdir()
+    for n in range(STORM_REPORTS):
+        cases = "".join(
+            f'<testcase classname="tests.test_m{n}" name="test_{k}" time="0.001"/>'
+            for k in range(STORM_TESTS)
+        )
+        (reports / f"run-{n}.xml").write_text(
+            f'<?xml version="1.0"?><testsuite name="s{n}" tests="{STORM_TESTS}">{cases}</testsuite>'
+        )
+    wait_for(lambda: status()["runs_ingested"] == STORM_REPORTS, 300, "the storm stored")
+    peak = peak_kb(daemon) / 1024
+    wait_for(lambda: rss_mb(daemon) < IDLE_BOUND_MB, 60, f"under {IDLE_BOUND_MB} MB when idle")
+    print(f"storm: peak {peak:.0f} MB, idle {rss_mb(daemon):.0f} MB")
