@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import queue
@@ -771,6 +772,7 @@ _TRIM = _libc_trim()
 def release_memory() -> None:
     """Give the memory freed by the reports just stored back to the system (glibc keeps
     freed blocks of a storm otherwise: the idle daemon would hold them)."""
+    gc.collect()  # the worker stores with the collector off: its cycles are freed here
     if _TRIM is not None:
         _TRIM(0)
 
