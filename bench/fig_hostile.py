@@ -11,6 +11,8 @@ fresh SQLite file) is timed beside its baseline, repetitions interleaved:
 - a JUnit testcase whose name attribute is 100 MB (before: 50 MB took 50 s; now refused in
   one line: a tag over 8 MB); baseline the same 100 MB as the testcase's text content,
   which expat reads piece by piece;
+- one failing testcase written again and again (before: each repeat joined its texts again,
+  64 KB each time); baseline the same size as text content;
 - fourteen testcases whose names are each 7 MB (tags near the longest read, 98 MB): stored.
 
     python bench/fig_hostile.py [--reps 3]
@@ -55,6 +57,18 @@ def repeated_collect_report(path: Path) -> Path:
         out.write(json.dumps({"$report_type": "SessionStart", "pytest_version": "8"}) + "\n")
         out.write(line * (SIZE // len(line)))
         out.write(finish)
+    return path
+
+
+def repeated_failure(path: Path) -> Path:
+    """One failing JUnit testcase written again and again, a new message each time."""
+    case = (b'<testcase classname="c" name="t"><failure message="boom %d">E   trace %d'
+            b" of a failure that happened again</failure></testcase>\n")  # fmt: skip
+    with path.open("wb") as out:
+        out.write(b'<?xml version="1.0"?>\n<testsuite name="s">')
+        for n in range(SIZE // len(case % (0, 0))):
+            out.write(case % (n, n))
+        out.write(b"</testsuite>\n")
     return path
 
 
@@ -105,6 +119,8 @@ SHAPES: list[tuple[str, Callable[[Path], Path], str, Baseline, str]] = [
      _python(LINES_LOAD), "json.loads per line"),
     ("a JUnit testcase name of 100 MB", lambda p: junit(p, [SIZE]), "rejected",
      _as_text(SIZE), "as text content"),
+    ("one failing JUnit testcase repeated", repeated_failure, "stored", _as_text(SIZE),
+     "as text content"),
     ("fourteen JUnit testcase names of 7 MB", lambda p: junit(p, [7 * 1024 * 1024] * 14),
      "stored", _as_text(98 * 1024 * 1024), "98 MB as text content"),
 ]  # fmt: skip

@@ -9,7 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from anvild.records import NAME_LIMIT
+from anvild.records import MESSAGE_LIMIT, NAME_LIMIT
 from tests.conftest import anvild
 
 COPIES = 40_000
@@ -100,3 +100,21 @@ def test_junit_testcase_names_of_5_mb_are_stored_as_two_tests(tmp_path: Path) ->
     rows = history(tmp_path)
     assert len(rows) == 2 and rows[0][0] != rows[1][0]
     assert all(len(name) <= NAME_LIMIT and name.startswith("c::nnnn") for name, *_ in rows)
+
+
+def test_one_failing_junit_testcase_written_40000_times_is_one_failure(tmp_path: Path) -> None:
+    """Its messages are joined up to what a result keeps (2 KB), the first ones first."""
+    case = b'<testcase classname="c" name="t"><failure message="boom %d">E   trace %d</failure>'
+    report = tmp_path / "junit.xml"
+    report.write_bytes(
+        b"<testsuite>"
+        + b"".join(case % (n, n) + b"</testcase>" for n in range(COPIES))
+        + b"</testsuite>"
+    )
+    code, stdout, stderr = ingest(tmp_path, report)
+    assert code == 0, stderr
+    assert "1 tests, 1 failed" in stdout
+    ((name, attempt, status, message),) = history(tmp_path)
+    assert (name, attempt, status) == ("c::t", 0, "FAILED")
+    assert message is not None and message.startswith("boom 0\nboom 1\nboom 2\n")
+    assert len(message) == MESSAGE_LIMIT

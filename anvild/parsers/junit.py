@@ -20,11 +20,13 @@ from anvild.records import (
     ERROR,
     FAILED,
     FAILING,
+    MESSAGE_LIMIT,
     NAME_LIMIT,
     PASSED,
     RERUN,
     SEVERITY,
     SKIPPED,
+    TRACEBACK_LIMIT,
     XFAILED,
     ParsedRun,
     TestResult,
@@ -179,12 +181,19 @@ class _Verdict:
         if status == self.status or (status in FAILING and self.status in FAILING):
             if severer:
                 self._join(message, traceback, self.message, self.traceback)
-            else:
+            elif not self._full():
                 self._join(self.message, self.traceback, message, traceback)
         elif severer:
             self.message, self.traceback = message, traceback
         if severer:
             self.status = status
+
+    def _full(self) -> bool:
+        """Whether the texts hold all they may keep: a later outcome of the same severity adds
+        nothing (a testcase repeated 700,000 times must not rebuild 64 KB each time)."""
+        return len(self.message or "") >= MESSAGE_LIMIT and (
+            self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
+        )
 
     def _join(
         self, message: str | None, traceback: str | None, then: str | None, then_tb: str | None

@@ -188,6 +188,7 @@ class ReportlogReader:
         self._early_subtests: dict[str, dict[str, Any]] = {}  # failed before their attempt opened
         # where each failed or skipped collector's result is in _results, by its node id
         self._collected: dict[str, int] = {}
+        self._last_collect: bytes | None = None  # the last CollectReport line read
 
     @property
     def tests_so_far(self) -> int:
@@ -262,6 +263,9 @@ class ReportlogReader:
         )
 
     def _read(self, line: bytes) -> None:
+        if line == self._last_collect:  # the same collector's report again: it adds nothing
+            self._records += 1
+            return
         if not line.strip():
             return
         try:
@@ -281,6 +285,7 @@ class ReportlogReader:
             self._subtest_report(record)
         elif kind == "CollectReport":
             self._collect_report(record)
+            self._last_collect = line
         elif kind == "SessionStart":
             self._session_start(_dict(record.get("anvild")))
         elif kind == "AnvildSession":  # anvild's plugin names the session in a user's reportlog
