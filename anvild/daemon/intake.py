@@ -96,11 +96,16 @@ def drop(file: Path) -> None:
 
 
 def left() -> list[tuple[Candidate, Kept]]:
-    """The copies an earlier daemon left (killed before storing them), oldest first."""
+    """The copies an earlier daemon left (killed before storing them), oldest first; the
+    half-written ones it left are deleted (called at start, before any copy is taken)."""
     try:
-        entries = [e for e in os.scandir(intake_dir()) if not e.name.startswith(".")]
+        entries = list(os.scandir(intake_dir()))
     except OSError:
         return []
+    for entry in [e for e in entries if e.name.startswith(".")]:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+    entries = [e for e in entries if not e.name.startswith(".")]
     found = []
     for entry in sorted(entries, key=lambda e: e.stat().st_mtime_ns):
         try:
