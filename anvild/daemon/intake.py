@@ -49,7 +49,8 @@ def keep(
     spool cannot take it (state dir full or not writable), ReportTooBig when it grows past limit
     bytes meanwhile; nothing is left behind then."""
     directory = intake_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the spool, private
+    directory.mkdir(exist_ok=True, mode=0o700)
     with _lock:
         tmp = directory / f".{os.getpid()}.{next(_names)}.tmp"
     header = {"root": str(candidate.root), "path": str(candidate.path)}
@@ -90,9 +91,11 @@ def read(file: Path) -> bytes:
 
 
 def drop(file: Path) -> None:
-    """The report is settled: its copy goes."""
+    """The report is settled: its copy goes, and the intake with its last copy."""
     with contextlib.suppress(OSError):
         file.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        file.parent.rmdir()  # fails while other copies wait
 
 
 def left() -> list[tuple[Candidate, Kept]]:

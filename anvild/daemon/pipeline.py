@@ -177,7 +177,7 @@ class Pipeline:
     def waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending
         already; the one in hand counts while it is not stored)."""
-        new = (Candidate, Snapshot)  # a Retry is in self.pending already
+        new = (Candidate, Snapshot, Spooled, Unkept)  # a Retry is in self.pending already
         queued = sum(1 for item in (*self.work.items(), self.in_hand) if isinstance(item, new))
         return len(self.pending) + queued
 
@@ -372,13 +372,17 @@ class Pipeline:
             if isinstance(item, Reload):
                 item.done.set_exception(remote.stopped_error())
                 continue
-            if not isinstance(item, Snapshot) or item.kept is not None:
-                continue  # a copy in the intake is queued again at the next start
+            if not isinstance(item, Snapshot):
+                continue  # a Spooled copy stays in the intake: queued again at the next start
             candidate, digest = item.candidate, sha256(item.data)
-            if (candidate.root, digest) in self.done or (candidate, digest) in self.pending:
-                continue
-            self.pending.hold(candidate, digest, item.data).reason = "not stored yet at stop"
-            kept += 1
+            if (candidate.root, digest) not in self.done and (
+                candidate,
+                digest,
+            ) not in self.pending:
+                self.pending.hold(candidate, digest, item.data).reason = "not stored yet at stop"
+                kept += 1
+            if item.kept is not None and (pending.spool_dir() / digest).exists():
+                intake.drop(item.kept)  # pending now, its bytes in the spool
         if kept:
             self.pending.save()
             log.info("kept %d reports for the next start", kept)
