@@ -40,6 +40,20 @@ def owner_timeout() -> float:
         ) from None
 
 
+READ_AHEAD_MB = 64.0
+
+
+def read_ahead() -> int:
+    """Bytes of ready reports the daemon holds in memory ahead of its worker (env
+    ANVILD_READ_AHEAD_MB, default 64); past them a report's bytes wait in the spool on disk."""
+    value = os.environ.get("ANVILD_READ_AHEAD_MB", "")
+    try:
+        mb = max(0.0, float(value)) if value else READ_AHEAD_MB
+    except ValueError:
+        raise UsageError(f"ANVILD_READ_AHEAD_MB must be a number of MB, got {value!r}") from None
+    return int(mb * 1024 * 1024)
+
+
 def _git_toplevel(start: Path) -> Path | None:
     try:
         proc = subprocess.run(

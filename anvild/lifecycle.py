@@ -215,13 +215,14 @@ def describe(info: dict[str, Any]) -> list[str]:
     ]
     for project in info["projects"]:
         stored = project.get("runs_stored")
-        held = "database not readable now" if stored is None else f"{stored} runs stored"
+        held = "database not readable now" if stored is None else f"{_runs(stored)} stored"
         lines.append(f"    {project['name']}: {project['root']} [{project['space']}], {held}")
     total = info.get("runs_stored")
     in_all = "" if total is None else f", {total} in all"
     lines.append(
         f"  runs stored: {info['runs_ingested']} since start{in_all}; "
-        f"pending: {info['pending']}, rejected: {info['rejected']}"
+        f"pending: {info['pending']}, rejected: {info['rejected']}, "
+        f"lost: {len(info.get('lost', []))}"
     )
     rescan = info.get("rescan")
     if rescan and rescan["running"]:
@@ -236,8 +237,21 @@ def describe(info: dict[str, Any]) -> list[str]:
         lines.append(
             f"  pending: {report['path']}: {report['reason']} ({report['attempts']} attempts)"
         )
+    for report in info.get("lost", []):
+        lines.append(f"  lost: {report['path']}: {report['reason']} (at {_clock(report['at'])})")
     for run in info["in_progress"]:
         lines.append(f"  run in progress: {run['path']} ({run['tests_so_far']} tests so far)")
     if info["last_error"]:
-        lines.append(f"  last error: {info['last_error']}")
+        at = info.get("last_error_at")
+        when = "" if at is None else f" (at {_clock(at)})"
+        lines.append(f"  last error{when}: {info['last_error']}")
     return lines
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def _clock(at: float) -> str:
+    """A moment of the daemon's, as status prints it: local date and time to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

@@ -45,9 +45,12 @@ def from_stat(info: os.stat_result) -> Stamp | None:
 
 @dataclass(frozen=True, slots=True)
 class Existing:
-    """A file a rescan found: passed without reading when it is the one settled before."""
+    """A file a rescan found: passed without reading when it is the one settled before; one
+    changed since has its bytes taken into the spool's intake as it is listed (taken), so a
+    run overwriting it before its turn cannot lose it."""
 
     candidate: Candidate
+    taken: Spooled | Unkept | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,28 @@ class Snapshot:
     candidate: Candidate
     data: bytes
     stamp: Stamp | None = None  # the file's, when it did not change while it was read
+    kept: Path | None = None  # its copy in the spool's intake, deleted once it is settled
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """A ready report too big for the read-ahead in memory: its bytes copied into the spool's
+    intake the moment it was ready, read from there when its turn comes."""
+
+    candidate: Candidate
+    kept: Path
+    digest: str
+    stamp: Stamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unkept:
+    """A ready report that fit neither the read-ahead nor the spool (state dir full): read from
+    its file when its turn comes; replaced before that, it is lost, and counted."""
+
+    candidate: Candidate
+    stamp: Stamp | None
+    reason: str
 
 
 @dataclass(slots=True)
@@ -110,7 +135,18 @@ class Remote:
 
 
 WorkItem = (
-    Candidate | Existing | Snapshot | Retry | Interrupt | Recheck | Rescan | Reload | Remote | None
+    Candidate
+    | Existing
+    | Snapshot
+    | Spooled
+    | Unkept
+    | Retry
+    | Interrupt
+    | Recheck
+    | Rescan
+    | Reload
+    | Remote
+    | None
 )
 
 

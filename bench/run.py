@@ -274,7 +274,7 @@ NOTES = """\
 - i: a real daemon with 100 projects in its config; CPU = utime+stime of
   /proc/<pid>/stat over the window, memory = VmRSS of /proc/<pid>/status (MB = 10^6 B).
 - j: as a and g, with a throwaway PostgreSQL database per measurement.
-- k: see bench/fig_hostile.py: each hostile shape of about 100 MB is made in a scratch
+- l: see bench/fig_hostile.py: each hostile shape of about 100 MB is made in a scratch
   directory and one whole `anvild ingest` process is timed (fresh SQLite file), beside a
   baseline reading the same size; the goal is absolute (under 5 s) and whether it was
   stored or refused as it should be.

@@ -71,6 +71,11 @@ def drain(d: Pipeline) -> None:
             d._process(item)
 
 
+def spooled_copies() -> list[Path]:
+    """The bytes of pending reports in the spool (its intake of ready reports aside)."""
+    return [p for p in pending.spool_dir().iterdir() if p.is_file()]
+
+
 def other_run(sample: Path, tmp_path: Path) -> bytes:
     """A different, valid report: the sample one with another duration."""
     import json
@@ -131,14 +136,14 @@ def test_a_pending_report_stored_through_another_path_leaves_the_pending_list(
     d.owners.owner = lambda url: owner  # type: ignore[method-assign]
 
     (root / "b.json").write_bytes(data)
-    d.snapshots.ready(Candidate(root, root / "b.json"))
+    d._ready(Candidate(root, root / "b.json"))
     drain(d)
     assert len(d.pending) == 1
     (retry,) = d.pending.values()
 
     owner.back = True
     (root / "a.json").write_bytes(data)  # the same report, copied beside it
-    d.snapshots.ready(Candidate(root, root / "a.json"))
+    d._ready(Candidate(root, root / "a.json"))
     drain(d)
     assert stored == [(str(root), retry.digest)]
 
@@ -257,10 +262,10 @@ def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
     (root / "a.json").write_bytes(data)
     (root / "b.json").write_bytes(other_run(Path(sample_reports["json"]), tmp_path))
     for name in ("a.json", "b.json"):
-        d.snapshots.ready(Candidate(root, root / name))
+        d._ready(Candidate(root, root / name))
     drain(d)
     assert len(d.pending) == 2
-    assert len(list(pending.spool_dir().iterdir())) == 1  # the second one did not fit
+    assert len(spooled_copies()) == 1  # the second one did not fit
 
     owner.back = True
     for retry in list(d.pending.values()):
@@ -269,7 +274,7 @@ def test_past_the_spool_limit_a_pending_report_is_stored_from_its_file(
     assert sorted(stored) == sorted(
         (str(root), r) for r in {sha(root / "a.json"), sha(root / "b.json")}
     )
-    assert d.pending == {} and list(pending.spool_dir().iterdir()) == []
+    assert d.pending == {} and spooled_copies() == []
 
 
 def sha(path: Path) -> str:
@@ -292,7 +297,7 @@ def test_a_fresh_report_is_taken_before_the_files_a_rescan_found(
     d = make_daemon(tmp_path, [root])
     d.rescan()  # what a start finds: 50 files, probably stored already
     (root / "fresh.json").write_bytes(data)
-    d.snapshots.ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
+    d._ready(Candidate(root, root / "fresh.json"))  # a run closed its report just now
     first = d.work.get()
     assert isinstance(first, work.Snapshot)
     assert first.candidate.path.name == "fresh.json"
@@ -351,9 +356,6 @@ def test_a_rescan_parses_only_the_files_not_stored_yet(
         assert restarted.counters.runs_ingested == 1
     finally:
         restarted.owners.close()
-
-
-# --- the list of settled files is a cache: a damaged line costs a read, never a run --------
 
 
 def test_settled_stamps_survive_a_cut_line_and_forget_files_gone(tmp_path: Path) -> None:

@@ -2,11 +2,12 @@
 
 One worker thread reads and parses every ready file (never the watchdog thread); each
 database has one Owner whose writer thread commits one transaction per report. The parts:
-process (threads and signals), pipeline (the worker and the ingest state it alone writes),
-snapshots (a ready file's bytes taken at once), tails (reportlogs read while their runs go
-on), pending_reports (reports waiting for their database), rescans and stamps (the files
-found at start, and those it may pass unread), owners (one per database), server and remote
-(the control socket's requests).
+process (threads and signals), pipeline (the worker and the ingest state it alone writes, a
+ready file's bytes taken at once), intake (those bytes copied to disk as they are taken),
+tails (reportlogs read while their runs go on), pending_reports (reports waiting for their
+database), stamps (the files a rescan may pass unread), rejections (bad files remembered
+across restarts), owners (one per database), server and remote (the control socket's
+requests).
 Commands arrive as anvild.protocol requests; no part imports anvild.api, the CLI's façade.
 """
 

@@ -6,32 +6,40 @@ the tails): the watcher, scheduler, control and main threads only put items on i
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
+import os
 import queue
+import stat
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anvild import pending, settings
-from anvild.daemon import remote
+from anvild import config, pending, settings
+from anvild.daemon import intake, remote
 from anvild.daemon.owners import Owners
 from anvild.daemon.pending_reports import PendingReports
-from anvild.daemon.rescans import Rescans
-from anvild.daemon.snapshots import Snapshots
+from anvild.daemon.rejections import Rejections, rejections_file
 from anvild.daemon.stamps import Stamps, stamps_file
 from anvild.daemon.tails import Ended, Tails
 from anvild.errors import (
     AnvildError,
+    NoMemory,
     NotAReport,
     NotARun,
     NotShared,
     OfRecordedSession,
     ReportError,
+    ReportTooBig,
 )
 from anvild.ingest import IngestOptions, no_gc, sha256, submission
-from anvild.parsers.detect import parse_bytes, read_report
+from anvild.parsers.detect import NO_MEMORY, opened_report, parse_bytes, read_report
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
@@ -45,9 +53,12 @@ from anvild.work import (
     Rescan,
     Retry,
     Snapshot,
+    Spooled,
     Stamp,
+    Unkept,
     WorkItem,
     WorkQueue,
+    from_stat,
     stamp_of,
 )
 
@@ -55,6 +66,10 @@ log = logging.getLogger("anvild")
 
 SOURCE = "anvild watch"
 MAX_BACKOFF = 60.0
+# Bytes of ready reports read ahead of the worker in memory (config.read_ahead); a burst of huge
+# files beyond it is copied into the spool's intake on disk the moment each is ready, and read
+# from there when its turn comes.
+SNAPSHOT_BUDGET = int(config.READ_AHEAD_MB * 1024 * 1024)
 
 
 @dataclass(slots=True)
@@ -64,13 +79,26 @@ class Counters:
     runs_ingested: int = 0
     rejected: int = 0
     last_error: str | None = None
+    last_error_at: float | None = None  # when it happened (the clock's seconds)
+    # reports that could be kept neither in memory nor in the spool, replaced before their turn
+    lost: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RescanProgress:
+    """The files the rescans found, and what became of them so far."""
+
+    files: int = 0
+    left: int = 0
+    read: int = 0  # changed or new since they were settled: read again
+    unchanged: int = 0  # settled before, passed by their stamp without reading
 
 
 def path_of(item: WorkItem) -> str | None:
     """The report file a work item is about."""
     if isinstance(item, Candidate):
         return str(item.path)
-    if isinstance(item, Existing | Snapshot | Retry | Interrupt | Recheck):
+    if isinstance(item, Existing | Snapshot | Spooled | Unkept | Retry | Interrupt | Recheck):
         return str(item.candidate.path)
     return None
 
@@ -91,9 +119,17 @@ class Pipeline:
     """The worker thread and the ingest state it owns."""
 
     def __init__(
-        self, config_path: Path, scheduler: Scheduler, work: WorkQueue[WorkItem], owners: Owners
+        self,
+        config_path: Path,
+        scheduler: Scheduler,
+        work: WorkQueue[WorkItem],
+        owners: Owners,
+        read_ahead: int = SNAPSHOT_BUDGET,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config_path = config_path
+        self.read_ahead = read_ahead  # bytes of ready reports held in memory at most
+        self.clock = clock
         self.config = settings.load(config_path)
         self.scheduler = scheduler
         self.work = work
@@ -103,11 +139,17 @@ class Pipeline:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending = PendingReports()
         self.in_hand: WorkItem = None  # what the worker is reading or storing
-        self.rescans = Rescans(Stamps(stamps_file()))
+        self.stamps = Stamps(stamps_file())
+        self.rejections = Rejections(rejections_file())
+        self.done |= {(Path(root), key) for root, key in self.rejections.load()}
+        self._left = intake.left()  # copies a daemon killed before storing them left
+        self.rescans = RescanProgress()
+        self._present: set[tuple[str, str]] = set()  # what the last rescan found
         self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
         self.stopping = threading.Event()
-        self.snapshots = Snapshots(self.work.put)
-        self.settler = Settler(self.scheduler, self.config.settle_time, self.snapshots.ready)
+        self.snapshot_bytes = 0  # held by queued snapshots
+        self.snapshot_lock = threading.Lock()
+        self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
         self.watcher = self._new_watcher(self.config)
         self.thread = threading.Thread(target=self._work, name="anvild-worker", daemon=True)
 
@@ -135,17 +177,24 @@ class Pipeline:
     def waiting(self) -> int:
         """Reports not stored yet: pending ones, and those queued (a queued retry is pending
         already; the one in hand counts while it is not stored)."""
-        new = (Candidate, Snapshot)  # a Retry is in self.pending already
+        new = (Candidate, Snapshot, Spooled, Unkept)  # a Retry is in self.pending already
         queued = sum(1 for item in (*self.work.items(), self.in_hand) if isinstance(item, new))
         return len(self.pending) + queued
 
     def rescan_status(self) -> dict[str, Any]:
         """How far the rescan is (any thread): running while one is queued, listing files, or
         has files left."""
+        progress = self.rescans
         queued = isinstance(self.in_hand, Rescan) or any(
             isinstance(item, Rescan) for item in self.work.items()
         )
-        return self.rescans.status(queued)
+        return {
+            "running": queued or progress.left > 0,
+            "files": progress.files,
+            "left": progress.left,
+            "read": progress.read,
+            "unchanged": progress.unchanged,
+        }
 
     # --- the config ------------------------------------------------------------------------
 
@@ -155,7 +204,7 @@ class Pipeline:
         try:
             fresh = settings.load(self.config_path)
         except AnvildError as exc:
-            self.counters.last_error = str(exc)
+            self._error(str(exc))
             log.error("config not reloaded, the old one stays: %s", exc)
             raise
         old = self.watcher
@@ -176,10 +225,21 @@ class Pipeline:
             mark(project)
         for retry in self.pending.left_by_earlier_run():
             self.work.put(retry)
+        for candidate, kept in self._left:
+            self.work.put(Spooled(candidate, kept.file, kept.digest))
+        if self._left:
+            log.info("%d reports left in the spool by an earlier daemon", len(self._left))
+        self._left = []
+        if not self.stamps.loaded:
+            self.stamps.load()
         found = self.watcher.existing()
-        self.rescans.listed(found)
+        self._present = {(str(c.root), str(c.path)) for c in found}
+        self.rescans.files += len(found)
+        self.rescans.left += len(found)
         for candidate in found:
-            self.work.put(Existing(candidate), later=True)
+            self.work.put(Existing(candidate, self._take_listed(candidate)), later=True)
+        if not found:
+            self._rescanned()
 
     def _new_watcher(self, config: Config) -> Watcher:
         watcher = Watcher(
@@ -191,18 +251,110 @@ class Pipeline:
     def _project(self, root: Path) -> ProjectConfig | None:
         return self.config.project(root)
 
+    # --- snapshots: taken on the watchdog or scheduler thread ------------------------------
+
+    def _ready(self, candidate: Candidate) -> None:
+        """A file is ready (runs on the watchdog or scheduler thread): take its bytes now, so the
+        next run writing the same path cannot replace them: into the spool's intake on disk,
+        and into memory too within the read-ahead. What is not a regular file, or is over the
+        size cap, goes to the worker unread: it rejects it once."""
+        try:
+            info = candidate.path.stat()
+        except OSError:
+            return  # gone meanwhile; a later event brings it back
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or candidate.tailed
+            or info.st_size > self.config.report_limit
+        ):
+            self.work.put(candidate)
+            return
+        with self.snapshot_lock:
+            fits = self.snapshot_bytes + info.st_size <= self.read_ahead
+            if fits:
+                self.snapshot_bytes += info.st_size
+        held = info.st_size if fits else 0
+        try:
+            item = self._take(candidate, fits)
+        except NotAReport:  # a link out of the project, or over the cap, when it was opened
+            self._release_snapshot(held)
+            self.work.put(candidate)
+            return
+        except ReportError:  # gone, or unreadable, meanwhile
+            self._release_snapshot(held)
+            return
+        data = item.data if isinstance(item, Snapshot) else b""
+        self._release_snapshot(held - len(data))  # it grew or shrank meanwhile
+        self.work.put(item)
+
+    def _take(self, candidate: Candidate, in_memory: bool) -> Snapshot | Spooled | Unkept:
+        """The ready file's bytes, checked as opened (a link out of the project is not read)."""
+        limit = self.config.report_limit
+        with opened_report(candidate.path, limit, inside=_real(candidate.root)) as stream:
+            opened = os.fstat(stream.fileno())
+            stamp = from_stat(opened)
+            try:
+                kept, data = intake.keep(candidate, stream, limit, in_memory)
+            except OSError as exc:  # the state dir is full or not writable
+                reason = f"the spool cannot keep a copy: {exc.strerror or exc}"
+                if not in_memory:
+                    log.warning("%s: %s; read when its turn comes", reason, candidate.path)
+                    return Unkept(candidate, stamp, reason)
+                stream.seek(0)
+                data = stream.read(limit + 1)
+                stamp = stamp if len(data) == opened.st_size else None
+                return Snapshot(candidate, data, stamp)
+        stamp = stamp if kept.size == opened.st_size else None
+        if data is None:
+            return Spooled(candidate, kept.file, kept.digest, stamp)
+        return Snapshot(candidate, data, stamp, kept.file)
+
+    def _take_listed(self, candidate: Candidate) -> Spooled | Unkept | None:
+        """A file the rescan lists, changed since it was settled: its bytes into the intake
+        now (not into memory); None for one unchanged, tailed, gone or not a regular file
+        within the cap (the worker looks at it when its turn comes)."""
+        if candidate.tailed:
+            return None
+        stamp = stamp_of(candidate.path)
+        if (
+            stamp is None
+            or stamp.size > self.config.report_limit
+            or self.stamps.unchanged(candidate, stamp)
+        ):
+            return None
+        try:
+            item = self._take(candidate, in_memory=False)
+        except ReportError:
+            return None
+        return None if isinstance(item, Snapshot) else item
+
+    def _release_snapshot(self, size: int) -> None:
+        with self.snapshot_lock:
+            self.snapshot_bytes -= size
+
     # --- the worker thread -----------------------------------------------------------------
 
     def _work(self) -> None:
-        while (item := self.work.get()) is not None:
+        while True:
+            item = self.work.get()
+            if item is None:
+                return
             try:
                 with no_gc():
                     self._process(item)
             except Exception as exc:  # the daemon stays up whatever one file does
-                self.counters.last_error = f"{type(exc).__name__}: {exc}"
+                self._error(f"{type(exc).__name__}: {exc}")
                 log.exception("failed on %s", getattr(item, "path", item))
+            item = None  # no report's bytes held while idle
             if self.stopping.is_set():
                 return  # the report in hand is done; the queue waits for the next start
+            if not self.work.items():
+                release_memory()
+
+    def _error(self, text: str) -> None:
+        """The last error, and when."""
+        self.counters.last_error = text
+        self.counters.last_error_at = self.clock()
 
     def _keep_unstored(self) -> None:
         """At stop: the reports read but not yet stored go to the spool as pending (their
@@ -221,12 +373,16 @@ class Pipeline:
                 item.done.set_exception(remote.stopped_error())
                 continue
             if not isinstance(item, Snapshot):
-                continue
+                continue  # a Spooled copy stays in the intake: queued again at the next start
             candidate, digest = item.candidate, sha256(item.data)
-            if (candidate.root, digest) in self.done or (candidate, digest) in self.pending:
-                continue
-            self.pending.hold(candidate, digest, item.data).reason = "not stored yet at stop"
-            kept += 1
+            if (candidate.root, digest) not in self.done and (
+                candidate,
+                digest,
+            ) not in self.pending:
+                self.pending.hold(candidate, digest, item.data).reason = "not stored yet at stop"
+                kept += 1
+            if item.kept is not None and (pending.spool_dir() / digest).exists():
+                intake.drop(item.kept)  # pending now, its bytes in the spool
         if kept:
             self.pending.save()
             log.info("kept %d reports for the next start", kept)
@@ -249,11 +405,13 @@ class Pipeline:
             self._stamp = None
 
     def _count_run(self) -> None:
+        """A run stored: the last error is over."""
         self.counters.runs_ingested += 1
+        self.counters.last_error = self.counters.last_error_at = None
 
     def _dispatch(self, item: WorkItem) -> None:
         if isinstance(item, Existing):
-            self._existing(item.candidate)
+            self._existing(item)
         elif isinstance(item, Recheck):
             self._check_again(item)
         elif isinstance(item, Interrupt):
@@ -264,7 +422,13 @@ class Pipeline:
             try:
                 self._ingest_bytes(item.candidate, item.data)
             finally:
-                self.snapshots.release(len(item.data))
+                self._release_snapshot(len(item.data))
+                if item.kept is not None:
+                    intake.drop(item.kept)
+        elif isinstance(item, Spooled):
+            self._spooled(item)
+        elif isinstance(item, Unkept):
+            self._unkept(item)
         elif isinstance(item, Retry):
             self._ingest_pending(item)
         elif isinstance(item, Candidate):
@@ -275,23 +439,81 @@ class Pipeline:
 
     # --- the rescan's files ----------------------------------------------------------------
 
-    def _existing(self, candidate: Candidate) -> None:
+    def _existing(self, item: Existing) -> None:
         """A file the rescan found: passed by its stamp when it is the one settled before (no
         byte read), read as any other file when it is new or changed."""
+        candidate = item.candidate
         try:
-            if not self.rescans.to_read(candidate):
+            if item.taken is not None:
+                self.rescans.read += 1
+                self._dispatch(item.taken)
                 return
+            if self.stamps.unchanged(candidate, stamp_of(candidate.path)):
+                self.rescans.unchanged += 1
+                return
+            self.rescans.read += 1
             if candidate.tailed:
                 self._tail(candidate)
             else:
                 self._ingest_file(candidate)
         finally:
-            self.rescans.looked_at()
+            self.rescans.left -= 1
+            if self.rescans.left == 0:
+                self._rescanned()
+
+    def _rescanned(self) -> None:
+        """Every file of the rescans so far looked at."""
+        self.stamps.keep_only(self._present)
+        progress = self.rescans
+        log.info(
+            "rescan done: %d report files, %d read, %d unchanged since they were settled",
+            progress.files,
+            progress.read,
+            progress.unchanged,
+        )
 
     def _remember(self, candidate: Candidate) -> None:
         """The file in hand is settled: a rescan passes it while it stays as it was read."""
         if self._stamp is not None and self._stamp[0] == candidate:
-            self.rescans.stamps.remember(candidate, self._stamp[1])
+            self.stamps.remember(candidate, self._stamp[1])
+
+    # --- reports the read-ahead could not hold -------------------------------------------
+
+    def _spooled(self, item: Spooled) -> None:
+        """A report copied into the intake when it was ready: stored from the copy."""
+        try:
+            try:
+                data = intake.read(item.kept)
+            except OSError:
+                return  # taken by an earlier item for the same copy
+            except MemoryError:
+                self._reject(
+                    item.candidate, item.digest, NoMemory(NO_MEMORY, str(item.candidate.path))
+                )
+                return
+            if item.stamp is not None:
+                self._stamp = (item.candidate, item.stamp)
+            key = (item.candidate.root, item.digest)
+            if key not in self.done and self._stored_before(item.candidate, item.digest):
+                self._settled(item.candidate, item.digest)  # known by its sha256, not parsed
+                return
+            self._ingest_bytes(item.candidate, data, item.digest)
+        finally:
+            intake.drop(item.kept)
+
+    def _unkept(self, item: Unkept) -> None:
+        """A report neither memory nor the spool could keep: read now; replaced meanwhile, the
+        version that was ready is lost: one line, and counted in status."""
+        candidate = item.candidate
+        if stamp_of(candidate.path) != item.stamp:
+            self._lose(candidate, f"replaced before it could be read ({item.reason})")
+        self._ingest_file(candidate)
+
+    def _lose(self, candidate: Candidate, reason: str) -> None:
+        path = str(candidate.path)
+        self.counters.lost.append({"path": path, "reason": reason, "at": self.clock()})
+        self._error(f"lost: {reason} ({path})")
+        log.warning("lost: %s: %s", path, reason)
 
     # --- reading and parsing ---------------------------------------------------------------
 
@@ -329,9 +551,14 @@ class Pipeline:
         """A report file's bytes; a directory, FIFO or device named like a report is rejected
         once; a file gone meanwhile is None (a later event brings it back)."""
         try:
-            return read_report(candidate.path)
-        except NotAReport as exc:
-            self._reject(candidate, f"not a file:{candidate.path}", exc)
+            return read_report(
+                candidate.path, self.config.report_limit, inside=_real(candidate.root)
+            )
+        except (NotAReport, NoMemory) as exc:  # a directory, over the cap, a link out, no memory
+            stamp = stamp_of(candidate.path)
+            if stamp is not None:
+                self._stamp = (candidate, stamp)
+            self._reject(candidate, _unread_key(candidate, stamp), exc)
         except ReportError:
             pass
         return None
@@ -350,7 +577,7 @@ class Pipeline:
             now = self._read_regular(candidate)
             if now is None or sha256(now) != retry.digest:
                 self.pending.forget(retry)
-                log.warning("lost before it could be stored: %s was replaced", candidate.path)
+                self._lose(candidate, "replaced while pending (the spool could not keep a copy)")
                 if now is not None:
                     self._ingest_bytes(candidate, now)
                 return
@@ -373,6 +600,9 @@ class Pipeline:
             return
         try:
             run = parse_bytes(candidate.path, data)
+        except MemoryError:  # that report alone: the next one may fit
+            self._reject(candidate, digest, NoMemory(NO_MEMORY, str(candidate.path)))
+            return
         except NotARun as exc:
             log.info("not stored: %s", exc)
             self._settled(candidate, digest)
@@ -388,16 +618,20 @@ class Pipeline:
     def _recheck(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
         """A parse error: the writer may not be done. Unchanged after the settle time and closed
         by its writer, reject; while a writer still has it open, its close brings it back."""
-        item = Recheck(candidate, digest, exc)
+        item = Recheck(candidate, digest, exc.with_traceback(None))  # no frame holding the bytes
         delay = max(self.config.settle_time, 0.05)
         self.scheduler.call_later(delay, ("recheck", candidate), lambda: self.work.put(item))
 
     def _check_again(self, item: Recheck) -> None:
         stamp = stamp_of(item.candidate.path)
         try:
-            same = sha256(item.candidate.path.read_bytes()) == item.digest
-        except OSError:
+            data = read_report(
+                item.candidate.path, self.config.report_limit, inside=_real(item.candidate.root)
+            )
+        except (ReportError, MemoryError):
             return
+        same = sha256(data) == item.digest
+        del data
         if stamp is not None:
             self._stamp = (item.candidate, stamp)
         if same and not self.settler.writing(item.candidate):
@@ -411,8 +645,12 @@ class Pipeline:
         self.done.add((candidate.root, digest))
         self.counters.rejected += 1
         # one line, whatever the file's name holds
-        self.counters.last_error = str(exc).replace("\n", "\\n").replace("\r", "\\r")
-        log.warning("rejected: %s", self.counters.last_error)
+        line = str(exc).replace("\n", "\\n").replace("\r", "\\r")
+        self._error(line)
+        self.rejections.remember(
+            str(candidate.root), digest, str(candidate.path), line, self.clock()
+        )
+        log.warning("rejected: %s", line)
 
     # --- storing ---------------------------------------------------------------------------
 
@@ -464,7 +702,7 @@ class Pipeline:
         retry = self.pending.hold(candidate, digest, data)
         retry.attempts += 1
         retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.counters.last_error = f"{retry.reason} ({candidate.path})"
+        self._error(f"{retry.reason} ({candidate.path})")
         self.pending.save()
         delay = min(MAX_BACKOFF, 0.5 * 2 ** (retry.attempts - 1))
         log.warning("pending, retry in %.1f s: %s", delay, self.counters.last_error)
@@ -481,8 +719,10 @@ class Pipeline:
     # --- reportlogs read while their runs go on --------------------------------------------
 
     def _tail(self, candidate: Candidate) -> None:
-        outcome = self.tails.feed(candidate.path)
-        if isinstance(outcome, ReportError):
+        outcome = self.tails.feed(candidate.path, self.config.report_limit)
+        if isinstance(outcome, ReportTooBig):  # not held as a run in progress, never read whole
+            self._reject(candidate, _unread_key(candidate, stamp_of(candidate.path)), outcome)
+        elif isinstance(outcome, ReportError):
             self._recheck(candidate, sha256(candidate.path.read_bytes()), outcome)
         elif isinstance(outcome, Ended):
             self._ended(candidate, outcome)
@@ -508,6 +748,37 @@ class Pipeline:
             self._store(candidate, ended.digest, ended.run, ended.data)
         else:
             self._remember(candidate)
+
+
+def _real(root: Path) -> Path:
+    """A project root with its symlinks resolved: what an opened report's real path is under."""
+    return Path(os.path.realpath(root))
+
+
+def _unread_key(candidate: Candidate, stamp: Stamp | None) -> str:
+    """What a file rejected without reading it is remembered by: its path, size and mtime."""
+    if stamp is None:
+        return f"unread:{candidate.path}"
+    return f"unread:{candidate.path}:{stamp.size}:{stamp.mtime_ns}"
+
+
+def _libc_trim() -> Callable[[int], object] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give the memory freed by the reports just stored back to the system (glibc keeps
+    freed blocks of a storm otherwise: the idle daemon would hold them)."""
+    gc.collect()  # the worker stores with the collector off: its cycles are freed here
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def _settle(done: Future[None], job: Any) -> None:

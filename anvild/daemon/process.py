@@ -11,7 +11,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from anvild import control
+from anvild import config, control
 from anvild.daemon.owners import Owners
 from anvild.daemon.pipeline import Pipeline
 from anvild.daemon.server import Server
@@ -31,7 +31,9 @@ class Daemon:
         self.scheduler = Scheduler()
         self.work: WorkQueue[WorkItem] = WorkQueue()
         self.owners = Owners()
-        self.pipeline = Pipeline(config_path, self.scheduler, self.work, self.owners)
+        self.pipeline = Pipeline(
+            config_path, self.scheduler, self.work, self.owners, config.read_ahead()
+        )
         self.server = Server(self.pipeline)
         self.control = control.ControlServer(control.socket_path(), self.server.answer)
 

@@ -73,6 +73,8 @@ class Server:
             "storing": path_of(pipeline.in_hand),
             "rejected": pipeline.counters.rejected,
             "last_error": pipeline.counters.last_error,
+            "last_error_at": pipeline.counters.last_error_at,
+            "lost": list(pipeline.counters.lost),
             "in_progress": pipeline.tails.in_progress(),
             "rescan": pipeline.rescan_status(),
         }

@@ -9,6 +9,7 @@ from typing import Any
 
 from anvild.errors import ReportError
 from anvild.ingest import sha256
+from anvild.parsers.detect import too_big
 from anvild.parsers.reportlog import ReportlogReader
 from anvild.records import ParsedRun
 from anvild.work import Stamp, from_stat
@@ -41,13 +42,16 @@ class Tails:
     def __init__(self) -> None:
         self._tails: dict[Path, Tail] = {}
 
-    def feed(self, path: Path) -> Ended | ReportError | bool:
+    def feed(self, path: Path, limit: int) -> Ended | ReportError | bool:
         """Read what the file gained since the last look: Ended when its run finished, the
-        error when it does not parse (the tail is dropped), True while the run goes on, False
-        when the file is gone."""
+        error when it does not parse or grew past limit bytes (the tail is dropped: no run in
+        progress held for it), True while the run goes on, False when the file is gone."""
         try:
             with path.open("rb") as stream:
                 info = os.fstat(stream.fileno())
+                if info.st_size > limit:
+                    self._tails.pop(path, None)
+                    return too_big(info.st_size, limit, str(path))
                 tail = self._tails.get(path)
                 if tail is None or info.st_ino != tail.inode or info.st_size < tail.offset:
                     # a new file, or pytest truncated it for a new session: start over

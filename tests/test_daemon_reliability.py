@@ -1,0 +1,377 @@
+"""Nothing lost silently, nothing counted twice: what the daemon does with reports overwritten in
+place at the default path, a state dir that cannot take their copies, files over the size cap,
+links swapped in at read time, and rejections across restarts.
+
+Real daemon subprocesses on real files where it is what a user sees (`anvild status`, the log);
+the worker's steps called one by one (as tests/test_daemon_worker.py does) where the order of
+events must be exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anvild import lifecycle
+from anvild.daemon import intake
+from anvild.watch import Candidate
+from tests.conftest import alive, anvild, status, wait_for
+from tests.test_daemon_worker import FakeOwner, drain, make_daemon
+from tests.test_daemon_worker import stored as stored  # a fixture
+
+MB = 1024 * 1024
+
+
+def version(sample: Path, n: int) -> bytes:
+    """The sample pytest-json-report run, made the n-th different one (and of its own size)."""
+    doc = json.loads(sample.read_bytes())
+    doc["duration"] = doc.get("duration", 0) + 1000 * n
+    doc["padding"] = " " * (97 * n)
+    return json.dumps(doc).encode()
+
+
+def log_lines() -> list[str]:
+    log = Path(os.environ["XDG_STATE_HOME"]) / "anvild" / "anvild.log"
+    return log.read_text(errors="replace").splitlines() if log.exists() else []
+
+
+def stored_reports(project: Path) -> list[str]:
+    """The sha256 of each report stored, in order."""
+    db = project / ".anvil" / "history.db"
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db) as conn:
+            return [
+                row[0] for row in conn.execute("SELECT report_sha256 FROM execution ORDER BY id")
+            ]
+    except sqlite3.OperationalError:
+        return []
+
+
+@pytest.fixture
+def watched(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A real daemon watching the project with the default globs and a read-ahead of 1 KB:
+    every report is bigger, none is held in memory."""
+    monkeypatch.setenv("ANVILD_READ_AHEAD_MB", str(1 / 1024))
+    proc = anvild("watch", str(project))
+    assert proc.returncode == 0, proc.stderr
+    pid = status()["pid"]
+    yield pid
+    assert anvild("stop").returncode == 0
+    wait_for(lambda: not alive(pid), 60, "the daemon to exit")
+
+
+class Locked:
+    """The project's database held by another writer: the daemon's worker waits on it (up to
+    its busy timeout), so the reports that arrive meanwhile queue behind the one in hand."""
+
+    def __init__(self, project: Path) -> None:
+        self.conn = sqlite3.connect(project / ".anvil" / "history.db", isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def first_run(project: Path, sample: Path) -> Path:
+    """Store one run so the database exists; the report's path, ready for the next runs."""
+    target = project / ".pytest_cache" / "report.json"
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(version(sample, 0))
+    wait_for(lambda: len(stored_reports(project)) == 1, 60, "the first run stored")
+    return target
+
+
+def intake_copies() -> int:
+    try:
+        return sum(1 for p in intake.intake_dir().iterdir() if not p.name.startswith("."))
+    except OSError:
+        return 0
+
+
+# --- item 1: reports overwritten in place at the fixed default path --------------------------
+
+
+def test_three_reports_overwritten_at_the_default_path_while_the_worker_is_busy_are_all_stored(
+    project: Path, watched: int, sample_reports: dict[str, Any]
+) -> None:
+    """Each bigger than the read-ahead, each overwritten by the next before the worker's turn
+    (it waits on a locked database): every one is stored from its copy in the spool."""
+    import hashlib
+
+    sample = Path(sample_reports["json"])
+    target = first_run(project, sample)
+    lock = Locked(project)
+    try:
+        for n in (1, 2, 3):
+            target.write_bytes(version(sample, n))  # in place, as pytest-json-report writes
+            wait_for(lambda n=n: intake_copies() >= n, 30, f"run {n}'s bytes taken")
+    finally:
+        lock.release()
+    wanted = [hashlib.sha256(version(sample, n)).hexdigest() for n in range(4)]
+    wait_for(lambda: len(stored_reports(project)) == 4, 90, "four runs stored")
+    assert sorted(stored_reports(project)) == sorted(wanted)
+    info = status()
+    assert info["lost"] == [] and info["pending"] == 0 and info["rejected"] == 0
+    wait_for(lambda: intake_copies() == 0, 30, "the copies dropped once stored")
+
+
+def test_reports_the_spool_cannot_keep_and_that_are_replaced_are_counted_as_lost(
+    project: Path, sample_reports: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state dir cannot take the copies (the spool's intake is a file, not a directory):
+    a report replaced before its turn is lost, with one line in the log and in `anvild
+    status` (path and reason, `lost` in --json): never silently."""
+    sample = Path(sample_reports["json"])
+    blocked = intake.intake_dir()
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("ANVILD_READ_AHEAD_MB", str(1 / 1024))
+    assert anvild("watch", str(project)).returncode == 0
+    pid = status()["pid"]
+    try:
+        target = first_run(project, sample)
+        lock = Locked(project)
+        try:
+            for n in (1, 2, 3):
+                target.write_bytes(version(sample, n))
+                wait_for(
+                    lambda n=n: sum("spool cannot keep a copy" in x for x in log_lines()) >= n + 1,
+                    30,
+                    f"run {n} seen",
+                )
+        finally:
+            lock.release()
+        wait_for(lambda: status()["pending"] == 0 and not status()["storing"], 90, "all settled")
+        info = status()
+        stored = len(stored_reports(project)) - 1
+        assert len(info["lost"]) >= 1 and stored + len(info["lost"]) == 3, info
+        assert stored >= 1  # the last version is on disk: stored
+        for lost in info["lost"]:
+            assert lost["path"] == str(target)
+            assert lost["reason"].startswith("replaced before it could be read (the spool")
+        lines = [x for x in log_lines() if "lost: " in x]
+        assert len(lines) == len(info["lost"])
+        text = anvild("status").stdout
+        assert f"lost: {len(info['lost'])}" in text
+        assert f"  lost: {target}: replaced before it could be read" in text
+    finally:
+        anvild("stop")
+        wait_for(lambda: not alive(pid), 60, "the daemon to exit")
+
+
+def test_a_report_the_spool_cannot_keep_is_lost_only_when_replaced(
+    tmp_path: Path,
+    sample_reports: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    stored: list[tuple[str, str]],
+) -> None:
+    """Step by step: three versions ready at one path, none fits memory or the spool; the
+    first two are replaced before their turn (lost, counted), the third is stored."""
+    monkeypatch.setenv("ANVILD_READ_AHEAD_MB", "0")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    monkeypatch.setattr(intake, "intake_dir", lambda: blocked)
+    sample = Path(sample_reports["json"])
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    target = root / ".pytest_cache" / "report.json"
+    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    for n in (1, 2, 3):
+        target.write_bytes(version(sample, n))
+        d._ready(Candidate(root, target))
+    drain(d)
+    assert len(stored) == 1
+    assert [x["path"] for x in d.counters.lost] == [str(target)] * 2
+    assert d.counters.rejected == 0
+
+
+# --- item 6: a link swapped in between the event and the read -------------------------------
+
+
+def test_a_report_path_that_is_a_link_out_of_the_project_at_read_time_is_not_stored(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """The event named a file inside the project; by the time it is read, the path is a link
+    to a file outside: what is opened is checked, so nothing from outside is stored."""
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    outside = tmp_path / "secret.json"
+    outside.write_bytes(Path(sample_reports["json"]).read_bytes())
+    target = root / ".pytest_cache" / "report.json"
+    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    target.write_text("{}")
+    candidate = Candidate(root, target)  # matched while it was a file in the project
+    target.unlink()
+    target.symlink_to(outside)  # swapped before the read
+    d._ready(candidate)
+    drain(d)
+    d._ingest_file(candidate)  # the rescan's way: read when its turn comes
+    assert stored == []
+    assert d.counters.rejected == 1
+    assert d.counters.last_error is not None and "outside" in d.counters.last_error
+
+
+# --- item 2: the size cap and memory in the daemon --------------------------------------------
+
+
+def peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_reportlog_over_the_size_cap_is_rejected_once_and_not_held_as_a_run(
+    project: Path, watched: int
+) -> None:
+    """A 1 GB sparse `.jsonl` at the default reportlog path: one rejection line, counted, no
+    run in progress, and the daemon never reads it (its peak memory stays far below it)."""
+    target = project / ".pytest_cache" / "reportlog.jsonl"
+    target.parent.mkdir(exist_ok=True)
+    with target.open("wb") as out:
+        out.truncate(1024 * MB)
+    wait_for(lambda: status()["rejected"] == 1, 30, "the big reportlog rejected")
+    info = status()
+    assert info["in_progress"] == [] and info["pending"] == 0
+    assert info["last_error"] == (
+        f"1024 MB, over the report size cap of 512 MB (max_report_mb) ({target})"
+    )
+    assert sum(f"({target})" in x and "rejected:" in x for x in log_lines()) == 1
+    assert peak_kb(watched) < 200 * 1024
+
+
+def test_a_report_that_does_not_fit_in_memory_is_a_rejection_of_that_file(
+    tmp_path: Path,
+    sample_reports: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    stored: list[tuple[str, str]],
+) -> None:
+    """MemoryError while parsing one report: that report is rejected in one line; the next
+    report is stored."""
+    from anvild.daemon import pipeline
+
+    root = tmp_path / "p"
+    root.mkdir()
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    real_parse = pipeline.parse_bytes
+
+    def parse(path: Path, data: bytes) -> Any:
+        if path.name == "huge.json":
+            raise MemoryError
+        return real_parse(path, data)
+
+    monkeypatch.setattr(pipeline, "parse_bytes", parse)
+    (root / "huge.json").write_bytes(version(Path(sample_reports["json"]), 1))
+    (root / "next.json").write_bytes(version(Path(sample_reports["json"]), 2))
+    d._ready(Candidate(root, root / "huge.json"))
+    d._ready(Candidate(root, root / "next.json"))
+    drain(d)
+    assert d.counters.rejected == 1
+    assert d.counters.last_error is None  # the next store succeeded: the error is over
+    assert len(stored) == 1
+
+
+# --- item 8: rejections remembered, last error with its time ---------------------------------
+
+
+def test_a_bad_file_is_rejected_once_across_restarts_and_last_error_clears_on_the_next_store(
+    project: Path, daemon: int, sample_reports: dict[str, Any]
+) -> None:
+    bad = project / ".report.json"
+    bad.write_text('{"broken": ')
+    wait_for(lambda: status()["rejected"] == 1, 30, "the bad report rejected")
+    info = status()
+    assert info["last_error"] and info["last_error_at"] is not None
+    assert "  last error (at " in anvild("status").stdout
+
+    # stopped, the file touched (so the rescan reads it again), started again
+    assert anvild("stop").returncode == 0
+    wait_for(lambda: not alive(daemon), 60, "the daemon to exit")
+    stat = bad.stat()
+    os.utime(bad, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert anvild("start").returncode == 0
+    wait_for(lambda: not status()["rescan"]["running"], 60, "the rescan")
+    info = status()
+    assert info["rejected"] == 0 and info["last_error"] is None
+    assert sum("rejected:" in x and f"({bad})" in x for x in log_lines()) == 1
+
+    # a good report stored: the error of before is over
+    (project / ".pytest_cache").mkdir(exist_ok=True)
+    (project / ".pytest_cache" / "report.json").write_bytes(
+        Path(sample_reports["json"]).read_bytes()
+    )
+    wait_for(lambda: status()["runs_ingested"] == 1, 60, "the good report stored")
+    assert status()["last_error"] is None
+
+
+def test_status_prints_lost_reports_and_when_the_last_error_happened() -> None:
+    info = {
+        "pid": 1,
+        "uptime": 2.0,
+        "projects": [],
+        "runs_ingested": 0,
+        "runs_stored": None,
+        "pending": 0,
+        "rejected": 0,
+        "in_progress": [],
+        "last_error": "lost: replaced before it could be read (x) (/p/r.json)",
+        "last_error_at": 0.0,
+        "lost": [{"path": "/p/r.json", "reason": "replaced before it could be read", "at": 0.0}],
+    }
+    lines = lifecycle.describe(info)
+    assert "lost: 1" in lines[2]
+    assert lines[3].startswith("  lost: /p/r.json: replaced before it could be read (at ")
+    assert lines[4].startswith("  last error (at ")
+
+
+# --- item 8: the idle daemon after a storm --------------------------------------------------
+
+STORM_REPORTS, STORM_TESTS = 8, 20_000
+IDLE_BOUND_MB = 100
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_the_idle_daemon_gives_back_what_a_storm_of_reports_took(
+    project: Path, daemon: int
+) -> None:
+    """Eight JUnit reports of 20,000 tests at once: once they are stored and the daemon is
+    idle, its resident memory falls back under IDLE_BOUND_MB (SQLite's page cache given back,
+    the freed read-ahead buffers returned to the system)."""
+    reports = project / "reports"
+    reports.mkdir()
+    for n in range(STORM_REPORTS):
+        cases = "".join(
+            f'<testcase classname="tests.test_m{n}" name="test_{k}" time="0.001"/>'
+            for k in range(STORM_TESTS)
+        )
+        (reports / f"run-{n}.xml").write_text(
+            f'<?xml version="1.0"?><testsuite name="s{n}" tests="{STORM_TESTS}">{cases}</testsuite>'
+        )
+    wait_for(lambda: status()["runs_ingested"] == STORM_REPORTS, 300, "the storm stored")
+    peak = peak_kb(daemon) / 1024
+    wait_for(lambda: rss_mb(daemon) < IDLE_BOUND_MB, 60, f"under {IDLE_BOUND_MB} MB when idle")
+    print(f"storm: peak {peak:.0f} MB, idle {rss_mb(daemon):.0f} MB")
