@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild.errors import UsageError
-from anvild_pytest.quarantine import MIRROR, parse_line
+from anvild_pytest.quarantine import MIRROR, in_force, parse_line
 
 MIRROR_VERSION = 1
 
@@ -43,7 +43,7 @@ class Entry:
 
     def expired(self, today: date) -> bool:
         """Whether the entry ended before today."""
-        return self.until is not None and date.fromisoformat(self.until) < today
+        return not in_force(self.until, today)
 
     def as_row(self, today: date) -> dict[str, Any]:
         """JSON: the entry and whether it has expired."""

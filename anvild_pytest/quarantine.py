@@ -42,6 +42,12 @@ class Loaded:
     problems: list[str] = field(default_factory=list)
 
 
+def in_force(until: str | None, today: date) -> bool:
+    """Whether an entry ending on `until` (an ISO day, included; None: no end) holds today:
+    the one rule of expiry, which anvild's commands use too."""
+    return until is None or until >= today.isoformat()
+
+
 def project_root(rootdir: Path) -> Path:
     """The nearest directory at or above rootdir holding a quarantine file or `.anvil/`."""
     here = rootdir.resolve()
@@ -103,7 +109,6 @@ def load(rootdir: Path, today: date) -> Loaded:
     be read is a problem, never an exception."""
     loaded = Loaded()
     root = project_root(rootdir)
-    day = today.isoformat()
     sources = (
         (root / FILE_NAME, lambda p: parse_file(p.read_text(encoding="utf-8"))),
         (root / MIRROR, lambda p: _from_mirror(p.read_text(encoding="utf-8"))),
@@ -118,6 +123,6 @@ def load(rootdir: Path, today: date) -> Loaded:
             loaded.problems.append(f"{path.name}: {type(exc).__name__}: {exc}".splitlines()[0])
             continue
         for node_id, until in entries:
-            if until is None or until >= day:
+            if in_force(until, today):
                 loaded.ids.add(node_id)
     return loaded
