@@ -142,12 +142,10 @@ def test_reports_the_spool_cannot_keep_and_that_are_replaced_are_counted_as_lost
         lock = Locked(project)
         try:
             for n in (1, 2, 3):
-                target.write_bytes(version(sample, n))
-                wait_for(
-                    lambda n=n: sum("spool cannot keep a copy" in x for x in log_lines()) >= n + 1,
-                    30,
-                    f"run {n} seen",
-                )
+                data = version(sample, n)
+                target.write_bytes(data)
+                seen = f"spool cannot keep a copy: File exists: {target} ({len(data)} bytes)"
+                wait_for(lambda s=seen: any(s in x for x in log_lines()), 30, f"run {n} seen")
         finally:
             lock.release()
         wait_for(lambda: status()["pending"] == 0 and not status()["storing"], 90, "all settled")
@@ -195,6 +193,50 @@ def test_a_report_the_spool_cannot_keep_is_lost_only_when_replaced(
     assert len(stored) == 1
     assert [x["path"] for x in d.counters.lost] == [str(target)] * 2
     assert d.counters.rejected == 0
+
+
+def test_an_unkept_report_replaced_before_its_turn_is_lost_once_and_the_new_one_stored(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """The spool could not keep version 1 and two events took it; version 2 replaced it before
+    the worker's turn: version 1 is lost once (not once per event), version 2 is stored once."""
+    import hashlib
+
+    from anvild.work import Unkept, stamp_of
+
+    sample = Path(sample_reports["json"])
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    target = root / ".pytest_cache" / "report.json"
+    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    target.write_bytes(version(sample, 1))
+    taken = Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy")
+    target.write_bytes(version(sample, 2))
+    d._unkept(taken)
+    d._unkept(taken)  # the same version, taken by a second event
+    assert [x["path"] for x in d.counters.lost] == [str(target)]
+    assert stored == [(str(root), hashlib.sha256(version(sample, 2)).hexdigest())]
+
+
+def test_an_unkept_report_read_as_it_was_taken_is_stored_not_lost(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    from anvild.work import Unkept, stamp_of
+
+    sample = Path(sample_reports["json"])
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    target = root / ".pytest_cache" / "report.json"
+    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    target.write_bytes(version(sample, 1))
+    d._unkept(Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy"))
+    assert d.counters.lost == [] and len(stored) == 1
 
 
 # --- item 6: a link swapped in between the event and the read -------------------------------

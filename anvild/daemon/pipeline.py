@@ -39,7 +39,7 @@ from anvild.errors import (
     ReportTooBig,
 )
 from anvild.ingest import IngestOptions, no_gc, sha256, submission
-from anvild.parsers.detect import NO_MEMORY, opened_report, parse_bytes, read_report
+from anvild.parsers.detect import NO_MEMORY, opened_report, parse_bytes, read_bounded, read_report
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
@@ -146,6 +146,7 @@ class Pipeline:
         self.rescans = RescanProgress()
         self._present: set[tuple[str, str]] = set()  # what the last rescan found
         self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
+        self._unkept_seen: dict[Candidate, Stamp | None] = {}  # the last unkept version read
         self.stopping = threading.Event()
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
@@ -298,7 +299,12 @@ class Pipeline:
             except OSError as exc:  # the state dir is full or not writable
                 reason = f"the spool cannot keep a copy: {exc.strerror or exc}"
                 if not in_memory:
-                    log.warning("%s: %s; read when its turn comes", reason, candidate.path)
+                    log.warning(
+                        "%s: %s (%d bytes); read when its turn comes",
+                        reason,
+                        candidate.path,
+                        opened.st_size,
+                    )
                     return Unkept(candidate, stamp, reason)
                 stream.seek(0)
                 data = stream.read(limit + 1)
@@ -502,12 +508,18 @@ class Pipeline:
             intake.drop(item.kept)
 
     def _unkept(self, item: Unkept) -> None:
-        """A report neither memory nor the spool could keep: read now; replaced meanwhile, the
-        version that was ready is lost: one line, and counted in status."""
+        """A report neither memory nor the spool could keep: read now; replaced (or gone)
+        meanwhile, the version that was ready is lost: one line, and counted in status. The
+        stamp is the opened file's, so a write between the look and the read cannot pass."""
         candidate = item.candidate
-        if stamp_of(candidate.path) != item.stamp:
+        if self._unkept_seen.get(candidate) == item.stamp:
+            return  # this version was taken twice (two events): it is handled already
+        self._unkept_seen[candidate] = item.stamp
+        read = self._read_regular(candidate)
+        if read is None or read[1] != item.stamp:
             self._lose(candidate, f"replaced before it could be read ({item.reason})")
-        self._ingest_file(candidate)
+        if read is not None:
+            self._ingest_read(candidate, *read)
 
     def _lose(self, candidate: Candidate, reason: str) -> None:
         path = str(candidate.path)
@@ -518,13 +530,15 @@ class Pipeline:
     # --- reading and parsing ---------------------------------------------------------------
 
     def _ingest_file(self, candidate: Candidate) -> None:
-        """A file read now (found by a rescan, or too big to read ahead): one already stored,
-        as most files a rescan finds are, is known by its sha256 without parsing it."""
-        stamp = stamp_of(candidate.path)  # before reading: a change after it is a new stamp
-        data = self._read_regular(candidate)
-        if data is None:
-            return
-        if stamp is not None and stamp.size == len(data):
+        """A file read now (found by a rescan, or too big to read ahead)."""
+        read = self._read_regular(candidate)
+        if read is not None:
+            self._ingest_read(candidate, *read)
+
+    def _ingest_read(self, candidate: Candidate, data: bytes, stamp: Stamp | None) -> None:
+        """A file's bytes just read: one already stored, as most files a rescan finds are, is
+        known by its sha256 without parsing it."""
+        if stamp is not None:
             self._stamp = (candidate, stamp)
         digest = sha256(data)
         if (candidate.root, digest) not in self.done and self._stored_before(candidate, digest):
@@ -547,13 +561,19 @@ class Pipeline:
         except Exception:
             return False
 
-    def _read_regular(self, candidate: Candidate) -> bytes | None:
-        """A report file's bytes; a directory, FIFO or device named like a report is rejected
-        once; a file gone meanwhile is None (a later event brings it back)."""
+    def _read_regular(self, candidate: Candidate) -> tuple[bytes, Stamp | None] | None:
+        """A report file's bytes and the stamp of the file they were read from (None when it
+        changed while read); a directory, FIFO or device named like a report is rejected once;
+        a file gone meanwhile is None (a later event brings it back)."""
+        limit = self.config.report_limit
         try:
-            return read_report(
-                candidate.path, self.config.report_limit, inside=_real(candidate.root)
-            )
+            with opened_report(candidate.path, limit, inside=_real(candidate.root)) as stream:
+                opened = os.fstat(stream.fileno())
+                data = read_bounded(stream, limit, str(candidate.path), opened.st_size)
+                after = os.fstat(stream.fileno())
+            stamp = from_stat(opened)
+            unchanged = stamp == from_stat(after) and len(data) == opened.st_size
+            return data, stamp if unchanged else None
         except (NotAReport, NoMemory) as exc:  # a directory, over the cap, a link out, no memory
             stamp = stamp_of(candidate.path)
             if stamp is not None:
@@ -574,7 +594,8 @@ class Pipeline:
         except OSError:
             # not spooled (the spool was full) or spooled by an older anvild: the file is what
             # is left, while it holds the same bytes
-            now = self._read_regular(candidate)
+            read = self._read_regular(candidate)
+            now = None if read is None else read[0]
             if now is None or sha256(now) != retry.digest:
                 self.pending.forget(retry)
                 self._lose(candidate, "replaced while pending (the spool could not keep a copy)")
