@@ -159,10 +159,13 @@ class WorkQueue(Generic[T]):
         self._later: deque[T] = deque()
         self._cond = threading.Condition()
 
-    def put(self, item: T, later: bool = False) -> None:
-        """Queue an item (later: behind everything that is not later)."""
+    def put(self, item: T, later: bool = False, first: bool = False) -> None:
+        """Queue an item (later: behind everything that is not later; first: ahead of all)."""
         with self._cond:
-            (self._later if later else self._now).append(item)
+            if first:
+                self._now.appendleft(item)
+            else:
+                (self._later if later else self._now).append(item)
             self._cond.notify()
 
     def get(self) -> T:

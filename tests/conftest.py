@@ -298,13 +298,17 @@ def status() -> dict:
 
 
 def alive(pid: int) -> bool:
+    """Whether the process still runs. A zombie counts as gone once all its threads are: a
+    killed daemon's main thread is a zombie while its other threads still exit, holding its
+    files (the pidfile's lock among them)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie of this test process counts as gone
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return False
 

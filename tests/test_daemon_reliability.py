@@ -124,6 +124,35 @@ def test_three_reports_overwritten_at_the_default_path_while_the_worker_is_busy_
     wait_for(lambda: intake_copies() == 0, 30, "the copies dropped once stored")
 
 
+def test_a_report_written_while_no_daemon_ran_and_overwritten_as_it_starts_is_stored(
+    project: Path, sample_reports: dict[str, Any]
+) -> None:
+    """A run written while the daemon was down, the next run overwriting it in place the
+    moment `anvild start` returns: the start waited until the rescan had taken its bytes, so
+    both runs are stored (before, the rescan came after the start and the first was gone)."""
+    import hashlib
+
+    sample = Path(sample_reports["json"])
+    assert anvild("watch", str(project)).returncode == 0
+    target = first_run(project, sample)
+    for n in (1, 2, 3):
+        pid = status()["pid"]
+        assert anvild("stop").returncode == 0
+        wait_for(lambda pid=pid: not alive(pid), 60, "the daemon to exit")
+        target.write_bytes(version(sample, 2 * n - 1))  # while no daemon runs
+        assert anvild("start").returncode == 0
+        target.write_bytes(version(sample, 2 * n))  # at once, in place
+    wanted = sorted(hashlib.sha256(version(sample, n)).hexdigest() for n in range(7))
+    try:
+        wait_for(lambda: len(stored_reports(project)) >= 7, 60, "seven runs stored")
+        assert sorted(stored_reports(project)) == wanted
+        assert status()["lost"] == []
+    finally:
+        pid = status()["pid"]
+        anvild("stop")
+        wait_for(lambda: not alive(pid), 60, "the daemon to exit")
+
+
 def test_reports_the_spool_cannot_keep_and_that_are_replaced_are_counted_as_lost(
     project: Path, sample_reports: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

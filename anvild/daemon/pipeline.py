@@ -148,6 +148,7 @@ class Pipeline:
         self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
         self._unkept_seen: dict[Candidate, Stamp | None] = {}  # the last unkept version read
         self.stopping = threading.Event()
+        self.rescan_taken = threading.Event()  # the first rescan has taken the changed files
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
@@ -156,9 +157,13 @@ class Pipeline:
 
     # --- what other threads call: they only put items on the queue -------------------------
 
-    def start_rescan(self) -> None:
-        """Have the worker look for reports written while no daemon ran."""
-        self.work.put(Rescan())
+    def start_rescan(self, budget: float = 0.0) -> None:
+        """Have the worker look for reports written while no daemon ran, ahead of anything
+        else; wait up to budget seconds until it has taken the bytes of those changed since
+        they were settled (a run overwriting one in place right after the start cannot
+        replace it then)."""
+        self.work.put(Rescan(), first=True)
+        self.rescan_taken.wait(budget)
 
     def stop(self) -> None:
         """Finish the report in hand and keep the reports read but not stored for the next
@@ -239,6 +244,7 @@ class Pipeline:
         self.rescans.left += len(found)
         for candidate in found:
             self.work.put(Existing(candidate, self._take_listed(candidate)), later=True)
+        self.rescan_taken.set()
         if not found:
             self._rescanned()
 
