@@ -11,15 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-import tomlkit.exceptions
-from tomlkit.items import AoT
+from typing import TYPE_CHECKING, Any
 
 from anvild.config import canonical_database
 from anvild.errors import ConfigError
 from anvild.records import REPORT_LIMIT_MB
+
+if TYPE_CHECKING:
+    from tomlkit.items import AoT
 
 # Where anvild's pytest plugin writes each session's record (anvild_pytest.record.RECORD_DIR):
 # watched in every project, whatever its configured report globs, so no upgrade or `--report`
@@ -311,6 +310,10 @@ def _edit_projects(path: Path, expected: Config, change: Callable[[AoT], bool]) 
     """Apply change to the file's [[projects]] tables in place, keeping every other line and
     comment; False where the file is missing or its layout does not allow it (the caller then
     writes it whole)."""
+    import tomlkit  # only commands that edit the config pay for it
+    import tomlkit.exceptions
+    from tomlkit.items import AoT
+
     try:
         doc = tomlkit.parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError):
@@ -343,6 +346,8 @@ def save_project(config: Config, project: ProjectConfig, path: Path) -> None:
         matches = [i for i, t in enumerate(projects) if _raw_root(t) == project.root]
         wanted = _project_items(project)
         if not matches:
+            import tomlkit
+
             table = tomlkit.table()
             for key, value in wanted.items():
                 table[key] = value

@@ -66,6 +66,37 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert " ".join(summary.split()) in " ".join(result.output.split())
 
 
+def test_every_command_is_listed_under_the_module_that_defines_it() -> None:
+    """Commands are imported when used (anvild.cli.base.COMMANDS): a command missing from the
+    list would not exist for the user."""
+    from anvild.cli import load_all
+    from anvild.cli.base import COMMANDS
+
+    load_all()
+    defined = {name: command.callback.__module__ for name, command in cli.commands.items()}
+    assert defined == COMMANDS
+
+
+def test_a_command_imports_its_own_module_only_and_keeps_the_global_options(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import sys\n"
+        "from anvild.cli import cli\n"
+        "command = cli.get_command(None, 'stats').commands['show']\n"
+        "print(sorted(m for m in sys.modules if m.startswith('anvild.cli.')))\n"
+        "print(sorted(o.opts[0] for o in command.params if o.opts[0] in ('--db', '--config')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == [
+        "['anvild.cli.base', 'anvild.cli.statistics']",
+        "['--config', '--db']",
+    ], proc.stderr
+    typo = anvild("stat", cwd=tmp_path)
+    assert typo.returncode == 2
+    assert "Did you mean one of: 'start', 'stats', 'status'?" in typo.stderr
+
+
 def test_ingest_stores_each_report_as_one_run(project: Path) -> None:
     proc = anvild("ingest", "report.json", "junit.xml", "reportlog.jsonl", cwd=project)
     assert proc.returncode == 0, proc.stderr

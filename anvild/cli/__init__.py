@@ -1,18 +1,6 @@
-"""The `anvild` command: thin commands over anvild.api, one module per family of commands."""
+"""The `anvild` command: thin commands over anvild.api, one module per family of commands
+(each imported when one of its commands is used: anvild.cli.base.COMMANDS)."""
 
-# Each module registers its commands.
-from anvild.cli import (  # noqa: F401
-    daemon,
-    plugin,
-    quarantine,
-    reports,
-    runs,
-    show,
-    statistics,
-    team,
-)
-from anvild.cli.base import accept_global_options, cli, main
+from anvild.cli.base import cli, load_all, main
 
-accept_global_options(cli)
-
-__all__ = ["cli", "main"]
+__all__ = ["cli", "load_all", "main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,24 +77,83 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: str | None) -
         setattr(ctx.ensure_object(Context), param.name, value)
 
 
-def accept_global_options(group: click.Group) -> None:
-    """Give every command under group the global options, for after its name."""
-    for command in group.commands.values():
-        for flag, metavar, text in GLOBAL_OPTIONS:
-            command.params.append(
-                click.Option(
-                    [flag], metavar=metavar, help=text, expose_value=False, callback=_set_global
-                )
+def accept_global_options(command: click.Command) -> None:
+    """Give command (and every command under it) the global options, for after its name."""
+    for flag, metavar, text in GLOBAL_OPTIONS:
+        command.params.append(
+            click.Option(
+                [flag], metavar=metavar, help=text, expose_value=False, callback=_set_global
             )
-        if isinstance(command, click.Group):
-            accept_global_options(command)
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_global_options(sub)
+
+
+# Each command's module: imported when the command is used, so `anvild stats show` pays for
+# its own imports only (a test checks every command is listed under the module defining it).
+COMMANDS = {
+    "db": "anvild.cli.team",
+    "doctor": "anvild.cli.daemon",
+    "history": "anvild.cli.runs",
+    "ingest": "anvild.cli.runs",
+    "plugin": "anvild.cli.plugin",
+    "projects": "anvild.cli.daemon",
+    "pytest": "anvild.cli.runs",
+    "quarantine": "anvild.cli.quarantine",
+    "report": "anvild.cli.reports",
+    "restart": "anvild.cli.daemon",
+    "service": "anvild.cli.daemon",
+    "show": "anvild.cli.show",
+    "start": "anvild.cli.daemon",
+    "stats": "anvild.cli.statistics",
+    "status": "anvild.cli.daemon",
+    "stop": "anvild.cli.daemon",
+    "sync": "anvild.cli.team",
+    "unwatch": "anvild.cli.daemon",
+    "watch": "anvild.cli.daemon",
+}
+
+
+class LazyGroup(click.Group):
+    """The `anvild` group: a command's module is imported the first time it is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            load(cmd_name)
+        else:
+            load_all()  # a typo: click's "did you mean" reads every command
+        return self.commands.get(cmd_name)
+
+
+_given: set[str] = set()  # commands given the global options
+
+
+def load(name: str) -> None:
+    """Import the module of command name, and give the commands it (or any import before it)
+    registered the global options, once each."""
+    module = COMMANDS.get(name)
+    if module is not None:
+        importlib.import_module(module)
+    for added in set(cli.commands) - _given:
+        accept_global_options(cli.commands[added])
+        _given.add(added)
+
+
+def load_all() -> None:
+    """Every command (for a caller walking cli.commands)."""
+    for name in COMMANDS:
+        load(name)
 
 
 def wait_note(pid: int | None) -> None:
     click.echo(f"anvild: waiting for the database owner (pid {pid or '?'}) to finish", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anvild", prog_name="anvild")
 @click.option(
     "--config", envvar="ANVILD_CONFIG", metavar="PATH", help="Config file (env ANVILD_CONFIG)."
