@@ -173,9 +173,9 @@ def _history(con: sqlite3.Connection, first_id: int) -> None:
                  ELSE k.base * (0.8 + (abs(random()) % 450) / 1000.0) + 0.0003 END,
             CASE WHEN k.kind IN ('skip', 'xfail') THEN k.message
                  WHEN {status} = 'ERROR'
-                     THEN 'RuntimeError: could not connect to the fixture database ' || k.test_id % 97
+                     THEN 'RuntimeError: could not connect to the fixture database ' || (k.test_id % 97)
                  WHEN {status} = 'FAILED'
-                     THEN 'AssertionError: assert ' || abs(random()) % 500 || ' == ' || abs(random()) % 500
+                     THEN 'AssertionError: assert ' || (abs(random()) % 500) || ' == ' || (abs(random()) % 500)
                  END
         FROM "execution" e CROSS JOIN bench_kind k
         WHERE e.id > ?
