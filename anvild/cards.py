@@ -286,8 +286,7 @@ def test_card(
     durations = []
     for row in statistics:
         space = str(row["space"])
-        attempts = queries.window_results(project, test, space, options.window)
-        executed = flaky.runs_from_attempts(space, attempts)
+        executed = flaky.executed_runs(project, test, space, options)
         if executed:
             verdicts.append(flaky.evaluate(entity_id, space, executed, options))
         timed = queries.timed_results(test, space, slower.WINDOW)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, pairwise
+from operator import itemgetter
 from typing import Any
 
 from anvild.errors import UsageError
@@ -227,35 +228,69 @@ def code_state(
     return (commit, "clean")
 
 
-def runs_from_attempts(
-    space: str, rows: Iterable[Sequence[Any]], outage_share: float = OUTAGE_SHARE
-) -> list[ExecutedRun]:
-    """Fold one test's attempts, ordered by (execution, attempt), into its executed runs.
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What one run tells every test of it: its code state, name, start, commit, and whether
+    it was an outage."""
 
-    rows: (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id,
-    started_at, passed, xpassed, failed, errors, exit_code) as `queries.window_results`
-    returns them: the last five say whether the run was an outage.
-    """
+    code: tuple[str, str] | None
+    execution_id: str
+    started_at: float | None
+    commit: str | None
+    outage: bool
+
+
+RunsKnown = dict[int, RunFacts]
+
+
+def executed_runs(
+    project: int,
+    test: int,
+    space: str,
+    options: FlakyOptions,
+    since: float | None = None,
+    known: RunsKnown | None = None,
+) -> list[ExecutedRun]:
+    """A test's executed runs in its window of a space, oldest first. known: the runs judged
+    already (by the tests before it in one detection), so each run is read and judged once."""
+    from anvild.store import queries
+
+    attempts = queries.window_attempts(project, test, space, options.window, since)
+    known = {} if known is None else known
+    missing = sorted({row[0] for row in attempts} - known.keys())
+    for row in queries.run_facts(missing):
+        commit, dirty, diff_hash, execution_id, started_at = row[1:6]
+        known[row[0]] = RunFacts(
+            code_state(space, commit, dirty, diff_hash),
+            execution_id,
+            started_at,
+            commit,
+            is_outage(dict(zip(_COUNTS, row[6:11], strict=True)), options.outage_share),
+        )
+    return runs_from_attempts(attempts, known)
+
+
+def runs_from_attempts(
+    attempts: Iterable[Sequence[Any]], known: Mapping[int, RunFacts]
+) -> list[ExecutedRun]:
+    """Fold one test's attempts, (execution, attempt, status) ordered by execution and
+    attempt, into its executed runs (skipped and xfailed ones are not executed)."""
     runs = []
-    for execution, attempts in groupby(rows, key=lambda row: row[0]):
-        statuses = []
-        for row in attempts:
-            statuses.append((row[2], None))
-        commit, dirty, diff_hash, execution_id, started_at = row[3:8]
-        counts = dict(zip(_COUNTS, row[8:13], strict=True))
-        settled = fold.settle(statuses)
+    for execution, rows in groupby(attempts, key=itemgetter(0)):
+        settled = fold.settle([(row[2], None) for row in rows])
         if settled is None or settled.outcome is None:
             continue
+        facts = known[execution]
         runs.append(
             ExecutedRun(
                 execution,
                 settled.outcome,
                 settled.reran,
-                code_state(space, commit, dirty, diff_hash),
-                execution_id,
-                started_at,
-                commit,
-                is_outage(counts, outage_share),
+                facts.code,
+                facts.execution_id,
+                facts.started_at,
+                facts.commit,
+                facts.outage,
             )
         )
     return runs
@@ -407,11 +442,13 @@ def verdicts(
     from anvild.store import queries
 
     found = []
+    known: dict[str, RunsKnown] = {}
     for row in queries.flaky_candidates(project, spaces):
-        rows = queries.window_results(project, row["test_id"], row["space"], options.window, since)
-        runs = runs_from_attempts(row["space"], rows, options.outage_share)
+        space = row["space"]
+        known_here = known.setdefault(space, {})
+        runs = executed_runs(project, row["test_id"], space, options, since, known_here)
         if runs:
-            found.append(evaluate(row["entity_id"], row["space"], runs, options))
+            found.append(evaluate(row["entity_id"], space, runs, options))
     return found
 
 

@@ -281,14 +281,14 @@ def test_only_tests_that_ever_failed_are_read_from_history(
     for _ in range(6):
         history.run({f"t.py::ok{n}": P for n in range(20)} | {"t.py::bad": F})
     read = []
-    real = queries.window_results
+    real = queries.window_attempts
 
     def spy(project: int, test: int, space: str, window: int, since: float | None = None) -> list:
         rows = real(project, test, space, window, since)
         read.append(len(rows))
         return rows
 
-    monkeypatch.setattr(queries, "window_results", spy)
+    monkeypatch.setattr(queries, "window_attempts", spy)
     assert list(history.flaky(window=4)) == ["t.py::bad"]
     assert read == [4]  # one test, its four newest runs
 

@@ -199,13 +199,11 @@ def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, An
     return dicts(query)
 
 
-def window_results(
+def window_attempts(
     project: int, test: int, space: str, window: int, since: float | None = None
-) -> list[tuple[Any, ...]]:
+) -> list[tuple[int, int, str]]:
     """A test's attempts in its last `window` executed runs of a space by when they started
-    (store.order), oldest first, with each run's code state, name, start and counts:
-    (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id, started_at,
-    passed, xpassed, failed, errors, exit_code).
+    (store.order), oldest first: (execution, attempt, status); `run_facts` tells of the runs.
 
     The window's oldest run is found walking the project's runs newest first on the run index
     and probing the test's rows by primary key, so the cost follows the window, not the length
@@ -224,10 +222,28 @@ def window_results(
         recent += " AND " + order.at_or_after(p)
         bounds += order.key_params(float(start[0]), int(start[1]))
     sql = _WINDOW_SQL.format(p=p, recent=recent, oldest=order.OLDEST_FIRST)
-    cursor = db.execute_sql(sql, (project, space, test, *bounds))
-    return [tuple(row) for row in cursor.fetchall()]
+    return db.execute_sql(sql, (project, space, test, *bounds)).fetchall()
 
 
+def run_facts(executions: list[int]) -> list[tuple[Any, ...]]:
+    """What tells a run's code state and whether it was an outage, for the runs given:
+    (execution, git_commit, tree_dirty, diff_hash, execution_id, started_at, passed, xpassed,
+    failed, errors, exit_code)."""
+    db = database.obj
+    found: list[tuple[Any, ...]] = []
+    for n in range(0, len(executions), _IDS_PER_QUERY):
+        chunk = executions[n : n + _IDS_PER_QUERY]
+        marks = ", ".join([db.param] * len(chunk))
+        found += db.execute_sql(_RUN_FACTS_SQL.format(marks=marks), chunk).fetchall()
+    return found
+
+
+_IDS_PER_QUERY = 500
+_RUN_FACTS_SQL = (
+    'SELECT "id", "git_commit", "tree_dirty", "diff_hash", "execution_id", "started_at", '
+    '"passed", "xpassed", "failed", "errors", "exit_code" FROM "execution" '
+    'WHERE "id" IN ({marks})'
+)
 _WINDOW_START_SQL = (
     'SELECT e."started_at", e."id" FROM "execution" AS e '
     'WHERE e."project_id" = {p} AND e."space" = {p}{recent} AND EXISTS ('
@@ -236,9 +252,7 @@ _WINDOW_START_SQL = (
     ") ORDER BY {newest} LIMIT 1 OFFSET {p}"
 )
 _WINDOW_SQL = (
-    'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
-    'e."diff_hash", e."execution_id", e."started_at", e."passed", e."xpassed", e."failed", '
-    'e."errors", e."exit_code" FROM "execution" AS e '
+    'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
     'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {oldest}, h."attempt"'
