@@ -407,9 +407,11 @@ def verdicts(
     from anvild.store import queries
 
     found = []
-    for row in queries.flaky_candidates(project, spaces):
-        rows = queries.window_results(project, row["test_id"], row["space"], options.window, since)
-        runs = runs_from_attempts(row["space"], rows, options.outage_share)
+    candidates = queries.flaky_candidates(project, spaces)
+    pairs = [(row["test_id"], row["space"]) for row in candidates]
+    windows = queries.windows_results(project, pairs, options.window, since)
+    for row, pair in zip(candidates, pairs, strict=True):
+        runs = runs_from_attempts(row["space"], windows[pair], options.outage_share)
         if runs:
             found.append(evaluate(row["entity_id"], row["space"], runs, options))
     return found

@@ -281,14 +281,14 @@ def test_only_tests_that_ever_failed_are_read_from_history(
     for _ in range(6):
         history.run({f"t.py::ok{n}": P for n in range(20)} | {"t.py::bad": F})
     read = []
-    real = queries.window_results
+    real = queries.windows_results
 
-    def spy(project: int, test: int, space: str, window: int, since: float | None = None) -> list:
-        rows = real(project, test, space, window, since)
-        read.append(len(rows))
-        return rows
+    def spy(project: int, tests: list, window: int, since: float | None = None) -> dict:
+        found = real(project, tests, window, since)
+        read.extend(len(rows) for rows in found.values())
+        return found
 
-    monkeypatch.setattr(queries, "window_results", spy)
+    monkeypatch.setattr(queries, "windows_results", spy)
     assert list(history.flaky(window=4)) == ["t.py::bad"]
     assert read == [4]  # one test, its four newest runs
 

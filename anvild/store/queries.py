@@ -29,6 +29,12 @@ def tuples(query: Any) -> list[tuple[Any, ...]]:
     return list(query.tuples())
 
 
+def plain_tuples(query: Any) -> list[tuple[Any, ...]]:
+    """A query's rows as the driver returns them, without peewee's per-row conversion: for big
+    reads of numbers and text, whose values need none."""
+    return [tuple(row) for row in database.obj.execute(query).fetchall()]
+
+
 def project_id(root: str) -> int | None:
     """The id of the project at root, None when it has no runs stored."""
     project = Project.get_or_none(Project.root == root)
@@ -205,27 +211,44 @@ def window_results(
     """A test's attempts in its last `window` executed runs of a space by when they started
     (store.order), oldest first, with each run's code state, name, start and counts:
     (execution, attempt, status, git_commit, tree_dirty, diff_hash, execution_id, started_at,
-    passed, xpassed, failed, errors, exit_code).
+    passed, xpassed, failed, errors, exit_code). One test's `windows_results`."""
+    return windows_results(project, [(test, space)], window, since)[(test, space)]
 
-    The window's oldest run is found walking the project's runs newest first on the run index
+
+def windows_results(
+    project: int, tests: list[tuple[int, str]], window: int, since: float | None = None
+) -> dict[tuple[int, str], list[tuple[Any, ...]]]:
+    """`window_results` of many (test, space) pairs, by pair.
+
+    Each window's oldest run is found walking the project's runs newest first on the run index
     and probing the test's rows by primary key, so the cost follows the window, not the length
-    of the history. Plain SQL: `stats flaky` runs this once per candidate test, and building
-    the query each time would cost more than running it.
-    """
+    of the history; the attempts are read on the run index too, and the runs' details once for
+    every test (the tests of one report share their runs). Plain SQL: `stats flaky` runs this
+    for every candidate test, and building the queries each time would cost more than running
+    them."""
     db = database.obj
     p = db.param
-    recent = "" if since is None else f' AND e."started_at" >= {p}'
-    bounds = () if since is None else (since,)
-    sql = _WINDOW_START_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
-    start = None
-    if window > 0:
-        start = db.execute_sql(sql, (project, space, *bounds, test, window - 1)).fetchone()
-    if start is not None:
-        recent += " AND " + order.at_or_after(p)
-        bounds += order.key_params(float(start[0]), int(start[1]))
-    sql = _WINDOW_SQL.format(p=p, recent=recent, oldest=order.OLDEST_FIRST)
-    cursor = db.execute_sql(sql, (project, space, test, *bounds))
-    return [tuple(row) for row in cursor.fetchall()]
+    found: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
+    for test, space in tests:
+        recent = "" if since is None else f' AND e."started_at" >= {p}'
+        bounds: tuple[Any, ...] = () if since is None else (since,)
+        start = None
+        if window > 0:
+            sql = _WINDOW_START_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
+            start = db.execute_sql(sql, (project, space, *bounds, test, window - 1)).fetchone()
+        if start is not None:
+            recent += " AND " + order.at_or_after(p)
+            bounds += order.key_params(float(start[0]), int(start[1]))
+        sql = _WINDOW_SQL.format(p=p, recent=recent, oldest=order.OLDEST_FIRST)
+        cursor = db.execute_sql(sql, (project, space, test, *bounds))
+        found[(test, space)] = [tuple(row) for row in cursor.fetchall()]
+    runs = sorted({row[0] for rows in found.values() for row in rows})
+    details: dict[int, tuple[Any, ...]] = {}
+    for first in range(0, len(runs), 500):
+        chunk = runs[first : first + 500]
+        sql = f'{_RUN_DETAILS_SQL} WHERE e."id" IN ({", ".join([p] * len(chunk))})'
+        details.update((int(run), tuple(rest)) for run, *rest in db.execute_sql(sql, chunk))
+    return {pair: [(*row, *details[row[0]]) for row in rows] for pair, rows in found.items()}
 
 
 _WINDOW_START_SQL = (
@@ -235,13 +258,17 @@ _WINDOW_START_SQL = (
     " AND h.\"test_id\" = {p} AND h.\"status\" NOT IN ('SKIPPED', 'XFAILED')"
     ") ORDER BY {newest} LIMIT 1 OFFSET {p}"
 )
+# The attempts alone, on the run index (covering) and the history's key
 _WINDOW_SQL = (
-    'SELECT h."execution_id", h."attempt", h."status", e."git_commit", e."tree_dirty", '
-    'e."diff_hash", e."execution_id", e."started_at", e."passed", e."xpassed", e."failed", '
-    'e."errors", e."exit_code" FROM "execution" AS e '
+    'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
     'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {oldest}, h."attempt"'
+)
+_RUN_DETAILS_SQL = (
+    'SELECT e."id", e."git_commit", e."tree_dirty", e."diff_hash", e."execution_id", '
+    'e."started_at", e."passed", e."xpassed", e."failed", e."errors", e."exit_code" '
+    'FROM "execution" AS e'
 )
 
 
@@ -316,7 +343,7 @@ def results_since(project: int, since: float, spaces: tuple[str, ...]) -> list[d
             .join(Entity)
             .where((Entity.project == project) & stats.space.in_(spaces) & (stats.total_runs > 0))
         )
-        return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in tuples(query)]
+        return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in plain_tuples(query)]
     return _results_in_window(project, since, spaces)
 
 
@@ -363,7 +390,7 @@ def _results_in_window(project: int, since: float, spaces: tuple[str, ...]) -> l
         )
         .group_by(ExecutionHistory.test, Entity.entity_id, Execution.space)
     )
-    return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in tuples(query)]
+    return [dict(zip(_RESULT_KEYS, row, strict=True)) for row in plain_tuples(query)]
 
 
 # --- reads for `anvild show` (anvild.cards) ---
@@ -679,7 +706,8 @@ def failure_counts(
         (message, int(test), status, int(n))
         for message, test, status, n in db.execute_sql(
             f'SELECT h."message", h."test_id", h."status", COUNT(*) FROM "execution_history" '
-            f'AS h WHERE {window} GROUP BY h."message", h."test_id", h."status"',
+            f'AS h WHERE {window} GROUP BY h."test_id", h."message", h."status" '
+            'ORDER BY h."message", h."test_id", h."status"',
             params,
         )
     ]
