@@ -309,8 +309,8 @@ SHOTS = Path(__file__).resolve().parents[1] / "docs"
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [1400, 400])
 def test_screenshots(reports: dict[str, Path], tmp_path: Path, width: int, scheme: str) -> None:
-    """The page at a desktop and a phone width, light and dark; ANVILD_UPDATE_SCREENSHOT=1
-    keeps them in docs/ (report-<width>-<scheme>.png)."""
+    """Both pages at a desktop and a phone width, light and dark; ANVILD_UPDATE_SCREENSHOT=1
+    keeps them in docs/ (report-<width>-<scheme>.png, comparison-<width>-<scheme>.png)."""
     shot = tmp_path / "shot.png"
     height = 3600 if width < 600 else 2800
     dark = ["--blink-settings=preferredColorScheme=0", "--force-dark-mode"]
@@ -327,15 +327,18 @@ def test_screenshots(reports: dict[str, Path], tmp_path: Path, width: int, schem
     if os.environ.get("ANVILD_UPDATE_SCREENSHOT") == "1":
         SHOTS.mkdir(exist_ok=True)
         shutil.copyfile(shot, SHOTS / f"report-{width}-{scheme}.png")
-        if scheme == "light":
-            comparison = tmp_path / "comparison.png"
-            chromium(
-                reports["comparison"],
-                tmp_path / "profile",
-                f"--screenshot={comparison}",
-                f"--window-size={width},1600",
-            )
-            shutil.copyfile(comparison, SHOTS / f"comparison-{width}.png")
+    comparison = tmp_path / "comparison.png"
+    proc = chromium(
+        reports["comparison"],
+        tmp_path / "profile",
+        f"--screenshot={comparison}",
+        f"--window-size={width},{height if width < 600 else 1600}",
+        *(dark if scheme == "dark" else []),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert comparison.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("ANVILD_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(comparison, SHOTS / f"comparison-{width}-{scheme}.png")
 
 
 MEASURE = """<!DOCTYPE html><html><head><title>not measured</title></head><body>
@@ -370,3 +373,50 @@ def test_the_runs_table_fits_the_screen(
     scroll, client, shown = map(int, Dom(proc.stdout).title.split())
     assert client > 0 and scroll <= client, (scroll, client)
     assert shown == 10  # the newest run is a CI run: its link shows too
+
+
+MEASURE_COMPARISON = """<!DOCTYPE html><html><head><title>not measured</title></head><body>
+<iframe id="report" src="{src}" style="width:{width}px;height:900px;border:0"></iframe>
+<script>
+document.getElementById("report").addEventListener("load", function () {{
+  var doc = this.contentDocument;
+  var page = doc.documentElement;
+  var boxes = doc.querySelectorAll(".charts.wide > .box");
+  var bars = boxes[0].getBoundingClientRect(), scatter = boxes[1].getBoundingClientRect();
+  var stacked = scatter.top >= bars.bottom ? 1 : 0;
+  var row = doc.querySelector('table.comparison[data-category="slower_in_ci"] tbody tr');
+  var shown = Array.from(row.querySelectorAll("td")).filter(function (td) {{
+    var box = td.getBoundingClientRect();
+    return box.width > 0 && box.left >= 0 && box.right <= page.clientWidth;
+  }}).length;
+  document.title = [page.scrollWidth, page.clientWidth, stacked,
+                    Math.round(scatter.width), shown].join(" ");
+}});
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_comparison_fits_the_screen(
+    reports: dict[str, Path], tmp_path: Path, width: int
+) -> None:
+    """At a phone's width the comparison's panels stack (the scatter plot as wide as the
+    screen) and each table row is a card: nothing to scroll sideways, the test and its runs,
+    failures and average in both spaces all on screen. On a desktop the panels sit side by
+    side."""
+    page = tmp_path / "measure.html"
+    page.write_text(MEASURE_COMPARISON.format(src=reports["comparison"].as_uri(), width=width))
+    proc = chromium(
+        page,
+        tmp_path / "profile",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scroll, client, stacked, scatter, shown = map(int, Dom(proc.stdout).title.split())
+    assert 0 < client <= width and scroll <= client, (scroll, client)
+    assert shown == 7  # the test, then runs, failures and average locally and in CI
+    if width < 600:
+        assert stacked == 1 and scatter >= client * 0.9, (stacked, scatter, client)
+    else:
+        assert stacked == 0 and scatter < client * 0.6, (stacked, scatter, client)

@@ -720,6 +720,43 @@ def test_a_window_over_the_whole_history_reads_the_statistics(
     assert stored["summary"]["unique_tests"] == 11
 
 
+def test_the_failures_are_found_on_their_index(
+    project: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's failed and errored results are read on their own index (schema step
+    `index failed results`), not by reading every result of the window, which a report over
+    a big history would wait on (bench/fig_report.py); the condition the index is built on
+    and the one the reads give must stay word for word the same for SQLite to take it."""
+    import sqlite3
+    import threading
+
+    from anvild.store import queries
+    from anvild.store.database import open_database
+
+    root, history = project
+    build_failing_history(history)
+    db = open_database(history.url)
+    project_id = queries.project_id(str(root))
+    assert project_id is not None
+    read: list[tuple[str, Any]] = []
+    real = db.execute_sql
+    reader = threading.get_ident()  # the owner's writer thread shares db
+
+    def spy(sql: str, params: Any = ()) -> Any:
+        if threading.get_ident() == reader:
+            read.append((sql, params))
+        return real(sql, params)
+
+    monkeypatch.setattr(db, "execute_sql", spy)
+    by_test, by_run = queries.failure_counts(project_id, 0.0, ("local", "ci"))
+    assert sum(n for *_, n in by_test) == sum(n for *_, n in by_run) > 0
+    assert len(read) == 2
+    with sqlite3.connect(history.url) as con:
+        for sql, params in read:
+            plan = " | ".join(row[-1] for row in con.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING COVERING INDEX execution_history_failures" in plan, plan
+
+
 # --- the Markdown report's runs, failures and slower tests ---
 
 CI_URL = "https://ci.example.com/acme/runs/7?job=unit_tests|x&lt;y"

@@ -107,17 +107,21 @@ def _daily(runs: list[dict[str, Any]], since: float, now: float) -> list[dict[st
 
 
 def _per_test(results: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Rows of `queries.results_since` added up per test (over the spaces given)."""
+    """Rows of `queries.results_since` added up per test (over the spaces given), each with
+    its average duration (`avg`) and the spaces it was seen in."""
     tests: dict[str, dict[str, Any]] = {}
     for row in results:
         seen = tests.get(row["entity_id"])
         if seen is None:
-            tests[row["entity_id"]] = dict(row)
+            tests[row["entity_id"]] = {**row, "spaces": {row["space"]}}
             continue
         for name in ("runs", "passed", "failed", "errors", "skipped", "reruns"):
             seen[name] += row[name]
         seen["duration_total"] += row["duration_total"]
         seen["duration_count"] += row["duration_count"]
+        seen["spaces"].add(row["space"])
+    for seen in tests.values():
+        seen["avg"] = _avg(seen)
     return tests
 
 
@@ -129,7 +133,7 @@ def _distribution(tests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """How many tests have an average duration in each bucket."""
     counts = [0] * (len(DURATION_BUCKETS) + 1)
     for row in tests:
-        avg = _avg(row)
+        avg = row["avg"]
         if avg is None:
             continue
         index = next((i for i, le in enumerate(DURATION_BUCKETS) if avg < le), -1)
@@ -142,11 +146,11 @@ def _distribution(tests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _overview(
-    runs: list[dict[str, Any]], results: list[dict[str, Any]], since: float, now: float
+    runs: list[dict[str, Any]], tests: dict[str, dict[str, Any]], since: float, now: float
 ) -> dict[str, Any]:
-    """Summary cards, status breakdown, daily trend and duration distribution of some runs."""
+    """Summary cards, status breakdown, daily trend and duration distribution of some runs,
+    whose results are tests (`_per_test`)."""
     statuses = _statuses(runs)
-    tests = _per_test(results)
     timed = [r for r in tests.values() if r["duration_count"]]
     durations = [r["duration"] for r in runs if r["duration"] is not None]
     total = sum(r["duration_total"] for r in timed)
@@ -168,21 +172,19 @@ def _overview(
     }
 
 
-def _slowest(results: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+def _slowest(tests: dict[str, dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     """The slowest tests by average duration in the window, one row per test over the results
-    given (a space, or all spaces merged), at least SLOWEST_FLOOR on average."""
+    given (`_per_test` of a space, or of all spaces merged), at least SLOWEST_FLOOR on
+    average."""
     rows = []
-    spaces: dict[str, set[str]] = {}
-    for row in results:
-        spaces.setdefault(row["entity_id"], set()).add(row["space"])
-    for row in _per_test(results).values():
-        avg = _avg(row)
+    for row in tests.values():
+        avg = row["avg"]
         if avg is not None and avg >= SLOWEST_FLOOR:
-            seen = spaces[row["entity_id"]]
+            seen = row["spaces"]
             rows.append(
                 {
                     "entity_id": row["entity_id"],
-                    "space": seen.pop() if len(seen) == 1 else "all",
+                    "space": next(iter(seen)) if len(seen) == 1 else "all",
                     "runs": row["passed"] + row["failed"] + row["errors"],
                     "avg_duration": avg,
                     "total_duration": row["duration_total"],
@@ -209,9 +211,9 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _findings(verdicts: list[Any], results: list[dict[str, Any]], space: str) -> dict[str, Any]:
-    """Flaky, broken and slowest tests of one scope: per space, or `all` merged as
-    `stats flaky` merges them."""
+def _findings(verdicts: list[Any], tests: dict[str, dict[str, Any]], space: str) -> dict[str, Any]:
+    """Flaky, broken and slowest tests of one scope (tests: its `_per_test`): per space, or
+    `all` merged as `stats flaky` merges them."""
     from anvild.flaky import merge
 
     mine = [v for v in verdicts if space == "all" or v.space == space]
@@ -219,7 +221,7 @@ def _findings(verdicts: list[Any], results: list[dict[str, Any]], space: str) ->
     return {
         "flaky": [row for row in flagged if not row["broken"]],
         "broken": [row for row in flagged if row["broken"]],
-        "slowest": _slowest([r for r in results if space == "all" or r["space"] == space], SLOWEST),
+        "slowest": _slowest(tests, SLOWEST),
     }
 
 
@@ -266,24 +268,17 @@ def execution(
     data = _header("test-execution", root, window_days, since, now)
     data["space"] = space
     data["history"] = project is not None
-    data.update(_overview(runs, results, since, now))
-    data["by_space"] = (
-        {
-            name: {
-                **_overview(
-                    [r for r in runs if r["space"] == name],
-                    [r for r in results if r["space"] == name],
-                    since,
-                    now,
-                ),
-                **_findings(verdicts, results, name),
+    tests = _per_test(results)  # of every space asked for: `space`, or all of them
+    data.update(_overview(runs, tests, since, now))
+    data["by_space"] = {}
+    if space == "all":
+        for name in spaces:
+            mine = _per_test(r for r in results if r["space"] == name)
+            data["by_space"][name] = {
+                **_overview([r for r in runs if r["space"] == name], mine, since, now),
+                **_findings(verdicts, mine, name),
             }
-            for name in spaces
-        }
-        if space == "all"
-        else {}
-    )
-    data.update(_findings(verdicts, results, space))
+    data.update(_findings(verdicts, tests, space))
     data["slower"] = [change.as_row() for change in changes]
     data["runs"] = [_run_row(run) for run in reversed(runs[-RUNS:])]
     data["runs_total"] = len(runs)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.store import backend, order
+from anvild.store import backend, order, queries
 from anvild.store.models import MODELS, ExecutionHistory, QuarantineEntry, SchemaMigration
 
 
@@ -52,6 +52,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("index execution start", order.index_execution_start),
     ("history attempt as integer", _wide_attempt),
     ("quarantine table", _quarantine_table),
+    ("index failed results", queries.index_failures),
 )
 
 SCHEMA_VERSION = len(STEPS)
