@@ -7,6 +7,7 @@ each with its own value or object address, read as one group.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # An address, or a number not inside a name (test_param3 stays)
@@ -29,3 +30,13 @@ def normalised(message: str | None) -> str:
     """The group a failure message falls in."""
     line = _MASKED.sub(lambda m: "0x…" if m.group("address") else "N", first_line(message))
     return _SPACES.sub(" ", line)[:GROUP_CHARS]
+
+
+def group_key(message: str | None) -> int | None:
+    """The group of a failure message as a 64-bit number, stored with each failed or errored
+    result so a report groups them in SQL; None for no message (or one that says nothing)."""
+    text = normalised(message)
+    if not text:
+        return None
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -50,6 +50,8 @@ from common import (
     verdict,
 )
 
+from anvild.messages import group_key
+
 SPACING = 600.0  # seconds between two synthesized runs
 PASSING = "('PASSED', 'XPASSED')"
 FAILING = "('FAILED', 'ERROR')"
@@ -181,6 +183,15 @@ def _history(con: sqlite3.Connection, first_id: int) -> None:
         WHERE e.id > ?
         ORDER BY e.id, k.test_id
         """,
+        (first_id,),
+    )
+    # each failed result's message group, as anvild writes it with the result
+    con.create_function("anvild_group", 1, group_key, deterministic=True)
+    _sql(
+        con,
+        'UPDATE "execution_history" SET "message_group" = anvild_group("message") '
+        "WHERE \"execution_id\" > ? AND \"status\" IN ('FAILED', 'ERROR') "
+        'AND "message" IS NOT NULL',
         (first_id,),
     )
 

@@ -676,6 +676,47 @@ def test_failure_groups_count_every_failed_result(
     assert (RARE in drilled) == (window == 30)
 
 
+def test_failures_stored_before_their_groups_were_are_grouped_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    """A database from before the schema step `failure groups` (no message group stored with
+    its failures): opened by this anvild, its failures get their groups, and the report is the
+    one a database made now gives."""
+    import sqlite3
+
+    root = (tmp_path / "proj").resolve()
+    root.mkdir()
+    url = str(root / ".anvil" / "history.db")
+    with Owner(url, tmp_path / "state").open() as owner:
+        history = History(owner, url, str(root))
+        build_failing_history(history)
+        made_now = execution_json(Target(root, history.url))
+    forget(url)
+    with sqlite3.connect(url) as con:  # as the step before left it
+        con.execute('DROP INDEX "execution_history_failures"')
+        con.execute('ALTER TABLE "execution_history" DROP COLUMN "message_group"')
+        con.execute("DELETE FROM anvild_schema WHERE name = 'failure groups'")
+    upgraded = execution_json(Target(root, url))
+    forget(url)
+    assert upgraded["failures"] == made_now["failures"] and len(made_now["failures"]) >= 3
+    assert upgraded["drilldown"] == made_now["drilldown"]
+    with sqlite3.connect(url) as con:
+        assert con.execute(
+            "SELECT COUNT(*) FROM execution_history WHERE status IN ('FAILED', 'ERROR') "
+            "AND message IS NOT NULL AND message_group IS NULL"
+        ).fetchone() == (0,)
+
+
+def test_a_message_group_is_its_normalised_first_line() -> None:
+    from anvild.messages import group_key
+
+    a = group_key("ConnectionError: pool at 0x7f01 exhausted after 3 s\n  more")
+    assert a == group_key("ConnectionError: pool at 0x7e99 exhausted after 12 s")
+    assert a != group_key("ConnectionError: pool at 0x7f01 closed after 3 s")
+    assert group_key(None) is None and group_key("  \n ") is None
+    assert -(2**63) <= a < 2**63  # a BIGINT on PostgreSQL
+
+
 def test_drill_downs_read_at_once_say_what_one_test_at_a_time_says(
     project: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -724,7 +765,7 @@ def test_the_failures_are_found_on_their_index(
     project: tuple[Path, History], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The window's failed and errored results are read on their own index (schema step
-    `index failed results`), not by reading every result of the window, which a report over
+    `failure groups`), not by reading every result of the window, which a report over
     a big history would wait on (bench/fig_report.py); the condition the index is built on
     and the one the reads give must stay word for word the same for SQLite to take it."""
     import sqlite3

@@ -283,12 +283,17 @@ def execution(
     data["runs"] = [_run_row(run) for run in reversed(runs[-RUNS:])]
     data["runs_total"] = len(runs)
     names = {row["test_id"]: row["entity_id"] for row in results}
-    keys = failures.Keys()  # each distinct message normalised once, for both
-    data["failures"] = failures.groups(by_test, by_run, runs, names, keys)
+    examples = queries.failure_examples(failures.newest(by_run, runs)) if by_run else {}
+    data["failures"] = failures.groups(by_test, by_run, runs, names, examples)
     flaky_names = {v.entity_id for v in verdicts if v.flaky}
     data["drilldown"], data["drilldown_total"] = (
         failures.drilldowns(
-            project, by_test, names, sorted(flaky_names), [c.entity_id for c in changes], keys
+            project,
+            by_test,
+            names,
+            sorted(flaky_names),
+            [c.entity_id for c in changes],
+            examples,
         )
         if project is not None
         else ([], 0)

@@ -1,8 +1,9 @@
 """Why tests failed, for the execution report: failures grouped by cause, and a drill-down per
 test that failed, errored, flaked or got slower in the window.
 
-Both read the window's failures as counted by `queries.failure_counts` (per message and test,
-per message and run), so the work follows the distinct messages, not the failed results.
+Both read the window's failures as counted by `queries.failure_counts` (per message group
+and test, per message group and run: each failed result's group is stored with it), so the
+work follows the groups, not the failed results.
 """
 
 from __future__ import annotations
@@ -18,16 +19,26 @@ DRILLDOWNS = 100  # tests drilled into, most failures first
 DRILL_RUNS = 40  # newest results per drilled-into test
 NO_MESSAGE = "(no message)"
 
-ByTest = list[tuple[str | None, int, str, int]]  # (message, test, status, results)
-ByRun = list[tuple[str | None, int, int, int]]  # (message, run, last test stored, results)
+Group = int | None  # a message group (anvild.messages.group_key); None: no message
+ByTest = list[tuple[Group, int, str, int]]  # (group, test, status, results)
+ByRun = list[tuple[Group, int, int, int]]  # (group, run, last test stored, results)
 
 
-class Keys(dict[str | None, str]):
-    """Each raw message's group, normalised once per distinct message."""
+def newest(by_run: ByRun, runs: list[dict[str, Any]]) -> dict[Group, tuple[int, int]]:
+    """Each group's newest result as (run, test): of its newest run (runs are the window's,
+    oldest first), the last test stored; its message is the one the group shows."""
+    place = {run["id"]: n for n, run in enumerate(runs)}
+    found: dict[Group, tuple[int, int]] = {}
+    for group, run, last, _ in by_run:
+        seen = found.get(group)
+        if seen is None or (place[run], last) > (place[seen[0]], seen[1]):
+            found[group] = (run, last)
+    return found
 
-    def __missing__(self, message: str | None) -> str:
-        key = self[message] = normalised(message) or NO_MESSAGE
-        return key
+
+def texts(examples: Mapping[Group, str | None]) -> dict[Group, str]:
+    """Each group's text: its example message normalised."""
+    return {group: normalised(message) or NO_MESSAGE for group, message in examples.items()}
 
 
 def groups(
@@ -35,41 +46,36 @@ def groups(
     by_run: ByRun,
     runs: list[dict[str, Any]],
     names: Mapping[int, str],
-    keys: Keys | None = None,
+    examples: Mapping[Group, str | None],
 ) -> list[dict[str, Any]]:
     """Failed and errored results grouped by normalised message, the biggest group first:
-    message (normalised), example (the newest raw one: of its run, the last one stored),
-    results, tests and runs (with totals),
+    message (normalised), example (the newest raw one: of its run, the last one stored;
+    `queries.failure_examples` of `newest`), results, tests and runs (with totals),
     first_seen, last_seen, statuses, spaces. runs are the window's, oldest first."""
-    keys = Keys() if keys is None else keys
     place = {run["id"]: n for n, run in enumerate(runs)}
-    found: dict[str, dict[str, Any]] = {}
+    text = texts(examples)
+    found: dict[Group, dict[str, Any]] = {}
 
-    def group(message: str | None) -> dict[str, Any]:
-        key = keys[message]
+    def group(key: Group) -> dict[str, Any]:
         seen = found.get(key)
         if seen is None:
             seen = found[key] = {
-                "message": key,
+                "message": text[key],
                 "results": 0,
                 "tests": set(),
                 "runs": set(),
                 "statuses": set(),
-                "newest": (-1, -1),
-                "example": message,
+                "example": examples[key],
             }
         return seen
 
-    for message, test, status, n in by_test:
-        seen = group(message)
+    for key, test, status, n in by_test:
+        seen = group(key)
         seen["results"] += n
         seen["tests"].add(names[test])
         seen["statuses"].add(status)
-    for message, run, last, _ in by_run:
-        seen = group(message)
-        seen["runs"].add(place[run])
-        if message and (place[run], last) > seen["newest"]:
-            seen["newest"], seen["example"] = (place[run], last), message
+    for key, run, _, _ in by_run:
+        group(key)["runs"].add(place[run])
     out = []
     for seen in found.values():
         tests = sorted(seen["tests"])
@@ -98,7 +104,7 @@ def drilldowns(
     names: Mapping[int, str],
     flaky: Iterable[str],
     slower: Iterable[str],
-    keys: Keys | None = None,
+    examples: Mapping[Group, str | None],
 ) -> tuple[list[dict[str, Any]], int]:
     """One entry per test that failed, errored, flaked or got slower, most failures first (at
     most DRILLDOWNS), and how many such tests there are: its newest results (strip and
@@ -106,12 +112,12 @@ def drilldowns(
     from anvild.cards import runs_of
     from anvild.store import queries
 
-    keys = Keys() if keys is None else keys
+    text = texts(examples)
     ids = {name: test for test, name in names.items()}
     messages: dict[str, dict[str, int]] = {}
-    for message, test, _, n in by_test:
+    for group, test, _, n in by_test:
         counts = messages.setdefault(names[test], {})
-        key = keys[message]
+        key = text[group]
         counts[key] = counts.get(key, 0) + n
     why: dict[str, list[str]] = {name: ["failed"] for name in messages}
     for name in flaky:

@@ -52,7 +52,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("index execution start", order.index_execution_start),
     ("history attempt as integer", _wide_attempt),
     ("quarantine table", _quarantine_table),
-    ("index failed results", queries.index_failures),
+    ("failure groups", queries.failure_groups),
 )
 
 SCHEMA_VERSION = len(STEPS)

@@ -7,6 +7,7 @@ from typing import Any
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CompositeKey,
     DatabaseProxy,
@@ -143,6 +144,8 @@ class ExecutionHistory(BaseModel):
     status = TextField()
     duration = DoubleField(null=True)
     message = TextField(null=True)
+    # A failed or errored result's message group (anvild.messages.group_key); NULL otherwise
+    message_group = BigIntegerField(null=True)
 
     class Meta:
         primary_key = CompositeKey("execution", "test", "attempt")

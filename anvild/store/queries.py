@@ -7,7 +7,7 @@ from typing import Any
 from peewee import JOIN, Database, fn
 
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, Status
-from anvild.store import backend, order
+from anvild.store import order
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (
     Entity,
@@ -660,33 +660,52 @@ def execution_by_id(execution: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def index_failures(db: Database) -> None:
-    """Migration step: the failed and errored results by run, for `failure_counts`, so that a
-    report reads a window's failures and not every result of it (a few percent of the rows).
+def failure_groups(db: Database) -> None:
+    """Migration step: each failed or errored result's message group (anvild.messages:
+    `group_key`, written with every result since), and an index of those results by run, so
+    a report counts a window's failures per group in SQL, reading neither the window's other
+    results nor the messages. Results stored before the step get their group here."""
+    from anvild.messages import group_key
 
-    On SQLite the index holds the message too and answers the query alone; PostgreSQL limits
-    the size of an index row below what a message may take, so there it leads to the rows."""
-    message = '"message", ' if backend.is_sqlite(db) else ""
+    if "message_group" not in {c.name for c in db.get_columns("execution_history")}:
+        db.execute_sql('ALTER TABLE "execution_history" ADD COLUMN "message_group" BIGINT')
+    p = db.param
+    select = (
+        'SELECT "execution_id", "test_id", "attempt", "message" FROM "execution_history" '
+        f'WHERE "status" IN {_FAILING_SQL} AND "message" IS NOT NULL '
+        f'AND ("execution_id", "test_id", "attempt") > ({p}, {p}, {p}) '
+        f'ORDER BY "execution_id", "test_id", "attempt" LIMIT {_BACKFILL_ROWS}'
+    )
+    update = (
+        f'UPDATE "execution_history" SET "message_group" = {p} '
+        f'WHERE "execution_id" = {p} AND "test_id" = {p} AND "attempt" = {p}'
+    )
+    last: tuple[Any, ...] = (-1, -1, -1)
+    while rows := db.execute_sql(select, last).fetchall():  # a batch at a time in memory
+        params = [(group_key(message), run, test, attempt) for run, test, attempt, message in rows]
+        db.cursor().executemany(update, [row for row in params if row[0] is not None])
+        last = tuple(rows[-1][:3])
     db.execute_sql(
         'CREATE INDEX IF NOT EXISTS "execution_history_failures" ON "execution_history" '
-        f'("execution_id", {message}"test_id", "status") WHERE "status" IN {_FAILING_SQL}'
+        f'("execution_id", "message_group", "test_id", "status") WHERE "status" IN {_FAILING_SQL}'
     )
 
 
 _FAILING_SQL = "(" + ", ".join(f"'{status}'" for status in _FAILING) + ")"
+_BACKFILL_ROWS = 10_000
 
 
 def failure_counts(
     project: int, since: float, spaces: tuple[str, ...]
-) -> tuple[list[tuple[str | None, int, str, int]], list[tuple[str | None, int, int, int]]]:
+) -> tuple[list[tuple[int | None, int, str, int]], list[tuple[int | None, int, int, int]]]:
     """The failed and errored results of runs started at or after since, counted: per
-    (message, test, status) how many, and per (message, run) the last test stored (the highest
-    test id) and how many.
+    (message group, test, status) how many, and per (message group, run) the last test
+    stored (the highest test id) and how many. `failure_examples` gives each group's text.
 
     Counted in SQL, not returned one row per result: a window of a big history holds hundreds
-    of thousands of failures and only a few distinct messages. Both counts read the window's
-    runs on the failures' index (`index_failures`), whose condition they repeat word for word
-    so that the planner takes it. Tests and runs are row ids."""
+    of thousands of failures and a few groups. Both counts read the window's runs on the
+    failures' index (`failure_groups`), whose condition they repeat word for word so that the
+    planner takes it. Tests and runs are row ids; the group of no message is None."""
     db = database.obj
     p = db.param
     window = (
@@ -696,24 +715,44 @@ def failure_counts(
     )
     params = (project, *spaces, since)
     by_test = [
-        (message, int(test), status, int(n))
-        for message, test, status, n in db.execute_sql(
-            f'SELECT h."message", h."test_id", h."status", COUNT(*) FROM "execution_history" '
-            f'AS h WHERE {window} GROUP BY h."test_id", h."message", h."status" '
-            'ORDER BY h."message", h."test_id", h."status"',
+        (group, int(test), status, int(n))
+        for group, test, status, n in db.execute_sql(
+            'SELECT h."message_group", h."test_id", h."status", COUNT(*) FROM "execution_history" '
+            f'AS h WHERE {window} GROUP BY h."test_id", h."message_group", h."status" '
+            'ORDER BY h."message_group", h."test_id", h."status"',
             params,
         )
     ]
     by_run = [
-        (message, int(run), int(last), int(n))
-        for message, run, last, n in db.execute_sql(
-            f'SELECT h."message", h."execution_id", MAX(h."test_id"), COUNT(*) '
+        (group, int(run), int(last), int(n))
+        for group, run, last, n in db.execute_sql(
+            'SELECT h."message_group", h."execution_id", MAX(h."test_id"), COUNT(*) '
             f'FROM "execution_history" AS h WHERE {window} '
-            'GROUP BY h."execution_id", h."message"',
+            'GROUP BY h."execution_id", h."message_group"',
             params,
         )
     ]
     return by_test, by_run
+
+
+def failure_examples(
+    newest: dict[int | None, tuple[int, int]],
+) -> dict[int | None, str | None]:
+    """The message of each group's result in (run, test), as newest names them: the raw
+    message a group shows (its failing attempts' greatest, when a test failed twice)."""
+    db = database.obj
+    p = db.param
+    sql = (
+        'SELECT MAX("message") FROM "execution_history" WHERE "execution_id" = {p} '
+        'AND "test_id" = {p} AND "status" IN {failing} AND "message_group" {same}'
+    )
+    found: dict[int | None, str | None] = {}
+    for group, (run, test) in newest.items():
+        same = "IS NULL" if group is None else f"= {p}"
+        query = sql.format(p=p, failing=_FAILING_SQL, same=same)
+        row = db.execute_sql(query, (run, test) if group is None else (run, test, group))
+        found[group] = row.fetchone()[0]
+    return found
 
 
 def tracebacks(tests: list[int]) -> dict[int, str]:

@@ -13,8 +13,9 @@ from peewee import Database, IntegrityError, OperationalError
 
 from anvild.errors import DatabaseError
 from anvild.identity import exact_node_ids
+from anvild.messages import group_key
 from anvild.provenance import Provenance
-from anvild.records import RERUN, ParsedRun, TestResult
+from anvild.records import FAILING, RERUN, ParsedRun, TestResult
 from anvild.store import backend, fold, order
 from anvild.store.models import Execution, Project
 
@@ -209,7 +210,8 @@ def _history(
     order = sorted(range(len(results)), key=ids.__getitem__)
     for i in order:
         r = results[i]
-        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message)
+        group = group_key(r.message) if r.status in FAILING and r.message else None
+        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message, group)
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -361,7 +363,8 @@ def _in_time(
 
 _HISTORY_INSERT = (
     'INSERT INTO "execution_history" ("execution_id", "test_id", "attempt", "timestamp", '
-    '"status", "duration", "message") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})'
+    '"status", "duration", "message", "message_group") '
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 _TRACEBACK_UPDATE = 'UPDATE "test" SET "last_traceback" = {p} WHERE "id" = {p}'
 
