@@ -224,6 +224,18 @@ def test_a_report_the_spool_cannot_keep_is_lost_only_when_replaced(
     assert d.counters.rejected == 0
 
 
+def worker_at_default_path(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """A worker watching `.pytest_cache/report.json` of one project, its database up: the
+    worker, the project's root, the report's path."""
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    return d, root, root / ".pytest_cache" / "report.json"
+
+
 def test_an_unkept_report_replaced_before_its_turn_is_lost_once_and_the_new_one_stored(
     tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
 ) -> None:
@@ -234,13 +246,7 @@ def test_an_unkept_report_replaced_before_its_turn_is_lost_once_and_the_new_one_
     from anvild.work import Unkept, stamp_of
 
     sample = Path(sample_reports["json"])
-    root = tmp_path / "p"
-    (root / ".pytest_cache").mkdir(parents=True)
-    target = root / ".pytest_cache" / "report.json"
-    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
-    owner = FakeOwner()
-    owner.back = True
-    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    d, root, target = worker_at_default_path(tmp_path)
     target.write_bytes(version(sample, 1))
     taken = Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy")
     target.write_bytes(version(sample, 2))
@@ -255,15 +261,8 @@ def test_an_unkept_report_read_as_it_was_taken_is_stored_not_lost(
 ) -> None:
     from anvild.work import Unkept, stamp_of
 
-    sample = Path(sample_reports["json"])
-    root = tmp_path / "p"
-    (root / ".pytest_cache").mkdir(parents=True)
-    target = root / ".pytest_cache" / "report.json"
-    d = make_daemon(tmp_path, [root], '[".pytest_cache/report.json"]')
-    owner = FakeOwner()
-    owner.back = True
-    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
-    target.write_bytes(version(sample, 1))
+    d, root, target = worker_at_default_path(tmp_path)
+    target.write_bytes(version(Path(sample_reports["json"]), 1))
     d._unkept(Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy"))
     assert d.counters.lost == [] and len(stored) == 1
 

@@ -354,14 +354,11 @@ document.getElementById("report").addEventListener("load", function () {{
 </script></body></html>"""
 
 
-@pytest.mark.parametrize("width", [1400, 400])
-def test_the_runs_table_fits_the_screen(
-    reports: dict[str, Path], tmp_path: Path, width: int
-) -> None:
-    """At a phone's width the runs table is one card per run: nothing to scroll sideways, and
-    the run, when, counts, commit and CI link all still shown."""
+def measured(template: str, report: Path, tmp_path: Path, width: int) -> list[int]:
+    """The numbers a measuring page (template) puts in its title once the report, framed at
+    width, has loaded in Chromium."""
     page = tmp_path / "measure.html"
-    page.write_text(MEASURE.format(src=reports["execution"].as_uri(), width=width))
+    page.write_text(template.format(src=report.as_uri(), width=width))
     proc = chromium(
         page,
         tmp_path / "profile",
@@ -370,7 +367,16 @@ def test_the_runs_table_fits_the_screen(
         "--dump-dom",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    scroll, client, shown = map(int, Dom(proc.stdout).title.split())
+    return [int(n) for n in Dom(proc.stdout).title.split()]
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_runs_table_fits_the_screen(
+    reports: dict[str, Path], tmp_path: Path, width: int
+) -> None:
+    """At a phone's width the runs table is one card per run: nothing to scroll sideways, and
+    the run, when, counts, commit and CI link all still shown."""
+    scroll, client, shown = measured(MEASURE, reports["execution"], tmp_path, width)
     assert client > 0 and scroll <= client, (scroll, client)
     assert shown == 10  # the newest run is a CI run: its link shows too
 
@@ -403,17 +409,8 @@ def test_the_comparison_fits_the_screen(
     screen) and each table row is a card: nothing to scroll sideways, the test and its runs,
     failures and average in both spaces all on screen. On a desktop the panels sit side by
     side."""
-    page = tmp_path / "measure.html"
-    page.write_text(MEASURE_COMPARISON.format(src=reports["comparison"].as_uri(), width=width))
-    proc = chromium(
-        page,
-        tmp_path / "profile",
-        "--allow-file-access-from-files",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    scroll, client, stacked, scatter, shown = map(int, Dom(proc.stdout).title.split())
+    measures = measured(MEASURE_COMPARISON, reports["comparison"], tmp_path, width)
+    scroll, client, stacked, scatter, shown = measures
     assert 0 < client <= width and scroll <= client, (scroll, client)
     assert shown == 7  # the test, then runs, failures and average locally and in CI
     if width < 600:
