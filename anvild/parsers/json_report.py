@@ -314,6 +314,7 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
     for start in range(0, len(raw), _CHUNK):
         for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
             _add_results(test, path, results, files)
+    report.tests = raw = []  # their bytes' places in the document: no longer needed
     # one per node id before anything is built for it (_collector_results says which)
     unique: dict[str, _Collector] = {}
     for c in report.collectors:

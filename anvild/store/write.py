@@ -113,8 +113,9 @@ def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[i
     if len(keys) > _WHOLE_PROJECT:
         # Most of a big suite: one scan of the project's tests beats thousands of lookups.
         cursor.execute(_TESTS_OF_PROJECT.format(p=db.param), (project_id,))
-        wanted = set(keys)
-        for test_id, key, entity_id in cursor.fetchall():
+        rows = cursor.fetchall()
+        wanted = set(keys) if rows else set()  # (a new project's first run has none)
+        for test_id, key, entity_id in rows:
             if key in wanted:
                 found[key] = (test_id, entity_id)
         return found
@@ -132,19 +133,17 @@ def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[i
 def _test_ids(
     db: Database,
     project_id: int,
-    results: Iterable[TestResult],
+    wanted: Mapping[str, TestResult],
     finals: Mapping[str, TestResult],
     exact: bool,
 ) -> dict[str, int]:
     """Ids of the run's tests by key, creating the ones not seen before (set-based), each
     test's row given the traceback of its final result where it has one.
 
+    wanted: each test's first result, by key (a new test takes its node id and file).
     exact: the results carry real pytest node ids (not guessed from JUnit names); a stored
     test then takes its real node id and file.
     """
-    wanted: dict[str, TestResult] = {}
-    for result in results:
-        wanted.setdefault(result.key, result)
     known = _lookup(db, project_id, list(wanted))
     # A test first seen in JUnit has a guessed node id (`data/v2/test_x.py` for the file
     # `data.v2/test_x.py`); a pytest report names it for real. A guess never replaces an id.
@@ -218,21 +217,36 @@ _TEST_UPDATE = (
 
 
 def _history(
-    execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
+    execution: int,
+    test_ids: Mapping[str, int],
+    results: Sequence[TestResult],
+    finals: Mapping[str, TestResult],
+    by_id: list[str],
 ) -> Iterator[tuple[Any, ...]]:
     """The run's history rows in primary-key order, made as they are written (a big run's rows
     are never all in memory at once); timestamp NULL: the run's start (per-test times are not
-    known), 8 bytes a row less."""
-    if len({r.key for r in results}) == len(results):  # one attempt per test: unique already
-        attempts = [r.attempt for r in results]
-    else:
-        attempts = [attempt for _, attempt in _unique_attempts(results)]
+    known), 8 bytes a row less.
+
+    by_id: the run's keys by test id, the order the rows are appended to the table's B-tree in
+    (not scattered); when each test has one result (the usual case), its rows' order.
+    """
+    if len(finals) == len(results):
+        for key in by_id:
+            r = finals[key]
+            yield (execution, test_ids[key], r.attempt, None, r.status, r.duration, r.message)
+        return
+    attempts = [attempt for _, attempt in _unique_attempts(results)]
     ids = [test_ids[r.key] for r in results]
-    # appended to the table's B-tree in order, not scattered (a test's attempts in their order)
-    order = sorted(range(len(results)), key=ids.__getitem__)
-    for i in order:
+    for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
         r = results[i]
         yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message)
+
+
+def _firsts(results: Iterable[TestResult]) -> dict[str, TestResult]:
+    firsts: dict[str, TestResult] = {}
+    for result in results:
+        firsts.setdefault(result.key, result)
+    return firsts
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -323,15 +337,19 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             metadata=json.dumps(metadata, default=str),
             session_id=run.session_id,
         )
+        results = run.results
         finals = run.final_results()
+        # each test's first result (its name, if new): its final one, unless it has several
+        wanted = finals if len(finals) == len(results) else _firsts(results)
         exact = exact_node_ids(run.source_format)
-        test_ids = _test_ids(db, project.id, run.results, finals, exact)
-        history = _history(execution.id, test_ids, run.results)
-        backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
-        reran = {r.key for r in run.results if r.status == RERUN}
-        # by test id: the lock order of concurrent owners, and the primary key's; the rows are
+        test_ids = _test_ids(db, project.id, wanted, finals, exact)
+        del wanted
+        # by test id: the lock order of concurrent owners, and the primary keys'; the rows are
         # made as they are written (a big run's are never all in memory at once)
         by_id = sorted(finals, key=test_ids.__getitem__)
+        history = _history(execution.id, test_ids, results, finals, by_id)
+        backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
+        reran = {r.key for r in results if r.status == RERUN} if counts[RERUN] else set()
         space, row = sub.space, fold.run_row
         stats: Iterable[tuple[Any, ...]] = (
             row(test_ids[key], space, (f := finals[key]).status, key in reran, f.duration, at)
