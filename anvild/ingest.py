@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import msgspec
+
 from anvild import protocol, provenance
 from anvild.errors import (
     AnvildError,
@@ -237,7 +239,7 @@ def shared(run: ParsedRun, options: IngestOptions, name: str) -> ParsedRun:
         raise NotShared(f"not sent: this project shares {options.share!r} runs only", name)
     if options.messages:
         return run
-    quiet = tuple(replace(r, message=None, traceback=None) for r in run.results)
+    quiet = tuple(msgspec.structs.replace(r, message=None, traceback=None) for r in run.results)
     return replace(run, results=quiet)
 
 

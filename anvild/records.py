@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import msgspec
 import orjson
 
 from anvild.errors import NotARun
@@ -145,9 +148,14 @@ def outranks(status: str, seen: str) -> bool:
     return seen == RERUN or SEVERITY[status] >= SEVERITY[seen]
 
 
-@dataclass(frozen=True, slots=True)
-class TestResult:
-    """One attempt of one test in one run."""
+class TestResult(msgspec.Struct, frozen=True, gc=False):
+    """One attempt of one test in one run.
+
+    A frozen record as the dataclasses here are, made a million times by a big report: a
+    msgspec Struct is built in a tenth of a frozen dataclass's time, and without a garbage
+    collector header (its fields are texts and numbers: it can be part of no cycle). A changed
+    copy is `msgspec.structs.replace`.
+    """
 
     __test__ = False  # not a pytest test class, whatever its name
 
@@ -245,7 +253,7 @@ def _storable_result(result: TestResult) -> TestResult:
         or _unstorable(result.file)
     ):
         return result
-    return replace(
+    return msgspec.structs.replace(
         result,
         node_id=storable_text(result.node_id),
         key=storable_text(result.key),
@@ -253,6 +261,27 @@ def _storable_result(result: TestResult) -> TestResult:
         traceback=_storable_or_none(result.traceback),
         file=_storable_or_none(result.file),
     )
+
+
+_TEXTS = operator.attrgetter("node_id", "key", "message", "traceback", "file")
+_KEY = operator.attrgetter("key")
+_KEY_ATTEMPT = operator.attrgetter("key", "attempt")
+# Results whose texts are checked at once (as one joined text: no call per text); a chunk
+# holds at most this many 64 KB tracebacks.
+_TEXT_CHUNK = 256
+
+
+def _storable_results(results: Sequence[TestResult]) -> list[TestResult]:
+    """The results with storable texts: a chunk at a time, each result of a chunk whose
+    joined texts need it (rare) made storable one by one."""
+    out: list[TestResult] = []
+    for start in range(0, len(results), _TEXT_CHUNK):
+        chunk = results[start : start + _TEXT_CHUNK]
+        if _unstorable("".join(filter(None, itertools.chain.from_iterable(map(_TEXTS, chunk))))):
+            out.extend(map(_storable_result, chunk))
+        else:
+            out.extend(chunk)
+    return out
 
 
 def _storable_object(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -268,23 +297,14 @@ def storable(run: ParsedRun) -> ParsedRun:
     hold (storable_text), and each test's attempts numbered uniquely (a report may repeat a
     test or a collector any number of times; the history keys a row by test and attempt).
 
-    A repeated (key, attempt) takes the next free attempt of its key. Linear in the results:
-    a key's search for a free number resumes where its last one ended.
+    A repeated (key, attempt) takes the next free attempt of its key (_unique_attempts).
     """
-    taken: set[tuple[str, int]] = set()
-    resume: dict[str, int] = {}
-    results = []
-    for result in run.results:
-        result = _storable_result(result)
-        key, attempt = result.key, result.attempt
-        if (key, attempt) in taken:
-            attempt = max(attempt, resume.get(key, 0))
-            while (key, attempt) in taken:
-                attempt += 1
-            resume[key] = attempt + 1
-            result = replace(result, attempt=attempt)
-        taken.add((key, attempt))
-        results.append(result)
+    results = _storable_results(run.results)
+    # (set operations only: each test once, the usual case, needs no pair of key and attempt)
+    if len(set(map(_KEY, results))) < len(results) and len(set(map(_KEY_ATTEMPT, results))) < len(
+        results
+    ):
+        results = _unique_attempts(results)
     return replace(
         run,
         results=tuple(results),
@@ -293,3 +313,24 @@ def storable(run: ParsedRun) -> ParsedRun:
         environment=_storable_object(run.environment),
         metadata=_storable_object(run.metadata),
     )
+
+
+def _unique_attempts(results: list[TestResult]) -> list[TestResult]:
+    """The results with each repeated (key, attempt) moved to the next free attempt of its key.
+
+    Linear in the results: a key's search for a free number resumes where its last one ended.
+    """
+    taken: set[tuple[str, int]] = set()
+    resume: dict[str, int] = {}
+    unique = []
+    for result in results:
+        key, attempt = result.key, result.attempt
+        if (key, attempt) in taken:
+            attempt = max(attempt, resume.get(key, 0))
+            while (key, attempt) in taken:
+                attempt += 1
+            resume[key] = attempt + 1
+            result = msgspec.structs.replace(result, attempt=attempt)
+        taken.add((key, attempt))
+        unique.append(result)
+    return unique

@@ -100,3 +100,19 @@ def test_failure_rate_counts_executed_runs_only() -> None:
 def test_statuses_are_one_str_enum_stored_as_their_names() -> None:
     assert [str(s) for s in Status] == list(STATUSES)
     assert Status("FAILED") == "FAILED" and f"{Status.RERUN}" == "RERUN"
+
+
+@given(run=RUN, test=st.integers(min_value=1, max_value=2**40))
+def test_a_run_row_is_the_rule_for_every_shape_of_run(
+    run: tuple[str, bool, float | None, float], test: int
+) -> None:
+    """The write path's row of one run (made from its shape's, once per test of a big run)
+    holds what the rule gives, its derived statistics derived from its own counts."""
+    status, reran, duration, at = run
+    row = dict(
+        zip(fold.COLUMNS, fold.run_row(test, "ci", status, reran, duration, at), strict=True)
+    )
+    rule = fold._rule(fold.RunOutcome(Status(status), reran, duration), at)
+    assert row == {"test_id": test, "space": "ci", **rule}
+    assert fold.derive(dict(row)) == row
+    assert row["last_status"] == status and type(row["last_status"]) is str

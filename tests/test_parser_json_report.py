@@ -155,3 +155,57 @@ def test_wrong_types_inside_tests_do_not_crash(tmp_path: Path) -> None:
     assert run.results[0].status == FAILED
     assert run.results[0].duration is None
     assert run.exit_code is None
+
+
+# Tests of every shape the outcome rules tell apart: passes, failures in each phase, skips with
+# their reason, xfail and xpass, reruns ending in a pass or not, a failed subtest, a test set up
+# and never called (interrupted), durations missing or huge, clipped names and messages.
+_SHAPES = [
+    {"nodeid": "t.py::ok", "outcome": "passed", "setup": {"duration": 0.1, "outcome": "passed"},
+     "call": {"duration": 0.2, "outcome": "passed"},
+     "teardown": {"duration": 0.3, "outcome": "passed"}},
+    {"nodeid": "t.py::T::fails[1]", "outcome": "failed", "call": {"duration": 1.0,
+     "outcome": "failed", "crash": {"message": "AssertionError: no"}, "longrepr": "tb\nE  no"}},
+    {"nodeid": "t.py::setup_error", "outcome": "error", "setup": {"outcome": "failed",
+     "longrepr": "fixture\nE   boom\n"}},
+    {"nodeid": "t.py::skipped", "outcome": "skipped", "setup": {"outcome": "skipped",
+     "crash": {"message": "Skipped: later"}, "longrepr": "('t.py', 1, 'Skipped: later')"}},
+    {"nodeid": "t.py::xfail", "outcome": "xfailed", "call": {"outcome": "skipped",
+     "crash": {"message": "reason"}, "longrepr": "tb"}},
+    {"nodeid": "t.py::xpass", "outcome": "xpassed", "call": {"outcome": "passed"}},
+    {"nodeid": "t.py::flaky", "outcome": "rerun", "call": {"duration": 2.0, "outcome": "passed"}},
+    {"nodeid": "t.py::gave_up", "outcome": "rerun", "call": {"outcome": "failed",
+     "crash": {"message": "still no"}}},
+    {"nodeid": "t.py::sub", "outcome": "subtests passed", "call": {"outcome": "passed"},
+     "anvild_subtest_failure": {"message": None, "longrepr": "sub tb\nE  sub failed"}},
+    {"nodeid": "t.py::interrupted", "outcome": "passed", "setup": {"outcome": "passed"}},
+    {"nodeid": "t.py::huge", "outcome": "passed", "setup": {"duration": 1e308},
+     "call": {"duration": 1e308}},
+    {"nodeid": "t.py::" + "n" * 600, "outcome": "failed",
+     "call": {"outcome": "failed", "crash": {"message": "m" * 5000}}},
+    {"nodeid": "t.py::ok", "outcome": "passed", "call": {"outcome": "passed"}},  # again
+    {"nodeid": "t.py::plugin", "outcome": "Timeout", "call": {"outcome": "failed"}},
+]  # fmt: skip
+
+
+def test_the_tolerant_reading_gives_each_test_what_the_typed_one_does(tmp_path: Path) -> None:
+    """One field of an odd type anywhere makes a report read the tolerant way: every other
+    test comes out of it exactly as the typed reading gives it (the rules have one home)."""
+    path = tmp_path / "r.json"
+    typed = json_report.parse_json_report(path, _doc(_SHAPES))
+    odd = {"nodeid": "t.py::odd", "outcome": "passed", "call": {"duration": "slow"}}
+    tolerant = json_report.parse_json_report(path, _doc([odd, *_SHAPES]))
+    assert tolerant.results[0].node_id == "t.py::odd" and tolerant.results[0].duration is None
+    assert tolerant.results[1:] == typed.results
+    by_id = {(r.node_id, r.attempt): r for r in typed.results}
+    assert [(r.status, r.duration) for r in typed.results if r.node_id == "t.py::flaky"] == [
+        (RERUN, None),
+        (PASSED, 2.0),
+    ]
+    assert by_id["t.py::sub", 0].status == FAILED
+    assert by_id["t.py::sub", 0].message == "E  sub failed"
+    assert ("t.py::interrupted", 0) not in by_id
+    assert by_id["t.py::huge", 0].duration is None
+    assert by_id["t.py::ok", 0].duration == pytest.approx(0.6) and by_id["t.py::ok", 1]
+    assert by_id["t.py::skipped", 0].traceback is None
+    assert by_id["t.py::setup_error", 0].message == "E   boom"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from anvild.records import (
     ERROR,
     FAILED,
     INTERRUPTED,
+    NAME_LIMIT,
     PASSED,
     RERUN,
     SKIPPED,
@@ -92,108 +92,37 @@ def map_outcome(outcome: object, path: Path) -> str:
     return status
 
 
-# One phase (setup, call, teardown) as the result needs it: duration, outcome, crash
-# message, long representation.
-Phase = tuple[float | None, str | None, str | None, str | None]
-
-
-def _result(
-    node_id: object,
-    outcome: object,
-    phases: list[Phase],
-    path: Path,
-    called: bool,
-    failure: tuple[str | None, str | None] | None = None,
-) -> TestResult | None:
-    """A test's result from its phases; None for a test that never reached its verdict (set
-    up, then the session was interrupted: pytest-json-report still lists it as passed)."""
-    if not isinstance(node_id, str) or not node_id:
-        raise ReportError("a test without a 'nodeid'", str(path))
-    if not called and phases and all(phase[1] in (None, "passed") for phase in phases):
-        return None
-    node_id = clip_name(node_id)
-    status = OUTCOMES.get(outcome) if isinstance(outcome, str) else None
-    status = status or map_outcome(outcome, path)
-    known = [phase[0] for phase in phases if phase[0] is not None]
-    duration = seconds(sum(known)) if known else None  # a sum of huge ones is no duration
-    message = traceback = None
-    for _, phase_outcome, crash, longrepr in phases:
-        if message is None and phase_outcome not in (None, "passed"):
-            message = crash
-            if longrepr:
-                traceback = longrepr
-                if message is None:
-                    message = last_line(longrepr)
-    if failure is not None:
-        # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
-        # show "subtests passed", the word of the last subtest) with its message, not "contains
-        # 1 failed subtest" (or nothing, for unittest's subTest)
-        status = status if status == ERROR else FAILED
-        message, traceback = failure[0] or last_line(failure[1]), failure[1] or traceback
-    if status in (PASSED, XPASSED):
-        message = traceback = None
-    elif status in (SKIPPED, XFAILED):
-        traceback = None
-    return TestResult(
-        node_id=node_id,
-        key=key_from_node_id(node_id),
-        status=status,
-        duration=duration,
-        message=clip_message(message),
-        traceback=clip_traceback(traceback),
-        file=node_id.split("::", 1)[0],
-    )
-
-
-def _attempts(result: TestResult | None, final_call: str | None) -> list[TestResult]:
-    """A test's results. pytest-json-report keeps one entry per test: after reruns its
-    outcome stays "rerun" even when the last attempt passed, and its phases are the last
-    attempt's. Such a test is a rerun, then the pass its last call shows."""
-    if result is None:
-        return []
-    if result.status == RERUN and final_call == "passed":
-        return [replace(result, duration=None), replace(result, status=PASSED, message=None)]
-    return [result]
-
-
-def _test_result(item: dict[str, Any], path: Path) -> list[TestResult]:
-    """A test read from a plain JSON object, tolerating wrong types field by field."""
-    phases: list[Phase] = []
-    for phase_name in _PHASES:
-        phase = item.get(phase_name)
-        if not isinstance(phase, dict):
-            continue
-        crash = phase.get("crash")
-        message = crash.get("message") if isinstance(crash, dict) else None
-        longrepr = phase.get("longrepr")
-        phases.append(
-            (
+def _plain_test(item: dict[str, Any]) -> _Test:
+    """A test of a plain JSON object as the typed decoder would give it, tolerating wrong
+    types field by field: what is not of its type is missing."""
+    phases: dict[str, _Phase] = {}
+    for name in _PHASES:
+        phase = item.get(name)
+        if isinstance(phase, dict):
+            crash = phase.get("crash")
+            message = crash.get("message") if isinstance(crash, dict) else None
+            longrepr = phase.get("longrepr")
+            phases[name] = _Phase(
                 seconds(phase.get("duration")),
                 phase.get("outcome"),
-                message if isinstance(message, str) else None,
+                _Crash(message) if isinstance(message, str) else None,
                 longrepr if isinstance(longrepr, str) else None,
             )
+        elif name == "call" and phase is not None:
+            phases[name] = _Phase()  # called, though what its call did is unreadable
+    node_id = item.get("nodeid")
+    failure = item.get("anvild_subtest_failure")
+    if isinstance(failure, dict):
+        message, longrepr = failure.get("message"), failure.get("longrepr")
+        failure = _SubtestFailure(
+            message if isinstance(message, str) else None,
+            longrepr if isinstance(longrepr, str) else None,
         )
-    call = item.get("call")
-    call_outcome = call.get("outcome") if isinstance(call, dict) else None
-    result = _result(
-        item.get("nodeid"),
+    return _Test(
+        node_id if isinstance(node_id, str) else "",
         item.get("outcome"),
-        phases,
-        path,
-        call is not None,
-        _subtest_failure(item.get("anvild_subtest_failure")),
-    )
-    return _attempts(result, call_outcome if isinstance(call_outcome, str) else None)
-
-
-def _subtest_failure(value: object) -> tuple[str | None, str | None] | None:
-    if not isinstance(value, dict):
-        return None
-    message, longrepr = value.get("message"), value.get("longrepr")
-    return (
-        message if isinstance(message, str) else None,
-        longrepr if isinstance(longrepr, str) else None,
+        anvild_subtest_failure=failure if isinstance(failure, _SubtestFailure) else None,
+        **phases,
     )
 
 
@@ -238,25 +167,30 @@ def _skip_reason(longrepr: str | None) -> str | None:
     return last_line(longrepr)
 
 
-class _Crash(msgspec.Struct):
+# A test as anvild reads it, decoded by msgspec: the fields it stores, nothing else. Outcomes
+# are of any type (map_outcome names an odd one); an odd type elsewhere makes the whole report
+# read the tolerant way (_plain_test), into the same structures.
+
+
+class _Crash(msgspec.Struct, gc=False):
     message: str | None = None
 
 
-class _Phase(msgspec.Struct):
-    duration: float | None = None  # checked by seconds(): negative and huge ones are dropped
-    outcome: str | None = None
+class _Phase(msgspec.Struct, gc=False):
+    duration: float | None = None  # checked as seconds(): negative and huge ones are dropped
+    outcome: object = None
     crash: _Crash | None = None
     longrepr: str | None = None
 
 
-class _SubtestFailure(msgspec.Struct):
+class _SubtestFailure(msgspec.Struct, gc=False):
     message: str | None = None
     longrepr: str | None = None
 
 
-class _Test(msgspec.Struct):
+class _Test(msgspec.Struct, gc=False):
     nodeid: str
-    outcome: str
+    outcome: object = None
     setup: _Phase | None = None
     call: _Phase | None = None
     teardown: _Phase | None = None
@@ -295,25 +229,42 @@ _CHUNK = 2000  # tests decoded at once: few calls, little memory
 
 
 _INF = float("inf")
+_QUIET = (PASSED, XPASSED)  # a pass keeps no message
+_UNEXECUTED = (SKIPPED, XFAILED)  # a skip keeps its reason, no traceback
 
 
-def _typed_test(test: _Test, path: Path, out: list[TestResult], files: dict[str, str]) -> None:
-    """A decoded test's results appended to out: `_result` and `_attempts` for typed phases,
-    written out once per test (no phase tuples, no call per phase; the same rules)."""
+def _add_results(test: _Test, path: Path, out: list[TestResult], files: dict[str, str]) -> None:
+    """A test's results appended to out: the one home of how pytest-json-report's outcome and
+    phases (setup, call, teardown) become a status, a duration, a message and a traceback.
+
+    Nothing for a test that never reached its verdict (set up, then the session was
+    interrupted: pytest-json-report still lists it as passed). After reruns
+    pytest-json-report keeps one entry whose outcome stays "rerun" even when the last attempt
+    passed, with the last attempt's phases: such a test is a rerun, then the pass its last
+    call shows.
+    """
     node_id = test.nodeid
     if not node_id:
         raise ReportError("a test without a 'nodeid'", str(path))
     setup, call, teardown = test.setup, test.call, test.teardown
-    phases = [phase for phase in (setup, call, teardown) if phase is not None]
-    if call is None and phases and all(p.outcome in (None, "passed") for p in phases):
+    if (
+        call is None
+        and (setup is not None or teardown is not None)
+        and all(p.outcome in (None, "passed") for p in (setup, teardown) if p is not None)
+    ):
         return  # set up, never called: the session was interrupted before its verdict
-    node_id = clip_name(node_id)
+    if len(node_id) > NAME_LIMIT:
+        node_id = clip_name(node_id)
     outcome = test.outcome
-    status = OUTCOMES.get(outcome) or map_outcome(outcome, path)
+    status = OUTCOMES.get(outcome) if isinstance(outcome, str) else None
+    if status is None:
+        status = map_outcome(outcome, path)
     total, timed = 0.0, False
     message = traceback = None
-    for phase in phases:
-        took = phase.duration  # seconds(): finite and not negative, else not counted
+    for phase in (setup, call, teardown):
+        if phase is None:
+            continue
+        took = phase.duration  # as seconds(): finite and not negative, else not counted
         if took is not None and 0.0 <= took < _INF:
             total += took
             timed = True
@@ -324,29 +275,34 @@ def _typed_test(test: _Test, path: Path, out: list[TestResult], files: dict[str,
                 traceback = longrepr
                 if message is None:
                     message = last_line(longrepr)
-    duration = total if timed and total < _INF else None  # a sum of huge ones is no duration
     failure = test.anvild_subtest_failure
-    if failure is not None:  # as in _result: a failed subtest fails its test
+    if failure is not None:
+        # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
+        # show "subtests passed", the word of the last subtest) with its message, not "contains
+        # 1 failed subtest" (or nothing, for unittest's subTest)
         status = status if status == ERROR else FAILED
         message = failure.message or last_line(failure.longrepr)
         traceback = failure.longrepr or traceback
-    if status in (PASSED, XPASSED):
+    if status in _QUIET:
         message = traceback = None
-    elif status in (SKIPPED, XFAILED):
-        traceback = None
+    else:
+        if status in _UNEXECUTED:
+            traceback = None
+        message, traceback = clip_message(message), clip_traceback(traceback)
+    file = node_id.partition("::")[0]
     result = TestResult(
         node_id,
         key_from_node_id(node_id),
         status,
-        duration,
+        total if timed and total < _INF else None,  # a sum of huge ones is no duration
         0,
-        clip_message(message),
-        clip_traceback(traceback),
-        files.setdefault(file := node_id.partition("::")[0], file),  # one string a file
+        message,
+        traceback,
+        files.setdefault(file, file),  # one string a file
     )
-    if status == RERUN and call is not None and call.outcome == "passed":  # as _attempts
-        out.append(replace(result, duration=None))
-        out.append(replace(result, status=PASSED, message=None))
+    if status == RERUN and call is not None and call.outcome == "passed":
+        out.append(msgspec.structs.replace(result, duration=None))
+        out.append(msgspec.structs.replace(result, status=PASSED, message=None))
     else:
         out.append(result)
 
@@ -357,7 +313,8 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
     files: dict[str, str] = {}
     for start in range(0, len(raw), _CHUNK):
         for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
-            _typed_test(test, path, results, files)
+            _add_results(test, path, results, files)
+    report.tests = raw = []  # their bytes' places in the document: no longer needed
     # one per node id before anything is built for it (_collector_results says which)
     unique: dict[str, _Collector] = {}
     for c in report.collectors:
@@ -421,10 +378,11 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
     if not isinstance(tests, list):
         raise ReportError("'tests' is not a list", str(path))
     results: list[TestResult] = []
+    files: dict[str, str] = {}
     for item in tests:
         if not isinstance(item, dict):
             raise ReportError("an entry of 'tests' is not an object", str(path))
-        results.extend(_test_result(item, path))
+        _add_results(_plain_test(item), path, results, files)
     summary = doc.get("summary")
     root = doc.get("root")
     return _assemble(
@@ -463,7 +421,7 @@ def _assemble(
     for result in tests:
         attempt = attempts.get(result.key, -1) + 1
         attempts[result.key] = attempt
-        results.append(result if attempt == 0 else replace(result, attempt=attempt))
+        results.append(result if attempt == 0 else msgspec.structs.replace(result, attempt=attempt))
     results.extend(_collector_results(collectors, path))
     own = metadata if isinstance(metadata, dict) else {}
     # anvild's plugin times the session as pytest's terminal does; pytest-json-report's own

@@ -82,11 +82,14 @@ def derive(row: dict[str, Any]) -> dict[str, Any]:
 
 def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any, ...]:
     """The statistics of one run of one test, in COLUMNS order, to add to the stored ones."""
+    return run_row(test_id, space, out.status, out.reran, out.duration, at)
+
+
+def _rule(out: RunOutcome, at: float) -> dict[str, Any]:
+    """One run's statistics by name: the rule stats_row follows."""
     outcome = out.outcome
     counted = outcome is not None and out.duration is not None
     row: dict[str, Any] = {
-        "test_id": test_id,
-        "space": space,
         "total_runs": 1,
         "passed": int(outcome == PASS),
         "failed": int(outcome == FAIL and out.status != ERROR),
@@ -102,8 +105,42 @@ def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any
         "last_outcome": outcome,
         "flips": 0,
     }
-    derive(row)
-    return tuple(row[column] for column in COLUMNS)
+    return derive(row)
+
+
+# What varies between the rows of one shape of run (status, rerun or not, timed or not), in
+# the order run_row writes them: the test and space, its duration (the sum, and the average of
+# one), its time. The rest of a row is its shape's (_shape).
+_HEAD, _TAIL = COLUMNS[2:10], COLUMNS[15:]
+assert COLUMNS[:2] + _HEAD + COLUMNS[10:15] + _TAIL == COLUMNS
+assert COLUMNS[10:15] == (
+    "duration_total", "duration_count", "avg_duration", "last_run", "last_failure"
+)  # fmt: skip
+
+
+@cache
+def _shape(status: str, reran: bool, timed: bool) -> tuple[tuple[Any, ...], int, bool, tuple]:
+    """The columns _rule gives every run of a shape, whether its duration counts, whether it
+    is a failure (its time is the last failure's), the last columns."""
+    row = _rule(RunOutcome(Status(status), reran, 1.0 if timed else None), 1.0)
+    counted = row["duration_count"]
+    return (
+        tuple(row[c] for c in _HEAD),
+        counted,
+        row["last_failure"] is not None,
+        tuple(row[c] for c in _TAIL),
+    )
+
+
+def run_row(
+    test_id: int, space: str, status: str, reran: bool, duration: float | None, at: float
+) -> tuple[Any, ...]:
+    """stats_row of a test's final status, rerun or not, and duration: a row of _rule made
+    from its shape's (one tuple per test of a big run, nothing else)."""
+    head, counted, failing, tail = _shape(status, reran, duration is not None)
+    if counted:
+        return (test_id, space, *head, duration, 1, duration, at, at if failing else None, *tail)
+    return (test_id, space, *head, 0.0, 0, None, at, at if failing else None, *tail)
 
 
 def combine(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

@@ -114,8 +114,9 @@ def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[i
     if len(keys) > _WHOLE_PROJECT:
         # Most of a big suite: one scan of the project's tests beats thousands of lookups.
         cursor.execute(_TESTS_OF_PROJECT.format(p=db.param), (project_id,))
-        wanted = set(keys)
-        for test_id, key, entity_id in cursor.fetchall():
+        rows = cursor.fetchall()
+        wanted = set(keys) if rows else set()  # (a new project's first run has none)
+        for test_id, key, entity_id in rows:
             if key in wanted:
                 found[key] = (test_id, entity_id)
         return found
@@ -131,37 +132,46 @@ def _lookup(db: Database, project_id: int, keys: list[str]) -> dict[str, tuple[i
 
 
 def _test_ids(
-    db: Database, project_id: int, results: Iterable[TestResult], exact: bool
+    db: Database,
+    project_id: int,
+    wanted: Mapping[str, TestResult],
+    finals: Mapping[str, TestResult],
+    exact: bool,
 ) -> dict[str, int]:
-    """Ids of the run's tests by key, creating the ones not seen before (set-based).
+    """Ids of the run's tests by key, creating the ones not seen before (set-based), each
+    test's row given the traceback of its final result where it has one.
 
+    wanted: each test's first result, by key (a new test takes its node id and file).
     exact: the results carry real pytest node ids (not guessed from JUnit names); a stored
     test then takes its real node id and file.
     """
-    wanted: dict[str, TestResult] = {}
-    for result in results:
-        wanted.setdefault(result.key, result)
     known = _lookup(db, project_id, list(wanted))
     # A test first seen in JUnit has a guessed node id (`data/v2/test_x.py` for the file
     # `data.v2/test_x.py`); a pytest report names it for real. A guess never replaces an id.
-    if exact:
-        upgrades = [
-            (wanted[key].node_id, wanted[key].file, test_id)
-            for key, (test_id, entity_id) in sorted(known.items(), key=lambda item: item[1][0])
-            if wanted[key].node_id != entity_id
-        ]
-        backend.bulk_execute(db, _ENTITY_UPGRADE.format(p=db.param), upgrades)
+    # Known tests change in one statement, in id order (the lock order of concurrent owners).
+    changes = []
+    for key, (test_id, entity_id) in known.items():
+        first, traceback = wanted[key], finals[key].traceback
+        node_id = first.node_id if exact and first.node_id != entity_id else None
+        if node_id is not None or traceback is not None:
+            changes.append((test_id, node_id, node_id, first.file, traceback))
+    rows = [(*change[1:], change[0]) for change in backend.lock_order(db, changes)]
+    backend.bulk_execute(db, _TEST_UPDATE.format(p=db.param), rows)
     ids = {key: test_id for key, (test_id, _) in known.items()}
     # Sorted: concurrent owners then take row locks in one order and never deadlock, and the
     # rows go into the (project, key) index in its order.
     missing = sorted(key for key in wanted if key not in known)
     if missing:
-        ids.update(_insert_tests(db, project_id, missing, wanted))
+        ids.update(_insert_tests(db, project_id, missing, wanted, finals))
     return ids
 
 
 def _insert_tests(
-    db: Database, project_id: int, keys: list[str], wanted: Mapping[str, TestResult]
+    db: Database,
+    project_id: int,
+    keys: list[str],
+    wanted: Mapping[str, TestResult],
+    finals: Mapping[str, TestResult],
 ) -> dict[str, int]:
     """Insert new tests (keys: sorted); their ids by key.
 
@@ -169,7 +179,10 @@ def _insert_tests(
     an INTEGER PRIMARY KEY table get the ids after the largest, in order. That is checked
     (the count and the largest id), and the ids are looked up where it does not hold.
     """
-    rows = ((project_id, wanted[key].node_id, wanted[key].file, key) for key in keys)
+    rows = (
+        (project_id, wanted[key].node_id, wanted[key].file, key, finals[key].traceback)
+        for key in keys
+    )
     cursor = db.cursor()
     top = None
     if backend.is_sqlite(db):
@@ -187,31 +200,57 @@ def _insert_tests(
 
 _WHOLE_PROJECT = 2000
 _TESTS_OF_PROJECT = 'SELECT "id", "key", "entity_id" FROM "test" WHERE "project_id" = {p}'
+# A test another owner inserted first (PostgreSQL, in the same moment) is that one's row; it
+# takes this run's traceback all the same.
 _TEST_INSERT = (
-    'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key") '
-    "VALUES ({p}, {p}, 'test', {p}, {p}) "
-    'ON CONFLICT ("project_id", "key") DO NOTHING'
+    'INSERT INTO "test" ("project_id", "entity_id", "entity_type", "file", "key", '
+    "\"last_traceback\") VALUES ({p}, {p}, 'test', {p}, {p}, {p}) "
+    'ON CONFLICT ("project_id", "key") DO UPDATE SET "last_traceback" = '
+    'excluded."last_traceback" WHERE excluded."last_traceback" IS NOT NULL'
 )
-_ENTITY_UPGRADE = 'UPDATE "test" SET "entity_id" = {p}, "file" = {p} WHERE "id" = {p}'
+# A known test's real node id and file (when given: the node id NULL keeps both) and its
+# newest traceback (when given).
+_TEST_UPDATE = (
+    'UPDATE "test" SET "entity_id" = COALESCE({p}, "entity_id"), '
+    '"file" = CASE WHEN {p} IS NULL THEN "file" ELSE {p} END, '
+    '"last_traceback" = COALESCE({p}, "last_traceback") WHERE "id" = {p}'
+)
 
 
 def _history(
-    execution: int, test_ids: Mapping[str, int], results: Sequence[TestResult]
+    execution: int,
+    test_ids: Mapping[str, int],
+    results: Sequence[TestResult],
+    finals: Mapping[str, TestResult],
+    by_id: list[str],
 ) -> Iterator[tuple[Any, ...]]:
     """The run's history rows in primary-key order, made as they are written (a big run's rows
     are never all in memory at once); timestamp NULL: the run's start (per-test times are not
-    known), 8 bytes a row less."""
-    if len({r.key for r in results}) == len(results):  # one attempt per test: unique already
-        attempts = [r.attempt for r in results]
-    else:
-        attempts = [attempt for _, attempt in _unique_attempts(results)]
+    known), 8 bytes a row less.
+
+    by_id: the run's keys by test id, the order the rows are appended to the table's B-tree in
+    (not scattered); when each test has one result (the usual case), its rows' order.
+    """
+    if len(finals) == len(results):
+        for key in by_id:
+            r = finals[key]
+            group = group_key(r.message) if r.message and r.status in FAILING else None
+            row = (execution, test_ids[key], r.attempt, None, r.status, r.duration, r.message)
+            yield (*row, group)
+        return
+    attempts = [attempt for _, attempt in _unique_attempts(results)]
     ids = [test_ids[r.key] for r in results]
-    # appended to the table's B-tree in order, not scattered (a test's attempts in their order)
-    order = sorted(range(len(results)), key=ids.__getitem__)
-    for i in order:
+    for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
         r = results[i]
-        group = group_key(r.message) if r.status in FAILING and r.message else None
+        group = group_key(r.message) if r.message and r.status in FAILING else None
         yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message, group)
+
+
+def _firsts(results: Iterable[TestResult]) -> dict[str, TestResult]:
+    firsts: dict[str, TestResult] = {}
+    for result in results:
+        firsts.setdefault(result.key, result)
+    return firsts
 
 
 def _unique_attempts(results: Iterable[TestResult]) -> list[tuple[TestResult, int]]:
@@ -302,24 +341,26 @@ def _store_run(db: Database, sub: Submission) -> Stored:
             metadata=json.dumps(metadata, default=str),
             session_id=run.session_id,
         )
-        test_ids = _test_ids(db, project.id, run.results, exact_node_ids(run.source_format))
-        history = _history(execution.id, test_ids, run.results)
-        backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
-        reran = {r.key for r in run.results if r.status == RERUN}
+        results = run.results
         finals = run.final_results()
-        # by test id: the lock order of concurrent owners, and the primary key's; the rows are
+        # each test's first result (its name, if new): its final one, unless it has several
+        wanted = finals if len(finals) == len(results) else _firsts(results)
+        exact = exact_node_ids(run.source_format)
+        test_ids = _test_ids(db, project.id, wanted, finals, exact)
+        del wanted
+        # by test id: the lock order of concurrent owners, and the primary keys'; the rows are
         # made as they are written (a big run's are never all in memory at once)
         by_id = sorted(finals, key=test_ids.__getitem__)
-        outcome = fold.run_outcome
+        history = _history(execution.id, test_ids, results, finals, by_id)
+        backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
+        reran = {r.key for r in results if r.status == RERUN} if counts[RERUN] else set()
+        space, row = sub.space, fold.run_row
         stats: Iterable[tuple[Any, ...]] = (
-            fold.stats_row(test_ids[key], sub.space, outcome(finals[key], key in reran), at)
+            row(test_ids[key], space, (f := finals[key]).status, key in reran, f.duration, at)
             for key in by_id
         )
-        stats = _in_time(db, project.id, sub.space, order.key(at, execution.id), stats)
+        stats = _in_time(db, project.id, space, order.key(at, execution.id), stats)
         backend.bulk_execute(db, fold.upsert_sql(db.param), stats)
-        tracebacks = [(test_ids[k], f.traceback) for k, f in finals.items() if f.traceback]
-        tracebacks = [(text, test) for test, text in backend.lock_order(db, tracebacks)]
-        backend.bulk_execute(db, _TRACEBACK_UPDATE.format(p=db.param), tracebacks)
     return Stored(execution_id, False, len(finals), counts, sub.space)
 
 
@@ -366,7 +407,6 @@ _HISTORY_INSERT = (
     '"status", "duration", "message", "message_group") '
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
-_TRACEBACK_UPDATE = 'UPDATE "test" SET "last_traceback" = {p} WHERE "id" = {p}'
 
 
 def _ci_url(metadata: Mapping[str, Any]) -> str | None:
