@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLPullParser
+from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -65,19 +65,17 @@ _THOUSANDS = re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d*)?")
 def parse_junit(path: Path, data: bytes) -> ParsedRun:
     """Read one JUnit XML document; a valid one without testcases gives a run without results.
 
-    The document is read as a stream: each testcase is read when it ends and then dropped, so
-    a file of half a million testcases never becomes a tree of half a million elements.
+    The document is read as a stream of expat's events, handled as they come: only what a
+    result keeps is held (a testcase's attributes and its outcomes' texts until it ends), so
+    a file of half a million testcases never becomes a tree of half a million elements, and
+    each element costs a few attribute look-ups whatever came before it.
     """
     where = str(path)
-    if not data.strip():
+    if not data or data.isspace():  # the test bytes.strip() makes, without a copy
         raise ReportIncomplete("empty file: no XML written yet", where)
     reading = _Reading()
     try:
-        for event, element in _events(data, where):
-            if event == "start":
-                reading.start(element, where)
-            else:
-                reading.end(element)
+        _read(data, reading, where)
     except DefusedXmlException:
         # Entity expansion and external entities are how XML files attack their reader.
         raise ReportError("XML with a DOCTYPE or entity declaration is refused", where) from None
@@ -108,31 +106,44 @@ FEED = 64 * 1024
 TOKEN_LIMIT = 8 * 1024 * 1024
 
 
-def _events(data: bytes, where: str) -> Iterator[tuple[str, Element]]:
-    """The document's start and end events, read by expat without DTDs or entities.
+def _read(data: bytes, reading: _Reading, where: str) -> None:
+    """Feed the document to expat (without DTDs or entities), reading handling its events.
 
     expat scans a token it has not seen the end of again each time it is fed more of it (a
     50 MB attribute fed 16 KB at a time: 50 s): a piece that gave no event is followed by one
     twice as big. A tag or comment longer than TOKEN_LIMIT is refused as soon as it is seen
     to be: no test report has one, and reading it would take minutes.
     """
-    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
-    pull = XMLPullParser(("start", "end"), _parser=parser)
+    # defusedxml's parser refuses DOCTYPEs and entities; no target: reading takes the events
+    parser = DefusedXMLParser(target=_NO_TARGET, forbid_dtd=True)
+    expat = parser.parser
+    reading.listen(expat)
     view, at, size = memoryview(data), 0, FEED
     while at < len(data):
-        pull.feed(view[at : at + size])
+        events, broken = reading.events, None
+        try:
+            parser.feed(view[at : at + size])
+        except ParseError as error:
+            broken = error  # raised after what the piece told before it, as it came
         at = min(at + size, len(data))
-        size *= 2
-        # expat's position is that of the last thing it reported: text moves it on, piece by
+        size = FEED if reading.events != events else size * 2
+        # expat's position is that of the last thing it read: text moves it on, piece by
         # piece; a tag or comment not yet ended keeps it at its start
-        if at - parser.parser.CurrentByteIndex > TOKEN_LIMIT:
+        if at - expat.CurrentByteIndex > TOKEN_LIMIT:
             limit = TOKEN_LIMIT // (1024 * 1024)
             raise ReportError(f"XML with a tag or comment over {limit} MB is refused", where)
-        for event in pull.read_events():
-            size = FEED
-            yield event  # type: ignore[misc]
-    pull.close()
-    yield from pull.read_events()  # type: ignore[misc]
+        reading.check(where)
+        if broken is not None:
+            raise broken
+    parser.close()
+    reading.check(where)
+
+
+class _NoTarget:
+    """A parser target without methods: the parser installs no handlers of its own."""
+
+
+_NO_TARGET = _NoTarget()
 
 
 def _xml_error(error: ParseError, data: bytes, where: str) -> ReportError:
@@ -218,57 +229,145 @@ class _Verdict:
 
 
 @dataclass(slots=True)
+class _Child:
+    """An element inside a testcase or properties that a result or property is read from."""
+
+    tag: str
+    attrs: dict[str, str]
+    text: list[str] = field(default_factory=list)  # its text before any child, in pieces
+    stack: list[str] | None = None  # the text of its first <stackTrace> child, in pieces
+
+
+@dataclass(slots=True)
+class _Case:
+    """A testcase being read: its attributes, then its outcomes and rerun attempts as they end."""
+
+    attrs: dict[str, str]
+    outcomes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    reruns: list[tuple[float | None, str | None, str | None]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Reading:
-    """What a JUnit document has told so far, fed its elements as they start and end.
+    """What a JUnit document has told so far, its elements handled as expat starts and ends them.
 
     Only testcases and properties whose ancestors are all suites count (as in every JUnit
-    dialect); a suite's child is dropped from it once read, the elements inside it with it.
+    dialect); of those only the attributes and texts a result or property keeps are held, and
+    only until the element ends. The position is two numbers, not a stack of elements: a
+    crafted file nested thousands of suites deep costs nothing more.
     """
 
     # Each test by key, in the order first seen: a repeated testcase merges into its entry.
     tests: dict[str, _Verdict] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     started: list[float] = field(default_factory=list)
-    # The open elements, each with whether it and all its ancestors are suites. An explicit
-    # stack: a crafted file nested thousands of suites deep must not exhaust recursion.
-    open: list[tuple[Element, bool]] = field(default_factory=list)
     root_time: float | None = None
     root_tag: str = ""
     # The top-level suites' (start, time), either unknown: for the run's wall time.
     suites: list[tuple[float | None, float | None]] = field(default_factory=list)
+    # How many elements are open, and how many of them from the root on are suites: an element
+    # counts when it opens at depth == chain (all its ancestors are suites).
+    depth: int = 0
+    chain: int = 0
+    events: int = 0  # start and end events handled, for the feeding's piece size
+    # The counted element open, if it is a testcase or properties, and its child being read.
+    case: _Case | None = None
+    in_properties: bool = False
+    child: _Child | None = None
+    refused: str | None = None  # why the root is not a JUnit report: raised after the piece
+    expat: Any = None
 
-    def start(self, element: Element, where: str) -> None:
-        tag = _local(element.tag)
-        if not self.open:
-            if tag not in SUITE_TAGS:
-                # XML of another kind (coverage.xml beside the reports): not a test report.
-                what = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
-                raise NotAReport(what, where)
-            self.root_tag, self.root_time = tag, _seconds(element.get("time"))
-        in_suites = not self.open or self.open[-1][1]
-        if in_suites and tag in SUITE_TAGS:
-            started = _epoch(element.get("timestamp"))
+    def listen(self, expat: Any) -> None:
+        """Take expat's events from now on: elements and, while a kept text is open, text."""
+        expat.StartElementHandler = self.start
+        expat.EndElementHandler = self.end
+        # text outside the elements read goes nowhere (its handler is set only while one is
+        # open); comments and processing instructions too
+        expat.DefaultHandlerExpand = None
+        expat.CharacterDataHandler = None
+        expat.ordered_attributes = False
+        self.expat = expat
+
+    def check(self, where: str) -> None:
+        """Raise what reading the document so far has found it is not."""
+        if self.refused is not None:
+            raise NotAReport(self.refused, where)
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        self.events += 1
+        depth = self.depth
+        self.depth = depth + 1
+        tag = name.rpartition("}")[2] if "}" in name else name
+        chain = self.chain
+        if depth == chain:
+            self._start_counted(tag, attrs, depth)
+        elif depth == chain + 1:
+            if self.case is not None:
+                if tag in OUTCOME_STATUS or tag.startswith(RERUN_PREFIXES):
+                    self.child = _Child(tag, attrs)
+                    self.expat.CharacterDataHandler = self.child.text.append
+            elif self.in_properties and tag == "property" and len(self.properties) < PROPERTY_LIMIT:
+                self.child = _Child(tag, attrs)
+                self.expat.CharacterDataHandler = self.child.text.append
+        elif self.child is not None:
+            # a child element ends its parent's text; <stackTrace> holds a rerun's trace
+            child = self.child
+            if depth == chain + 2 and name == "stackTrace" and child.stack is None:
+                child.stack = []
+                self.expat.CharacterDataHandler = child.stack.append
+            else:
+                self.expat.CharacterDataHandler = None
+
+    def _start_counted(self, tag: str, attrs: dict[str, str], depth: int) -> None:
+        """An element whose ancestors are all suites: a suite, a testcase, properties or other."""
+        self.case, self.in_properties = None, False
+        if tag in SUITE_TAGS:
+            self.chain = depth + 1
+            started = _epoch(attrs.get("timestamp"))
             if started is not None:
                 self.started.append(started)
-            if len(self.open) == 1 and tag == "testsuite":
-                self.suites.append((started, _seconds(element.get("time"))))
-        self.open.append((element, in_suites and tag in SUITE_TAGS))
-
-    def end(self, element: Element) -> None:
-        self.open.pop()
-        in_suites = bool(self.open) and self.open[-1][1]
-        tag = _local(element.tag)
-        if not in_suites:
-            return  # inside a testcase or another element: read, or dropped, with it
-        if tag == "testcase":
-            _read_testcase(element, self.tests)
+            if depth == 0:
+                self.root_tag, self.root_time = tag, _seconds(attrs.get("time"))
+            elif depth == 1 and tag == "testsuite":
+                self.suites.append((started, _seconds(attrs.get("time"))))
+        elif depth == 0:
+            # XML of another kind (coverage.xml beside the reports): not a test report.
+            self.refused = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
+        elif tag == "testcase":
+            self.case = _Case(attrs)
         elif tag == "properties":
-            _read_properties(element, self.properties)
-        # Its earlier siblings are gone already; later ones may be there (events come in
-        # batches, after the tree builder saw what follows): it is the first child.
-        parent = self.open[-1][0]
-        if len(parent) and parent[0] is element:
-            del parent[0]
+            self.in_properties = True
+
+    def end(self, name: str) -> None:
+        self.events += 1
+        depth = self.depth = self.depth - 1
+        chain = self.chain
+        if depth < chain:
+            self.chain = depth  # a suite ends
+        elif depth == chain:
+            if self.case is not None:
+                _read_testcase(self.case, self.tests)
+                self.case = None
+            self.in_properties = False
+        elif depth == chain + 1:
+            if self.child is not None:
+                self.expat.CharacterDataHandler = None
+                self._end_child(self.child)
+                self.child = None
+        elif depth == chain + 2 and self.child is not None:
+            self.expat.CharacterDataHandler = None  # after a child, its parent's text is over
+
+    def _end_child(self, child: _Child) -> None:
+        text = "".join(child.text)
+        case = self.case
+        if case is None:
+            _read_property(child, text, self.properties)
+        elif child.tag in OUTCOME_STATUS:
+            outcome = (_status(child), _message(child, text), _traceback(child, text))
+            case.outcomes.append(outcome)
+        else:
+            duration = _seconds(child.attrs.get("time"))
+            case.reruns.append((duration, _message(child, text), _traceback(child, text)))
 
     def results(self) -> tuple[TestResult, ...]:
         """Every test's attempts: one result per test, after its RERUN attempts if any."""
@@ -296,60 +395,53 @@ class _Reading:
         return seconds(max(start - first + time for start, time in placed))
 
 
-def _read_testcase(case: Element, tests: dict[str, _Verdict]) -> None:
+def _read_testcase(case: _Case, tests: dict[str, _Verdict]) -> None:
     """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
-    classname = clip_name(case.get("classname") or "") or None
-    name = clip_name(case.get("name") or "")
+    attrs = case.attrs
+    classname = clip_name(attrs.get("classname") or "") or None
+    name = clip_name(attrs.get("name") or "")
     if not name:
         name, classname = classname or "", None
     if not name:
         return  # neither name nor classname: nothing to follow across runs
     key = clip_name(key_from_junit(classname, name))
-    file = clip_name(case.get("file") or "") or None
-    outcomes: list[tuple[str, str | None, str | None]] = []
-    reruns: list[Element] = []
-    for child in case:
-        tag = _local(child.tag)
-        if tag.startswith(RERUN_PREFIXES):
-            reruns.append(child)
-        elif tag in OUTCOME_STATUS:
-            outcomes.append((_status(child), _message(child), _traceback(child)))
+    outcomes = case.outcomes
     if not outcomes:
         # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
-        not_run = (case.get("status") or "").lower() in NOT_RUN_STATUSES
+        not_run = (attrs.get("status") or "").lower() in NOT_RUN_STATUSES
         outcomes.append((SKIPPED if not_run else PASSED, None, None))
     verdict = tests.get(key)
     if verdict is None:
+        file = clip_name(attrs.get("file") or "") or None
         node_id = clip_name(node_id_from_junit(classname, name, file))
         verdict = tests[key] = _Verdict(node_id, file, outcomes[0][0])
     for outcome in outcomes:
         verdict.add(*outcome)
-    time = _seconds(case.get("time"))
+    time = _seconds(attrs.get("time"))
     if time is not None:
         # pytest splits a test's time over its testcases (the call's, then the teardown's)
         verdict.duration = seconds((verdict.duration or 0.0) + time)
-    for child in reruns:
+    for duration, message, traceback in case.reruns:
         verdict.reruns = verdict.reruns or []
         verdict.reruns.append(
             TestResult(
                 node_id=verdict.node_id,
                 key=key,
                 status=RERUN,
-                duration=_seconds(child.get("time")),
+                duration=duration,
                 attempt=len(verdict.reruns),
-                message=_message(child),
-                traceback=_traceback(child),
+                message=message,
+                traceback=traceback,
                 file=verdict.file,
             )
         )
 
 
-def _status(outcome: Element) -> str:
+def _status(outcome: _Child) -> str:
     """The status an outcome element (failure, error, skipped) gives its test."""
-    tag = _local(outcome.tag)
-    if tag == "skipped" and outcome.get("type") == XFAIL_TYPE:
+    if outcome.tag == "skipped" and outcome.attrs.get("type") == XFAIL_TYPE:
         return XFAILED
-    return OUTCOME_STATUS[tag]
+    return OUTCOME_STATUS[outcome.tag]
 
 
 def _joined(first: str | None, then: str | None, separator: str) -> str | None:
@@ -360,16 +452,13 @@ def _joined(first: str | None, then: str | None, separator: str) -> str | None:
     return (first if then is None or then in first else then) if first else then
 
 
-def _message(outcome: Element | None) -> str | None:
+def _message(outcome: _Child, text: str) -> str | None:
     """The outcome's message attribute, else the first line of its text, clipped."""
-    if outcome is None:
-        return None
-    message = outcome.get("message")
+    message = outcome.attrs.get("message")
     if message == COLLECTION_SKIPPED:
-        message = _skip_reason(outcome.text) or message
+        message = _skip_reason(text) or message
     if not message:
-        text = (outcome.text or "").strip()
-        message = text.partition("\n")[0]
+        message = text.strip().partition("\n")[0]
     return clip_message(message)
 
 
@@ -386,26 +475,18 @@ def _skip_reason(text: str | None) -> str | None:
     return where[2].removeprefix("Skipped: ")
 
 
-def _traceback(outcome: Element | None) -> str | None:
+def _traceback(outcome: _Child, text: str) -> str | None:
     """The outcome's full text (surefire's rerun elements keep it in <stackTrace>)."""
-    if outcome is None:
-        return None
-    text = outcome.text
     if not text or text.isspace():
-        text = outcome.findtext("stackTrace")
+        text = "".join(outcome.stack or ())
     return clip_traceback(text) if text and not text.isspace() else None
 
 
-def _read_properties(element: Element, properties: dict[str, str]) -> None:
-    """Collect a suite's <property name value> pairs; the first value of a name wins."""
-    for prop in element:
-        if len(properties) >= PROPERTY_LIMIT:
-            return
-        name = prop.get("name")
-        if name and len(name) > NAME_LIMIT:
-            continue
-        if _local(prop.tag) == "property" and name and name not in properties:
-            properties[name] = (prop.get("value", prop.text) or "")[:PROPERTY_VALUE_LIMIT]
+def _read_property(prop: _Child, text: str, properties: dict[str, str]) -> None:
+    """Keep a suite's <property name value>; the first value of a name wins."""
+    name = prop.attrs.get("name")
+    if name and len(name) <= NAME_LIMIT and name not in properties:
+        properties[name] = (prop.attrs.get("value", text) or "")[:PROPERTY_VALUE_LIMIT]
 
 
 def _seconds(text: str | None) -> float | None:
@@ -434,11 +515,6 @@ def _epoch(text: str | None) -> float | None:
         return moment(when.timestamp())
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-
-
-def _local(tag: object) -> str:
-    """An element's tag without its namespace; comments and processing instructions give ""."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _one_line(text: str) -> str:
