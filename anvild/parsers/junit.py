@@ -180,37 +180,39 @@ class _Verdict:
     traceback: str | None = None
     duration: float | None = None
     reruns: list[TestResult] | None = None  # a list only for the rare test with rerun elements
+    # Whether the texts hold all they may keep: a later outcome of the same severity adds
+    # nothing (a testcase repeated 700,000 times must not rebuild 64 KB, or read its own, each
+    # time).
+    full: bool = False
 
-    def add(self, status: str, message: str | None, traceback: str | None) -> None:
+    def add(self, outcome: _Outcome) -> None:
         """Take one more outcome of the test: the most severe status wins.
 
         The texts of the outcomes that decide it are joined, the most severe first (it says why
         the status is what it is): every failed subtest's, or a failed call's and its teardown
         error's. A pass or a skip beside a failure adds nothing.
         """
+        status = outcome[0]
         severer = SEVERITY[status] > SEVERITY[self.status]
         if status == self.status or (status in FAILING and self.status in FAILING):
             if severer:
-                self._join(message, traceback, self.message, self.traceback)
-            elif not self._full():
-                self._join(self.message, self.traceback, message, traceback)
+                self._join(*_texts(outcome), self.message, self.traceback)
+            elif not self.full:
+                self._join(self.message, self.traceback, *_texts(outcome))
         elif severer:
-            self.message, self.traceback = message, traceback
+            self.message, self.traceback = _texts(outcome)
+            self.full = False
         if severer:
             self.status = status
-
-    def _full(self) -> bool:
-        """Whether the texts hold all they may keep: a later outcome of the same severity adds
-        nothing (a testcase repeated 700,000 times must not rebuild 64 KB each time)."""
-        return len(self.message or "") >= MESSAGE_LIMIT and (
-            self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
-        )
 
     def _join(
         self, message: str | None, traceback: str | None, then: str | None, then_tb: str | None
     ) -> None:
         self.message = clip_message(_joined(message, then, "\n"))
         self.traceback = clip_traceback(_joined(traceback, then_tb, "\n\n"))
+        self.full = len(self.message or "") >= MESSAGE_LIMIT and (
+            self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
+        )
 
     def results(self, key: str) -> list[TestResult]:
         """The test's rerun attempts in the order written, then its result in this run."""
@@ -228,23 +230,14 @@ class _Verdict:
         return [*reruns, final]
 
 
-@dataclass(slots=True)
-class _Child:
-    """An element inside a testcase or properties that a result or property is read from."""
-
-    tag: str
-    attrs: dict[str, str]
-    text: list[str] = field(default_factory=list)  # its text before any child, in pieces
-    stack: list[str] | None = None  # the text of its first <stackTrace> child, in pieces
-
-
-@dataclass(slots=True)
-class _Case:
-    """A testcase being read: its attributes, then its outcomes and rerun attempts as they end."""
-
-    attrs: dict[str, str]
-    outcomes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-    reruns: list[tuple[float | None, str | None, str | None]] = field(default_factory=list)
+# An outcome element as read: its status, its attributes, its text before any child element
+# and the text of its first <stackTrace> child (None without one). Its message and traceback
+# are made from them only when a verdict takes them.
+_Outcome = tuple[str, dict[str, str], str, str | None]
+_NO_ATTRIBUTES: dict[str, str] = {}
+# The outcome of a testcase without an outcome element.
+_PASSED: list[_Outcome] = [(PASSED, _NO_ATTRIBUTES, "", None)]
+_NOT_RUN: list[_Outcome] = [(SKIPPED, _NO_ATTRIBUTES, "", None)]
 
 
 @dataclass(slots=True)
@@ -253,7 +246,7 @@ class _Reading:
 
     Only testcases and properties whose ancestors are all suites count (as in every JUnit
     dialect); of those only the attributes and texts a result or property keeps are held, and
-    only until the element ends. The position is two numbers, not a stack of elements: a
+    only until the element ends. The position is three numbers, not a stack of elements: a
     crafted file nested thousands of suites deep costs nothing more.
     """
 
@@ -265,15 +258,30 @@ class _Reading:
     root_tag: str = ""
     # The top-level suites' (start, time), either unknown: for the run's wall time.
     suites: list[tuple[float | None, float | None]] = field(default_factory=list)
-    # How many elements are open, and how many of them from the root on are suites: an element
-    # counts when it opens at depth == chain (all its ancestors are suites).
-    depth: int = 0
+    # Elements started and ended (their sum is what the feeding asks: did a piece give any),
+    # and how many of the open ones from the root on are suites: an element counts when it
+    # starts at depth (starts - ends) == chain, all its ancestors suites.
+    starts: int = 0
+    ends: int = 0
     chain: int = 0
-    events: int = 0  # start and end events handled, for the feeding's piece size
-    # The counted element open, if it is a testcase or properties, and its child being read.
-    case: _Case | None = None
+    # The counted element open, if it is a testcase (its attributes) or properties.
+    case: dict[str, str] | None = None
     in_properties: bool = False
-    child: _Child | None = None
+    # The testcase's outcomes and rerun attempts so far, each made a list when it has one.
+    outcomes: list[_Outcome] | None = None
+    reruns: list[tuple[float | None, str | None, str | None]] | None = None
+    # The outcome, rerun or property element open in it (its tag and attributes), its text
+    # before any child and its first <stackTrace>'s, in pieces: two lists kept and cleared, so
+    # that expat hands the pieces to list.append with no call into Python.
+    child: str | None = None
+    child_attrs: dict[str, str] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)
+    stack: list[str] = field(default_factory=list)
+    stack_seen: bool = False
+    # The last testcase's classname and name attributes, and its identity: a testcase written
+    # again and again is named once.
+    names: tuple[str | None, str | None] = (None, None)
+    identity: tuple[str | None, str, str] | None = None
     refused: str | None = None  # why the root is not a JUnit report: raised after the piece
     expat: Any = None
 
@@ -288,39 +296,44 @@ class _Reading:
         expat.ordered_attributes = False
         self.expat = expat
 
+    @property
+    def events(self) -> int:
+        return self.starts + self.ends
+
     def check(self, where: str) -> None:
         """Raise what reading the document so far has found it is not."""
         if self.refused is not None:
             raise NotAReport(self.refused, where)
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        self.events += 1
-        depth = self.depth
-        self.depth = depth + 1
+        depth = self.starts - self.ends
+        self.starts += 1
         tag = name.rpartition("}")[2] if "}" in name else name
         chain = self.chain
         if depth == chain:
-            self._start_counted(tag, attrs, depth)
+            if tag == "testcase" and depth:
+                self.case = attrs
+            else:
+                self._start_counted(tag, attrs, depth)
         elif depth == chain + 1:
             if self.case is not None:
                 if tag in OUTCOME_STATUS or tag.startswith(RERUN_PREFIXES):
-                    self.child = _Child(tag, attrs)
-                    self.expat.CharacterDataHandler = self.child.text.append
+                    self.child, self.child_attrs = tag, attrs
+                    self.expat.CharacterDataHandler = self.text.append
             elif self.in_properties and tag == "property" and len(self.properties) < PROPERTY_LIMIT:
-                self.child = _Child(tag, attrs)
-                self.expat.CharacterDataHandler = self.child.text.append
+                self.child, self.child_attrs = tag, attrs
+                self.expat.CharacterDataHandler = self.text.append
         elif self.child is not None:
             # a child element ends its parent's text; <stackTrace> holds a rerun's trace
-            child = self.child
-            if depth == chain + 2 and name == "stackTrace" and child.stack is None:
-                child.stack = []
-                self.expat.CharacterDataHandler = child.stack.append
+            if depth == chain + 2 and name == "stackTrace" and not self.stack_seen:
+                self.stack_seen = True
+                self.expat.CharacterDataHandler = self.stack.append
             else:
                 self.expat.CharacterDataHandler = None
 
     def _start_counted(self, tag: str, attrs: dict[str, str], depth: int) -> None:
-        """An element whose ancestors are all suites: a suite, a testcase, properties or other."""
-        self.case, self.in_properties = None, False
+        """An element whose ancestors are all suites (but a testcase): a suite, properties or
+        another."""
         if tag in SUITE_TAGS:
             self.chain = depth + 1
             started = _epoch(attrs.get("timestamp"))
@@ -333,41 +346,90 @@ class _Reading:
         elif depth == 0:
             # XML of another kind (coverage.xml beside the reports): not a test report.
             self.refused = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
-        elif tag == "testcase":
-            self.case = _Case(attrs)
         elif tag == "properties":
             self.in_properties = True
 
     def end(self, name: str) -> None:
-        self.events += 1
-        depth = self.depth = self.depth - 1
+        self.ends += 1
+        depth = self.starts - self.ends
         chain = self.chain
-        if depth < chain:
-            self.chain = depth  # a suite ends
-        elif depth == chain:
+        if depth == chain:
             if self.case is not None:
-                _read_testcase(self.case, self.tests)
-                self.case = None
+                self._end_testcase(self.case)
             self.in_properties = False
-        elif depth == chain + 1:
-            if self.child is not None:
-                self.expat.CharacterDataHandler = None
+        elif depth < chain:
+            self.chain = depth  # a suite ends
+        elif self.child is not None:
+            self.expat.CharacterDataHandler = None  # a child's end ends its parent's text
+            if depth == chain + 1:
                 self._end_child(self.child)
-                self.child = None
-        elif depth == chain + 2 and self.child is not None:
-            self.expat.CharacterDataHandler = None  # after a child, its parent's text is over
 
-    def _end_child(self, child: _Child) -> None:
-        text = "".join(child.text)
-        case = self.case
-        if case is None:
-            _read_property(child, text, self.properties)
-        elif child.tag in OUTCOME_STATUS:
-            outcome = (_status(child), _message(child, text), _traceback(child, text))
-            case.outcomes.append(outcome)
+    def _end_child(self, tag: str) -> None:
+        """An outcome, rerun or property element ends: keep what it says."""
+        text = "".join(self.text) if self.text else ""
+        stack = None
+        if self.stack_seen:
+            stack = "".join(self.stack)
+            self.stack.clear()
+            self.stack_seen = False
+        self.text.clear()
+        self.child = None
+        attrs = self.child_attrs
+        if self.case is None:
+            _read_property(attrs, text, self.properties)
+        elif tag in OUTCOME_STATUS:
+            if tag == "skipped" and attrs.get("type") == XFAIL_TYPE:
+                status = XFAILED
+            else:
+                status = OUTCOME_STATUS[tag]
+            if self.outcomes is None:
+                self.outcomes = []
+            self.outcomes.append((status, attrs, text, stack))
         else:
-            duration = _seconds(child.attrs.get("time"))
-            case.reruns.append((duration, _message(child, text), _traceback(child, text)))
+            if self.reruns is None:
+                self.reruns = []
+            duration = _seconds(attrs.get("time"))
+            self.reruns.append((duration, _message(attrs, text), _traceback(text, stack)))
+
+    def _end_testcase(self, attrs: dict[str, str]) -> None:
+        """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
+        outcomes, reruns = self.outcomes, self.reruns
+        self.case = self.outcomes = self.reruns = None
+        names = (attrs.get("classname"), attrs.get("name"))
+        if names != self.names:  # else the same test as the testcase before
+            self.names, self.identity = names, _identity(*names)
+        if self.identity is None:
+            return  # neither name nor classname: nothing to follow across runs
+        classname, name, key = self.identity
+        if not outcomes:
+            # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
+            not_run = (attrs.get("status") or "").lower() in NOT_RUN_STATUSES
+            outcomes = _NOT_RUN if not_run else _PASSED
+        verdict = self.tests.get(key)
+        if verdict is None:
+            file = clip_name(attrs.get("file") or "") or None
+            node_id = clip_name(node_id_from_junit(classname, name, file))
+            verdict = self.tests[key] = _Verdict(node_id, file, outcomes[0][0])
+        for outcome in outcomes:
+            verdict.add(outcome)
+        time = _seconds(attrs["time"]) if "time" in attrs else None
+        if time is not None:
+            # pytest splits a test's time over its testcases (the call's, then the teardown's)
+            verdict.duration = seconds((verdict.duration or 0.0) + time)
+        for duration, message, traceback in reruns or ():
+            verdict.reruns = verdict.reruns or []
+            verdict.reruns.append(
+                TestResult(
+                    node_id=verdict.node_id,
+                    key=key,
+                    status=RERUN,
+                    duration=duration,
+                    attempt=len(verdict.reruns),
+                    message=message,
+                    traceback=traceback,
+                    file=verdict.file,
+                )
+            )
 
     def results(self) -> tuple[TestResult, ...]:
         """Every test's attempts: one result per test, after its RERUN attempts if any."""
@@ -395,53 +457,21 @@ class _Reading:
         return seconds(max(start - first + time for start, time in placed))
 
 
-def _read_testcase(case: _Case, tests: dict[str, _Verdict]) -> None:
-    """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
-    attrs = case.attrs
-    classname = clip_name(attrs.get("classname") or "") or None
-    name = clip_name(attrs.get("name") or "")
+def _identity(classname: str | None, name: str | None) -> tuple[str | None, str, str] | None:
+    """A testcase's (classname, name, key), clipped; None without a name or classname."""
+    classname = clip_name(classname or "") or None
+    name = clip_name(name or "")
     if not name:
         name, classname = classname or "", None
     if not name:
-        return  # neither name nor classname: nothing to follow across runs
-    key = clip_name(key_from_junit(classname, name))
-    outcomes = case.outcomes
-    if not outcomes:
-        # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
-        not_run = (attrs.get("status") or "").lower() in NOT_RUN_STATUSES
-        outcomes.append((SKIPPED if not_run else PASSED, None, None))
-    verdict = tests.get(key)
-    if verdict is None:
-        file = clip_name(attrs.get("file") or "") or None
-        node_id = clip_name(node_id_from_junit(classname, name, file))
-        verdict = tests[key] = _Verdict(node_id, file, outcomes[0][0])
-    for outcome in outcomes:
-        verdict.add(*outcome)
-    time = _seconds(attrs.get("time"))
-    if time is not None:
-        # pytest splits a test's time over its testcases (the call's, then the teardown's)
-        verdict.duration = seconds((verdict.duration or 0.0) + time)
-    for duration, message, traceback in case.reruns:
-        verdict.reruns = verdict.reruns or []
-        verdict.reruns.append(
-            TestResult(
-                node_id=verdict.node_id,
-                key=key,
-                status=RERUN,
-                duration=duration,
-                attempt=len(verdict.reruns),
-                message=message,
-                traceback=traceback,
-                file=verdict.file,
-            )
-        )
+        return None  # neither name nor classname: nothing to follow across runs
+    return classname, name, clip_name(key_from_junit(classname, name))
 
 
-def _status(outcome: _Child) -> str:
-    """The status an outcome element (failure, error, skipped) gives its test."""
-    if outcome.tag == "skipped" and outcome.attrs.get("type") == XFAIL_TYPE:
-        return XFAILED
-    return OUTCOME_STATUS[outcome.tag]
+def _texts(outcome: _Outcome) -> tuple[str | None, str | None]:
+    """An outcome's message and traceback."""
+    _, attrs, text, stack = outcome
+    return _message(attrs, text), _traceback(text, stack)
 
 
 def _joined(first: str | None, then: str | None, separator: str) -> str | None:
@@ -452,9 +482,9 @@ def _joined(first: str | None, then: str | None, separator: str) -> str | None:
     return (first if then is None or then in first else then) if first else then
 
 
-def _message(outcome: _Child, text: str) -> str | None:
-    """The outcome's message attribute, else the first line of its text, clipped."""
-    message = outcome.attrs.get("message")
+def _message(attrs: dict[str, str], text: str) -> str | None:
+    """An outcome's message attribute, else the first line of its text, clipped."""
+    message = attrs.get("message")
     if message == COLLECTION_SKIPPED:
         message = _skip_reason(text) or message
     if not message:
@@ -475,18 +505,18 @@ def _skip_reason(text: str | None) -> str | None:
     return where[2].removeprefix("Skipped: ")
 
 
-def _traceback(outcome: _Child, text: str) -> str | None:
-    """The outcome's full text (surefire's rerun elements keep it in <stackTrace>)."""
+def _traceback(text: str, stack: str | None) -> str | None:
+    """An outcome's full text (surefire's rerun elements keep it in <stackTrace>)."""
     if not text or text.isspace():
-        text = "".join(outcome.stack or ())
+        text = stack or ""
     return clip_traceback(text) if text and not text.isspace() else None
 
 
-def _read_property(prop: _Child, text: str, properties: dict[str, str]) -> None:
+def _read_property(attrs: dict[str, str], text: str, properties: dict[str, str]) -> None:
     """Keep a suite's <property name value>; the first value of a name wins."""
-    name = prop.attrs.get("name")
+    name = attrs.get("name")
     if name and len(name) <= NAME_LIMIT and name not in properties:
-        properties[name] = (prop.attrs.get("value", text) or "")[:PROPERTY_VALUE_LIMIT]
+        properties[name] = (attrs.get("value", text) or "")[:PROPERTY_VALUE_LIMIT]
 
 
 def _seconds(text: str | None) -> float | None:
