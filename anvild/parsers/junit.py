@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -278,6 +279,8 @@ class _Reading:
     text: list[str] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)
     stack_seen: bool = False
+    take_text: Callable[[str], None] = print
+    take_stack: Callable[[str], None] = print
     # The last testcase's classname and name attributes, and its identity: a testcase written
     # again and again is named once.
     names: tuple[str | None, str | None] = (None, None)
@@ -295,6 +298,7 @@ class _Reading:
         expat.CharacterDataHandler = None
         expat.ordered_attributes = False
         self.expat = expat
+        self.take_text, self.take_stack = self.text.append, self.stack.append
 
     @property
     def events(self) -> int:
@@ -319,15 +323,15 @@ class _Reading:
             if self.case is not None:
                 if tag in OUTCOME_STATUS or tag.startswith(RERUN_PREFIXES):
                     self.child, self.child_attrs = tag, attrs
-                    self.expat.CharacterDataHandler = self.text.append
+                    self.expat.CharacterDataHandler = self.take_text
             elif self.in_properties and tag == "property" and len(self.properties) < PROPERTY_LIMIT:
                 self.child, self.child_attrs = tag, attrs
-                self.expat.CharacterDataHandler = self.text.append
+                self.expat.CharacterDataHandler = self.take_text
         elif self.child is not None:
             # a child element ends its parent's text; <stackTrace> holds a rerun's trace
             if depth == chain + 2 and name == "stackTrace" and not self.stack_seen:
                 self.stack_seen = True
-                self.expat.CharacterDataHandler = self.stack.append
+                self.expat.CharacterDataHandler = self.take_stack
             else:
                 self.expat.CharacterDataHandler = None
 
@@ -361,35 +365,31 @@ class _Reading:
             self.chain = depth  # a suite ends
         elif self.child is not None:
             self.expat.CharacterDataHandler = None  # a child's end ends its parent's text
-            if depth == chain + 1:
-                self._end_child(self.child)
-
-    def _end_child(self, tag: str) -> None:
-        """An outcome, rerun or property element ends: keep what it says."""
-        text = "".join(self.text) if self.text else ""
-        stack = None
-        if self.stack_seen:
-            stack = "".join(self.stack)
-            self.stack.clear()
-            self.stack_seen = False
-        self.text.clear()
-        self.child = None
-        attrs = self.child_attrs
-        if self.case is None:
-            _read_property(attrs, text, self.properties)
-        elif tag in OUTCOME_STATUS:
-            if tag == "skipped" and attrs.get("type") == XFAIL_TYPE:
-                status = XFAILED
+            if depth != chain + 1:
+                return
+            # an outcome, rerun or property element ends: keep what it says
+            tag, attrs, text = self.child, self.child_attrs, "".join(self.text)
+            self.text.clear()
+            self.child = stack = None
+            if self.stack_seen:
+                stack = "".join(self.stack)
+                self.stack.clear()
+                self.stack_seen = False
+            if self.case is None:
+                _read_property(attrs, text, self.properties)
+            elif tag in OUTCOME_STATUS:
+                if tag == "skipped" and attrs.get("type") == XFAIL_TYPE:
+                    status = XFAILED
+                else:
+                    status = OUTCOME_STATUS[tag]
+                if self.outcomes is None:
+                    self.outcomes = []
+                self.outcomes.append((status, attrs, text, stack))
             else:
-                status = OUTCOME_STATUS[tag]
-            if self.outcomes is None:
-                self.outcomes = []
-            self.outcomes.append((status, attrs, text, stack))
-        else:
-            if self.reruns is None:
-                self.reruns = []
-            duration = _seconds(attrs.get("time"))
-            self.reruns.append((duration, _message(attrs, text), _traceback(text, stack)))
+                if self.reruns is None:
+                    self.reruns = []
+                duration = _seconds(attrs.get("time"))
+                self.reruns.append((duration, _message(attrs, text), _traceback(text, stack)))
 
     def _end_testcase(self, attrs: dict[str, str]) -> None:
         """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
@@ -411,7 +411,8 @@ class _Reading:
             node_id = clip_name(node_id_from_junit(classname, name, file))
             verdict = self.tests[key] = _Verdict(node_id, file, outcomes[0][0])
         for outcome in outcomes:
-            verdict.add(outcome)
+            if not (verdict.full and outcome[0] == verdict.status):  # else it adds nothing
+                verdict.add(outcome)
         time = _seconds(attrs["time"]) if "time" in attrs else None
         if time is not None:
             # pytest splits a test's time over its testcases (the call's, then the teardown's)
