@@ -285,6 +285,7 @@ class _Reading:
     # again and again is named once.
     names: tuple[str | None, str | None] = (None, None)
     identity: tuple[str | None, str, str] | None = None
+    verdict: _Verdict | None = None
     refused: str | None = None  # why the root is not a JUnit report: raised after the piece
     expat: Any = None
 
@@ -395,21 +396,18 @@ class _Reading:
         """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
         outcomes, reruns = self.outcomes, self.reruns
         self.case = self.outcomes = self.reruns = None
-        names = (attrs.get("classname"), attrs.get("name"))
-        if names != self.names:  # else the same test as the testcase before
-            self.names, self.identity = names, _identity(*names)
-        if self.identity is None:
-            return  # neither name nor classname: nothing to follow across runs
-        classname, name, key = self.identity
         if not outcomes:
             # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
             not_run = (attrs.get("status") or "").lower() in NOT_RUN_STATUSES
             outcomes = _NOT_RUN if not_run else _PASSED
-        verdict = self.tests.get(key)
+        names = (attrs.get("classname"), attrs.get("name"))
+        if names == self.names:  # the same test as the testcase before
+            verdict = self.verdict
+        else:
+            self.names, self.identity = names, _identity(*names)
+            verdict = self.verdict = self._verdict(attrs, outcomes[0][0])
         if verdict is None:
-            file = clip_name(attrs.get("file") or "") or None
-            node_id = clip_name(node_id_from_junit(classname, name, file))
-            verdict = self.tests[key] = _Verdict(node_id, file, outcomes[0][0])
+            return  # neither name nor classname: nothing to follow across runs
         for outcome in outcomes:
             if not (verdict.full and outcome[0] == verdict.status):  # else it adds nothing
                 verdict.add(outcome)
@@ -418,6 +416,8 @@ class _Reading:
             # pytest splits a test's time over its testcases (the call's, then the teardown's)
             verdict.duration = seconds((verdict.duration or 0.0) + time)
         for duration, message, traceback in reruns or ():
+            assert self.identity is not None  # as verdict is not None
+            key = self.identity[2]
             verdict.reruns = verdict.reruns or []
             verdict.reruns.append(
                 TestResult(
@@ -431,6 +431,18 @@ class _Reading:
                     file=verdict.file,
                 )
             )
+
+    def _verdict(self, attrs: dict[str, str], status: str) -> _Verdict | None:
+        """The verdict of the test the testcase named by self.identity is, new if first seen."""
+        if self.identity is None:
+            return None
+        classname, name, key = self.identity
+        verdict = self.tests.get(key)
+        if verdict is None:
+            file = clip_name(attrs.get("file") or "") or None
+            node_id = clip_name(node_id_from_junit(classname, name, file))
+            verdict = self.tests[key] = _Verdict(node_id, file, status)
+        return verdict
 
     def results(self) -> tuple[TestResult, ...]:
         """Every test's attempts: one result per test, after its RERUN attempts if any."""
