@@ -279,8 +279,8 @@ class _Reading:
     text: list[str] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)
     stack_seen: bool = False
-    take_text: Callable[[str], None] = print
-    take_stack: Callable[[str], None] = print
+    take_text: Callable[[str], None] = field(init=False)  # text.append, made once
+    take_stack: Callable[[str], None] = field(init=False)
     # The last testcase's classname and name attributes, and its identity: a testcase written
     # again and again is named once.
     names: tuple[str | None, str | None] = (None, None)
@@ -299,6 +299,8 @@ class _Reading:
         expat.CharacterDataHandler = None
         expat.ordered_attributes = False
         self.expat = expat
+
+    def __post_init__(self) -> None:
         self.take_text, self.take_stack = self.text.append, self.stack.append
 
     @property
@@ -329,7 +331,8 @@ class _Reading:
                 self.child, self.child_attrs = tag, attrs
                 self.expat.CharacterDataHandler = self.take_text
         elif self.child is not None:
-            # a child element ends its parent's text; <stackTrace> holds a rerun's trace
+            # a child element ends its parent's text; <stackTrace> holds the trace of a surefire
+            # rerun element (or of an outcome without text)
             if depth == chain + 2 and name == "stackTrace" and not self.stack_seen:
                 self.stack_seen = True
                 self.expat.CharacterDataHandler = self.take_stack
