@@ -174,6 +174,7 @@ def _undeclared_non_utf8(data: bytes) -> bool:
 class _Verdict:
     """One test's result in the run so far, merged from all its testcase and outcome elements."""
 
+    key: str
     node_id: str
     file: str | None
     status: str
@@ -215,12 +216,12 @@ class _Verdict:
             self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
         )
 
-    def results(self, key: str) -> list[TestResult]:
+    def results(self) -> list[TestResult]:
         """The test's rerun attempts in the order written, then its result in this run."""
         reruns = self.reruns or []
         final = TestResult(
             node_id=self.node_id,
-            key=key,
+            key=self.key,
             status=self.status,
             duration=self.duration,
             attempt=len(reruns),
@@ -281,10 +282,9 @@ class _Reading:
     stack_seen: bool = False
     take_text: Callable[[str], None] = field(init=False)  # text.append, made once
     take_stack: Callable[[str], None] = field(init=False)
-    # The last testcase's classname and name attributes, and its identity: a testcase written
-    # again and again is named once.
+    # The last testcase's classname and name attributes and its test's verdict: a testcase
+    # written again and again is named and looked up once.
     names: tuple[str | None, str | None] = (None, None)
-    identity: tuple[str | None, str, str] | None = None
     verdict: _Verdict | None = None
     refused: str | None = None  # why the root is not a JUnit report: raised after the piece
     expat: Any = None
@@ -407,8 +407,8 @@ class _Reading:
         if names == self.names:  # the same test as the testcase before
             verdict = self.verdict
         else:
-            self.names, self.identity = names, _identity(*names)
-            verdict = self.verdict = self._verdict(attrs, outcomes[0][0])
+            self.names = names
+            verdict = self.verdict = self._verdict(attrs, _identity(*names), outcomes[0][0])
         if verdict is None:
             return  # neither name nor classname: nothing to follow across runs
         for outcome in outcomes:
@@ -419,13 +419,11 @@ class _Reading:
             # pytest splits a test's time over its testcases (the call's, then the teardown's)
             verdict.duration = seconds((verdict.duration or 0.0) + time)
         for duration, message, traceback in reruns or ():
-            assert self.identity is not None  # as verdict is not None
-            key = self.identity[2]
             verdict.reruns = verdict.reruns or []
             verdict.reruns.append(
                 TestResult(
                     node_id=verdict.node_id,
-                    key=key,
+                    key=verdict.key,
                     status=RERUN,
                     duration=duration,
                     attempt=len(verdict.reruns),
@@ -435,23 +433,23 @@ class _Reading:
                 )
             )
 
-    def _verdict(self, attrs: dict[str, str], status: str) -> _Verdict | None:
-        """The verdict of the test the testcase named by self.identity is, new if first seen."""
-        if self.identity is None:
+    def _verdict(
+        self, attrs: dict[str, str], identity: tuple[str | None, str, str] | None, status: str
+    ) -> _Verdict | None:
+        """The verdict of the testcase's test, new if first seen; None for a nameless one."""
+        if identity is None:
             return None
-        classname, name, key = self.identity
+        classname, name, key = identity
         verdict = self.tests.get(key)
         if verdict is None:
             file = clip_name(attrs.get("file") or "") or None
             node_id = clip_name(node_id_from_junit(classname, name, file))
-            verdict = self.tests[key] = _Verdict(node_id, file, status)
+            verdict = self.tests[key] = _Verdict(key, node_id, file, status)
         return verdict
 
     def results(self) -> tuple[TestResult, ...]:
         """Every test's attempts: one result per test, after its RERUN attempts if any."""
-        return tuple(
-            result for key, verdict in self.tests.items() for result in verdict.results(key)
-        )
+        return tuple(result for verdict in self.tests.values() for result in verdict.results())
 
     def duration(self) -> float | None:
         """The root's time, else the wall time its suites span.
