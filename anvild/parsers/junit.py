@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLPullParser
+from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -65,19 +66,17 @@ _THOUSANDS = re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d*)?")
 def parse_junit(path: Path, data: bytes) -> ParsedRun:
     """Read one JUnit XML document; a valid one without testcases gives a run without results.
 
-    The document is read as a stream: each testcase is read when it ends and then dropped, so
-    a file of half a million testcases never becomes a tree of half a million elements.
+    The document is read as a stream of expat's events, handled as they come: only what a
+    result keeps is held (a testcase's attributes and its outcomes' texts until it ends), so
+    a file of half a million testcases never becomes a tree of half a million elements, and
+    each element costs a few attribute look-ups whatever came before it.
     """
     where = str(path)
-    if not data.strip():
+    if not data or data.isspace():  # the test bytes.strip() makes, without a copy
         raise ReportIncomplete("empty file: no XML written yet", where)
     reading = _Reading()
     try:
-        for event, element in _events(data, where):
-            if event == "start":
-                reading.start(element, where)
-            else:
-                reading.end(element)
+        _read(data, reading, where)
     except DefusedXmlException:
         # Entity expansion and external entities are how XML files attack their reader.
         raise ReportError("XML with a DOCTYPE or entity declaration is refused", where) from None
@@ -108,31 +107,44 @@ FEED = 64 * 1024
 TOKEN_LIMIT = 8 * 1024 * 1024
 
 
-def _events(data: bytes, where: str) -> Iterator[tuple[str, Element]]:
-    """The document's start and end events, read by expat without DTDs or entities.
+def _read(data: bytes, reading: _Reading, where: str) -> None:
+    """Feed the document to expat (without DTDs or entities), reading handling its events.
 
     expat scans a token it has not seen the end of again each time it is fed more of it (a
     50 MB attribute fed 16 KB at a time: 50 s): a piece that gave no event is followed by one
     twice as big. A tag or comment longer than TOKEN_LIMIT is refused as soon as it is seen
     to be: no test report has one, and reading it would take minutes.
     """
-    parser = DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True)
-    pull = XMLPullParser(("start", "end"), _parser=parser)
+    # defusedxml's parser refuses DOCTYPEs and entities; no target: reading takes the events
+    parser = DefusedXMLParser(target=_NO_TARGET, forbid_dtd=True)
+    expat = parser.parser
+    reading.listen(expat)
     view, at, size = memoryview(data), 0, FEED
     while at < len(data):
-        pull.feed(view[at : at + size])
+        events, broken = reading.events, None
+        try:
+            parser.feed(view[at : at + size])
+        except ParseError as error:
+            broken = error  # raised after what the piece told before it, as it came
         at = min(at + size, len(data))
-        size *= 2
-        # expat's position is that of the last thing it reported: text moves it on, piece by
+        size = FEED if reading.events != events else size * 2
+        # expat's position is that of the last thing it read: text moves it on, piece by
         # piece; a tag or comment not yet ended keeps it at its start
-        if at - parser.parser.CurrentByteIndex > TOKEN_LIMIT:
+        if at - expat.CurrentByteIndex > TOKEN_LIMIT:
             limit = TOKEN_LIMIT // (1024 * 1024)
             raise ReportError(f"XML with a tag or comment over {limit} MB is refused", where)
-        for event in pull.read_events():
-            size = FEED
-            yield event  # type: ignore[misc]
-    pull.close()
-    yield from pull.read_events()  # type: ignore[misc]
+        reading.check(where)
+        if broken is not None:
+            raise broken
+    parser.close()
+    reading.check(where)
+
+
+class _NoTarget:
+    """A parser target without methods: the parser installs no handlers of its own."""
+
+
+_NO_TARGET = _NoTarget()
 
 
 def _xml_error(error: ParseError, data: bytes, where: str) -> ReportError:
@@ -162,6 +174,7 @@ def _undeclared_non_utf8(data: bytes) -> bool:
 class _Verdict:
     """One test's result in the run so far, merged from all its testcase and outcome elements."""
 
+    key: str
     node_id: str
     file: str | None
     status: str
@@ -169,44 +182,46 @@ class _Verdict:
     traceback: str | None = None
     duration: float | None = None
     reruns: list[TestResult] | None = None  # a list only for the rare test with rerun elements
+    # Whether the texts hold all they may keep: a later outcome of the same severity adds
+    # nothing (a testcase repeated 700,000 times must not rebuild 64 KB, or read its own, each
+    # time).
+    full: bool = False
 
-    def add(self, status: str, message: str | None, traceback: str | None) -> None:
+    def add(self, outcome: _Outcome) -> None:
         """Take one more outcome of the test: the most severe status wins.
 
         The texts of the outcomes that decide it are joined, the most severe first (it says why
         the status is what it is): every failed subtest's, or a failed call's and its teardown
         error's. A pass or a skip beside a failure adds nothing.
         """
+        status = outcome[0]
         severer = SEVERITY[status] > SEVERITY[self.status]
         if status == self.status or (status in FAILING and self.status in FAILING):
             if severer:
-                self._join(message, traceback, self.message, self.traceback)
-            elif not self._full():
-                self._join(self.message, self.traceback, message, traceback)
+                self._join(*_texts(outcome), self.message, self.traceback)
+            elif not self.full:
+                self._join(self.message, self.traceback, *_texts(outcome))
         elif severer:
-            self.message, self.traceback = message, traceback
+            self.message, self.traceback = _texts(outcome)
+            self.full = False
         if severer:
             self.status = status
-
-    def _full(self) -> bool:
-        """Whether the texts hold all they may keep: a later outcome of the same severity adds
-        nothing (a testcase repeated 700,000 times must not rebuild 64 KB each time)."""
-        return len(self.message or "") >= MESSAGE_LIMIT and (
-            self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
-        )
 
     def _join(
         self, message: str | None, traceback: str | None, then: str | None, then_tb: str | None
     ) -> None:
         self.message = clip_message(_joined(message, then, "\n"))
         self.traceback = clip_traceback(_joined(traceback, then_tb, "\n\n"))
+        self.full = len(self.message or "") >= MESSAGE_LIMIT and (
+            self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
+        )
 
-    def results(self, key: str) -> list[TestResult]:
+    def results(self) -> list[TestResult]:
         """The test's rerun attempts in the order written, then its result in this run."""
         reruns = self.reruns or []
         final = TestResult(
             node_id=self.node_id,
-            key=key,
+            key=self.key,
             status=self.status,
             duration=self.duration,
             attempt=len(reruns),
@@ -217,64 +232,224 @@ class _Verdict:
         return [*reruns, final]
 
 
+# An outcome element as read: its status, its attributes, its text before any child element
+# and the text of its first <stackTrace> child (None without one). Its message and traceback
+# are made from them only when a verdict takes them.
+_Outcome = tuple[str, dict[str, str], str, str | None]
+_NO_ATTRIBUTES: dict[str, str] = {}
+# The outcome of a testcase without an outcome element.
+_PASSED: list[_Outcome] = [(PASSED, _NO_ATTRIBUTES, "", None)]
+_NOT_RUN: list[_Outcome] = [(SKIPPED, _NO_ATTRIBUTES, "", None)]
+
+
 @dataclass(slots=True)
 class _Reading:
-    """What a JUnit document has told so far, fed its elements as they start and end.
+    """What a JUnit document has told so far, its elements handled as expat starts and ends them.
 
     Only testcases and properties whose ancestors are all suites count (as in every JUnit
-    dialect); a suite's child is dropped from it once read, the elements inside it with it.
+    dialect); of those only the attributes and texts a result or property keeps are held, and
+    only until the element ends. The position is three numbers, not a stack of elements: a
+    crafted file nested thousands of suites deep costs nothing more.
     """
 
     # Each test by key, in the order first seen: a repeated testcase merges into its entry.
     tests: dict[str, _Verdict] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     started: list[float] = field(default_factory=list)
-    # The open elements, each with whether it and all its ancestors are suites. An explicit
-    # stack: a crafted file nested thousands of suites deep must not exhaust recursion.
-    open: list[tuple[Element, bool]] = field(default_factory=list)
     root_time: float | None = None
     root_tag: str = ""
     # The top-level suites' (start, time), either unknown: for the run's wall time.
     suites: list[tuple[float | None, float | None]] = field(default_factory=list)
+    # Elements started and ended (their sum is what the feeding asks: did a piece give any),
+    # and how many of the open ones from the root on are suites: an element counts when it
+    # starts at depth (starts - ends) == chain, all its ancestors suites.
+    starts: int = 0
+    ends: int = 0
+    chain: int = 0
+    # The counted element open, if it is a testcase (its attributes) or properties.
+    case: dict[str, str] | None = None
+    in_properties: bool = False
+    # The testcase's outcomes and rerun attempts so far, each made a list when it has one.
+    outcomes: list[_Outcome] | None = None
+    reruns: list[tuple[float | None, str | None, str | None]] | None = None
+    # The outcome, rerun or property element open in it (its tag and attributes), its text
+    # before any child and its first <stackTrace>'s, in pieces: two lists kept and cleared, so
+    # that expat hands the pieces to list.append with no call into Python.
+    child: str | None = None
+    child_attrs: dict[str, str] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)
+    stack: list[str] = field(default_factory=list)
+    stack_seen: bool = False
+    take_text: Callable[[str], None] = field(init=False)  # text.append, made once
+    take_stack: Callable[[str], None] = field(init=False)
+    # The last testcase's classname and name attributes and its test's verdict: a testcase
+    # written again and again is named and looked up once.
+    names: tuple[str | None, str | None] = (None, None)
+    verdict: _Verdict | None = None
+    refused: str | None = None  # why the root is not a JUnit report: raised after the piece
+    expat: Any = None
 
-    def start(self, element: Element, where: str) -> None:
-        tag = _local(element.tag)
-        if not self.open:
-            if tag not in SUITE_TAGS:
-                # XML of another kind (coverage.xml beside the reports): not a test report.
-                what = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
-                raise NotAReport(what, where)
-            self.root_tag, self.root_time = tag, _seconds(element.get("time"))
-        in_suites = not self.open or self.open[-1][1]
-        if in_suites and tag in SUITE_TAGS:
-            started = _epoch(element.get("timestamp"))
+    def listen(self, expat: Any) -> None:
+        """Take expat's events from now on: elements and, while a kept text is open, text."""
+        expat.StartElementHandler = self.start
+        expat.EndElementHandler = self.end
+        # text outside the elements read goes nowhere (its handler is set only while one is
+        # open); comments and processing instructions too
+        expat.DefaultHandlerExpand = None
+        expat.CharacterDataHandler = None
+        expat.ordered_attributes = False
+        self.expat = expat
+
+    def __post_init__(self) -> None:
+        self.take_text, self.take_stack = self.text.append, self.stack.append
+
+    @property
+    def events(self) -> int:
+        return self.starts + self.ends
+
+    def check(self, where: str) -> None:
+        """Raise what reading the document so far has found it is not."""
+        if self.refused is not None:
+            raise NotAReport(self.refused, where)
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        depth = self.starts - self.ends
+        self.starts += 1
+        tag = name.rpartition("}")[2] if "}" in name else name
+        chain = self.chain
+        if depth == chain:
+            if tag == "testcase" and depth:
+                self.case = attrs
+            else:
+                self._start_counted(tag, attrs, depth)
+        elif depth == chain + 1:
+            if self.case is not None:
+                if tag in OUTCOME_STATUS or tag.startswith(RERUN_PREFIXES):
+                    self.child, self.child_attrs = tag, attrs
+                    self.expat.CharacterDataHandler = self.take_text
+            elif self.in_properties and tag == "property" and len(self.properties) < PROPERTY_LIMIT:
+                self.child, self.child_attrs = tag, attrs
+                self.expat.CharacterDataHandler = self.take_text
+        elif self.child is not None:
+            # a child element ends its parent's text; <stackTrace> holds the trace of a surefire
+            # rerun element (or of an outcome without text)
+            if depth == chain + 2 and name == "stackTrace" and not self.stack_seen:
+                self.stack_seen = True
+                self.expat.CharacterDataHandler = self.take_stack
+            else:
+                self.expat.CharacterDataHandler = None
+
+    def _start_counted(self, tag: str, attrs: dict[str, str], depth: int) -> None:
+        """An element whose ancestors are all suites (but a testcase): a suite, properties or
+        another."""
+        if tag in SUITE_TAGS:
+            self.chain = depth + 1
+            started = _epoch(attrs.get("timestamp"))
             if started is not None:
                 self.started.append(started)
-            if len(self.open) == 1 and tag == "testsuite":
-                self.suites.append((started, _seconds(element.get("time"))))
-        self.open.append((element, in_suites and tag in SUITE_TAGS))
-
-    def end(self, element: Element) -> None:
-        self.open.pop()
-        in_suites = bool(self.open) and self.open[-1][1]
-        tag = _local(element.tag)
-        if not in_suites:
-            return  # inside a testcase or another element: read, or dropped, with it
-        if tag == "testcase":
-            _read_testcase(element, self.tests)
+            if depth == 0:
+                self.root_tag, self.root_time = tag, _seconds(attrs.get("time"))
+            elif depth == 1 and tag == "testsuite":
+                self.suites.append((started, _seconds(attrs.get("time"))))
+        elif depth == 0:
+            # XML of another kind (coverage.xml beside the reports): not a test report.
+            self.refused = f"not a JUnit report: root element <{_one_line(tag)[:64]}>"
         elif tag == "properties":
-            _read_properties(element, self.properties)
-        # Its earlier siblings are gone already; later ones may be there (events come in
-        # batches, after the tree builder saw what follows): it is the first child.
-        parent = self.open[-1][0]
-        if len(parent) and parent[0] is element:
-            del parent[0]
+            self.in_properties = True
+
+    def end(self, name: str) -> None:
+        self.ends += 1
+        depth = self.starts - self.ends
+        chain = self.chain
+        if depth == chain:
+            if self.case is not None:
+                self._end_testcase(self.case)
+            self.in_properties = False
+        elif depth < chain:
+            self.chain = depth  # a suite ends
+        elif self.child is not None:
+            self.expat.CharacterDataHandler = None  # a child's end ends its parent's text
+            if depth != chain + 1:
+                return
+            # an outcome, rerun or property element ends: keep what it says
+            tag, attrs, text = self.child, self.child_attrs, "".join(self.text)
+            self.text.clear()
+            self.child = stack = None
+            if self.stack_seen:
+                stack = "".join(self.stack)
+                self.stack.clear()
+                self.stack_seen = False
+            if self.case is None:
+                _read_property(attrs, text, self.properties)
+            elif tag in OUTCOME_STATUS:
+                if tag == "skipped" and attrs.get("type") == XFAIL_TYPE:
+                    status = XFAILED
+                else:
+                    status = OUTCOME_STATUS[tag]
+                if self.outcomes is None:
+                    self.outcomes = []
+                self.outcomes.append((status, attrs, text, stack))
+            else:
+                if self.reruns is None:
+                    self.reruns = []
+                duration = _seconds(attrs.get("time"))
+                self.reruns.append((duration, _message(attrs, text), _traceback(text, stack)))
+
+    def _end_testcase(self, attrs: dict[str, str]) -> None:
+        """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
+        outcomes, reruns = self.outcomes, self.reruns
+        self.case = self.outcomes = self.reruns = None
+        if not outcomes:
+            # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
+            not_run = (attrs.get("status") or "").lower() in NOT_RUN_STATUSES
+            outcomes = _NOT_RUN if not_run else _PASSED
+        names = (attrs.get("classname"), attrs.get("name"))
+        if names == self.names:  # the same test as the testcase before
+            verdict = self.verdict
+        else:
+            self.names = names
+            verdict = self.verdict = self._verdict(attrs, _identity(*names), outcomes[0][0])
+        if verdict is None:
+            return  # neither name nor classname: nothing to follow across runs
+        for outcome in outcomes:
+            if not (verdict.full and outcome[0] == verdict.status):  # else it adds nothing
+                verdict.add(outcome)
+        time = _seconds(attrs["time"]) if "time" in attrs else None
+        if time is not None:
+            # pytest splits a test's time over its testcases (the call's, then the teardown's)
+            verdict.duration = seconds((verdict.duration or 0.0) + time)
+        for duration, message, traceback in reruns or ():
+            verdict.reruns = verdict.reruns or []
+            verdict.reruns.append(
+                TestResult(
+                    node_id=verdict.node_id,
+                    key=verdict.key,
+                    status=RERUN,
+                    duration=duration,
+                    attempt=len(verdict.reruns),
+                    message=message,
+                    traceback=traceback,
+                    file=verdict.file,
+                )
+            )
+
+    def _verdict(
+        self, attrs: dict[str, str], identity: tuple[str | None, str, str] | None, status: str
+    ) -> _Verdict | None:
+        """The verdict of the testcase's test, new if first seen; None for a nameless one."""
+        if identity is None:
+            return None
+        classname, name, key = identity
+        verdict = self.tests.get(key)
+        if verdict is None:
+            file = clip_name(attrs.get("file") or "") or None
+            node_id = clip_name(node_id_from_junit(classname, name, file))
+            verdict = self.tests[key] = _Verdict(key, node_id, file, status)
+        return verdict
 
     def results(self) -> tuple[TestResult, ...]:
         """Every test's attempts: one result per test, after its RERUN attempts if any."""
-        return tuple(
-            result for key, verdict in self.tests.items() for result in verdict.results(key)
-        )
+        return tuple(result for verdict in self.tests.values() for result in verdict.results())
 
     def duration(self) -> float | None:
         """The root's time, else the wall time its suites span.
@@ -296,60 +471,21 @@ class _Reading:
         return seconds(max(start - first + time for start, time in placed))
 
 
-def _read_testcase(case: Element, tests: dict[str, _Verdict]) -> None:
-    """Merge a testcase into its test's verdict: its outcomes, its time, its rerun attempts."""
-    classname = clip_name(case.get("classname") or "") or None
-    name = clip_name(case.get("name") or "")
+def _identity(classname: str | None, name: str | None) -> tuple[str | None, str, str] | None:
+    """A testcase's (classname, name, key), clipped; None without a name or classname."""
+    classname = clip_name(classname or "") or None
+    name = clip_name(name or "")
     if not name:
         name, classname = classname or "", None
     if not name:
-        return  # neither name nor classname: nothing to follow across runs
-    key = clip_name(key_from_junit(classname, name))
-    file = clip_name(case.get("file") or "") or None
-    outcomes: list[tuple[str, str | None, str | None]] = []
-    reruns: list[Element] = []
-    for child in case:
-        tag = _local(child.tag)
-        if tag.startswith(RERUN_PREFIXES):
-            reruns.append(child)
-        elif tag in OUTCOME_STATUS:
-            outcomes.append((_status(child), _message(child), _traceback(child)))
-    if not outcomes:
-        # No outcome element: it passed, unless a status= says it never ran (tst, GoogleTest).
-        not_run = (case.get("status") or "").lower() in NOT_RUN_STATUSES
-        outcomes.append((SKIPPED if not_run else PASSED, None, None))
-    verdict = tests.get(key)
-    if verdict is None:
-        node_id = clip_name(node_id_from_junit(classname, name, file))
-        verdict = tests[key] = _Verdict(node_id, file, outcomes[0][0])
-    for outcome in outcomes:
-        verdict.add(*outcome)
-    time = _seconds(case.get("time"))
-    if time is not None:
-        # pytest splits a test's time over its testcases (the call's, then the teardown's)
-        verdict.duration = seconds((verdict.duration or 0.0) + time)
-    for child in reruns:
-        verdict.reruns = verdict.reruns or []
-        verdict.reruns.append(
-            TestResult(
-                node_id=verdict.node_id,
-                key=key,
-                status=RERUN,
-                duration=_seconds(child.get("time")),
-                attempt=len(verdict.reruns),
-                message=_message(child),
-                traceback=_traceback(child),
-                file=verdict.file,
-            )
-        )
+        return None  # neither name nor classname: nothing to follow across runs
+    return classname, name, clip_name(key_from_junit(classname, name))
 
 
-def _status(outcome: Element) -> str:
-    """The status an outcome element (failure, error, skipped) gives its test."""
-    tag = _local(outcome.tag)
-    if tag == "skipped" and outcome.get("type") == XFAIL_TYPE:
-        return XFAILED
-    return OUTCOME_STATUS[tag]
+def _texts(outcome: _Outcome) -> tuple[str | None, str | None]:
+    """An outcome's message and traceback."""
+    _, attrs, text, stack = outcome
+    return _message(attrs, text), _traceback(text, stack)
 
 
 def _joined(first: str | None, then: str | None, separator: str) -> str | None:
@@ -360,16 +496,13 @@ def _joined(first: str | None, then: str | None, separator: str) -> str | None:
     return (first if then is None or then in first else then) if first else then
 
 
-def _message(outcome: Element | None) -> str | None:
-    """The outcome's message attribute, else the first line of its text, clipped."""
-    if outcome is None:
-        return None
-    message = outcome.get("message")
+def _message(attrs: dict[str, str], text: str) -> str | None:
+    """An outcome's message attribute, else the first line of its text, clipped."""
+    message = attrs.get("message")
     if message == COLLECTION_SKIPPED:
-        message = _skip_reason(outcome.text) or message
+        message = _skip_reason(text) or message
     if not message:
-        text = (outcome.text or "").strip()
-        message = text.partition("\n")[0]
+        message = text.strip().partition("\n")[0]
     return clip_message(message)
 
 
@@ -386,26 +519,18 @@ def _skip_reason(text: str | None) -> str | None:
     return where[2].removeprefix("Skipped: ")
 
 
-def _traceback(outcome: Element | None) -> str | None:
-    """The outcome's full text (surefire's rerun elements keep it in <stackTrace>)."""
-    if outcome is None:
-        return None
-    text = outcome.text
+def _traceback(text: str, stack: str | None) -> str | None:
+    """An outcome's full text (surefire's rerun elements keep it in <stackTrace>)."""
     if not text or text.isspace():
-        text = outcome.findtext("stackTrace")
+        text = stack or ""
     return clip_traceback(text) if text and not text.isspace() else None
 
 
-def _read_properties(element: Element, properties: dict[str, str]) -> None:
-    """Collect a suite's <property name value> pairs; the first value of a name wins."""
-    for prop in element:
-        if len(properties) >= PROPERTY_LIMIT:
-            return
-        name = prop.get("name")
-        if name and len(name) > NAME_LIMIT:
-            continue
-        if _local(prop.tag) == "property" and name and name not in properties:
-            properties[name] = (prop.get("value", prop.text) or "")[:PROPERTY_VALUE_LIMIT]
+def _read_property(attrs: dict[str, str], text: str, properties: dict[str, str]) -> None:
+    """Keep a suite's <property name value>; the first value of a name wins."""
+    name = attrs.get("name")
+    if name and len(name) <= NAME_LIMIT and name not in properties:
+        properties[name] = (attrs.get("value", text) or "")[:PROPERTY_VALUE_LIMIT]
 
 
 def _seconds(text: str | None) -> float | None:
@@ -434,11 +559,6 @@ def _epoch(text: str | None) -> float | None:
         return moment(when.timestamp())
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-
-
-def _local(tag: object) -> str:
-    """An element's tag without its namespace; comments and processing instructions give ""."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _one_line(text: str) -> str:
