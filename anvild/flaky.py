@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, pairwise
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from anvild.errors import UsageError
 from anvild.evidence import estimate
@@ -76,8 +76,7 @@ def is_outage(counts: Mapping[str, Any], share: float = OUTAGE_SHARE) -> bool:
 _ABORTED = (INTERRUPTED, INTERNAL_ERROR)
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutedRun:
+class ExecutedRun(NamedTuple):  # a tuple: one is made per test and run judged
     """One executed run of one test: its outcome, whether it was rerun, its code state, where
     it ran, and whether the run was an outage."""
 

@@ -390,3 +390,38 @@ def test_command_on_an_empty_project(tmp_path: Path) -> None:
         proc = anvild("stats", "flaky", "--format", fmt, cwd=tmp_path)
         assert proc.returncode == 1 and proc.stdout == "", proc.stdout
         assert proc.stderr.startswith("anvild: error: no history here"), proc.stderr
+
+
+@pytest.mark.parametrize("shape", ["one attempt", "reruns", "skipped runs between"])
+def test_a_window_read_newest_first_is_the_window_found_from_its_start(
+    history: History, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test's window is read newest first up to a bound where that holds it, else from the
+    window's start: both ways give the same attempts, with reruns (three rows a run) and with
+    runs where the test was skipped between the ones it ran in."""
+    import random
+
+    from anvild.store import queries
+    from anvild.store.database import open_database
+
+    rng = random.Random(shape)
+    for n in range(40):
+        if shape == "reruns":
+            status: str | list[str] = [R, R, rng.choice([P, F])]
+        elif shape == "skipped runs between" and n % 3:
+            status = S
+        else:
+            status = rng.choice([P, F])
+        history.run({"t.py::w": status, "t.py::other": P})
+    open_database(history.url)
+    project = queries.project_id(ROOT)
+    assert project is not None
+    test = next(t for t in queries.flaky_candidates(project, ("local",)))["test_id"]
+    for window in (1, 5, 12, 100):
+        fast = queries.window_attempts(project, test, "local", window)
+        with monkeypatch.context() as patched:  # the bound taken away: the start query decides
+            patched.setattr(queries, "_newest_window", lambda *args, **kwargs: None)
+            slow = queries.window_attempts(project, test, "local", window)
+        assert fast == slow, window
+        executed = {row[0] for row in fast if row[2] not in (S, X)}
+        assert len(executed) == min(window, 40 if shape != "skipped runs between" else 14)

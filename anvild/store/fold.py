@@ -51,6 +51,8 @@ class RunOutcome:
 
 def settle(attempts: Iterable[tuple[str, float | None]]) -> RunOutcome | None:
     """A test's attempts in one run, (status, duration) in attempt order, as its outcome."""
+    if isinstance(attempts, list) and len(attempts) == 1 and attempts[0][1] is None:
+        return _alone(attempts[0][0])  # the usual case: one attempt, its outcome shared
     final: str | None = None
     duration: float | None = None
     reran = False
@@ -59,6 +61,11 @@ def settle(attempts: Iterable[tuple[str, float | None]]) -> RunOutcome | None:
         if final is None or outranks(status, final):
             final, duration = status, took
     return None if final is None else RunOutcome(Status(final), reran, duration)
+
+
+@cache
+def _alone(status: str) -> RunOutcome:
+    return RunOutcome(Status(status), status == RERUN, None)
 
 
 def run_outcome(final: TestResult, reran: bool) -> RunOutcome:

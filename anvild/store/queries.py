@@ -220,6 +220,15 @@ def window_attempts(
     p = db.param
     recent = "" if since is None else f' AND e."started_at" >= {p}'
     bounds = () if since is None else (since,)
+    if window > 0:
+        # Most tests have one attempt in each run: their newest rows, read newest first up to
+        # a bound, hold the window; for the others the window's start is found first.
+        sql = _NEWEST_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
+        limit = 2 * window + 8
+        rows = db.execute_sql(sql, (project, space, test, *bounds, limit)).fetchall()
+        held = _newest_window(rows, window, complete=len(rows) < limit)
+        if held is not None:
+            return held
     sql = _WINDOW_START_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
     start = None
     if window > 0:
@@ -229,6 +238,31 @@ def window_attempts(
         bounds += order.key_params(float(start[0]), int(start[1]))
     sql = _WINDOW_SQL.format(p=p, recent=recent, oldest=order.OLDEST_FIRST)
     return db.execute_sql(sql, (project, space, test, *bounds)).fetchall()
+
+
+def _newest_window(
+    rows: list[tuple[int, int, str]], window: int, complete: bool
+) -> list[tuple[int, int, str]] | None:
+    """The window's attempts, oldest first, from a test's rows read newest first (each run's
+    attempts in order): every run back to the window-th one the test executed in; None when
+    rows stop before it (and are not all the test has)."""
+    runs: list[list[tuple[int, int, str]]] = []
+    executed = 0  # runs the test executed in, this one included once it counts
+    current = None
+    counted = False  # whether the current run counts already
+    for row in rows:
+        if row[0] != current:
+            if executed == window:
+                break  # an older run than the window's oldest
+            current, counted = row[0], False
+            runs.append([])
+        runs[-1].append(row)
+        if not counted and row[2] not in NOT_EXECUTED:
+            executed, counted = executed + 1, True
+    else:
+        if not complete:
+            return None  # the bound cut the window's oldest run, or a run before it
+    return [row for run in reversed(runs) for row in run]
 
 
 def run_facts(executions: list[int]) -> list[tuple[Any, ...]]:
@@ -256,6 +290,12 @@ _WINDOW_START_SQL = (
     ' SELECT 1 FROM "execution_history" AS h WHERE h."execution_id" = e."id"'
     " AND h.\"test_id\" = {p} AND h.\"status\" NOT IN ('SKIPPED', 'XFAILED')"
     ") ORDER BY {newest} LIMIT 1 OFFSET {p}"
+)
+_NEWEST_SQL = (
+    'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
+    'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
+    'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
+    'ORDER BY {newest}, h."attempt" LIMIT {p}'
 )
 _WINDOW_SQL = (
     'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
