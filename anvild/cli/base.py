@@ -20,15 +20,26 @@ PROGRESS_FROM = 5  # reports in an ingest from which a terminal shows a progress
 
 def format_option(func: F) -> F:
     """`--format table|json` and its shorthand `--json`."""
-    func = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-        help="Output format; json prints one document on stdout.",
-    )(func)
+    return formats()(func)
+
+
+def formats(
+    *extra: str, text: str = "Output format; json prints one document on stdout."
+) -> Callable[[F], F]:
+    """`--format table|json|EXTRA...` (text: its help) and its shorthand `--json`."""
+
+    def decorate(func: F) -> F:
+        func = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["table", "json", *extra]),
+            default="table",
+            show_default=True,
+            help=text,
+        )(func)
+
+    return decorate
 
 
 def space_option(default: str) -> Callable[[F], F]:

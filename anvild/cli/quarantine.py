@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from anvild.cli.base import Context, cli, pass_context
+from anvild.cli.base import Context, cli, formats, pass_context
 from anvild.cli.statistics import flaky_options
 
 
@@ -58,15 +58,7 @@ def quarantine_remove(obj: Context, test_ids: tuple[str, ...]) -> None:
 
 
 @quarantine.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "file"]),
-    default="table",
-    show_default=True,
-    help="file: the `.anvild-quarantine` form to commit (expired entries left out).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@formats("file", text="file: the `.anvild-quarantine` form to commit (expired entries left out).")
 @pass_context
 def quarantine_list(obj: Context, fmt: str, as_json: bool) -> None:
     """The quarantine, expired entries marked (the plugin ignores them)."""

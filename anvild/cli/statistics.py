@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from anvild.cli.base import Context, cli, format_option, pass_context, space_option, wait_note
+from anvild.cli.base import (
+    Context,
+    cli,
+    format_option,
+    formats,
+    pass_context,
+    space_option,
+    wait_note,
+)
 from anvild.display import shown
 from anvild.errors import UsageError
 from anvild.store.columns import SHOWN
@@ -200,15 +208,9 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 @stats.command("flaky")
 @flaky_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "deselect"]),
-    default="table",
-    show_default=True,
-    help="json: one array on stdout; deselect: `--deselect NODEID` lines for pytest.",
+@formats(
+    "deselect", text="json: one array on stdout; deselect: `--deselect NODEID` lines for pytest."
 )
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
     "--broken",
     is_flag=True,

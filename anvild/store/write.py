@@ -234,16 +234,27 @@ def _history(
     if len(finals) == len(results):
         for key in by_id:
             r = finals[key]
-            group = group_key(r.message) if r.message and r.status in FAILING else None
-            row = (execution, test_ids[key], r.attempt, None, r.status, r.duration, r.message)
-            yield (*row, group)
+            yield (
+                execution,
+                test_ids[key],
+                r.attempt,
+                None,
+                r.status,
+                r.duration,
+                r.message,
+                _group(r),
+            )
         return
     attempts = [attempt for _, attempt in _unique_attempts(results)]
     ids = [test_ids[r.key] for r in results]
     for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
         r = results[i]
-        group = group_key(r.message) if r.message and r.status in FAILING else None
-        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message, group)
+        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message, _group(r))
+
+
+def _group(result: TestResult) -> int | None:
+    """A failed or errored result's message group (what reports group failures by)."""
+    return group_key(result.message) if result.message and result.status in FAILING else None
 
 
 def _firsts(results: Iterable[TestResult]) -> dict[str, TestResult]:
