@@ -123,13 +123,13 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     its project and space."""
     from anvild.store import queries
 
-    finals = _finals(queries.run_results(run["id"]))
+    finals = _finals(queries.run_results(project, run["id"]))
     previous_id = queries.previous_execution(project, run["space"], run["started_at"], run["id"])
     previous = None
     before: dict[str, dict[str, Any]] = {}
     if previous_id is not None:
         previous = queries.execution_by_id(previous_id)
-        before = _finals(queries.run_results(previous_id))
+        before = _finals(queries.run_results(project, previous_id))
     held = _quarantined(run.get("metadata"))
     failures = [
         {

@@ -168,9 +168,9 @@ def _history(con: sqlite3.Connection, first_id: int) -> None:
     _sql(
         con,
         f"""
-        INSERT INTO "execution_history"
-            ("execution_id", "test_id", "attempt", "timestamp", "status", "duration", "message")
-        SELECT e.id, k.test_id, 0, NULL, {status},
+        INSERT INTO "execution_history" ("project_id", "execution_id", "test_id", "attempt",
+            "timestamp", "status", "duration", "message")
+        SELECT e.project_id, e.id, k.test_id, 0, NULL, {status},
             CASE WHEN k.kind = 'skip' THEN 0.0003 * (0.8 + (abs(random()) % 450) / 1000.0)
                  ELSE k.base * (0.8 + (abs(random()) % 450) / 1000.0) + 0.0003 END,
             CASE WHEN k.kind IN ('skip', 'xfail') THEN k.message
@@ -219,11 +219,11 @@ def _statistics(con: sqlite3.Connection, project_id: int) -> None:
     _sql(
         con,
         f"""
-        INSERT INTO "entity_statistics" ("test_id", "space", "total_runs", "passed", "failed",
-            "skipped", "errors", "reruns", "passed_on_retry", "failure_rate", "duration_total",
-            "duration_count", "avg_duration", "last_run", "last_failure", "last_status",
-            "last_outcome", "flips")
-        SELECT g.test_id, 'local', g.total, g.passed, g.failed, g.skipped, g.errors, 0, 0,
+        INSERT INTO "entity_statistics" ("project_id", "test_id", "space", "total_runs",
+            "passed", "failed", "skipped", "errors", "reruns", "passed_on_retry", "failure_rate",
+            "duration_total", "duration_count", "avg_duration", "last_run", "last_failure",
+            "last_status", "last_outcome", "flips")
+        SELECT ?, g.test_id, 'local', g.total, g.passed, g.failed, g.skipped, g.errors, 0, 0,
             CASE WHEN g.passed + g.failed + g.errors = 0 THEN 0.0
                  ELSE (g.failed + g.errors) * 1.0 / (g.passed + g.failed + g.errors) END,
             g.duration_total, g.duration_count,
@@ -246,7 +246,7 @@ def _statistics(con: sqlite3.Connection, project_id: int) -> None:
             GROUP BY h."test_id"
         ) AS g
         """,
-        (project_id,),
+        (project_id, project_id),
     )
     newest = (
         'SELECT {what} FROM "execution_history" h WHERE h."test_id" = "entity_statistics"."test_id"'

@@ -97,9 +97,9 @@ def load(db_path: Path, report: Path) -> int:
     )
     first = con.execute("SELECT MAX(id) FROM test").fetchone()[0] - len(tests) + 1
     con.executemany(
-        "INSERT INTO execution_history (execution_id, test_id, attempt, timestamp, status, "
-        "duration, message) VALUES (?, ?, 0, NULL, ?, ?, ?)",
-        [(execution, first + i, t[2], t[3], t[4]) for i, t in enumerate(tests)],
+        "INSERT INTO execution_history (project_id, execution_id, test_id, attempt, timestamp, "
+        "status, duration, message) VALUES (?, ?, ?, 0, NULL, ?, ?, ?)",
+        [(project, execution, first + i, t[2], t[3], t[4]) for i, t in enumerate(tests)],
     )
     stats = []
     for i, (_, _, status, took, _) in enumerate(tests):
@@ -107,15 +107,15 @@ def load(db_path: Path, report: Path) -> int:
         failed, errors = int(status == "FAILED"), int(status == "ERROR")
         skipped = int(status in ("SKIPPED", "XFAILED"))
         ran = not skipped
-        stats.append((first + i, passed, failed, skipped, errors, float(failed or errors),
+        stats.append((project, first + i, passed, failed, skipped, errors, float(failed or errors),
                       took if ran else 0.0, int(ran), took if ran else None, at,
                       at if failed or errors else None, status,
                       None if skipped else ("pass" if passed else "fail")))  # fmt: skip
     con.executemany(
-        "INSERT INTO entity_statistics (test_id, space, total_runs, passed, failed, skipped, "
-        "errors, reruns, passed_on_retry, failure_rate, duration_total, duration_count, "
+        "INSERT INTO entity_statistics (project_id, test_id, space, total_runs, passed, failed, "
+        "skipped, errors, reruns, passed_on_retry, failure_rate, duration_total, duration_count, "
         "avg_duration, last_run, last_failure, last_status, last_outcome, flips) "
-        "VALUES (?, 'local', 1, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        "VALUES (?, ?, 'local', 1, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         stats,
     )
     con.execute("COMMIT")

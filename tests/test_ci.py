@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -395,10 +396,10 @@ def test_a_name_taken_meanwhile_by_another_owner_is_skipped(
     real = write._free_name
     calls: list[str] = []
 
-    def stale(base: str) -> str:
+    def stale(runs: Any, base: str) -> str:
         # the first look-up answers as if another owner had not committed yet
         calls.append(base)
-        return base if len(calls) == 1 else real(base)
+        return base if len(calls) == 1 else real(runs, base)
 
     with Owner(db_url, tmp_path / "state").open(5.0) as owner:
         stored = owner.run(lambda db: write.store_run(db, first))

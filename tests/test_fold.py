@@ -37,7 +37,8 @@ def _upserted(owner: Owner, test: int, runs: list[tuple[str, bool, float | None,
                 row = fold.stats_row(
                     test, "ci", fold.RunOutcome(Status(status), reran, duration), at
                 )
-                db.execute_sql(fold.upsert_sql(db.param), row)
+                project = db.execute_sql('SELECT "project_id" FROM "test"').fetchone()[0]
+                db.execute_sql(fold.upsert_sql(db.param), (project, *row))
         columns = ", ".join(f'"{column}"' for column in fold.COLUMNS)
         cursor = db.execute_sql(f'SELECT {columns} FROM "entity_statistics"')
         (values,) = cursor.fetchall()
@@ -110,7 +111,7 @@ def test_a_run_row_is_the_rule_for_every_shape_of_run(
     holds what the rule gives, its derived statistics derived from its own counts."""
     status, reran, duration, at = run
     row = dict(
-        zip(fold.COLUMNS, fold.run_row(test, "ci", status, reran, duration, at), strict=True)
+        zip(fold.COLUMNS, fold.run_row((test, "ci"), status, reran, duration, at), strict=True)
     )
     rule = fold._rule(fold.RunOutcome(Status(status), reran, duration), at)
     assert row == {"test_id": test, "space": "ci", **rule}

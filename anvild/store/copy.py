@@ -41,7 +41,10 @@ def _runs_of(project: Project) -> Iterator[Submission]:
                 ExecutionHistory.message,
             )
             .join(Entity, on=(ExecutionHistory.test == Entity.id))
-            .where(ExecutionHistory.execution == execution.id)
+            .where(
+                (ExecutionHistory.project == project.id)
+                & (ExecutionHistory.execution == execution.id)
+            )
             .order_by(ExecutionHistory.test, ExecutionHistory.attempt)
         )
         results = tuple(

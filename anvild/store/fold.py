@@ -27,6 +27,8 @@ RATIOS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], float | None]] = {
 }
 
 COLUMNS = ("test_id", "space", *STAT_FIELDS)
+# The rows the statistics upsert writes: the test's project first (its key, store.keys)
+UPSERT_COLUMNS = ("project_id", *COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ def derive(row: dict[str, Any]) -> dict[str, Any]:
 
 def stats_row(test_id: int, space: str, out: RunOutcome, at: float) -> tuple[Any, ...]:
     """The statistics of one run of one test, in COLUMNS order, to add to the stored ones."""
-    return run_row(test_id, space, out.status, out.reran, out.duration, at)
+    return run_row((test_id, space), out.status, out.reran, out.duration, at)
 
 
 def _rule(out: RunOutcome, at: float) -> dict[str, Any]:
@@ -140,14 +142,15 @@ def _shape(status: str, reran: bool, timed: bool) -> tuple[tuple[Any, ...], int,
 
 
 def run_row(
-    test_id: int, space: str, status: str, reran: bool, duration: float | None, at: float
+    key: tuple[Any, ...], status: str, reran: bool, duration: float | None, at: float
 ) -> tuple[Any, ...]:
-    """stats_row of a test's final status, rerun or not, and duration: a row of _rule made
+    """stats_row of a test's final status, rerun or not, and duration after its key, (test,
+    space) as in COLUMNS or (project, test, space) as in UPSERT_COLUMNS: a row of _rule made
     from its shape's (one tuple per test of a big run, nothing else)."""
     head, counted, failing, tail = _shape(status, reran, duration is not None)
     if counted:
-        return (test_id, space, *head, duration, 1, duration, at, at if failing else None, *tail)
-    return (test_id, space, *head, 0.0, 0, None, at, at if failing else None, *tail)
+        return (*key, *head, duration, 1, duration, at, at if failing else None, *tail)
+    return (*key, *head, 0.0, 0, None, at, at if failing else None, *tail)
 
 
 def combine(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -203,9 +206,10 @@ def upsert_sql(param: str) -> str:
         f'AND {x}."last_outcome" <> {s}."last_outcome" THEN 1 ELSE 0 END',
         f'"last_outcome" = COALESCE({x}."last_outcome", {s}."last_outcome")',
     ]
-    columns = ", ".join(f'"{column}"' for column in COLUMNS)
-    params = ", ".join([param] * len(COLUMNS))
+    columns = ", ".join(f'"{column}"' for column in UPSERT_COLUMNS)
+    params = ", ".join([param] * len(UPSERT_COLUMNS))
     return (
         f"INSERT INTO {s} ({columns}) VALUES ({params}) "
-        f'ON CONFLICT ("test_id", "space") DO UPDATE SET ' + ", ".join([*sums, *ratios, *facts])
+        'ON CONFLICT ("project_id", "test_id", "space") DO UPDATE SET '
+        + ", ".join([*sums, *ratios, *facts])
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.store import backend, order, queries
+from anvild.store import backend, keys, order, queries
 from anvild.store.models import MODELS, ExecutionHistory, QuarantineEntry, SchemaMigration
 
 
@@ -53,6 +53,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("history attempt as integer", _wide_attempt),
     ("quarantine table", _quarantine_table),
     ("failure groups", queries.failure_groups),
+    ("keys by project", keys.keys_by_project),
 )
 
 SCHEMA_VERSION = len(STEPS)

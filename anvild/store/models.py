@@ -76,7 +76,7 @@ class Execution(BaseModel):
 
     id = AutoField()
 
-    execution_id = TextField(unique=True)
+    execution_id = TextField()  # unique in its project
     project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE")
     space = TextField(default="local")
     source = TextField()
@@ -109,6 +109,7 @@ class Execution(BaseModel):
 
     class Meta:
         indexes = (
+            (("project", "execution_id"), True),
             (("project", "report_sha256"), True),
             (("space", "started_at"), False),
             (("project", "session_id"), False),
@@ -136,6 +137,8 @@ class Entity(BaseModel):
 class ExecutionHistory(BaseModel):
     """One attempt of one test in one run (the seed's ExecutionHistory)."""
 
+    # The run's project, first in every key: the table distributes by project (docs/scaling.md)
+    project = IntegerField(column_name="project_id")
     execution = ForeignKeyField(Execution, on_delete="CASCADE", index=False)
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     # 32 bits (SMALLINT in databases made before the step 'history attempt as integer')
@@ -148,7 +151,7 @@ class ExecutionHistory(BaseModel):
     message_group = BigIntegerField(null=True)
 
     class Meta:
-        primary_key = CompositeKey("execution", "test", "attempt")
+        primary_key = CompositeKey("project", "execution", "test", "attempt")
         # The primary key is the row's storage order: no rowid, no second copy of the key.
         without_rowid = True
         indexes = ((("test", "execution"), False),)
@@ -157,6 +160,7 @@ class ExecutionHistory(BaseModel):
 class EntityStatistics(BaseModel):
     """Per (test, space) statistics, kept up to date in each run's transaction."""
 
+    project = IntegerField(column_name="project_id")  # the test's, first in the key
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     space = TextField()
     total_runs = IntegerField(default=0)
@@ -178,7 +182,7 @@ class EntityStatistics(BaseModel):
 
     class Meta:
         table_name = "entity_statistics"
-        primary_key = CompositeKey("test", "space")
+        primary_key = CompositeKey("project", "test", "space")
 
 
 class QuarantineEntry(BaseModel):

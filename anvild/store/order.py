@@ -155,10 +155,10 @@ def neighbours(
             chunk = wanted[start : start + _CHUNK]
             sql = (
                 'SELECT "execution_id", "test_id", "status" FROM "execution_history" '
-                f'WHERE "execution_id" IN ({", ".join([p] * len(ids))}) '
+                f'WHERE "project_id" = {p} AND "execution_id" IN ({", ".join([p] * len(ids))}) '
                 f'AND "test_id" IN ({", ".join([p] * len(chunk))})'
             )
-            rows += db.execute_sql(sql, (*ids, *chunk)).fetchall()
+            rows += db.execute_sql(sql, (project, *ids, *chunk)).fetchall()
         outcomes = _outcomes(rows)
         for execution in ids:  # nearest first
             for test in list(left):

@@ -136,7 +136,7 @@ def history_for_rebuild(project: int) -> Any:
             ExecutionHistory.duration,
         )
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .where(Execution.project == project)
+        .where((ExecutionHistory.project == project) & (Execution.project == project))
         .order_by(
             ExecutionHistory.test, Execution.space, *order.oldest_first(), ExecutionHistory.attempt
         )
@@ -417,7 +417,8 @@ def _results_in_window(project: int, since: float, spaces: tuple[str, ...]) -> l
         .join(Execution, on=(ExecutionHistory.execution == Execution.id))
         .join(Entity, on=(ExecutionHistory.test == Entity.id))
         .where(
-            (Execution.project == project)
+            (ExecutionHistory.project == project)
+            & (Execution.project == project)
             & Execution.space.in_(spaces)
             & (Execution.started_at >= since)
         )
@@ -476,8 +477,10 @@ def previous_execution(project: int, space: str, started_at: float, execution: i
     return int(row[0]) if row else None
 
 
-def run_results(execution: int) -> list[tuple[str, int, str, float | None, str | None]]:
-    """Every attempt of a run: (entity_id, attempt, status, duration, message)."""
+def run_results(
+    project: int, execution: int
+) -> list[tuple[str, int, str, float | None, str | None]]:
+    """Every attempt of a run of the project: (entity_id, attempt, status, duration, message)."""
     query = (
         ExecutionHistory.select(
             Entity.entity_id,
@@ -487,7 +490,7 @@ def run_results(execution: int) -> list[tuple[str, int, str, float | None, str |
             ExecutionHistory.message,
         )
         .join(Entity, on=(ExecutionHistory.test == Entity.id))
-        .where(ExecutionHistory.execution == execution)
+        .where((ExecutionHistory.project == project) & (ExecutionHistory.execution == execution))
     )
     return tuples(query)
 
@@ -550,10 +553,11 @@ def tests_results(project: int, tests: list[int], runs: int) -> dict[int, list[d
     found: dict[int, list[dict[str, Any]]] = {}
     if not ids or not tests:
         return found
-    among = f'h."execution_id" IN ({", ".join([database.obj.param] * len(ids))})'
+    p = database.obj.param
+    among = f'h."project_id" = {p} AND h."execution_id" IN ({", ".join([p] * len(ids))})'
     for start in range(0, len(tests), 500):
         chunk = tests[start : start + 500]
-        found.update(_results_of(chunk, among, tuple(ids)))
+        found.update(_results_of(chunk, among, (project, *ids)))
     short = [test for test in tests if len({r["execution"] for r in found.get(test, ())}) < runs]
     for start in range(0, len(short), 500):
         chunk = short[start : start + 500]
@@ -661,15 +665,16 @@ def recent_durations(
     sql = (
         'SELECT h."execution_id", t."entity_id", h."duration" FROM "execution_history" AS h '
         'JOIN "test" AS t ON t."id" = h."test_id" '
-        f'WHERE h."execution_id" IN ({among}) AND {timed}'
+        f'WHERE h."project_id" = {p} AND h."execution_id" IN ({among}) AND {timed}'
     )
-    params: tuple[Any, ...] = tuple(ids)
+    params: tuple[Any, ...] = (project, *ids)
     if at_least > 0:
         sql += (
             ' AND h."test_id" IN (SELECT h."test_id" FROM "execution_history" AS h '
-            f'WHERE h."execution_id" IN ({among}) AND {timed} AND h."duration" >= {p})'
+            f'WHERE h."project_id" = {p} AND h."execution_id" IN ({among}) AND {timed} '
+            f'AND h."duration" >= {p})'
         )
-        params += (*ids, at_least)
+        params += (project, *ids, at_least)
     cursor = db.execute_sql(sql, params)
     return [(name, rank[execution], float(d)) for execution, name, d in cursor.fetchall()]
 
@@ -725,6 +730,11 @@ def failure_groups(db: Database) -> None:
         params = [(group_key(message), run, test, attempt) for run, test, attempt, message in rows]
         db.cursor().executemany(update, [row for row in params if row[0] is not None])
         last = tuple(rows[-1][:3])
+    failures_index(db)
+
+
+def failures_index(db: Database) -> None:
+    """The index of failed and errored results by run and message group (`failure_counts`)."""
     db.execute_sql(
         'CREATE INDEX IF NOT EXISTS "execution_history_failures" ON "execution_history" '
         f'("execution_id", "message_group", "test_id", "status") WHERE "status" IN {_FAILING_SQL}'

@@ -81,8 +81,12 @@ def rebuild(db: Database, project: int | None) -> list[Change]:
                     wrong.add(key)
         for test, space in wrong:
             EntityStatistics.delete().where(
-                (EntityStatistics.test == test) & (EntityStatistics.space == space)
+                (EntityStatistics.project == project)
+                & (EntityStatistics.test == test)
+                & (EntityStatistics.space == space)
             ).execute()
             if (test, space) in fresh:
-                EntityStatistics.insert(test=test, space=space, **fresh[(test, space)]).execute()
+                EntityStatistics.insert(
+                    project=project, test=test, space=space, **fresh[(test, space)]
+                ).execute()
     return changes

@@ -71,31 +71,28 @@ def _project(root: str, name: str) -> Project:
     return project
 
 
-def _choose_execution_id(sub: Submission, at: float) -> str:
+def _choose_execution_id(sub: Submission, project: int, at: float) -> str:
+    """The run's name, free in its project (names are unique per project)."""
+    runs = Execution.select(Execution.execution_id).where(Execution.project == project)
     if sub.execution_id:
-        if Execution.select().where(Execution.execution_id == sub.execution_id).exists():
+        if runs.where(Execution.execution_id == sub.execution_id).exists():
             raise DatabaseError(
                 f"execution id {sub.execution_id!r} is already used by another report",
                 sub.report_path,
             )
         return sub.execution_id
     if sub.execution_base:
-        return _free_name(sub.execution_base)
+        return _free_name(runs, sub.execution_base)
     base = execution_name(sub.space, at)
-    taken = [
-        row.execution_id
-        for row in Execution.select(Execution.execution_id).where(
-            Execution.execution_id.startswith(base)
-        )
-    ]
+    taken = [row.execution_id for row in runs.where(Execution.execution_id.startswith(base))]
     return execution_name(sub.space, at, taken)
 
 
-def _free_name(base: str) -> str:
-    """The first of `base`, `base.2`, `base.3`... that no run has (see anvild.ci)."""
+def _free_name(runs: Any, base: str) -> str:
+    """The first of `base`, `base.2`, `base.3`... that none of runs has (see anvild.ci)."""
     taken = {
         row.execution_id
-        for row in Execution.select(Execution.execution_id).where(
+        for row in runs.where(
             (Execution.execution_id == base) | Execution.execution_id.startswith(base + ".")
         )
     }
@@ -218,6 +215,7 @@ _TEST_UPDATE = (
 
 
 def _history(
+    project: int,
     execution: int,
     test_ids: Mapping[str, int],
     results: Sequence[TestResult],
@@ -235,6 +233,7 @@ def _history(
         for key in by_id:
             r = finals[key]
             yield (
+                project,
                 execution,
                 test_ids[key],
                 r.attempt,
@@ -248,8 +247,8 @@ def _history(
     attempts = [attempt for _, attempt in _unique_attempts(results)]
     ids = [test_ids[r.key] for r in results]
     for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
-        r = results[i]
-        yield (execution, ids[i], attempts[i], None, r.status, r.duration, r.message, _group(r))
+        r, run = results[i], (project, execution)
+        yield (*run, ids[i], attempts[i], None, r.status, r.duration, r.message, _group(r))
 
 
 def _group(result: TestResult) -> int | None:
@@ -318,7 +317,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         if existing is not None:
             return Stored(existing.execution_id, True, 0, counts, existing.space)
         order.lock_project_space(db, project.id, sub.space)
-        execution_id = _choose_execution_id(sub, at)
+        execution_id = _choose_execution_id(sub, project.id, at)
         prov = sub.provenance
         metadata = {**run.metadata, **sub.metadata}
         execution = Execution.create(
@@ -362,12 +361,12 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         # by test id: the lock order of concurrent owners, and the primary keys'; the rows are
         # made as they are written (a big run's are never all in memory at once)
         by_id = sorted(finals, key=test_ids.__getitem__)
-        history = _history(execution.id, test_ids, results, finals, by_id)
+        history = _history(project.id, execution.id, test_ids, results, finals, by_id)
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
         reran = {r.key for r in results if r.status == RERUN} if counts[RERUN] else set()
-        space, row = sub.space, fold.run_row
+        space, row, pid, ids = sub.space, fold.run_row, project.id, test_ids
         stats: Iterable[tuple[Any, ...]] = (
-            row(test_ids[key], space, (f := finals[key]).status, key in reran, f.duration, at)
+            row((pid, ids[key], space), (f := finals[key]).status, key in reran, f.duration, at)
             for key in by_id
         )
         stats = _in_time(db, project.id, space, order.key(at, execution.id), stats)
@@ -375,7 +374,8 @@ def _store_run(db: Database, sub: Submission) -> Stored:
     return Stored(execution_id, False, len(finals), counts, sub.space)
 
 
-_OUTCOME = fold.COLUMNS.index("last_outcome")
+# The statistics rows written: the project first (fold.UPSERT_COLUMNS)
+_TEST, _OUTCOME = fold.UPSERT_COLUMNS.index("test_id"), fold.UPSERT_COLUMNS.index("last_outcome")
 
 
 def _in_time(
@@ -394,18 +394,18 @@ def _in_time(
     if not order.has_later_run(db, project, space, here[0]):
         return rows
     rows = list(rows)
-    executed = [row[0] for row in rows if row[_OUTCOME] is not None]
+    executed = [row[_TEST] for row in rows if row[_OUTCOME] is not None]
     after = order.neighbours(db, project, space, here, executed, later=True)
     if not after:
         return rows
     prior = order.neighbours(db, project, space, here, after, later=False)
     fixed = []
     for row in rows:
-        nxt = after.get(row[0])
+        nxt = after.get(row[_TEST])
         if nxt is None:
             fixed.append(row)
             continue
-        this, prev = row[_OUTCOME], prior.get(row[0])
+        this, prev = row[_OUTCOME], prior.get(row[_TEST])
         flips = int(this != nxt) - int(prev is not None and prev != nxt)
         flips += int(prev is not None and prev != this)
         # last_outcome NULL: the stored one (a later run's) stays; the upsert adds flips.
@@ -414,9 +414,9 @@ def _in_time(
 
 
 _HISTORY_INSERT = (
-    'INSERT INTO "execution_history" ("execution_id", "test_id", "attempt", "timestamp", '
-    '"status", "duration", "message", "message_group") '
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    'INSERT INTO "execution_history" ("project_id", "execution_id", "test_id", "attempt", '
+    '"timestamp", "status", "duration", "message", "message_group") '
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 
 

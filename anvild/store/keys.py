@@ -1,0 +1,139 @@
+"""Migration step "keys by project": every key of the distributed tables starts with the project.
+
+Citus distributes a table by a column when each of its primary keys, unique keys and foreign
+keys holds that column (docs/scaling.md). After this step:
+
+- `execution_history` and `entity_statistics` carry their run's (test's) `project_id`, first in
+  their primary keys and in the statistics upsert's conflict target;
+- a run's name is unique in its project, `(project_id, execution_id)`;
+- on PostgreSQL the runs and tests are keyed `(project_id, id)` (ids still from one sequence,
+  with a plain index on `id` for lookups by row id), and the results and statistics point at
+  them with foreign keys `(project_id, execution_id)` and `(project_id, test_id)`.
+
+SQLite keeps `id INTEGER PRIMARY KEY` on runs and tests: that is its row address (it hands
+out the ids), and nothing on SQLite is distributed. SQLite cannot change a primary key in
+place, so its two tables are rebuilt, project by project in key order (no sort).
+"""
+
+from __future__ import annotations
+
+from peewee import Database
+
+from anvild.store import backend
+from anvild.store.models import EntityStatistics, ExecutionHistory
+
+# (child table, its parent table, the child's column naming the parent row, the child's old key)
+_CHILDREN = (
+    ("execution_history", "execution", "execution_id", ("execution_id", "test_id", "attempt")),
+    ("entity_statistics", "test", "test_id", ("test_id", "space")),
+)
+# The new keys on PostgreSQL: (table, constraint, definition)
+_PG_KEYS = (
+    ("execution", "execution_pkey", 'PRIMARY KEY ("project_id", "id")'),
+    ("test", "test_pkey", 'PRIMARY KEY ("project_id", "id")'),
+    (
+        "execution_history",
+        "execution_history_pkey",
+        'PRIMARY KEY ("project_id", "execution_id", "test_id", "attempt")',
+    ),
+    (
+        "entity_statistics",
+        "entity_statistics_pkey",
+        'PRIMARY KEY ("project_id", "test_id", "space")',
+    ),
+    (
+        "execution_history",
+        "execution_history_run",
+        'FOREIGN KEY ("project_id", "execution_id") REFERENCES "execution" ("project_id", "id") '
+        "ON DELETE CASCADE",
+    ),
+    (
+        "execution_history",
+        "execution_history_test",
+        'FOREIGN KEY ("project_id", "test_id") REFERENCES "test" ("project_id", "id") '
+        "ON DELETE CASCADE",
+    ),
+    (
+        "entity_statistics",
+        "entity_statistics_test",
+        'FOREIGN KEY ("project_id", "test_id") REFERENCES "test" ("project_id", "id") '
+        "ON DELETE CASCADE",
+    ),
+)
+
+
+def keys_by_project(db: Database) -> None:
+    """The migration step (see the module's text); a database made by this version's models
+    has the columns already and only gets its keys."""
+    db.execute_sql('DROP INDEX IF EXISTS "execution_execution_id"')  # unique over all projects
+    db.execute_sql(
+        'CREATE UNIQUE INDEX IF NOT EXISTS "execution_project_id_execution_id" '
+        'ON "execution" ("project_id", "execution_id")'
+    )
+    if backend.is_sqlite(db):
+        _rebuild_sqlite(db)
+    else:
+        _rekey_postgres(db)
+
+
+def _has_project(db: Database, table: str) -> bool:
+    return "project_id" in {column.name for column in db.get_columns(table)}
+
+
+def _rebuild_sqlite(db: Database) -> None:
+    from anvild.store.queries import failures_index
+
+    models = {"execution_history": ExecutionHistory, "entity_statistics": EntityStatistics}
+    for table, parent, column, old_key in _CHILDREN:
+        if _has_project(db, table):
+            continue
+        old = f"{table}_before_keys"
+        db.execute_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+        for index in db.get_indexes(old):  # their names are the new table's
+            if not index.name.startswith("sqlite_autoindex"):
+                db.execute_sql(f'DROP INDEX "{index.name}"')
+        model = models[table]
+        if model is ExecutionHistory:
+            model._meta.without_rowid = backend.table_options(db)["without_rowid"]
+        db.create_tables([model])
+        names = [c.name for c in db.get_columns(old)]
+        listed = ", ".join(f'"{name}"' for name in names)
+        taken = ", ".join(f'o."{name}"' for name in names)
+        ordered = ", ".join(f'o."{name}"' for name in old_key)
+        projects = db.execute_sql(f'SELECT DISTINCT "project_id" FROM "{parent}"').fetchall()
+        for (project,) in projects:
+            db.execute_sql(
+                f'INSERT INTO "{table}" ("project_id", {listed}) '
+                f'SELECT ?, {taken} FROM "{old}" AS o WHERE o."{column}" IN '
+                f'(SELECT "id" FROM "{parent}" WHERE "project_id" = ?) '
+                f"ORDER BY {ordered}",
+                (project, project),
+            )
+        db.execute_sql(f'DROP TABLE "{old}"')
+    failures_index(db)
+
+
+def _rekey_postgres(db: Database) -> None:
+    for table, parent, column, _ in _CHILDREN:
+        if not _has_project(db, table):
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "project_id" INTEGER')
+            db.execute_sql(
+                f'UPDATE "{table}" AS c SET "project_id" = p."project_id" FROM "{parent}" AS p '
+                f'WHERE p."id" = c."{column}"'
+            )
+            db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "project_id" SET NOT NULL')
+    # Foreign keys first (they hang on the primary keys), then the primary keys; the runs'
+    # and tests' foreign keys to the project stay.
+    for kinds in ("f", "p"):
+        for table in ("execution_history", "entity_statistics", "execution", "test"):
+            rows = db.execute_sql(
+                "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass "
+                "AND contype = %s AND (contype <> 'f' OR confrelid <> 'project'::regclass)",
+                (f'"{table}"', kinds),
+            ).fetchall()
+            for (name,) in rows:
+                db.execute_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"')
+    for table, name, definition in _PG_KEYS:
+        db.execute_sql(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    for table in ("execution", "test"):  # lookups by row id alone
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_row_id" ON "{table}" ("id")')
