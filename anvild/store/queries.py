@@ -508,33 +508,11 @@ RESULT_RUN_FIELDS = (
 
 
 def test_results(test: int, runs: int, space: str | None = None) -> list[dict[str, Any]]:
-    """A test's attempts in its newest `runs` runs (store.order), newest first, each with its
-    run's provenance: execution (the run's key), attempt, status, duration, message and
-    RESULT_RUN_FIELDS."""
-    newest = (
-        Execution.select(Execution.id, Execution.started_at)  # PostgreSQL: DISTINCT keeps the key
-        .join(ExecutionHistory, on=(ExecutionHistory.execution == Execution.id))
-        .where(ExecutionHistory.test == test)
-        .distinct()
-    )
-    if space:
-        newest = newest.where(Execution.space == space)
-    newest = newest.order_by(*order.newest_first()).limit(runs)
-    ids = [execution for execution, _ in tuples(newest)]
-    query = (
-        ExecutionHistory.select(
-            Execution.id.alias("execution"),
-            ExecutionHistory.attempt,
-            ExecutionHistory.status,
-            ExecutionHistory.duration,
-            ExecutionHistory.message,
-            *(getattr(Execution, name) for name in RESULT_RUN_FIELDS),
-        )
-        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
-        .where((ExecutionHistory.test == test) & Execution.id.in_(ids))
-        .order_by(*order.newest_first(), ExecutionHistory.attempt)
-    )
-    return dicts(query)
+    """A test's attempts in its newest `runs` runs (store.order) of a space (any when None),
+    newest first, each with its run's provenance: execution (the run's key), attempt, status,
+    duration, message and RESULT_RUN_FIELDS (`tests_results` of one test)."""
+    where, params = (f'e."space" = {database.obj.param}', (space,)) if space else ("", ())
+    return _results_of([test], where, params, runs).get(test, [])
 
 
 def tests_results(project: int, tests: list[int], runs: int) -> dict[int, list[dict[str, Any]]]:
