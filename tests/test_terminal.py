@@ -522,3 +522,32 @@ def test_the_log_formatter_writes_one_printable_line_per_record() -> None:
     )
     assert lines[1] == "WARNING cannot connect (postgresql://root:***@127.0.0.1:5432/test)"
     assert lines[2] == "ERROR failed" and lines[3] == "Traceback (most recent call last):"
+
+
+def test_a_json_document_reads_as_the_standard_encoders_and_shows_no_escape() -> None:
+    """`--json` output: the standard library reads back the data given (floats to the last
+    bit, NaN as null), indented as json.dumps indents, every character beyond ASCII escaped
+    (a C1 control code or U+2028 reaches no terminal), a URL's password hidden."""
+    import json
+    import math
+
+    from anvild.output import json_text
+
+    rows = [
+        {"test_id": f"t::case[{n}]", "avg_duration": 2.5e-05 * n, "last_run": 1764600000.123456,
+         "failure_rate": 1 / 3, "passed": n, "flips": None, "tags": [], "extra": {}}
+        for n in range(50)
+    ]  # fmt: skip
+    plain = {"project": "/srv/x", "tests": rows, "big": 1e22}
+    text = json_text(plain)
+    assert json.loads(text) == plain
+    standard = json.dumps(plain, indent=2).splitlines()  # its layout, numbers spelled apart
+    assert [len(line) - len(line.lstrip()) for line in text.splitlines()] == [
+        len(line) - len(line.lstrip()) for line in standard
+    ]
+    for outside in ("tëst", "a\x9b[2Jb", "line\u2028sep", "\x1b]0;title\x07"):
+        text = json_text({"test_id": outside})
+        assert text.isascii() and "\x1b" not in text and json.loads(text) == {"test_id": outside}
+    text = json_text({"database": "postgresql://me:s3cret@db/h", "n": float("nan")})
+    assert "s3cret" not in text and json.loads(text) == {"database": "postgresql://me:***@db/h", "n": None}
+    assert not any(isinstance(v, float) and math.isnan(v) for v in json.loads(text).values())
