@@ -115,20 +115,18 @@ GROUP BY c.relname, f.relname, r.oid
 """
 
 
-def test_every_foreign_key_between_distributed_tables_holds_the_project(pg_url: str) -> None:
+def test_no_foreign_key_between_distributed_tables_on_postgresql(pg_url: str) -> None:
     """Citus keeps a foreign key between two distributed tables only when it holds the
-    distribution column: the results and statistics point at their run and test by project."""
+    distribution column; anvild's results and statistics have none on PostgreSQL (checked row
+    by row they cost 40 % of a big run's store, docs/scaling.md), only the runs, tests and
+    quarantine point at their project (a reference table)."""
     open_database(pg_url)
-    keys = {
+    found = {
         (child, parent, tuple(columns))
         for child, parent, columns in pg_query(pg_url, _PG_FOREIGN_KEYS)
     }
-    between = {key for key in keys if key[1] not in NOT_DISTRIBUTED}
-    assert between == {
-        ("execution_history", "execution", ("project_id", "execution_id")),
-        ("execution_history", "test", ("project_id", "test_id")),
-        ("entity_statistics", "test", ("project_id", "test_id")),
-    }
+    tables = ("execution", "test", "quarantine")
+    assert found == {(table, "project", ("project_id",)) for table in tables}
 
 
 def test_the_documented_keys_are_the_ones_made() -> None:
