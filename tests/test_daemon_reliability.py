@@ -473,6 +473,42 @@ def test_reports_written_once_moved_in_or_found_by_the_rescan_lose_nothing(
     assert sorted(sha for _, sha in stored) == sorted(written)
 
 
+def test_a_version_the_rescan_took_is_not_lost_when_the_watchers_take_came_too_late(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """At a start the rescan and the watcher run together: the rescan took version 1 after
+    its writes, the watcher's take at its close found the next writer's bytes. Version 1 was
+    taken (by the rescan): stored, not lost. Had the rescan found the same bytes as that take,
+    version 1 was gone before either read it: lost."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    for rescan_first in (True, False):
+        d, root, target = worker_at_default_path(tmp_path / str(rescan_first))
+        c = Candidate(root, target)
+        one, two = version(sample, 1), version(sample, 2)
+        target.write_bytes(one)
+        play(d, c, MODIFIED)
+        if rescan_first:
+            d.rescan()  # takes version 1
+        target.write_bytes(two[:300])  # the next writer
+        if not rescan_first:
+            d.rescan()  # takes what the watcher's take will find too
+        play(d, c, CLOSED, MODIFIED)
+        target.write_bytes(two)
+        play(d, c, MODIFIED, CLOSED)
+        drain(d)
+        run_scheduled(d, "recheck")
+        drain(d)
+        if rescan_first:
+            assert d.counters.lost == []
+            assert sorted(stored) == sorted((str(root), sha_of(v)) for v in (one, two))
+        else:
+            assert len(d.counters.lost) == 1
+            assert stored[-1] == (str(root), sha_of(two))
+        stored.clear()
+
+
 def test_closes_of_tailed_logs_and_under_polling_are_not_marked(tmp_path: Path) -> None:
     """A tailed reportlog is read at every line, and a polling observer sees no close: what
     they make ready carries no close mark, so the worker never counts them lost."""

@@ -8,8 +8,12 @@ worker that holds the bytes: (a) they do not parse (empty or partial: the next w
 it), and the file was written after that close; (b) they are the next version whole, so the
 next close takes the same file version again (same stamp, same bytes) with a write between.
 The Settler numbers the writes it sees and marks each close with the last one before it
-(`Candidate.last_write`): only takes so marked count, so the rescan, a file moved into place,
-tailed logs and polling (no closes seen) never do.
+(`Candidate.last_write`): only takes so marked count, so a file moved into place, tailed logs
+and polling (no closes seen) never do.
+
+A rescan (at the start, after an overflow) takes files while the watcher runs: one that took
+the file after all of a version's writes, and found another state than the close's take did,
+took that version (or found it overwritten before the daemon was ready): not counted.
 
 The worker alone uses it.
 """
@@ -33,7 +37,8 @@ TAKEN_AGAIN = (
 
 @dataclass(frozen=True, slots=True)
 class _Take:
-    """What a close took: the file's stamp, the bytes' sha256 (None when not read), the mark."""
+    """What one take found: the file's stamp, the bytes' sha256 (None when not read), and the
+    number of the last write seen before it (a close's mark, or before a rescan's read)."""
 
     stamp: Stamp | None
     digest: str | None
@@ -41,13 +46,18 @@ class _Take:
 
 
 class Closes:
-    """The last take at a close of each file, and those that did not parse, until it is known
-    whether the file was written after them."""
+    """The last take at a close of each file, the ones that did not parse (until it is known
+    whether the file was written after them), and what the last rescan took."""
 
     def __init__(self, last_write: Callable[[Candidate], int]) -> None:
         self.last_write = last_write  # the Settler's: the number of the last write seen
         self._taken: dict[Candidate, _Take] = {}
-        self._unfinished: dict[Candidate, int] = {}  # marks of takes that did not parse
+        self._unfinished: dict[Candidate, _Take] = {}
+        self._listed: dict[Candidate, _Take] = {}
+
+    def listed(self, candidate: Candidate, stamp: Stamp | None, seen: int) -> None:
+        """A rescan took the file's bytes (stamp), after the write numbered seen."""
+        self._listed[candidate] = _Take(stamp, None, seen)
 
     def taken(self, candidate: Candidate, stamp: Stamp | None, digest: str | None) -> list[str]:
         """A take at a close, in its turn: why each version it shows lost was lost (an
@@ -57,35 +67,45 @@ class Closes:
         if mark is None:
             return []
         lost = []
-        if _written_since(self._unfinished.pop(candidate, None), mark):
+        unfinished = self._unfinished.pop(candidate, None)
+        if unfinished is not None and mark > unfinished.mark and self._lost(candidate, unfinished):
             lost.append(UNFINISHED)
         before = self._taken.get(candidate)
         if before is not None and stamp is not None and stamp == before.stamp:
             same = digest is None or before.digest is None or digest == before.digest
-            if same and mark > before.mark:
+            if same and mark > before.mark and self._lost(candidate, before):
                 lost.append(TAKEN_AGAIN)
         self._taken[candidate] = _Take(stamp, digest, mark)
+        listed = self._listed.get(candidate)
+        if listed is not None and mark > listed.mark:
+            del self._listed[candidate]  # the versions it could have taken are behind
         return lost
 
     def unfinished(self, candidate: Candidate) -> str | None:
         """The bytes of a take at a close did not parse: why the version closed was lost, when
-        the file was written after that close; else None, and it is remembered for
-        recheck()."""
-        mark = candidate.last_write
-        if mark is None:
+        the file was written after that close; else None (not known yet: the next close or
+        recheck() tells)."""
+        take = self._taken.get(candidate)
+        if candidate.last_write is None or take is None:
             return None
-        if _written_since(mark, self.last_write(candidate)):
-            return UNFINISHED
-        self._unfinished[candidate] = mark
-        return None
+        if self.last_write(candidate) <= take.mark:
+            self._unfinished[candidate] = take
+            return None
+        return UNFINISHED if self._lost(candidate, take) else None
 
     def recheck(self, candidate: Candidate) -> str | None:
         """The settle time after bytes that did not parse: why the version closed was lost,
         when it was a take at a close and the file was written since."""
-        mark = self._unfinished.pop(candidate, None)
-        return UNFINISHED if _written_since(mark, self.last_write(candidate)) else None
+        take = self._unfinished.pop(candidate, None)
+        if take is None or self.last_write(candidate) <= take.mark:
+            return None
+        return UNFINISHED if self._lost(candidate, take) else None
 
-
-def _written_since(mark: int | None, now: int) -> bool:
-    """Whether a write was seen after the close marked `mark` (None: no such close)."""
-    return mark is not None and now > mark
+    def _lost(self, candidate: Candidate, take: _Take) -> bool:
+        """Whether the version closed at take's close is lost, take having found a later state:
+        not when a rescan read the file after all its writes and found another state."""
+        listed = self._listed.get(candidate)
+        if listed is None or take.mark > listed.mark:
+            return True
+        del self._listed[candidate]
+        return listed.stamp is None or listed.stamp == take.stamp

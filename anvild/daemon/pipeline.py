@@ -336,10 +336,12 @@ class Pipeline:
             or self.stamps.unchanged(candidate, stamp)
         ):
             return None
+        seen = self.settler.last_write(candidate)  # writes up to it were before the read
         try:
             item = self._take(candidate, in_memory=False)
         except ReportError:
             return None
+        self.closes.listed(candidate, item.stamp, seen)
         return None if isinstance(item, Snapshot) else item
 
     def _release_snapshot(self, size: int) -> None:
