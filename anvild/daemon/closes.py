@@ -12,8 +12,8 @@ The Settler numbers the writes it sees and marks each close with the last one be
 and polling (no closes seen) never do.
 
 A rescan (at the start, after an overflow) takes files while the watcher runs: one that took
-the file after all of a version's writes, and found another state than the close's take did,
-took that version (or found it overwritten before the daemon was ready): not counted.
+the file after all of a version's writes were seen, and found an older state than the close's
+take did, took that version (or found it overwritten before the daemon was ready): not counted.
 
 The worker alone uses it.
 """
@@ -103,9 +103,15 @@ class Closes:
 
     def _lost(self, candidate: Candidate, take: _Take) -> bool:
         """Whether the version closed at take's close is lost, take having found a later state:
-        not when a rescan read the file after all its writes and found another state."""
+        not when a rescan read the file after all its writes, and found an older state than
+        take did (that version; or the next one's start, overwritten before the daemon was
+        ready)."""
         listed = self._listed.get(candidate)
         if listed is None or take.mark > listed.mark:
             return True
-        del self._listed[candidate]
-        return listed.stamp is None or listed.stamp == take.stamp
+        if listed.stamp is None or take.stamp is None:
+            return True
+        if listed.stamp.mtime_ns < take.stamp.mtime_ns:
+            del self._listed[candidate]  # it stands for one version only
+            return False
+        return True
