@@ -33,6 +33,7 @@ UNFINISHED = (
 TAKEN_AGAIN = (
     "replaced before it could be read (the bytes taken at its close were the next version's)"
 )
+KEPT = 10_000  # files whose last take is remembered, the least recently taken forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,10 @@ class Closes:
         self._unfinished: dict[Candidate, _Take] = {}
         self._listed: dict[Candidate, _Take] = {}
 
+    def rescanning(self) -> None:
+        """A rescan begins: what the one before took stands for nothing any more."""
+        self._listed.clear()
+
     def listed(self, candidate: Candidate, stamp: Stamp | None, seen: int) -> None:
         """A rescan took the file's bytes (stamp), after the write numbered seen."""
         self._listed[candidate] = _Take(stamp, None, seen)
@@ -75,7 +80,10 @@ class Closes:
             same = digest is None or before.digest is None or digest == before.digest
             if same and mark > before.mark and self._lost(candidate, before):
                 lost.append(TAKEN_AGAIN)
+        self._taken.pop(candidate, None)
         self._taken[candidate] = _Take(stamp, digest, mark)
+        if len(self._taken) > KEPT:
+            del self._taken[next(iter(self._taken))]
         listed = self._listed.get(candidate)
         if listed is not None and mark > listed.mark:
             del self._listed[candidate]  # the versions it could have taken are behind

@@ -240,6 +240,7 @@ class Pipeline:
         self._left = []
         if not self.stamps.loaded:
             self.stamps.load()
+        self.closes.rescanning()
         found = self.watcher.existing()
         self._present = {(str(c.root), str(c.path)) for c in found}
         self.rescans.files += len(found)
