@@ -286,6 +286,7 @@ def play(d: Any, candidate: Candidate, *changes: str) -> None:
 
 
 def lost_reasons(d: Any) -> list[str]:
+    """The reason of each loss the worker counted, in order."""
     return [x["reason"] for x in d.counters.lost]
 
 
