@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _WILD = re.compile(r"[*?\[]")
 TAILED_SUFFIXES = (".jsonl",)
 # What happened to a file, as the Settler is told; FOUND: in a directory that just got its watch.
-CREATED, MODIFIED, CLOSED, FOUND = "created", "modified", "closed", "found"
+CREATED, MODIFIED, CLOSED, MOVED, FOUND = "created", "modified", "closed", "moved", "found"
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -244,6 +244,7 @@ class Settler:
         self._writing: set[Candidate] = set()
         self._writes = 0  # writes seen, to any file
         self._last_write: dict[Candidate, int] = {}  # the number of the last write to each
+        self._deleted: set[Candidate] = set()  # until a file is made under the name again
         self._lock = threading.Lock()
 
     def writing(self, candidate: Candidate) -> bool:
@@ -258,28 +259,33 @@ class Settler:
             return self._last_write.get(candidate, 0)
 
     def gone(self, candidate: Candidate) -> None:
-        """The file was deleted: nobody writes it under this name any more."""
+        """The file was deleted: nobody writes it under this name any more (a writer still at
+        the deleted file goes on being told by its name: not numbered, its close not marked)."""
         with self._lock:
             self._writing.discard(candidate)
             self._last_write.pop(candidate, None)
+            self._deleted.add(candidate)
 
     def event(self, candidate: Candidate, change: str) -> None:
         """A file changed: "modified" (written to), "created", "closed" (its writer closed
-        it, or it was renamed into place) or "found" (complete as far as anyone knows)."""
-        closed = change in (CLOSED, FOUND)
+        it), "moved" (renamed into place) or "found" (complete as far as anyone knows)."""
+        closed = change in (CLOSED, MOVED, FOUND)
         if self.sees_closes:
             # A write marks a writer at work; a file moved in from another directory arrives
             # as "created", with its content, and no close follows.
             with self._lock:
+                if change in (CREATED, MOVED):
+                    self._deleted.discard(candidate)
+                numbered = not candidate.tailed and candidate not in self._deleted
                 if closed:
                     self._writing.discard(candidate)
-                    if change == CLOSED and not candidate.tailed:
+                    if change in (CLOSED, MOVED) and numbered:
                         mark = self._last_write.get(candidate, 0)
                         candidate = Candidate(candidate.root, candidate.path, mark)
                 elif change == MODIFIED or (change == CREATED and _size(candidate.path) == 0):
                     # an empty new file: opened for writing, nothing written yet
                     self._writing.add(candidate)
-                    if change == MODIFIED and not candidate.tailed:
+                    if change == MODIFIED and numbered:
                         self._writes += 1
                         self._last_write[candidate] = self._writes
         if closed or candidate.tailed:
@@ -442,7 +448,5 @@ class _Handler:
             if kind in ("created", "moved"):
                 self.watcher.dispatch(Path(path), CLOSED, True)
             return
-        change = (
-            CLOSED if kind in ("closed", "moved") else MODIFIED if kind == "modified" else CREATED
-        )
+        change = {"closed": CLOSED, "moved": MOVED, "modified": MODIFIED}.get(kind, CREATED)
         self.watcher.dispatch(Path(path), change, False)

@@ -424,6 +424,29 @@ def test_a_close_without_a_write_that_takes_the_same_version_again_loses_nothing
     assert d.counters.lost == [] and len(stored) == 1
 
 
+def test_a_report_deleted_while_written_and_written_anew_loses_nothing(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """A writer deletes its report while writing it; the next one writes a new file under the
+    name before the deleted file's last write and close are seen: that close takes the new
+    file, as its own close does. The deleted file was never a version: nothing counted."""
+    from anvild.watch import CLOSED, CREATED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    two = version(sample, 2)
+    target.write_bytes(version(sample, 1)[:100])
+    play(d, c, MODIFIED)
+    target.unlink()
+    d.settler.gone(c)
+    target.write_bytes(two)
+    play(d, c, MODIFIED, CLOSED)  # the deleted file's
+    play(d, c, CREATED, MODIFIED, CLOSED)
+    drain(d)
+    assert d.counters.lost == [] and stored == [(str(root), sha_of(two))]
+
+
 def test_reports_written_once_moved_in_or_found_by_the_rescan_lose_nothing(
     tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
 ) -> None:
