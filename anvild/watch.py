@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 _WILD = re.compile(r"[*?\[]")
 TAILED_SUFFIXES = (".jsonl",)
-# What happened to a file, as the Settler is told.
-CREATED, MODIFIED, CLOSED = "created", "modified", "closed"
+# What happened to a file, as the Settler is told; FOUND: in a directory that just got its watch.
+CREATED, MODIFIED, CLOSED, MOVED, FOUND = "created", "modified", "closed", "moved", "found"
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -68,6 +68,10 @@ class Candidate:
 
     root: Path
     path: Path
+    # Set on the one a writer's close made ready (where the kernel tells closes): the number of
+    # the last write to the path the watcher had seen by then, 0 for none. Not part of what the
+    # candidate is: the worker reads it where it has the bytes taken at that close.
+    last_write: int | None = field(default=None, compare=False)
 
     @property
     def tailed(self) -> bool:
@@ -221,7 +225,9 @@ class Settler:
 
     Where the kernel says when a writer closes a file (inotify), it also knows which files are
     still open for writing: a change not yet followed by its close. A file that does not parse
-    while its writer still has it open is unfinished, not broken.
+    while its writer still has it open is unfinished, not broken. It numbers the writes it sees,
+    and marks what a close makes ready with the last one before it: the worker tells by them
+    that the bytes taken at a close were the next writer's (tailed logs aside).
     """
 
     def __init__(
@@ -236,6 +242,9 @@ class Settler:
         self.ready = ready
         self.sees_closes = sees_closes
         self._writing: set[Candidate] = set()
+        self._writes = 0  # writes seen, to any file
+        self._last_write: dict[Candidate, int] = {}  # the number of the last write to each
+        self._deleted: set[Candidate] = set()  # until a file is made under the name again
         self._lock = threading.Lock()
 
     def writing(self, candidate: Candidate) -> bool:
@@ -243,24 +252,42 @@ class Settler:
         with self._lock:
             return candidate in self._writing
 
+    def last_write(self, candidate: Candidate) -> int:
+        """The number of the last write seen to the file (0 for none, or none since it was
+        deleted)."""
+        with self._lock:
+            return self._last_write.get(candidate, 0)
+
     def gone(self, candidate: Candidate) -> None:
-        """The file was deleted: nobody writes it under this name any more."""
+        """The file was deleted: nobody writes it under this name any more (a writer still at
+        the deleted file goes on being told by its name: not numbered, its close not marked)."""
         with self._lock:
             self._writing.discard(candidate)
+            self._last_write.pop(candidate, None)
+            self._deleted.add(candidate)
 
     def event(self, candidate: Candidate, change: str) -> None:
-        """A file changed: "modified" (written to), "created", or "closed" (its writer closed
-        it, or it was renamed into place)."""
-        closed = change == CLOSED
+        """A file changed: "modified" (written to), "created", "closed" (its writer closed
+        it), "moved" (renamed into place) or "found" (complete as far as anyone knows)."""
+        closed = change in (CLOSED, MOVED, FOUND)
         if self.sees_closes:
             # A write marks a writer at work; a file moved in from another directory arrives
             # as "created", with its content, and no close follows.
             with self._lock:
+                if change in (CREATED, MOVED):
+                    self._deleted.discard(candidate)
+                numbered = not candidate.tailed and candidate not in self._deleted
                 if closed:
                     self._writing.discard(candidate)
+                    if change in (CLOSED, MOVED) and numbered:
+                        mark = self._last_write.get(candidate, 0)
+                        candidate = Candidate(candidate.root, candidate.path, mark)
                 elif change == MODIFIED or (change == CREATED and _size(candidate.path) == 0):
                     # an empty new file: opened for writing, nothing written yet
                     self._writing.add(candidate)
+                    if change == MODIFIED and numbered:
+                        self._writes += 1
+                        self._last_write[candidate] = self._writes
         if closed or candidate.tailed:
             # a tailed log is read at every flushed line; a closed file is complete
             self.scheduler.cancel(("settle", candidate))
@@ -388,8 +415,8 @@ class Watcher:
         """One watchdog event (runs in watchdog's thread: match and hand over only)."""
         if is_directory:
             for candidate in self.replan():
-                self.on_change(candidate, CLOSED)
-            change = CLOSED  # a directory named like a report is handed over: it is rejected
+                self.on_change(candidate, FOUND)
+            change = FOUND  # a directory named like a report is handed over: it is rejected
         for globs in self.projects:
             if globs.match(path):
                 self.on_change(Candidate(globs.project.root, path), change)
@@ -421,7 +448,5 @@ class _Handler:
             if kind in ("created", "moved"):
                 self.watcher.dispatch(Path(path), CLOSED, True)
             return
-        change = (
-            CLOSED if kind in ("closed", "moved") else MODIFIED if kind == "modified" else CREATED
-        )
+        change = {"closed": CLOSED, "moved": MOVED, "modified": MODIFIED}.get(kind, CREATED)
         self.watcher.dispatch(Path(path), change, False)

@@ -24,6 +24,7 @@ import pytest
 from anvild.parsers.detect import parse_bytes
 from tests.conftest import anvild, wait_for, write_project
 from tests.test_daemon import alive, status
+from tests.test_daemon_reliability import log_lines
 
 KILLS = int(os.environ.get("ANVILD_CHAOS_KILLS", "24"))
 WRITERS = 4
@@ -310,7 +311,10 @@ def test_kill_9_with_writers_overwriting_the_default_paths_loses_only_what_was_o
     a junitxml writer at `junit.xml`, overwriting in place while the daemon is killed again
     and again. Every version is stored once and whole, except those the next run overwrote
     while no daemon ran, and those overwritten less than REACTION after their close (the
-    figure printed: how many, and how soon)."""
+    figure printed: how many, and how soon). Each version lost while a daemon ran is counted:
+    the daemons' log holds at least as many `lost:` lines (their status dies with each kill;
+    a daemon also counts those the next run truncated after its watcher started but before
+    `anvild start` returned, which this test calls overwritten while none ran)."""
     rng = random.Random(seed())
     roots = [
         write_project(tmp_path / f"proj{n}", {"tests/test_a.py": "def test_a():\n    pass\n"})
@@ -401,14 +405,17 @@ def test_kill_9_with_writers_overwriting_the_default_paths_loses_only_what_was_o
             assert len(rows) == len({sha for sha, _, _ in rows}), "a report stored twice"
             for _sha, counted, history in rows:
                 assert counted == history, f"a partial run in {root}"
+        lost = lost_while_up()
+        counted_lost = [x for x in log_lines() if "lost: " in x]  # each kill takes its status
         print(
             f"chaos in place: {kills} kills, {total} versions written at the default paths,"
-            f" {held} stored, {len(lost_while_up())} lost while a daemon ran (overwritten"
-            f" {max((o - r['closed'] for r, o in lost_while_up() if o), default=0) * 1000:.0f} ms"
-            " after their close at most),"
-            f" {excused - len(lost_while_up())} overwritten while none ran"
+            f" {held} stored, {len(lost)} lost while a daemon ran (overwritten"
+            f" {max((o - r['closed'] for r, o in lost if o), default=0) * 1000:.0f} ms"
+            f" after their close at most), {len(counted_lost)} counted lost in the daemons' log,"
+            f" {excused - len(lost)} overwritten while none ran"
         )
         assert unfair() == [], status()
+        assert len(counted_lost) >= len(lost), f"{len(lost)} lost, {len(counted_lost)} counted"
     finally:
         for writer in writers:
             writer.kill()

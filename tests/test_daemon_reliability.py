@@ -22,7 +22,7 @@ from anvild import lifecycle
 from anvild.daemon import intake
 from anvild.watch import Candidate
 from tests.conftest import alive, anvild, status, wait_for
-from tests.test_daemon_worker import FakeOwner, drain, make_daemon
+from tests.test_daemon_worker import FakeOwner, drain, make_daemon, run_scheduled
 from tests.test_daemon_worker import stored as stored  # a fixture
 
 MB = 1024 * 1024
@@ -265,6 +265,295 @@ def test_an_unkept_report_read_as_it_was_taken_is_stored_not_lost(
     target.write_bytes(version(Path(sample_reports["json"]), 1))
     d._unkept(Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy"))
     assert d.counters.lost == [] and len(stored) == 1
+
+
+# --- item 1: a version overwritten in place as it was closed, before its bytes were taken ----
+# The watcher's thread sees the events in the kernel's order, but takes the bytes later: a few
+# ms may pass, in which the next writer truncates the file and writes the next version. Each
+# test below plays the events in their order with the file as the take found it.
+
+
+def sha_of(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def play(d: Any, candidate: Candidate, *changes: str) -> None:
+    """Events as the watcher's thread hands them to the Settler, one after the other."""
+    for change in changes:
+        d.settler.event(candidate, change)
+
+
+def lost_reasons(d: Any) -> list[str]:
+    """The reason of each loss the worker counted, in order."""
+    return [x["reason"] for x in d.counters.lost]
+
+
+def test_a_version_whose_close_took_the_next_writers_unfinished_bytes_is_lost_and_counted(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """(a) Version 1 written and closed; before the watcher's thread took its bytes, the next
+    writer truncated the file and wrote part of version 2: the bytes taken at version 1's close
+    are unfinished. Version 1 is lost, once, with its reason; version 2 is stored."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    one, two = version(sample, 1), version(sample, 2)
+    target.write_bytes(one)
+    play(d, c, MODIFIED)
+    target.write_bytes(two[: len(two) // 3])  # the next writer, before the take
+    play(d, c, CLOSED, MODIFIED)  # version 1's close (takes a third of 2), then 2's writes
+    target.write_bytes(two)
+    play(d, c, MODIFIED, CLOSED)
+    drain(d)
+    assert lost_reasons(d) == [
+        "replaced before it could be read (the bytes taken at its close were the next"
+        " writer's, unfinished)"
+    ]
+    assert d.counters.lost[0]["path"] == str(target)
+    assert stored == [(str(root), sha_of(two))]
+    assert d.counters.rejected == 0
+
+
+def test_an_empty_take_at_a_close_is_lost_when_the_next_close_shows_a_writer_came(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """(a) The take found the file just truncated (empty), and the worker's turn came before
+    the watcher saw the next writer's writes: the next close tells it, version 1 is lost."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    target.write_bytes(version(sample, 1))
+    play(d, c, MODIFIED)
+    target.write_bytes(b"")  # open(path, "w") of the next writer
+    play(d, c, CLOSED)
+    drain(d)
+    assert d.counters.lost == [] and d.counters.rejected == 0  # not known yet
+    target.write_bytes(version(sample, 2))
+    play(d, c, MODIFIED, CLOSED)
+    drain(d)
+    assert len(d.counters.lost) == 1
+    assert stored == [(str(root), sha_of(version(sample, 2)))]
+    run_scheduled(d, "recheck")  # the settle time after the empty take: counted once only
+    drain(d)
+    assert len(d.counters.lost) == 1 and d.counters.rejected == 0
+
+
+def test_an_unfinished_take_is_lost_at_its_recheck_when_the_next_writer_is_at_it(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """(a) The next writer still writes when the settle time after the unfinished take is
+    over: the recheck counts version 1 lost (before, it waited for that close and dropped it)."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    two = version(sample, 2)
+    target.write_bytes(version(sample, 1))
+    play(d, c, MODIFIED)
+    target.write_bytes(two[:100])
+    play(d, c, CLOSED)
+    drain(d)
+    play(d, c, MODIFIED)
+    run_scheduled(d, "recheck")
+    drain(d)
+    assert len(d.counters.lost) == 1 and d.counters.rejected == 0
+    target.write_bytes(two)
+    play(d, c, MODIFIED, CLOSED)
+    drain(d)
+    assert len(d.counters.lost) == 1 and stored == [(str(root), sha_of(two))]
+
+
+def test_a_report_its_writer_left_unfinished_is_rejected_not_lost(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """A writer killed mid-write closes an unfinished report, and no writer follows: rejected
+    once its settle time is over, as before; nothing lost."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    target.write_bytes(version(Path(sample_reports["json"]), 1)[:200])
+    play(d, c, MODIFIED, CLOSED)
+    drain(d)
+    run_scheduled(d, "recheck")
+    drain(d)
+    assert d.counters.lost == [] and d.counters.rejected == 1
+
+
+def test_a_close_that_took_the_next_version_whole_is_told_by_the_next_close(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """(b) The next writer truncated, wrote and closed version 2 before the take at version
+    1's close: that take holds version 2, and version 2's own close takes the same file
+    version again, with a write between: version 1 is lost, once; version 2 stored once."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    target.write_bytes(version(sample, 1))
+    play(d, c, MODIFIED)
+    target.write_bytes(version(sample, 2))  # the next writer, whole, before the take
+    play(d, c, CLOSED, MODIFIED, CLOSED)
+    drain(d)
+    assert lost_reasons(d) == [
+        "replaced before it could be read (the bytes taken at its close were the next version's)"
+    ]
+    assert stored == [(str(root), sha_of(version(sample, 2)))]
+
+
+def test_a_close_without_a_write_that_takes_the_same_version_again_loses_nothing(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """A writer that opened the file and closed it without writing (a close, no write before
+    it): the same version taken again is not a version missed."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    target.write_bytes(version(Path(sample_reports["json"]), 1))
+    play(d, c, MODIFIED, CLOSED, CLOSED)
+    drain(d)
+    assert d.counters.lost == [] and len(stored) == 1
+
+
+def test_a_report_deleted_while_written_and_written_anew_loses_nothing(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """A writer deletes its report while writing it; the next one writes a new file under the
+    name before the deleted file's last write and close are seen: that close takes the new
+    file, as its own close does. The deleted file was never a version: nothing counted."""
+    from anvild.watch import CLOSED, CREATED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    c = Candidate(root, target)
+    two = version(sample, 2)
+    target.write_bytes(version(sample, 1)[:100])
+    play(d, c, MODIFIED)
+    target.unlink()
+    d.settler.gone(c)
+    target.write_bytes(two)
+    play(d, c, MODIFIED, CLOSED)  # the deleted file's
+    play(d, c, CREATED, MODIFIED, CLOSED)
+    drain(d)
+    assert d.counters.lost == [] and stored == [(str(root), sha_of(two))]
+
+
+def test_reports_written_once_moved_in_or_found_by_the_rescan_lose_nothing(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """The ordinary ways: one pytest run writing its JSON report and its JUnit XML once each,
+    the next run doing it again later; a report moved into place (twice); one found by the
+    rescan at the start and closed by its writer just after; one found in a directory that
+    just got its watch, then its own events. Each version stored, none counted lost."""
+    from anvild.watch import CLOSED, FOUND, MODIFIED
+
+    sample, junit = Path(sample_reports["json"]), Path(sample_reports["junit"])
+    root = tmp_path / "p"
+    (root / ".pytest_cache").mkdir(parents=True)
+    (root / "reports").mkdir()
+    d = make_daemon(
+        tmp_path, [root], '[".pytest_cache/report.json", "junit.xml", "reports/*.json"]'
+    )
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    report = Candidate(root, root / ".pytest_cache" / "report.json")
+    xml = Candidate(root, root / "junit.xml")
+    moved = Candidate(root, root / "reports" / "run.json")
+    written = []
+
+    def write(candidate: Candidate, data: bytes) -> None:
+        candidate.path.write_bytes(data)
+        written.append(sha_of(data))
+
+    write(report, version(sample, 1))
+    d.rescan()  # the start: finds version 1, its writer's events still to come
+    play(d, report, MODIFIED, CLOSED)
+    for n in (2, 3):  # two later runs
+        write(report, version(sample, n))
+        play(d, report, MODIFIED, MODIFIED, CLOSED)
+        write(xml, junit.read_bytes().replace(b"<testsuite ", f'<testsuite n="{n}" '.encode()))
+        play(d, xml, MODIFIED, CLOSED)
+        tmp = root / f"run.json.{n}"
+        tmp.write_bytes(version(sample, 10 + n))
+        written.append(sha_of(version(sample, 10 + n)))
+        os.replace(tmp, moved.path)
+        play(d, moved, CLOSED)  # a rename into place is handed over as a close
+    drain(d)
+    found = Candidate(root, root / "reports" / "found.json")
+    write(found, version(sample, 20))
+    play(d, found, FOUND, MODIFIED, CLOSED)  # listed as its directory got its watch
+    drain(d)
+    assert d.counters.lost == [] and d.counters.rejected == 0
+    assert sorted(sha for _, sha in stored) == sorted(written)
+
+
+def test_a_version_the_rescan_took_is_not_lost_when_the_watchers_take_came_too_late(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """At a start the rescan and the watcher run together: the rescan took version 1 after
+    its writes, the watcher's take at its close found the next writer's bytes. Version 1 was
+    taken (by the rescan): stored, not lost. Had the rescan found the same bytes as that take,
+    version 1 was gone before either read it: lost."""
+    from anvild.watch import CLOSED, MODIFIED
+
+    sample = Path(sample_reports["json"])
+    for rescan_first in (True, False):
+        d, root, target = worker_at_default_path(tmp_path / str(rescan_first))
+        c = Candidate(root, target)
+        one, two = version(sample, 1), version(sample, 2)
+        target.write_bytes(one)
+        play(d, c, MODIFIED)
+        if rescan_first:
+            d.rescan()  # takes version 1
+        target.write_bytes(two[:300])  # the next writer
+        later = target.stat().st_mtime_ns + 10**6  # a clock of coarse ticks may show the same
+        os.utime(target, ns=(later, later))
+        if not rescan_first:
+            d.rescan()  # takes what the watcher's take will find too
+        play(d, c, CLOSED, MODIFIED)
+        target.write_bytes(two)
+        play(d, c, MODIFIED, CLOSED)
+        drain(d)
+        run_scheduled(d, "recheck")
+        drain(d)
+        if rescan_first:
+            assert d.counters.lost == []
+            assert sorted(stored) == sorted((str(root), sha_of(v)) for v in (one, two))
+        else:
+            assert len(d.counters.lost) == 1
+            assert stored[-1] == (str(root), sha_of(two))
+        stored.clear()
+
+
+def test_closes_of_tailed_logs_and_under_polling_are_not_marked(tmp_path: Path) -> None:
+    """A tailed reportlog is read at every line, and a polling observer sees no close: what
+    they make ready carries no close mark, so the worker never counts them lost."""
+    from anvild.watch import CLOSED, MODIFIED, Scheduler, Settler
+
+    handed: list[Candidate] = []
+    report, log = (
+        Candidate(tmp_path, tmp_path / "r.json"),
+        Candidate(tmp_path, tmp_path / "r.jsonl"),
+    )
+    inotify = Settler(Scheduler(), 0.2, handed.append, sees_closes=True)
+    for candidate in (report, log):
+        inotify.event(candidate, MODIFIED)
+        inotify.event(candidate, CLOSED)
+    polling = Settler(Scheduler(), 0.2, handed.append, sees_closes=False)
+    polling.event(report, MODIFIED)
+    polling.event(report, CLOSED)  # a rename into place, the one "close" it sees
+    # the report's close; the log at its write and at its close; the polled report
+    assert [c.last_write for c in handed] == [1, None, None, None]
 
 
 # --- item 6: a link swapped in between the event and the read -------------------------------

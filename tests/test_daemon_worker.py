@@ -71,6 +71,14 @@ def drain(d: Pipeline) -> None:
             d._process(item)
 
 
+def run_scheduled(d: Pipeline, kind: str) -> None:
+    """Run now the calls the worker scheduled of one kind ("recheck", "retry", ...): their
+    time has come (its scheduler thread is not started)."""
+    for key, (_, func) in list(d.scheduler._calls.items()):
+        if key[0] == kind:
+            func()
+
+
 def spooled_copies() -> list[Path]:
     """The bytes of pending reports in the spool (its intake of ready reports aside)."""
     return [p for p in pending.spool_dir().iterdir() if p.is_file()]
@@ -180,9 +188,7 @@ def test_an_interrupted_reportlog_run_that_went_pending_is_stored_on_retry(
     d._ingest_pending(retry)
     # the retry parses the spooled bytes as a whole reportlog: "run not finished" goes to the
     # recheck, which rejects the unchanged file instead of storing the interrupted run
-    for key, (_, func) in list(d.scheduler._calls.items()):
-        if key[0] == "recheck":
-            func()
+    run_scheduled(d, "recheck")
     assert d.counters.rejected == 0, "an interrupted run that waited for its database is rejected"
     assert (str(root), retry.digest) in stored, "the interrupted run is never stored"
     assert d.pending == {}

@@ -23,6 +23,7 @@ from typing import Any
 
 from anvild import config, pending, settings
 from anvild.daemon import intake, remote
+from anvild.daemon.closes import Closes
 from anvild.daemon.owners import Owners
 from anvild.daemon.pending_reports import PendingReports
 from anvild.daemon.rejections import Rejections, rejections_file
@@ -152,6 +153,7 @@ class Pipeline:
         self.snapshot_bytes = 0  # held by queued snapshots
         self.snapshot_lock = threading.Lock()
         self.settler = Settler(self.scheduler, self.config.settle_time, self._ready)
+        self.closes = Closes(self.settler.last_write)
         self.watcher = self._new_watcher(self.config)
         self.thread = threading.Thread(target=self._work, name="anvild-worker", daemon=True)
 
@@ -238,6 +240,7 @@ class Pipeline:
         self._left = []
         if not self.stamps.loaded:
             self.stamps.load()
+        self.closes.rescanning()
         found = self.watcher.existing()
         self._present = {(str(c.root), str(c.path)) for c in found}
         self.rescans.files += len(found)
@@ -334,10 +337,12 @@ class Pipeline:
             or self.stamps.unchanged(candidate, stamp)
         ):
             return None
+        seen = self.settler.last_write(candidate)  # writes up to it were before the read
         try:
             item = self._take(candidate, in_memory=False)
         except ReportError:
             return None
+        self.closes.listed(candidate, item.stamp, seen)
         return None if isinstance(item, Snapshot) else item
 
     def _release_snapshot(self, size: int) -> None:
@@ -432,7 +437,9 @@ class Pipeline:
             if item.stamp is not None:
                 self._stamp = (item.candidate, item.stamp)
             try:
-                self._ingest_bytes(item.candidate, item.data)
+                digest = sha256(item.data)
+                self._taken(item.candidate, item.stamp, digest)
+                self._ingest_bytes(item.candidate, item.data, digest, at_close=True)
             finally:
                 self._release_snapshot(len(item.data))
                 if item.kept is not None:
@@ -505,11 +512,12 @@ class Pipeline:
                 return
             if item.stamp is not None:
                 self._stamp = (item.candidate, item.stamp)
+            self._taken(item.candidate, item.stamp, item.digest)
             key = (item.candidate.root, item.digest)
             if key not in self.done and self._stored_before(item.candidate, item.digest):
                 self._settled(item.candidate, item.digest)  # known by its sha256, not parsed
                 return
-            self._ingest_bytes(item.candidate, data, item.digest)
+            self._ingest_bytes(item.candidate, data, item.digest, at_close=True)
         finally:
             intake.drop(item.kept)
 
@@ -518,14 +526,22 @@ class Pipeline:
         meanwhile, the version that was ready is lost: one line, and counted in status. The
         stamp is the opened file's, so a write between the look and the read cannot pass."""
         candidate = item.candidate
+        self._taken(candidate, item.stamp, None)
         if self._unkept_seen.get(candidate) == item.stamp:
             return  # this version was taken twice (two events): it is handled already
         self._unkept_seen[candidate] = item.stamp
         read = self._read_regular(candidate)
-        if read is None or read[1] != item.stamp:
+        replaced = read is None or read[1] != item.stamp
+        if replaced:
             self._lose(candidate, f"replaced before it could be read ({item.reason})")
         if read is not None:
-            self._ingest_read(candidate, *read)
+            self._ingest_read(candidate, *read, at_close=not replaced)
+
+    def _taken(self, candidate: Candidate, stamp: Stamp | None, digest: str | None) -> None:
+        """Bytes taken when the watcher saw a writer's close, in their turn: each version they
+        show was lost (overwritten in place as it closed) is lost, and counted."""
+        for reason in self.closes.taken(candidate, stamp, digest):
+            self._lose(candidate, reason)
 
     def _lose(self, candidate: Candidate, reason: str) -> None:
         path = str(candidate.path)
@@ -541,16 +557,18 @@ class Pipeline:
         if read is not None:
             self._ingest_read(candidate, *read)
 
-    def _ingest_read(self, candidate: Candidate, data: bytes, stamp: Stamp | None) -> None:
+    def _ingest_read(
+        self, candidate: Candidate, data: bytes, stamp: Stamp | None, at_close: bool = False
+    ) -> None:
         """A file's bytes just read: one already stored, as most files a rescan finds are, is
-        known by its sha256 without parsing it."""
+        known by its sha256 without parsing it (at_close: as _ingest_bytes)."""
         if stamp is not None:
             self._stamp = (candidate, stamp)
         digest = sha256(data)
         if (candidate.root, digest) not in self.done and self._stored_before(candidate, digest):
             self._settled(candidate, digest)
             return
-        self._ingest_bytes(candidate, data, digest)
+        self._ingest_bytes(candidate, data, digest, at_close)
 
     def _stored_before(self, candidate: Candidate, digest: str) -> bool:
         """Whether the project's database holds these bytes already (False when it cannot say:
@@ -620,10 +638,17 @@ class Pipeline:
             return
         self._store(candidate, retry.digest, run, data)
 
-    def _ingest_bytes(self, candidate: Candidate, data: bytes, digest: str | None = None) -> None:
+    def _ingest_bytes(
+        self, candidate: Candidate, data: bytes, digest: str | None = None, at_close: bool = False
+    ) -> None:
+        """A report's bytes parsed and stored (at_close: the bytes taken at the writer's close
+        the candidate is marked with; if they do not parse and the file was written after that
+        close, the version closed was replaced before it could be read: lost)."""
         digest = digest or sha256(data)
         if (candidate.root, digest) in self.done:
-            self._remember(candidate)
+            # an empty file rejected before: taken at a close, it may be the next writer's
+            if not (at_close and not data and self._replaced_at_close(candidate)):
+                self._remember(candidate)
             return
         try:
             run = parse_bytes(candidate.path, data)
@@ -638,9 +663,19 @@ class Pipeline:
             self._reject(candidate, digest, exc)
             return
         except ReportError as exc:
-            self._recheck(candidate, digest, exc)
+            if not (at_close and self._replaced_at_close(candidate)):
+                self._recheck(candidate, digest, exc)
             return
         self._store(candidate, digest, run, data)
+
+    def _replaced_at_close(self, candidate: Candidate) -> bool:
+        """The bytes taken at a close did not parse: whether the file was written after that
+        close (the version closed is lost, and counted); not yet known, the next close or the
+        recheck tells."""
+        lost = self.closes.unfinished(candidate)
+        if lost is not None:
+            self._lose(candidate, lost)
+        return lost is not None
 
     def _recheck(self, candidate: Candidate, digest: str, exc: ReportError) -> None:
         """A parse error: the writer may not be done. Unchanged after the settle time and closed
@@ -650,6 +685,10 @@ class Pipeline:
         self.scheduler.call_later(delay, ("recheck", candidate), lambda: self.work.put(item))
 
     def _check_again(self, item: Recheck) -> None:
+        lost = self.closes.recheck(item.candidate)
+        if lost is not None:  # taken at a close, unfinished: the next writer's
+            self._lose(item.candidate, lost)
+            return
         stamp = stamp_of(item.candidate.path)
         try:
             data = read_report(
