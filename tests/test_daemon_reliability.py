@@ -256,6 +256,25 @@ def test_an_unkept_report_replaced_before_its_turn_is_lost_once_and_the_new_one_
     assert stored == [(str(root), hashlib.sha256(version(sample, 2)).hexdigest())]
 
 
+def test_a_late_second_take_of_an_unkept_version_stored_meanwhile_is_not_lost(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """Version 1 taken (its close) and stored; version 2 taken and stored; then a second take
+    of version 1 comes in its turn (a rescan took it too, before version 2 was written): it
+    was stored, not lost."""
+    from anvild.work import Unkept, stamp_of
+
+    sample = Path(sample_reports["json"])
+    d, root, target = worker_at_default_path(tmp_path)
+    target.write_bytes(version(sample, 1))
+    first = Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy")
+    d._unkept(first)
+    target.write_bytes(version(sample, 2))
+    d._unkept(Unkept(Candidate(root, target), stamp_of(target), "the spool cannot keep a copy"))
+    d._unkept(first)  # the rescan's take of version 1, in its turn
+    assert d.counters.lost == [] and len(stored) == 2
+
+
 def test_an_unkept_report_read_as_it_was_taken_is_stored_not_lost(
     tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
 ) -> None:

@@ -15,6 +15,7 @@ import queue
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ MAX_BACKOFF = 60.0
 # files beyond it is copied into the spool's intake on disk the moment each is ready, and read
 # from there when its turn comes.
 SNAPSHOT_BUDGET = int(config.READ_AHEAD_MB * 1024 * 1024)
+# Versions of one file whose unkept takes are remembered (a late second take of one is handled)
+UNKEPT_VERSIONS = 8
 
 
 @dataclass(slots=True)
@@ -147,7 +150,8 @@ class Pipeline:
         self.rescans = RescanProgress()
         self._present: set[tuple[str, str]] = set()  # what the last rescan found
         self._stamp: tuple[Candidate, Stamp] | None = None  # of the file in hand, as read
-        self._unkept_seen: dict[Candidate, Stamp | None] = {}  # the last unkept version read
+        # the last versions of each file an unkept take was handled for (taken or read)
+        self._unkept_seen: dict[Candidate, deque[Stamp | None]] = {}
         self.stopping = threading.Event()
         self.rescan_taken = threading.Event()  # the first rescan has taken the changed files
         self.snapshot_bytes = 0  # held by queued snapshots
@@ -527,10 +531,15 @@ class Pipeline:
         stamp is the opened file's, so a write between the look and the read cannot pass."""
         candidate = item.candidate
         self._taken(candidate, item.stamp, None)
-        if self._unkept_seen.get(candidate) == item.stamp:
-            return  # this version was taken twice (two events): it is handled already
-        self._unkept_seen[candidate] = item.stamp
+        seen = self._unkept_seen.setdefault(candidate, deque(maxlen=UNKEPT_VERSIONS))
+        if item.stamp in seen:
+            # taken twice (two events, or a rescan's take and a close's), or read already in
+            # the turn of an earlier take: handled, even after a later version was
+            return
+        seen.append(item.stamp)
         read = self._read_regular(candidate)
+        if read is not None and read[1] not in seen:
+            seen.append(read[1])
         replaced = read is None or read[1] != item.stamp
         if replaced:
             self._lose(candidate, f"replaced before it could be read ({item.reason})")
