@@ -287,19 +287,22 @@ _RUN_FACTS_SQL = (
 _WINDOW_START_SQL = (
     'SELECT e."started_at", e."id" FROM "execution" AS e '
     'WHERE e."project_id" = {p} AND e."space" = {p}{recent} AND EXISTS ('
-    ' SELECT 1 FROM "execution_history" AS h WHERE h."execution_id" = e."id"'
+    ' SELECT 1 FROM "execution_history" AS h WHERE h."project_id" = e."project_id"'
+    ' AND h."execution_id" = e."id"'
     " AND h.\"test_id\" = {p} AND h.\"status\" NOT IN ('SKIPPED', 'XFAILED')"
     ") ORDER BY {newest} LIMIT 1 OFFSET {p}"
 )
 _NEWEST_SQL = (
     'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
-    'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
+    'JOIN "execution_history" AS h ON h."project_id" = e."project_id" '
+    'AND h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {newest}, h."attempt" LIMIT {p}'
 )
 _WINDOW_SQL = (
     'SELECT h."execution_id", h."attempt", h."status" FROM "execution" AS e '
-    'JOIN "execution_history" AS h ON h."execution_id" = e."id" '
+    'JOIN "execution_history" AS h ON h."project_id" = e."project_id" '
+    'AND h."execution_id" = e."id" '
     'WHERE e."project_id" = {p} AND e."space" = {p} AND h."test_id" = {p}{recent} '
     'ORDER BY {oldest}, h."attempt"'
 )
