@@ -344,6 +344,7 @@ class Watcher:
         self._polling = config.polling
         self._poll_interval = config.poll_interval
         self._watches: dict[WatchPlan, Any] = {}
+        self._owners: dict[Path, WatchPlan | None] = {}  # by directory: see owns()
         self._lock = threading.Lock()
         self._observer: Any = None
         self._overflow = _OverflowSignal(on_overflow)
@@ -384,7 +385,7 @@ class Watcher:
             for plan in wanted - set(self._watches):
                 try:
                     watch = self._observer.schedule(
-                        _Handler(self), str(plan.directory), recursive=plan.recursive
+                        _Handler(self, plan), str(plan.directory), recursive=plan.recursive
                     )
                 except OSError as exc:
                     log.warning("cannot watch %s: %s", plan.directory, exc)
@@ -395,7 +396,28 @@ class Watcher:
                     found += self._scan(plan.directory)
             for plan in set(self._watches) - wanted:
                 self._observer.unschedule(self._watches.pop(plan))
+            self._owners.clear()
         return found
+
+    def owns(self, plan: WatchPlan, path: Path) -> bool:
+        """Whether plan's watch is the one whose events stand for the file at path. Where two
+        watches see one directory (a project's recursive watch and a glob's own), each event
+        comes once from each, and a close seen twice would read as two versions: the deepest
+        watch of the file's directory speaks for it."""
+        directory = path.parent
+        with self._lock:
+            if directory not in self._owners:
+                above = directory.parents
+                covering = [
+                    p
+                    for p in self._watches
+                    if p.directory == directory or (p.recursive and p.directory in above)
+                ]
+                self._owners[directory] = max(
+                    covering, key=lambda p: (len(p.directory.parts), not p.recursive), default=None
+                )
+            owner = self._owners[directory]
+        return owner is None or owner == plan
 
     def _scan(self, directory: Path) -> list[Candidate]:
         """Reports already in a directory that just got its watch (written before it)."""
@@ -411,8 +433,13 @@ class Watcher:
         """Whether events tell when a writer closes a file (inotify does; polling cannot)."""
         return not self._polling and sys.platform.startswith("linux")
 
-    def dispatch(self, path: Path, change: str, is_directory: bool) -> None:
-        """One watchdog event (runs in watchdog's thread: match and hand over only)."""
+    def dispatch(
+        self, path: Path, change: str, is_directory: bool, plan: WatchPlan | None = None
+    ) -> None:
+        """One watchdog event, seen by plan's watch (runs in watchdog's thread: match and hand
+        over only)."""
+        if plan is not None and not is_directory and not self.owns(plan, path):
+            return  # the same event from the watch that speaks for the file comes too
         if is_directory:
             for candidate in self.replan():
                 self.on_change(candidate, FOUND)
@@ -431,8 +458,9 @@ class Watcher:
 class _Handler:
     """The watchdog event handler: translates events into Watcher.dispatch calls."""
 
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, plan: WatchPlan | None = None) -> None:
         self.watcher = watcher
+        self.plan = plan
 
     def dispatch(self, event: Any) -> None:
         kind = event.event_type
@@ -449,4 +477,4 @@ class _Handler:
                 self.watcher.dispatch(Path(path), CLOSED, True)
             return
         change = {"closed": CLOSED, "moved": MOVED, "modified": MODIFIED}.get(kind, CREATED)
-        self.watcher.dispatch(Path(path), change, False)
+        self.watcher.dispatch(Path(path), change, False, self.plan)

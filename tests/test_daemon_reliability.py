@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -753,3 +754,24 @@ def test_the_idle_daemon_gives_back_what_a_storm_of_reports_took(
     peak = peak_kb(daemon) / 1024
     wait_for(lambda: rss_mb(daemon) < IDLE_BOUND_MB, 60, f"under {IDLE_BOUND_MB} MB when idle")
     print(f"storm: peak {peak:.0f} MB, idle {rss_mb(daemon):.0f} MB")
+
+
+def test_a_file_two_watches_see_is_told_once_per_event(tmp_path: Path) -> None:
+    """A project's recursive watch and a glob's own directory watch both see `reports/`: each
+    close comes from both, and only the deepest watch's is passed on (a close seen twice read
+    as a version taken again with a write between: a lost version that never was)."""
+    from anvild.watch import CLOSED, MODIFIED, Watcher, WatchPlan, _Handler
+
+    root = tmp_path / "proj"
+    (root / "reports").mkdir(parents=True)
+    d = make_daemon(tmp_path, [root], reports='["**/junit*.xml", "reports/*.json"]')
+    seen: list[tuple[str, str]] = []
+    watcher = Watcher(d.config, lambda c, change: seen.append((c.path.name, change)), lambda: None)
+    near, wide = WatchPlan(root / "reports", False), WatchPlan(root, True)
+    watcher._watches = {near: object(), wide: object()}
+    target = root / "reports" / "w7-24.json"
+    for plan in (near, wide):  # the two watches' events, each stream in its own order
+        handler = _Handler(watcher, plan)
+        for kind in ("modified", "closed"):
+            handler.dispatch(SimpleNamespace(event_type=kind, src_path=str(target), is_directory=False))
+    assert seen == [("w7-24.json", MODIFIED), ("w7-24.json", CLOSED)]
