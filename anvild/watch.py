@@ -346,6 +346,9 @@ class Watcher:
         self._watches: dict[WatchPlan, Any] = {}
         self._owners: dict[Path, WatchPlan | None] = {}  # by directory: see owns()
         self._lock = threading.Lock()
+        # owns() runs inside watchdog's dispatch, which holds watchdog's lock, and replan holds
+        # _lock while it schedules (taking watchdog's lock): owns must never take _lock.
+        self._owners_lock = threading.Lock()
         self._observer: Any = None
         self._overflow = _OverflowSignal(on_overflow)
 
@@ -396,7 +399,8 @@ class Watcher:
                     found += self._scan(plan.directory)
             for plan in set(self._watches) - wanted:
                 self._observer.unschedule(self._watches.pop(plan))
-            self._owners.clear()
+            with self._owners_lock:
+                self._owners.clear()
         return found
 
     def owns(self, plan: WatchPlan, path: Path) -> bool:
@@ -405,12 +409,12 @@ class Watcher:
         comes once from each, and a close seen twice would read as two versions: the deepest
         watch of the file's directory speaks for it."""
         directory = path.parent
-        with self._lock:
+        with self._owners_lock:
             if directory not in self._owners:
                 above = directory.parents
                 covering = [
                     p
-                    for p in self._watches
+                    for p in tuple(self._watches)  # a copy (the GIL holds while it is made)
                     if p.directory == directory or (p.recursive and p.directory in above)
                 ]
                 self._owners[directory] = max(
