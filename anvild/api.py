@@ -169,12 +169,12 @@ def record_pytest(
     """
     import tempfile
 
-    from anvild.errors import NotARun
+    from anvild.errors import NOT_A_RUN
     from anvild.ingest import IngestOptions
     from anvild.runner import SOURCE, run_pytest
 
     with tempfile.TemporaryDirectory(prefix="anvild-") as tmp:
-        session = run_pytest(args, cwd, Path(tmp))
+        session = run_pytest(args, cwd, Path(tmp), target.project_root)
         if session.report is None:
             return session.exit_code, []
         meta = {"source": SOURCE, "pytest_args": session.args}
@@ -189,7 +189,8 @@ def record_pytest(
             report_limit=target.report_limit,
         )
         events = list(ingest(target, [session.report], options, on_wait))
-    return session.exit_code, [e for e in events if not isinstance(e.error, NotARun)]
+    # a session with nothing to store is no news: nothing said of it
+    return session.exit_code, [e for e in events if not (e.skipped or "").endswith(NOT_A_RUN)]
 
 
 def copy_history(target: Target, source: str, destination: str, all_projects: bool) -> Any:

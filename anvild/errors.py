@@ -26,7 +26,11 @@ class NotAReport(ReportError):
 
 
 class NotARun(ReportError):
-    """A valid report that records no run (a collect-only session, IDE test discovery)."""
+    """A valid report that records no run (a collect-only session, IDE test discovery): no
+    error, by every path; `anvild ingest` tells it as skipped, with NOT_A_RUN at its end."""
+
+
+NOT_A_RUN = "not a run"
 
 
 class ReportIncomplete(ReportError):

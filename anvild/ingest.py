@@ -21,6 +21,7 @@ from anvild.errors import (
     AnvildError,
     NoMemory,
     NotAReport,
+    NotARun,
     NotShared,
     OfRecordedSession,
     OutsideDirectory,
@@ -347,7 +348,7 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
             if source.explicit:
                 return IngestEvent(source.name, error=exc)
             return IngestEvent(source.name, skipped=exc.what)
-        except (NotShared, OfRecordedSession) as exc:
+        except (NotShared, OfRecordedSession, NotARun) as exc:
             return IngestEvent(source.name, skipped=exc.what)
         except ReportError as exc:
             return IngestEvent(source.name, error=exc)

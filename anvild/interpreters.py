@@ -177,6 +177,43 @@ def find(root: Path, environ: Mapping[str, str] = os.environ) -> list[Interprete
     return found
 
 
+def runs_pytest(root: Path, environ: Mapping[str, str] = os.environ) -> Interpreter | None:
+    """The python a `pytest` typed in root would run, for `anvild pytest`: the active
+    $VIRTUAL_ENV, the project's `.venv` or `venv`, the `pytest` on PATH; the first that has
+    pytest. None when none has."""
+
+    def candidates() -> Iterator[Interpreter]:
+        active = environ.get("VIRTUAL_ENV")
+        if active:
+            yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
+        for name in (".venv", "venv"):
+            yield Interpreter(_bin_python(root / name), f"the project's {name}")
+        system = _pytest_on_path(environ)
+        if system is not None:
+            yield Interpreter(system, "the pytest on PATH")
+
+    for candidate in candidates():
+        if candidate.python.exists() and (_ask(candidate.python, root) or {}).get("pytest"):
+            return candidate
+    return None
+
+
+def has_plugin(python: Path, cwd: Path) -> bool:
+    """Whether pytest in python loads anvild's plugin by itself (its entry point)."""
+    return bool((_ask(python, cwd) or {}).get("plugin"))
+
+
+def _ask(python: Path, cwd: Path) -> dict[str, bool] | None:
+    """The PROBE's answer from python; None when it cannot run or says nothing."""
+    try:
+        proc = subprocess.run([str(python), "-c", PROBE], cwd=cwd,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+    return {key: bool(found.get(key)) for key in ("pytest", "plugin", "disabled")}
+
+
 def probe(interpreter: Interpreter, cwd: Path) -> Capture:
     """Ask the interpreter, by running it, whether it has pytest and anvild's plugin."""
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from anvild.errors import NotARun
+from anvild.errors import NOT_A_RUN, NotARun
 from anvild.status import Status
 
 # The members by name, typed as the strings results carry (a report's text maps onto them).
@@ -214,7 +214,7 @@ def checked_run(run: ParsedRun, where: str | None) -> ParsedRun:
     why = {NO_TESTS: "no tests collected", USAGE_ERROR: "a usage error"}.get(
         run.exit_code or OK, "collect-only report"
     )
-    raise NotARun(f"{why} (no tests ran): not a run", where)
+    raise NotARun(f"{why} (no tests ran): {NOT_A_RUN}", where)
 
 
 # What neither database takes in a text, replaced by U+FFFD (the replacement character) so a

@@ -171,6 +171,12 @@ def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.setenv(var, str(home / sub))
     for var in ("ANVILD_DB", "ANVILD_CONFIG", "ANVILD_PROJECT"):
         monkeypatch.delenv(var, raising=False)
+    # As in an activated virtual environment (CI activates its own): the pytest a test's
+    # `anvild pytest` runs is this one, whatever else the machine's PATH holds.
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    )
     return home
 
 

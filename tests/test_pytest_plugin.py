@@ -16,7 +16,7 @@ import pytest
 from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
 from anvild_pytest.record import RECORD_DIR
-from tests.conftest import write_project
+from tests.conftest import executions, status, wait_for, write_project
 
 TESTS = {
     "pytest.ini": "[pytest]\n",
@@ -352,3 +352,16 @@ def test_record_lines_say_what_pytest_reportlog_says(tmp_path: Path) -> None:
             assert kept["wasxfail"] == full["wasxfail"]
     crashes = [line["crash"] for line in mine if "crash" in line]
     assert any("setup\tfails" in crash for crash in crashes), crashes
+
+
+def test_a_session_that_ran_no_test_is_no_rejection(project: Path, daemon: int) -> None:
+    """`pytest -k NOTHING` (exit 5) leaves a session record with no test: not a run. The
+    daemon neither stores nor rejects it (status `rejected` stays 0, no warning in its log),
+    and the next session is stored as usual."""
+    assert pytest_session(project, "-q", "-k", "no_test_has_this_name").returncode == 5
+    assert pytest_session(project, "-q").returncode == 1
+    wait_for(lambda: len(executions(project)) == 1, 10, "the session that ran tests")
+    info = status()
+    assert (info["rejected"], info["runs_ingested"], info["last_error"]) == (0, 1, None)
+    log = (config.state_dir() / "anvild.log").read_text()
+    assert "rejected" not in log and "not stored: no tests collected" in log

@@ -77,9 +77,7 @@ def test_a_relative_db_is_relative_to_where_the_user_is(mode: str, reports: Path
     assert after.returncode == 0 and runs(reports / "sub.db") == 1, after.stderr
     shown = anvild("--db", ".anvil/local-history.db", "history", "--json", cwd=reports)
     assert shown.returncode == 0 and len(json.loads(shown.stdout)) == 1
-    report = anvild(
-        "report", "test-execution", "--db", "sub.db", "--format", "json", cwd=reports
-    )
+    report = anvild("report", "test-execution", "--db", "sub.db", "--format", "json", cwd=reports)
     assert report.returncode == 0, report.stderr
 
 
@@ -365,3 +363,23 @@ def test_projects_lists_globs_as_text_and_a_nested_watch_warns(project: Path) ->
     assert nested.stderr == (
         f"anvild: warning: {project / 'tests'} is inside the watched project {project}\n"
     )
+
+
+def test_ingest_of_a_session_that_ran_no_test_is_a_skip(mode: str, tmp_path: Path) -> None:
+    """The record of a session that ran no test (exit 5) is not a run: `anvild ingest` says it
+    skipped it and exits 0, storing nothing, with the daemon and without."""
+    root = write_project(tmp_path / "proj", {"test_a.py": "def test_one():\n    pass\n"})
+    record = tmp_path / "session.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "ANVILD_DISABLE"}
+    session = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-k", "nothing", f"--anvild-record={record}"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert session.returncode == 5 and record.is_file(), session.stdout + session.stderr
+    proc = anvild("--project", str(root), "ingest", str(record), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr == (f"skipped {record}: no tests collected (no tests ran): not a run\n"), (
+        proc.stderr
+    )
+    assert runs(root / ".anvil" / "history.db") == 0

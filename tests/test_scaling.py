@@ -21,6 +21,7 @@ from peewee import SqliteDatabase
 from anvild.store import fold, write
 from anvild.store import keys as by_project
 from anvild.store.database import forget, open_database
+from anvild.store.migrations import SCHEMA_VERSION
 from tests import schema6
 from tests.conftest import pg_query
 
@@ -31,6 +32,7 @@ NOT_DISTRIBUTED = {"project", "anvild_schema"}
 # distributed, and the key by project `(project_id, id)` stands beside it (docs/scaling.md).
 SQLITE_ROW_IDS = {("execution", ("id",)), ("test", ("id",))}
 DOC = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
+SCHEMA7 = Path(__file__).resolve().parent / "data" / "schema7" / "history.db"
 
 
 def _sqlite_keys(path: Path) -> set[tuple[str, tuple[str, ...]]]:
@@ -52,16 +54,28 @@ def _sqlite_keys(path: Path) -> set[tuple[str, tuple[str, ...]]]:
         forget(str(path))
 
 
-_PG_KEYS = """
-SELECT c.relname, array_agg(a.attname::text ORDER BY k.n)
+_PG_INDEXES = """
+SELECT c.relname, i.indisunique, i.indpred IS NOT NULL, array_agg(a.attname::text ORDER BY k.n)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace ns ON ns.oid = c.relnamespace
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-WHERE i.indisunique AND ns.nspname = current_schema()
+WHERE ns.nspname = current_schema()
 GROUP BY c.relname, i.indexrelid
 """
+
+
+def _pg_keys(url: str) -> set[tuple[str, tuple[str, ...]]]:
+    """The unique keys of every table (primary keys included): (table, its columns)."""
+    rows = pg_query(url, _PG_INDEXES)
+    return {(table, tuple(columns)) for table, unique, _, columns in rows if unique}
+
+
+def _pg_indexes(url: str) -> set[tuple[str, tuple[str, ...]]]:
+    """Every index of every table, partial ones left out: (table, its columns)."""
+    rows = pg_query(url, _PG_INDEXES)
+    return {(table, tuple(columns)) for table, _, partial, columns in rows if not partial}
 
 
 def _conflict_targets() -> set[tuple[str, tuple[str, ...]]]:
@@ -95,7 +109,7 @@ def test_every_key_starts_with_the_project_but_the_documented_ones(
     else:
         url = request.getfixturevalue("pg_url")
         open_database(url)
-        keys = {(table, tuple(columns)) for table, columns in pg_query(url, _PG_KEYS)}
+        keys = _pg_keys(url)
     assert ("test", ("project_id", "key")) in keys  # what a key by project looks like
     assert ("execution_history", ("project_id", "execution_id", "test_id", "attempt")) in keys
     expected = SQLITE_ROW_IDS if backend_name == "sqlite" else set()
@@ -199,11 +213,14 @@ def test_a_database_of_schema_6_gets_its_keys_by_project_and_keeps_every_result(
     assert _not_by_project(_sqlite_keys(Path(url))) == SQLITE_ROW_IDS
     with sqlite3.connect(url) as con:
         assert con.execute('SELECT COUNT(*) FROM "execution_history"').fetchone() == before
-        assert con.execute("SELECT MAX(version), COUNT(*) FROM anvild_schema").fetchone() == (7, 7)
+        assert con.execute("SELECT MAX(version), COUNT(*) FROM anvild_schema").fetchone() == (
+            SCHEMA_VERSION,
+            SCHEMA_VERSION,
+        )
         assert con.execute("PRAGMA foreign_key_check").fetchall() == []
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
-        assert not {name for name in tables if name.endswith("_before_keys")}
+        assert not {name for name in tables if name.endswith(("_before_keys", "_with_rowid"))}
         assert "execution_history_failures" in tables  # the failures' index made again
 
 
@@ -218,6 +235,101 @@ def test_a_postgresql_database_of_schema_6_gets_its_keys_by_project(
         cur.execute((schema6.DATA / "postgres.sql").read_text(encoding="utf-8"))
     conn.close()
     assert _contents(pg_url) == made_now
-    keys = {(table, tuple(columns)) for table, columns in pg_query(pg_url, _PG_KEYS)}
+    keys = _pg_keys(pg_url)
     assert _not_by_project(keys) == set()
-    assert pg_query(pg_url, "SELECT MAX(version) FROM anvild_schema") == [(7,)]
+    assert pg_query(pg_url, "SELECT MAX(version) FROM anvild_schema") == [(SCHEMA_VERSION,)]
+    assert _redundant(_pg_indexes(pg_url)) == set()
+
+
+# Step "lean writes" (anvild/store/keys.py): each stored test writes one B-tree entry per index,
+# so an index that repeats the start of another costs every run and serves nothing.
+
+
+def _sqlite_indexes(path: Path) -> set[tuple[str, tuple[str, ...]]]:
+    """Every index of every table (primary keys of WITHOUT ROWID tables too), partial ones
+    left out: (table, its columns)."""
+    with sqlite3.connect(path) as con:
+        found = set()
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for _, name, _, _, partial in con.execute(f'PRAGMA index_list("{table}")'):
+                if not partial:
+                    info = sorted(con.execute(f'PRAGMA index_info("{name}")').fetchall())
+                    found.add((table, tuple(str(c[2]) for c in info)))
+    con.close()
+    return found
+
+
+def _redundant(indexes: set[tuple[str, tuple[str, ...]]]) -> set[tuple[str, tuple[str, ...]]]:
+    """The indexes whose columns are the first columns of another index of their table."""
+    return {
+        (table, columns)
+        for table, columns in indexes
+        for other_table, other in indexes
+        if other_table == table and other != columns and other[: len(columns)] == columns
+    }
+
+
+def _by_key(path: Path) -> bool:
+    """Whether SQLite stores the statistics by their primary key (WITHOUT ROWID)."""
+    with sqlite3.connect(path) as con:
+        (sql,) = con.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entity_statistics'"
+        ).fetchone()
+    con.close()
+    return "WITHOUT ROWID" in sql.upper()
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_no_index_repeats_the_start_of_another(
+    backend_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A new database: no index whose columns begin another index (`test (project_id)` beside
+    the unique `test (project_id, key)` was one), and on SQLite the statistics stored by their
+    key, as the history is."""
+    if backend_name == "sqlite":
+        url = str(tmp_path / "history.db")
+        open_database(url)
+        forget(url)
+        indexes = _sqlite_indexes(Path(url))
+        assert _by_key(Path(url))
+    else:
+        url = request.getfixturevalue("pg_url")
+        open_database(url)
+        indexes = _pg_indexes(url)
+    assert ("test", ("project_id", "key")) in indexes  # what the check reads
+    assert _redundant(indexes) == set()
+
+
+def test_a_database_of_schema_7_gets_lean_writes_and_keeps_every_result(
+    tmp_path: Path, made_now: dict[str, Any]
+) -> None:
+    """A real SQLite database made by the anvild before the step (tests/data/schema7): opened,
+    its statistics are copied into the table stored by key and the repeating indexes go, every
+    run, result and statistic as a new database holds them."""
+    url = str(tmp_path / "history.db")
+    shutil.copyfile(SCHEMA7, url)
+    assert not _by_key(Path(url))
+    assert _redundant(_sqlite_indexes(Path(url))) == {
+        ("execution", ("project_id",)),
+        ("test", ("project_id",)),
+    }
+    assert _contents(url) == made_now
+    assert _by_key(Path(url))
+    assert _redundant(_sqlite_indexes(Path(url))) == set()
+    with sqlite3.connect(url) as con:
+        assert con.execute("SELECT MAX(version) FROM anvild_schema").fetchone() == (SCHEMA_VERSION,)
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    con.close()
+
+
+def test_runs_stored_without_row_checks_point_only_at_rows_that_exist(tmp_path: Path) -> None:
+    """SQLite's foreign keys are declared, not checked as rows are written (backend): every
+    result and statistic of real runs, reruns and two projects points at its run and test."""
+    url = str(tmp_path / "history.db")
+    schema6.store(url, tmp_path / "state")
+    with sqlite3.connect(url) as con:
+        assert con.execute('SELECT COUNT(*) FROM "execution_history"').fetchone()[0] > 0
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()

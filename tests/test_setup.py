@@ -265,3 +265,29 @@ def test_the_readme_way_pipx_on_the_system_python_then_a_project_venv(
         assert (stored["source"], stored["counts"]["passed"]) == ("anvild", 1)
     finally:
         run("stop")
+
+
+def test_anvild_pytest_runs_the_tests_in_the_projects_own_venv(
+    project: Path, project_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`anvild pytest` runs the tests as `pytest` typed in the project would: in its `.venv`
+    (pytest there, anvild's plugin not: given for this session only, nothing installed), not
+    in anvild's own environment; the session is stored as pytest reported it."""
+    monkeypatch.delenv("VIRTUAL_ENV")
+    venv = project_venv.parent.parent
+    write_project(
+        project,
+        {
+            "pytest.ini": "[pytest]\n",
+            "test_where.py": (
+                "import os, sys\n\n"
+                f"def test_in_the_projects_venv():\n    assert os.path.samefile(sys.prefix, {str(venv)!r})\n"
+            ),
+        },
+    )
+    before = _pip(project_venv, "freeze", "--all").stdout
+    proc = anvild("pytest", "-q", "test_where.py", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    assert [(source, n) for _, source, n in executions(project)] == [("anvild", 1)]
+    assert _pip(project_venv, "freeze", "--all").stdout == before

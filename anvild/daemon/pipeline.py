@@ -817,7 +817,10 @@ class Pipeline:
         self.scheduler.cancel(("interrupt", candidate.path))
         if ended.stamp is not None:
             self._stamp = (candidate, ended.stamp)
-        if ended.error is not None:
+        if isinstance(ended.error, NotARun):  # a session that ran no test: as a whole file's
+            log.info("not stored: %s", ended.error)
+            self._settled(candidate, ended.digest)
+        elif ended.error is not None:
             self._reject(candidate, ended.digest, ended.error)
         elif (candidate.root, ended.digest) not in self.done:
             self._store(candidate, ended.digest, ended.run, ended.data)

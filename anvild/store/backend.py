@@ -109,7 +109,10 @@ def _connect_sqlite(path: Path) -> Database:
                 # the commit of a big run; this only bounds the log if it never idles.
                 "wal_autocheckpoint": 20000,
                 "temp_store": "memory",
-                "foreign_keys": 1,
+                # Declared, not checked row by row (as on PostgreSQL, docs/scaling.md): a run, its
+                # tests and results are written in one transaction and nothing is deleted, and
+                # the checks were 14 % of a 100,000-test store. The tests run foreign_key_check.
+                "foreign_keys": 0,
             },
         )
         db.connect()
@@ -151,7 +154,9 @@ def _connect_postgres(url: str) -> Database:
         db.connect()
     except ImportError:
         raise DatabaseError(
-            "PostgreSQL needs the driver: pip install 'anvild[postgres]'", url
+            "PostgreSQL needs the driver psycopg2: pipx inject anvild psycopg2-binary "
+            "(installed with pip: pip install psycopg2-binary)",
+            url,
         ) from None
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -302,6 +307,10 @@ def reconnect_if_broken(db: Database) -> None:
         raise DatabaseError(f"cannot connect: {first}") from None
 
 
-def table_options(db: Database) -> dict[str, bool]:
-    """Per-backend table options: WITHOUT ROWID exists only on SQLite."""
-    return {"without_rowid": is_sqlite(db)}
+def fit_models(db: Database) -> None:
+    """Before tables are created in db: the tables stored by their key are WITHOUT ROWID on
+    SQLite; PostgreSQL has no such option."""
+    from anvild.store.models import BY_KEY
+
+    for model in BY_KEY:
+        model._meta.without_rowid = is_sqlite(db)

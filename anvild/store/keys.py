@@ -1,7 +1,8 @@
-"""Migration step "keys by project": every key of the distributed tables starts with the project.
+"""Migration steps on keys and indexes: "keys by project" (every key of the distributed tables
+starts with the project) and "lean writes" (less to write for each stored test).
 
 Citus distributes a table by a column when each of its primary keys, unique keys and foreign
-keys holds that column (docs/scaling.md). After this step:
+keys holds that column (docs/scaling.md). After the first step:
 
 - `execution_history` and `entity_statistics` carry their run's (test's) `project_id`, first in
   their primary keys and in the statistics upsert's conflict target;
@@ -11,7 +12,7 @@ keys holds that column (docs/scaling.md). After this step:
 - on PostgreSQL the results and statistics have no foreign keys: checked row by row, they took
   40 % of the time a 100,000-test run took to store (docs/scaling.md). A run, its tests and
   its results are written in one transaction and anvild deletes none of them, so nothing can
-  point at a row that is not there; SQLite keeps its foreign keys.
+  point at a row that is not there. SQLite keeps them declared, unchecked (backend).
 
 SQLite keeps `id INTEGER PRIMARY KEY` on runs and tests: that is its row address (it hands
 out the ids), and nothing on SQLite is distributed. SQLite cannot change a primary key in
@@ -77,10 +78,8 @@ def _rebuild_sqlite(db: Database) -> None:
         for index in db.get_indexes(old):  # their names are the new table's
             if not index.name.startswith("sqlite_autoindex"):
                 db.execute_sql(f'DROP INDEX "{index.name}"')
-        model = models[table]
-        if model is ExecutionHistory:
-            model._meta.without_rowid = backend.table_options(db)["without_rowid"]
-        db.create_tables([model])
+        backend.fit_models(db)
+        db.create_tables([models[table]])
         names = [c.name for c in db.get_columns(old)]
         listed = ", ".join(f'"{name}"' for name in names)
         taken = ", ".join(f'o."{name}"' for name in names)
@@ -122,3 +121,35 @@ def _rekey_postgres(db: Database) -> None:
         db.execute_sql(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
     for table in ("execution", "test"):  # lookups by row id alone
         db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_row_id" ON "{table}" ("id")')
+
+
+def lean_writes(db: Database) -> None:
+    """Migration step "lean writes": less for each stored test to write.
+
+    - The indexes on `execution.project_id` and `test.project_id` go: the unique indexes
+      (project_id, execution_id) and (project_id, key) start with that column and serve every
+      lookup by project (and, on PostgreSQL, the primary keys (project_id, id)).
+    - On SQLite `entity_statistics` is stored by its primary key (WITHOUT ROWID), as the
+      history is: one B-tree a row instead of the table and its key's index. The table holds a
+      row per test and space, so it is copied whole, in key order.
+    """
+    for index in ("execution_project_id", "test_project_id"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{index}"')
+    if not backend.is_sqlite(db):
+        return
+    table = EntityStatistics._meta.table_name
+    (sql,) = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if "WITHOUT ROWID" in sql.upper():
+        return
+    old = f"{table}_with_rowid"
+    db.execute_sql(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    backend.fit_models(db)
+    db.create_tables([EntityStatistics])
+    listed = ", ".join(f'"{column.name}"' for column in db.get_columns(old))
+    db.execute_sql(
+        f'INSERT INTO "{table}" ({listed}) SELECT {listed} FROM "{old}" '
+        'ORDER BY "project_id", "test_id", "space"'
+    )
+    db.execute_sql(f'DROP TABLE "{old}"')

@@ -9,11 +9,11 @@ from peewee import Database
 
 from anvild.errors import SchemaTooNew
 from anvild.store import backend, keys, order, queries
-from anvild.store.models import MODELS, ExecutionHistory, QuarantineEntry, SchemaMigration
+from anvild.store.models import MODELS, QuarantineEntry, SchemaMigration
 
 
 def _create_tables(db: Database) -> None:
-    ExecutionHistory._meta.without_rowid = backend.table_options(db)["without_rowid"]
+    backend.fit_models(db)
     db.create_tables(MODELS, safe=True)
 
 
@@ -54,6 +54,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("quarantine table", _quarantine_table),
     ("failure groups", queries.failure_groups),
     ("keys by project", keys.keys_by_project),
+    ("lean writes", keys.lean_writes),
 )
 
 SCHEMA_VERSION = len(STEPS)

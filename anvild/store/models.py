@@ -77,7 +77,8 @@ class Execution(BaseModel):
     id = AutoField()
 
     execution_id = TextField()  # unique in its project
-    project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE")
+    # indexed by the unique (project, execution_id) below, whose first column it is
+    project = ForeignKeyField(Project, backref="executions", on_delete="CASCADE", index=False)
     space = TextField(default="local")
     source = TextField()
     started_at = DoubleField(null=True)
@@ -121,7 +122,8 @@ class Entity(BaseModel):
 
     id = AutoField()
 
-    project = ForeignKeyField(Project, backref="tests", on_delete="CASCADE")
+    # indexed by the unique (project, key) below, whose first column it is
+    project = ForeignKeyField(Project, backref="tests", on_delete="CASCADE", index=False)
     entity_id = TextField()
     entity_type = TextField(default="test")
     file = TextField(null=True)
@@ -183,6 +185,7 @@ class EntityStatistics(BaseModel):
     class Meta:
         table_name = "entity_statistics"
         primary_key = CompositeKey("project", "test", "space")
+        without_rowid = True  # as the history's: the key is the row's place, not a second tree
 
 
 class QuarantineEntry(BaseModel):
@@ -202,5 +205,8 @@ class QuarantineEntry(BaseModel):
         primary_key = CompositeKey("project", "entity_id")  # by project first: distributable
 
 
+# Stored by their primary key on SQLite (WITHOUT ROWID, which PostgreSQL does not know):
+# backend.fit_models sets it per database before they are created.
+BY_KEY = (ExecutionHistory, EntityStatistics)
 # The tables of the first schema step; later steps create their own.
 MODELS = (SchemaMigration, Project, Execution, Entity, ExecutionHistory, EntityStatistics)
