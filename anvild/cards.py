@@ -107,15 +107,137 @@ def _finals(
     return finals
 
 
-def _quarantined(metadata: Any) -> set[str]:
-    """The tests the run's session held in quarantine (anvild_pytest marks them)."""
+def _metadata(metadata: Any) -> dict[str, Any]:
     import json
 
     try:
-        held = json.loads(metadata or "{}").get("quarantined")
-    except (ValueError, AttributeError):
-        return set()
+        found = json.loads(metadata or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _quarantined(metadata: Any) -> set[str]:
+    """The tests the run's session held in quarantine (anvild_pytest marks them)."""
+    held = _metadata(metadata).get("quarantined")
     return {name for name in held if isinstance(name, str)} if isinstance(held, list) else set()
+
+
+# pytest's options that choose which of a suite's tests run, and those that take a value (a
+# word after them is not a path): a run whose arguments hold a path, a node id or one of the
+# first is a selection, and the tests it did not run are not gone.
+_SELECTING = frozenset(
+    {
+        "-k",
+        "-m",
+        "--lf",
+        "--last-failed",
+        "--sw",
+        "--stepwise",
+        "--sw-skip",
+        "--stepwise-skip",
+        "--deselect",
+        "-x",
+        "--exitfirst",
+        "--maxfail",
+    }
+)
+_VALUED = frozenset(
+    {
+        "-k",
+        "-m",
+        "-p",
+        "-c",
+        "-o",
+        "-W",
+        "-n",
+        "-r",
+        "--tb",
+        "--rootdir",
+        "--basetemp",
+        "--maxfail",
+        "--deselect",
+        "--ignore",
+        "--ignore-glob",
+        "--confcutdir",
+        "--durations",
+        "--junitxml",
+        "--junit-xml",
+        "--report-log",
+        "--json-report-file",
+        "--reruns",
+        "--reruns-delay",
+        "--numprocesses",
+        "--dist",
+        "--import-mode",
+        "--log-level",
+        "--cov",
+        "--cov-report",
+        "--timeout",
+        "--capture",
+        "--color",
+        "--config-file",
+        "--override-ini",
+        "--pythonwarnings",
+        "--anvild-record",
+        "--randomly-seed",
+        "-np",
+    }
+)
+
+
+def _selection(run: dict[str, Any]) -> bool:
+    return selection(_metadata(run.get("metadata")).get("pytest_args"))
+
+
+WHOLE_LOOKBACK = 20  # the runs before a run looked through for the suite as it was
+
+
+def _whole_before(
+    project: int, previous: dict[str, Any], before: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The final results of the newest run before this one that ran the whole suite (not a
+    selection), up to WHOLE_LOOKBACK runs back: what `gone` is told against. previous is the
+    run just before, with its final results before; itself when none is found."""
+    from anvild.store import queries
+
+    run, results = previous, before
+    for _ in range(WHOLE_LOOKBACK):
+        if not _selection(run):
+            return results
+        earlier = queries.previous_execution(project, run["space"], run["started_at"], run["id"])
+        found = None if earlier is None else queries.execution_by_id(earlier)
+        if earlier is None or found is None:
+            break
+        run, results = found, _finals(queries.run_results(project, earlier))
+    return before
+
+
+def selection(pytest_args: object) -> bool:
+    """Whether a session's arguments (as the plugin records them, `pytest_args`) ran a
+    selection of the suite: paths or node ids, -k, -m, --lf, -x and the like. Unknown (a report
+    without them): False."""
+    import shlex
+
+    if not isinstance(pytest_args, str):
+        return False
+    try:
+        words = shlex.split(pytest_args)
+    except ValueError:
+        return False
+    valued = False
+    for word in words:
+        if valued:
+            valued = False
+            continue
+        name = word.partition("=")[0]
+        if name in _SELECTING:
+            return True
+        if word.startswith("-"):
+            valued = "=" not in word and name in _VALUED
+            continue
+        return True  # a path or a node id
+    return False
 
 
 def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
@@ -147,12 +269,19 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         "new_tests": [],
         "gone": [],
     }
+    not_run = 0
     if previous is not None:
+        # not in the previous run (a selection, maybe) is not new when an earlier run had it
+        unseen = [name for name in finals if name not in before]
+        known = queries.seen_before(
+            project, run["space"], run["started_at"], run["id"], unseen
+        ) if unseen else set()  # fmt: skip
         for name, row in sorted(finals.items()):
             then = before.get(name)
             now_outcome = outcome(row["status"])
             if then is None:
-                changes["new_tests"].append({"entity_id": name, "status": row["status"]})
+                if name not in known:
+                    changes["new_tests"].append({"entity_id": name, "status": row["status"]})
             elif now_outcome == "fail" and outcome(then["status"]) == "pass":
                 changes["newly_failing"].append(
                     {"entity_id": name, "status": row["status"], "message": row["message"]}
@@ -161,11 +290,16 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
                 changes["fixed"].append(
                     {"entity_id": name, "status": row["status"], "previous_status": then["status"]}
                 )
-        changes["gone"] = [
-            {"entity_id": name, "previous_status": then["status"]}
-            for name, then in sorted(before.items())
-            if name not in finals
-        ]
+        missing = [(name, then) for name, then in sorted(before.items()) if name not in finals]
+        if _selection(run):
+            not_run = len(missing)  # a selection's other tests are not gone: not run
+        else:
+            whole = _whole_before(project, previous, before)
+            changes["gone"] = [
+                {"entity_id": name, "previous_status": then["status"]}
+                for name, then in sorted(whole.items())
+                if name not in finals
+            ]
     return {
         "kind": "run",
         "execution_id": run["execution_id"],
@@ -189,6 +323,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         if previous is None
         else {"execution_id": previous["execution_id"], "started_at": iso(previous["started_at"])},
         **changes,
+        "not_run": not_run,
     }
 
 

@@ -63,3 +63,8 @@ class LogFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return shown(super().formatMessage(record))
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`, `0 runs`: a count and its noun (a plain English plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

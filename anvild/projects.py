@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import control, lifecycle, protocol, settings
+from anvild.display import counted
 from anvild.errors import DaemonNotRunning, UsageError
 from anvild.settings import ProjectConfig
 
@@ -76,7 +77,7 @@ def watch(
         settings.save_project(config, project, config_path)
     mark(project)
     done = _apply(config_path, start)
-    return f"watching {root} ({len(globs)} report globs); {done}"
+    return f"watching {root} ({counted(len(globs), 'report glob')}); {done}"
 
 
 def enclosing(config_path: Path, path: Path) -> Path | None:

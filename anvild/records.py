@@ -88,12 +88,17 @@ def clip_name(text: str) -> str:
 
 
 def last_line(text: str | None) -> str | None:
-    """The last line of a text with content (pytest's summary of a traceback), clipped."""
+    """The last line of a text with content (pytest's summary of a traceback), clipped, without
+    the `E   ` pytest marks a traceback's error lines with."""
     if not text:
         return None
     stripped = text.rstrip()
     start = max(stripped.rfind("\n"), stripped.rfind("\r")) + 1
-    return clip_message(stripped[start : start + MESSAGE_LIMIT] if start else stripped.lstrip())
+    line = stripped[start : start + MESSAGE_LIMIT] if start else stripped.lstrip()
+    return clip_message(line[4:] if line.startswith(_ERROR_MARK) else line)
+
+
+_ERROR_MARK = "E   "
 
 
 def seconds(value: object) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -15,3 +16,38 @@ class Status(StrEnum):
     XFAILED = "XFAILED"
     XPASSED = "XPASSED"
     RERUN = "RERUN"
+
+
+# pytest's word for each status its summary line counts, in that line's order; `rerun`
+# (pytest-rerunfailures's) comes after them. A run's count columns, by status.
+_WORDS = (
+    (Status.FAILED, "failed"),
+    (Status.PASSED, "passed"),
+    (Status.SKIPPED, "skipped"),
+    (Status.XFAILED, "xfailed"),
+    (Status.XPASSED, "xpassed"),
+    (Status.ERROR, "error"),
+    (Status.RERUN, "rerun"),
+)
+COLUMNS = {
+    "failed": Status.FAILED,
+    "passed": Status.PASSED,
+    "skipped": Status.SKIPPED,
+    "xfailed": Status.XFAILED,
+    "xpassed": Status.XPASSED,
+    "errors": Status.ERROR,
+    "rerun": Status.RERUN,
+}
+
+
+def summary_words(counts: Mapping[str, int]) -> str:
+    """Counts by status (or by a run's count columns) as pytest's summary line words them:
+    `1 failed, 10 passed, 1 skipped, 1 xfailed, 2 errors, 1 rerun`; pytest's `no tests ran`
+    for none."""
+    by_status = {COLUMNS.get(name, name): n for name, n in counts.items()}
+    words = []
+    for status, word in _WORDS:
+        n = by_status.get(status) or 0
+        if n:
+            words.append(f"{n} {word}{'s' if word == 'error' and n != 1 else ''}")
+    return ", ".join(words) or "no tests ran"

@@ -77,8 +77,9 @@ def load(db_path: Path, report: Path) -> int:
         tests.append((_key(node), node, status, total, message))
     tests.sort()
     con = sqlite3.connect(db_path, isolation_level=None)
+    # anvild's pragmas (anvild/store/backend.py): foreign keys declared, not checked
     for pragma in ("journal_mode=wal", "synchronous=normal", "cache_size=-65536",
-                   "temp_store=memory", "foreign_keys=1"):  # fmt: skip
+                   "temp_store=memory", "foreign_keys=0"):  # fmt: skip
         con.execute(f"PRAGMA {pragma}")
     con.execute("BEGIN IMMEDIATE")
     project = con.execute(

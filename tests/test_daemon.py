@@ -281,7 +281,7 @@ def test_foreground_speaks_sd_notify(project: Path, tmp_path: Path) -> None:
     )
     try:
         ready = listener.recv(4096).decode()
-        assert ready.startswith("READY=1") and "STATUS=watching 1 projects" in ready
+        assert ready.startswith("READY=1") and "STATUS=watching 1 project" in ready
         assert status()["pid"] == proc.pid
         proc.send_signal(signal.SIGHUP)
         assert listener.recv(4096).decode() == "RELOADING=1"

@@ -55,7 +55,7 @@ def test_one_collector_listed_40000_times_in_a_json_report_is_one_error(tmp_path
     assert "1 tests, 1 error" in stdout
     # the failure wins over the skip listed first; the first failure is the one kept
     assert history(tmp_path) == [
-        ("tests/test_x.py", 0, "ERROR", "E   ImportError: no module named x")
+        ("tests/test_x.py", 0, "ERROR", "ImportError: no module named x")
     ]
 
 
@@ -72,7 +72,7 @@ def test_one_collector_reported_40000_times_in_a_reportlog_is_one_error(tmp_path
     assert code == 0, stderr
     assert "1 tests, 1 error" in stdout
     assert history(tmp_path) == [
-        ("tests/test_x.py", 0, "ERROR", "E   ImportError: no module named x")
+        ("tests/test_x.py", 0, "ERROR", "ImportError: no module named x")
     ]
 
 

@@ -448,6 +448,18 @@ def test_suite_under_daemon(
         + "\n".join(found)
         + f"\n(pytest's output: {project.parent / 'pytest-output.txt'})"
     )
+    # and `anvild history` words it as pytest's summary line did
+    table = anvild("history", "--limit", "1", cwd=project).stdout
+    assert pytest_words(session.summary_line) in table, (session.summary_line, table)
+
+
+def pytest_words(summary_line: str) -> str:
+    """The outcomes of a pytest summary line anvild stores, in its words and order:
+    `= 2 failed, 40 passed, 3 warnings, 1 error in 1.20s =` -> `2 failed, 40 passed, 1 error`."""
+    text = summary_line.strip("= ").rsplit(" in ", 1)[0]
+    kept = ("failed", "passed", "skipped", "xfailed", "xpassed", "error", "errors", "rerun")
+    parts = [part.strip() for part in text.split(",")]
+    return ", ".join(part for part in parts if part.partition(" ")[2] in kept)
 
 
 # --- the harness's reading of pytest's output, on output pytest 9.2 printed ------------------

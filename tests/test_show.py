@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from anvild import api, slower
+from anvild import api, cards, slower
 from anvild.api import Target
 from anvild.errors import Ambiguous, UsageError
 from anvild.identity import key_from_node_id
@@ -373,3 +373,48 @@ def test_show_on_real_pytest_runs_through_the_daemon(daemon: int, project: Path)
     proc = anvild("show", "test_total", cwd=suite)
     assert proc.returncode == 0, proc.stderr
     assert "newest first: F." in proc.stdout and "assert total() == 3" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "chosen"),
+    [
+        ("", False),
+        ("-q -p no:randomly -n 2 --reruns 1", False),
+        ("--junitxml junit.xml -rA --tb=short", False),
+        ("tests/test_a.py", True),
+        ("tests/test_a.py::test_one", True),
+        ("-q -k models", True),
+        ("-m 'not slow'", True),
+        ("--lf", True),
+        ("-x", True),
+        ("--deselect=tests/test_a.py::test_one", True),
+    ],
+)
+def test_which_sessions_ran_a_selection_of_the_suite(args: str, chosen: bool) -> None:
+    assert cards.selection(args) is chosen
+
+
+def test_a_selection_leaves_the_other_tests_not_run_and_a_full_run_after_it_knows_them(
+    tmp_path: Path,
+) -> None:
+    """`pytest -k one` after a full run: the suite's other tests are not gone, only not run;
+    the full run after it calls none of them new, and a test deleted since is gone."""
+    tests = "def test_one():\n    pass\n\ndef test_two():\n    pass\n"
+    root = write_project(
+        tmp_path / "proj",
+        {"tests/test_a.py": tests, "tests/test_b.py": "def test_three():\n    pass\n"},
+    )
+    assert anvild("pytest", "-q", "-p", "no:randomly", cwd=root).returncode == 0
+    assert anvild("pytest", "-q", "-p", "no:randomly", "-k", "one", cwd=root).returncode == 0
+    card = json.loads(anvild("show", "--json", cwd=root).stdout)
+    assert (card["gone"], card["not_run"], card["new_tests"]) == ([], 2, [])
+    assert "Not run this time (2): this run was a selection" in anvild("show", cwd=root).stdout
+    (root / "tests" / "test_b.py").unlink()
+    assert anvild("pytest", "-q", "-p", "no:randomly", cwd=root).returncode == 0
+    card = json.loads(anvild("show", "--json", cwd=root).stdout)
+    assert card["new_tests"] == []  # test_two ran before the selection
+    assert card["not_run"] == 0
+    # told against the full run before the selection
+    assert card["gone"] == [
+        {"entity_id": "tests/test_b.py::test_three", "previous_status": "PASSED"}
+    ]

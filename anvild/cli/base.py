@@ -13,6 +13,7 @@ import click
 
 from anvild.display import shown
 from anvild.errors import AnvildError
+from anvild.status import summary_words
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROGRESS_FROM = 5  # reports in an ingest from which a terminal shows a progress bar
@@ -233,11 +234,10 @@ def report_ingest(events: Any, total: int, verbose: bool = False) -> Tally:
         elif event.stored is not None:
             tally.stored += 1
             stored = event.stored
-            counts = ", ".join(f"{n} {s.lower()}" for s, n in stored.counts.items() if n)
             if lines:
                 click.echo(
-                    f"stored {shown(stored.execution_id)} ({stored.space}): {stored.tests} tests"
-                    f"{', ' + counts if counts else ''} ({name})"
+                    f"stored {shown(stored.execution_id)} ({stored.space}): {stored.tests} tests,"
+                    f" {summary_words(stored.counts)} ({name})"
                 )
 
     if not bar:

@@ -10,6 +10,7 @@ import click
 from anvild.cli.base import Context, cli, format_option, pass_context, report_ingest, wait_note
 from anvild.display import shown
 from anvild.errors import NoReports, UsageError
+from anvild.status import summary_words
 
 RUN_FIELDS = (
     "execution_id",
@@ -126,6 +127,7 @@ def history(
     for row in rows:
         row["project"] = row.pop("project_name", None)
         row["counts"] = {name: row.get(name) for name in COUNT_FIELDS}
+        row["outcomes"] = summary_words(row["counts"])
         row["tree_dirty"] = None if row.get("tree_dirty") is None else bool(row["tree_dirty"])
     if fmt == "json" or as_json:
         output.emit_json([output.jsonable(row, RUN_FIELDS) for row in rows])
@@ -136,14 +138,11 @@ def history(
         ("source", "source"),
         ("started_at", "started"),
         ("duration", "duration"),
-        ("passed", "passed"),
-        ("failed", "failed"),
-        ("errors", "errors"),
-        ("skipped", "skipped"),
+        ("outcomes", "outcomes (as pytest counts them)"),
         ("git_branch", "branch"),
         ("origin", "origin"),
     ]
-    drop = ("origin", "source", "skipped", "errors", "git_branch", "space")
+    drop = ("origin", "source", "git_branch", "space")
     output.table(rows, columns, "Runs", drop)
 
 

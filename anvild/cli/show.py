@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from anvild.cli.base import Context, cli, format_option, pass_context
-from anvild.display import shown
-from anvild.status import Status
+from anvild.display import counted, shown
+from anvild.status import Status, summary_words
 from anvild.term import paint
 
 LISTED = 20  # rows per list of a run card before "and N more"
@@ -81,18 +81,18 @@ def _test(card: dict[str, Any]) -> None:
     for row in card["statistics"]:
         executed = row["passed"] + row["failed"] + row["errors"]
         click.echo(  # two lines: each fits 80 columns
-            f"  {row['space']}: {row['total_runs']} runs ({executed} executed): "
-            f"{row['passed']} passed, {row['failed']} failed, {row['errors']} errors, "
+            f"  {row['space']}: {counted(row['total_runs'], 'run')} ({executed} executed): "
+            f"{row['passed']} passed, {row['failed']} failed, {counted(row['errors'], 'error')}, "
             f"{row['skipped']} skipped"
         )
         click.echo(
             f"    failure rate {percent(row['failure_rate'])}, "
-            f"avg {_seconds(row['avg_duration'])}, {row['flips']} flips; "
+            f"avg {_seconds(row['avg_duration'])}, {counted(row['flips'], 'flip')}; "
             f"last {row['last_status'] or '-'} at {_when(row['last_run'])}"
         )
     results = card["results"]
     strip = "".join(mark(run) for run in results)
-    click.echo(f"  newest first: {strip}  ({len(results)} runs)")
+    click.echo(f"  newest first: {strip}  ({counted(len(results), 'run')})")
     verdict = card["flaky"]
     if verdict["flaky"]:
         click.echo(
@@ -137,7 +137,7 @@ def _test(card: dict[str, Any]) -> None:
         line = (
             f"  duration ({change['space']}): {_seconds(change['recent_median'])} now "
             f"(median of {change['recent_runs']}) vs {_seconds(change['earlier_median'])} "
-            f"before ({change['earlier_runs']} runs): {how}"
+            f"before ({counted(change['earlier_runs'], 'run')}): {how}"
         )
         click.echo(paint(line + ", slower", fg="yellow") if change["slower"] else line)
     click.echo()
@@ -201,8 +201,7 @@ def _run(card: dict[str, Any]) -> None:
     )
     if card["ci_url"]:
         click.echo(f"  CI: {_text(card['ci_url'])}")
-    counts = ", ".join(f"{n} {name}" for name, n in card["counts"].items() if n)
-    click.echo(f"  {card['tests']} tests: {counts or 'none'}")
+    click.echo(f"  {card['tests']} tests: {summary_words(card['counts'])}")
     if card.get("outage"):
         click.echo(
             "  "
@@ -226,7 +225,7 @@ def _run(card: dict[str, Any]) -> None:
         f"against the previous run {_text(previous['execution_id'])} "
         f"({_when(previous['started_at'])}):"
     )
-    if not any(card[name] for name in ("newly_failing", "fixed", "new_tests", "gone")):
+    if not any(card[name] for name in ("newly_failing", "fixed", "new_tests", "gone", "not_run")):
         click.echo("  no test changed outcome, none new, none gone")
     _listed(
         "Newly failing",
@@ -236,3 +235,8 @@ def _run(card: dict[str, Any]) -> None:
     _listed("Fixed", card["fixed"], lambda r: _text(r["entity_id"]))
     _listed("New tests", card["new_tests"], lambda r: f"{_text(r['entity_id'])} ({r['status']})")
     _listed("Gone", card["gone"], lambda r: _text(r["entity_id"]))
+    if card["not_run"]:
+        click.echo(
+            f"Not run this time ({card['not_run']}): this run was a selection of the suite"
+            " (paths, -k, -m, --lf, -x, ...), the previous one's other tests are not gone"
+        )

@@ -17,6 +17,7 @@ from anvild import config, control
 from anvild.daemon.owners import Owners
 from anvild.daemon.pipeline import Pipeline
 from anvild.daemon.server import Server
+from anvild.display import counted
 from anvild.watch import Scheduler
 from anvild.work import WorkItem, WorkQueue
 
@@ -53,9 +54,9 @@ class Daemon:
         self.start()
         notify(f"READY=1\nSTATUS={self.server.status_line()}")
         log.info(
-            "anvild started (pid %d), watching %d projects",
+            "anvild started (pid %d), watching %s",
             os.getpid(),
-            len(self.pipeline.config.projects),
+            counted(len(self.pipeline.config.projects), "project"),
         )
         try:
             while True:

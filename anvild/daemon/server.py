@@ -12,6 +12,7 @@ from typing import Any
 from anvild import protocol
 from anvild.daemon import remote
 from anvild.daemon.pipeline import Pipeline, path_of
+from anvild.display import counted
 from anvild.settings import Config
 from anvild.work import Remote
 
@@ -82,8 +83,8 @@ class Server:
     def status_line(self) -> str:
         """The daemon's state in a few words, for systemd's STATUS=."""
         return (
-            f"watching {len(self.pipeline.config.projects)} projects, "
-            f"{self.pipeline.counters.runs_ingested} runs stored"
+            f"watching {counted(len(self.pipeline.config.projects), 'project')}, "
+            f"{counted(self.pipeline.counters.runs_ingested, 'run')} stored"
         )
 
 

@@ -483,6 +483,29 @@ def previous_execution(project: int, space: str, started_at: float, execution: i
     return int(row[0]) if row else None
 
 
+def seen_before(
+    project: int, space: str, started_at: float, execution: int, entity_ids: list[str]
+) -> set[str]:
+    """Those of entity_ids with a result in a run of the project and space before the given
+    one (store.order): the tests a run's card must not call new."""
+    db = database.obj
+    p = db.param
+    found: set[str] = set()
+    for n in range(0, len(entity_ids), _IDS_PER_QUERY):
+        chunk = entity_ids[n : n + _IDS_PER_QUERY]
+        marks = ", ".join([p] * len(chunk))
+        rows = db.execute_sql(
+            f'SELECT t."entity_id" FROM "test" AS t WHERE t."project_id" = {p} '
+            f'AND t."entity_id" IN ({marks}) AND EXISTS (SELECT 1 FROM "execution_history" AS h '
+            'JOIN "execution" AS e ON e."project_id" = h."project_id" AND e."id" = h."execution_id"'
+            f' WHERE h."test_id" = t."id" AND h."project_id" = t."project_id" AND e."space" = {p}'
+            f" AND {order.before(p)})",
+            (project, *chunk, space, *order.key_params(started_at, execution)),
+        ).fetchall()
+        found.update(row[0] for row in rows)
+    return found
+
+
 def run_results(
     project: int, execution: int
 ) -> list[tuple[str, int, str, float | None, str | None]]:
