@@ -120,11 +120,16 @@ def _vscode_interpreter(root: Path) -> Path | None:
     return None
 
 
-def _pytest_on_path(environ: Mapping[str, str]) -> Path | None:
-    """The interpreter of the `pytest` command on PATH (its script's shebang)."""
+def _pytest_on_path(environ: Mapping[str, str], root: Path | None = None) -> Path | None:
+    """The interpreter of the `pytest` command on PATH (its script's shebang); through a pyenv
+    shim, the one pyenv picks for root (its `.python-version`)."""
     script = shutil.which("pytest", path=environ.get("PATH"))
     if script is None:
         return None
+    if Path(script).parent.name == "shims":
+        script = _pyenv_which(Path(script), environ, root)
+        if script is None:
+            return None
     try:
         with open(script, "rb") as stream:
             first = stream.readline(4096).decode("utf-8", "replace")
@@ -144,6 +149,18 @@ def _pytest_on_path(environ: Mapping[str, str]) -> Path | None:
     return python if python is not None and python.name.startswith("python") else None
 
 
+def _pyenv_which(shim: Path, environ: Mapping[str, str], root: Path | None) -> str | None:
+    """The script a pyenv shim runs (`pyenv which pytest` in root), or None."""
+    pyenv = shutil.which("pyenv", path=environ.get("PATH")) or str(shim.parent.parent / "bin/pyenv")
+    try:
+        done = subprocess.run([pyenv, "which", shim.name], cwd=root, env=dict(environ),
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = done.stdout.strip()
+    return found if done.returncode == 0 and found and Path(found).is_file() else None
+
+
 def find(root: Path, environ: Mapping[str, str] = os.environ) -> list[Interpreter]:
     """The interpreters that may run root's tests, each once (by resolved path), in order."""
 
@@ -159,7 +176,7 @@ def find(root: Path, environ: Mapping[str, str] = os.environ) -> list[Interprete
         active = environ.get("VIRTUAL_ENV")
         if active:
             yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
-        system = _pytest_on_path(environ)
+        system = _pytest_on_path(environ, root)
         if system is not None:
             yield Interpreter(system, "the pytest on PATH")
 
@@ -188,7 +205,7 @@ def runs_pytest(root: Path, environ: Mapping[str, str] = os.environ) -> Interpre
             yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
         for name in (".venv", "venv"):
             yield Interpreter(_bin_python(root / name), f"the project's {name}")
-        system = _pytest_on_path(environ)
+        system = _pytest_on_path(environ, root)
         if system is not None:
             yield Interpreter(system, "the pytest on PATH")
 

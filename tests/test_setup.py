@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from anvild import plugin_wheel
+from anvild import interpreters, plugin_wheel
 from tests.conftest import anvild, executions, wait_for, write_project
 
 
@@ -114,7 +114,6 @@ def test_watch_tells_each_interpreter_and_installs_only_when_asked(
 
 
 def test_the_interpreters_people_run_tests_with_are_found(tmp_path: Path) -> None:
-    from anvild import interpreters
 
     root = tmp_path / "proj"
     pythons = {
@@ -291,3 +290,27 @@ def test_anvild_pytest_runs_the_tests_in_the_projects_own_venv(
     assert "1 passed" in proc.stdout
     assert [(source, n) for _, source, n in executions(project)] == [("anvild", 1)]
     assert _pip(project_venv, "freeze", "--all").stdout == before
+
+
+def test_the_pytest_behind_a_pyenv_shim_is_found(tmp_path: Path) -> None:
+    """pyenv puts shell-script shims first on PATH: the pytest on PATH is the one `pyenv which
+    pytest` names in the project (its `.python-version`), and its interpreter is told."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    real = tmp_path / "versions" / "3.x" / "bin"
+    real.mkdir(parents=True)
+    (real / "pytest").write_text(f"#!{sys.executable}\nimport pytest\n")
+    pyenv = tmp_path / "pyenv"
+    (pyenv / "shims").mkdir(parents=True)
+    (pyenv / "bin").mkdir()
+    (pyenv / "shims" / "pytest").write_text('#!/usr/bin/env bash\nexec pyenv exec "$@"\n')
+    # pyenv answers for the directory it runs in, as `pyenv which` does with .python-version
+    (pyenv / "bin" / "pyenv").write_text(
+        f'#!/bin/sh\n[ "$1 $2" = "which pytest" ] && [ "$PWD" = "{root}" ] && echo {real}/pytest\n'
+    )
+    for script in (real / "pytest", pyenv / "shims" / "pytest", pyenv / "bin" / "pyenv"):
+        script.chmod(0o755)
+    environ = {"PATH": f"{pyenv / 'shims'}:{pyenv / 'bin'}:/usr/bin:/bin"}
+    found = interpreters.find(root, environ)
+    assert [(i.python, i.found_as) for i in found] == [(Path(sys.executable), "the pytest on PATH")]
+    assert interpreters.find(tmp_path, environ) == []  # pyenv names none there
