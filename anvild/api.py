@@ -295,12 +295,11 @@ def test_history(
     target: Target, test_id: str, limit: int, space: str | None
 ) -> list[dict[str, Any]]:
     """One test's newest results (`history TEST_ID`)."""
+    from anvild.cards import one_test
     from anvild.store import queries
 
     project = _read(target)
-    test = queries.find_test(project, test_id)
-    if test is None:
-        raise UsageError(f"no test {test_id!r} in the history", str(target.project_root))
+    test = one_test(project, test_id, str(target.project_root))
     return queries.test_history(test.id, limit, space)
 
 

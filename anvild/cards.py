@@ -61,8 +61,7 @@ def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
         return test_card(project, test.id, test.entity_id, test.last_traceback)
     runs = queries.match_executions(project, ident)
     tests = queries.match_tests(project, ident)
-    # a test's own name (`test_add`, `TestX::test_add`) picks it among the ids it is part of
-    named = [t for t in tests if t.endswith("::" + ident)]
+    named = _named(tests, ident)
     if len(named) == 1:
         runs, tests = [], named
     if len(runs) + len(tests) == 1:
@@ -81,6 +80,34 @@ def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
     raise Ambiguous(
         f"{ident!r} matches {len(names)} tests and runs: {shown}{more}; give more of the id",
         names,
+    )
+
+
+def _named(tests: list[str], ident: str) -> list[str]:
+    """The ids among tests whose own name (`test_add`, `TestX::test_add`) ident is: one picks
+    its test among the ids ident is a part of."""
+    return [t for t in tests if t.endswith("::" + ident)]
+
+
+def one_test(project: int, ident: str, root: str) -> Any:
+    """The test ident names (`history TEST_ID`): its id exactly, else the one id it is a part
+    of, as `anvild show` finds it; one clear error for none, or for several."""
+    from anvild.store import queries
+
+    test = queries.find_test(project, ident)
+    if test is not None:
+        return test
+    tests = queries.match_tests(project, ident)
+    named = _named(tests, ident)
+    tests = named if len(named) == 1 else tests
+    if len(tests) == 1:
+        return queries.find_test(project, tests[0])
+    if not tests:
+        raise UsageError(f"no test {ident!r} in the history (its id, or a part of it)", root)
+    shown = ", ".join(tests[:CANDIDATES])
+    more = f" and {len(tests) - CANDIDATES} more" if len(tests) > CANDIDATES else ""
+    raise Ambiguous(
+        f"{ident!r} matches {len(tests)} tests: {shown}{more}; give more of the id", tests
     )
 
 

@@ -215,8 +215,12 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "message",
     }
     assert "arithmetic is broken" in one[0]["message"]
-    # the JUnit name of the same test finds it too
+    # the JUnit name of the same test finds it too, and so does its own name, as `show`'s
     assert anvild("history", "tests.test_outcomes::test_fails", cwd=project).returncode == 0
+    named = anvild("history", "--json", "test_fails", cwd=project)
+    assert json.loads(named.stdout) == one, named.stderr
+    several = anvild("history", "test_param", cwd=project)
+    assert several.returncode == 2 and "'test_param' matches 3 tests" in several.stderr
 
 
 def test_history_of_unknown_test_is_one_line(project: Path) -> None:
@@ -225,7 +229,8 @@ def test_history_of_unknown_test_is_one_line(project: Path) -> None:
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
-        == f"anvild: error: no test 'nope.py::test_nothing' in the history ({project})"
+        == "anvild: error: no test 'nope.py::test_nothing' in the history (its id, or a part"
+        f" of it) ({project})"
     )
 
 
