@@ -418,3 +418,23 @@ def test_a_selection_leaves_the_other_tests_not_run_and_a_full_run_after_it_know
     assert card["gone"] == [
         {"entity_id": "tests/test_b.py::test_three", "previous_status": "PASSED"}
     ]
+
+
+def test_a_test_that_passed_only_on_rerun_is_not_said_never_to_have_failed(tmp_path: Path) -> None:
+    """pytest-rerunfailures: the test's first attempt failed, its rerun passed. Its card says
+    so, not `never failed`."""
+    flaky = """
+        from pathlib import Path
+
+        def test_flaky():
+            mark = Path(__file__).with_suffix(".ran")
+            first = not mark.exists()
+            mark.write_text("x")
+            assert not first
+    """
+    root = write_project(tmp_path / "proj", {"tests/test_f.py": flaky})
+    ran = anvild("pytest", "-q", "-p", "no:randomly", "--reruns", "1", cwd=root)
+    assert ran.returncode == 0 and "1 passed, 1 rerun" in ran.stdout, ran.stdout + ran.stderr
+    card = anvild("show", "test_flaky", cwd=root).stdout
+    assert "never failed" not in card
+    assert "an attempt failed and passed on rerun in 1 run of the newest 1" in card, card

@@ -120,7 +120,13 @@ def _test(card: dict[str, Any]) -> None:
     else:
         click.echo("  not flaky")
     first, last = card["first_failure"], card["last_failure"]
-    if last is None:
+    reran = sum(1 for run in card["results"] if run["reran"])
+    if last is None and reran:
+        click.echo(
+            f"  no run failed in the end; an attempt failed and passed on rerun in"
+            f" {counted(reran, 'run')} of the newest {len(card['results'])}"
+        )
+    elif last is None:
         click.echo("  never failed")
     else:
         click.echo(f"  first failure: {_when(first['at'])} ({_text(first['execution_id'])})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from anvild.display import counted
 from anvild.records import Status
 from anvild.report import labels
 from anvild.report.data import CATEGORIES
@@ -82,7 +83,9 @@ def trend_chart(daily: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         x, y = c["left"] + (n + 0.5) * slot, c["top"] + plot_h * (1 - rate)
         health[-1].append(f"{x:.1f},{y:.1f}")
-        dots.append({"x": x, "y": y, "title": f"{day['date']}: {labels.percent(rate)} passed"})
+        dots.append(
+            {"x": x, "y": y, "title": f"{day['date']}: success rate {labels.percent(rate)}"}
+        )
     rate_ticks = [
         {"y": c["top"] + plot_h * (1 - share), "label": f"{share * 100:.0f}%"}
         for share in (0.0, 0.5, 1.0)
@@ -271,6 +274,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["percent"] = labels.percent
+    env.filters["counted"] = counted  # `{{ n|counted("test") }}`: 1 test, 2 tests
     env.filters["seconds"] = labels.seconds
     env.filters["reason"] = lambda name: labels.REASON_TITLES.get(name, name)
     env.globals["space_title"] = lambda name: labels.SPACE_TITLES.get(name, name)
