@@ -295,8 +295,7 @@ def _emit_stats(rows: list[dict[str, Any]], fmt: str, as_json: bool, title: str)
         ("last_status", "last"),
         ("last_run", "last run"),
     ]
-    # errors go last: a test that only errors must not read `failed 0, fail rate 100 %`
-    drop = ("last_run", "skipped", "passed", "avg_duration", "space", "errors")
+    drop = ("last_run", "skipped", "errors", "passed", "avg_duration", "space")
     output.table(rows, columns, title, drop)
 
 
