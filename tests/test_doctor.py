@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sys
@@ -70,7 +71,8 @@ def test_healthy_project_passes(project: Path) -> None:
     db = project.resolve() / ".anvil" / "history.db"
     version = len(migrations.STEPS)
     assert findings["database"][1] == f"{db}: schema version {version}, writable"
-    assert findings["pytest plugin"][1].startswith(f"active in {sys.executable}")
+    python = findings["pytest plugin"][1].removeprefix("active in ").split(" ")[0]
+    assert os.path.samefile(python, sys.executable), findings["pytest plugin"]
     assert findings["pytest plugin"][1].endswith("a session there writes its record")
     assert findings["daemon"][1].startswith("not running")
 
