@@ -75,12 +75,7 @@ def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
     if not runs and not tests:
         raise UsageError(f"no test or run matches {ident!r}", root)
     names = [f"run {name}" for name in runs] + [f"test {name}" for name in tests]
-    shown = ", ".join(names[:CANDIDATES])
-    more = f" and {len(names) - CANDIDATES} more" if len(names) > CANDIDATES else ""
-    raise Ambiguous(
-        f"{ident!r} matches {len(names)} tests and runs: {shown}{more}; give more of the id",
-        names,
-    )
+    raise _ambiguous(ident, names, "tests and runs")
 
 
 def _named(tests: list[str], ident: str) -> list[str]:
@@ -104,10 +99,15 @@ def one_test(project: int, ident: str, root: str) -> Any:
         return queries.find_test(project, tests[0])
     if not tests:
         raise UsageError(f"no test {ident!r} in the history (its id, or a part of it)", root)
-    shown = ", ".join(tests[:CANDIDATES])
-    more = f" and {len(tests) - CANDIDATES} more" if len(tests) > CANDIDATES else ""
-    raise Ambiguous(
-        f"{ident!r} matches {len(tests)} tests: {shown}{more}; give more of the id", tests
+    raise _ambiguous(ident, tests, "tests")
+
+
+def _ambiguous(ident: str, names: list[str], what: str) -> Ambiguous:
+    """The error for an ident several names match: the first CANDIDATES of them."""
+    shown = ", ".join(names[:CANDIDATES])
+    more = f" and {len(names) - CANDIDATES} more" if len(names) > CANDIDATES else ""
+    return Ambiguous(
+        f"{ident!r} matches {len(names)} {what}: {shown}{more}; give more of the id", names
     )
 
 
@@ -300,9 +300,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
     if previous is not None:
         # not in the previous run (a selection, maybe) is not new when an earlier run had it
         unseen = [name for name in finals if name not in before]
-        known = queries.seen_before(
-            project, run["space"], run["started_at"], run["id"], unseen
-        ) if unseen else set()  # fmt: skip
+        known = queries.seen_before(project, run["space"], run["started_at"], run["id"], unseen)
         for name, row in sorted(finals.items()):
             then = before.get(name)
             now_outcome = outcome(row["status"])
@@ -317,9 +315,8 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
                 changes["fixed"].append(
                     {"entity_id": name, "status": row["status"], "previous_status": then["status"]}
                 )
-        missing = [(name, then) for name, then in sorted(before.items()) if name not in finals]
-        if _selection(run):
-            not_run = len(missing)  # a selection's other tests are not gone: not run
+        if _selection(run):  # a selection's other tests are not gone: not run
+            not_run = sum(1 for name in before if name not in finals)
         else:
             whole = _whole_before(project, previous, before)
             changes["gone"] = [

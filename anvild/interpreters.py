@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,10 +195,12 @@ def find(root: Path, environ: Mapping[str, str] = os.environ) -> list[Interprete
     return found
 
 
-def runs_pytest(root: Path, environ: Mapping[str, str] = os.environ) -> Interpreter | None:
-    """The python a `pytest` typed in root would run, for `anvild pytest`: the active
-    $VIRTUAL_ENV, the project's `.venv` or `venv`, the `pytest` on PATH; the first that has
-    pytest. None when none has."""
+def runs_pytest(
+    root: Path, environ: Mapping[str, str] = os.environ
+) -> tuple[Interpreter, bool] | None:
+    """The python a `pytest` typed in root would run, for `anvild pytest`, and whether its
+    pytest loads anvild's plugin by itself: the active $VIRTUAL_ENV, the project's `.venv` or
+    `venv`, the `pytest` on PATH; the first that has pytest. None when none has."""
 
     def candidates() -> Iterator[Interpreter]:
         active = environ.get("VIRTUAL_ENV")
@@ -209,39 +212,36 @@ def runs_pytest(root: Path, environ: Mapping[str, str] = os.environ) -> Interpre
         if system is not None:
             yield Interpreter(system, "the pytest on PATH")
 
+    own = Path(sys.prefix).resolve()
     for candidate in candidates():
-        if candidate.python.exists() and (_ask(candidate.python, root) or {}).get("pytest"):
-            return candidate
+        if not candidate.python.exists():
+            continue
+        if own in candidate.python.resolve().parents:
+            return candidate, True  # anvild's own environment: pytest and the plugin are in it
+        answer = _ask(candidate.python, root)
+        if isinstance(answer, dict) and answer["pytest"]:
+            return candidate, answer["plugin"]
     return None
 
 
-def has_plugin(python: Path, cwd: Path) -> bool:
-    """Whether pytest in python loads anvild's plugin by itself (its entry point)."""
-    return bool((_ask(python, cwd) or {}).get("plugin"))
-
-
-def _ask(python: Path, cwd: Path) -> dict[str, bool] | None:
-    """The PROBE's answer from python; None when it cannot run or says nothing."""
+def _ask(python: Path, cwd: Path) -> dict[str, bool] | str:
+    """The PROBE's answer from python (pytest, plugin, disabled), or why there is none."""
     try:
         proc = subprocess.run([str(python), "-c", PROBE], cwd=cwd,
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         found = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
-        return None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run it: {exc}"
+    except (ValueError, IndexError, AttributeError):
+        return "cannot run it: no answer"
     return {key: bool(found.get(key)) for key in ("pytest", "plugin", "disabled")}
 
 
 def probe(interpreter: Interpreter, cwd: Path) -> Capture:
     """Ask the interpreter, by running it, whether it has pytest and anvild's plugin."""
-    try:
-        proc = subprocess.run([str(interpreter.python), "-c", PROBE], cwd=cwd,
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
-        found = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Capture(interpreter, False, False, False, f"cannot run it: {exc}")
-    except (ValueError, IndexError):
-        return Capture(interpreter, False, False, False, "cannot run it: no answer")
-    has = {key: bool(found[key]) for key in ("pytest", "plugin", "disabled")}
+    has = _ask(interpreter.python, cwd)
+    if isinstance(has, str):
+        return Capture(interpreter, False, False, False, has)
     problem = None
     if has["pytest"] and has["plugin"] and not has["disabled"]:
         problem = session_problem(interpreter.python, cwd)

@@ -58,10 +58,9 @@ def _interpreter(cwd: Path, root: Path, scratch: Path) -> tuple[Path, dict[str, 
             "anvild's own python runs it\n"
         )
         return Path(sys.executable), None
-    if Path(sys.prefix).resolve() in found.python.resolve().parents:
-        return Path(sys.executable), None  # anvild's own environment
-    if interpreters.has_plugin(found.python, cwd):
-        return found.python, None
+    interpreter, has_plugin = found
+    if has_plugin:
+        return interpreter.python, None
     import anvild_pytest
 
     path = scratch / "plugin"
@@ -69,4 +68,4 @@ def _interpreter(cwd: Path, root: Path, scratch: Path) -> tuple[Path, dict[str, 
     (path / "anvild_pytest").symlink_to(Path(anvild_pytest.__file__).resolve().parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), env.get("PYTHONPATH")) if p)
-    return found.python, env
+    return interpreter.python, env

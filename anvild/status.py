@@ -18,36 +18,26 @@ class Status(StrEnum):
     RERUN = "RERUN"
 
 
-# pytest's word for each status its summary line counts, in that line's order; `rerun`
-# (pytest-rerunfailures's) comes after them. A run's count columns, by status.
+# pytest's word for each status its summary line counts, in that line's order (`rerun`,
+# pytest-rerunfailures's, after them), and the run's count column of each.
 _WORDS = (
-    (Status.FAILED, "failed"),
-    (Status.PASSED, "passed"),
-    (Status.SKIPPED, "skipped"),
-    (Status.XFAILED, "xfailed"),
-    (Status.XPASSED, "xpassed"),
-    (Status.ERROR, "error"),
-    (Status.RERUN, "rerun"),
+    (Status.FAILED, "failed", "failed"),
+    (Status.PASSED, "passed", "passed"),
+    (Status.SKIPPED, "skipped", "skipped"),
+    (Status.XFAILED, "xfailed", "xfailed"),
+    (Status.XPASSED, "xpassed", "xpassed"),
+    (Status.ERROR, "errors", "error"),
+    (Status.RERUN, "rerun", "rerun"),
 )
-COLUMNS = {
-    "failed": Status.FAILED,
-    "passed": Status.PASSED,
-    "skipped": Status.SKIPPED,
-    "xfailed": Status.XFAILED,
-    "xpassed": Status.XPASSED,
-    "errors": Status.ERROR,
-    "rerun": Status.RERUN,
-}
 
 
 def summary_words(counts: Mapping[str, int]) -> str:
     """Counts by status (or by a run's count columns) as pytest's summary line words them:
     `1 failed, 10 passed, 1 skipped, 1 xfailed, 2 errors, 1 rerun`; pytest's `no tests ran`
     for none."""
-    by_status = {COLUMNS.get(name, name): n for name, n in counts.items()}
     words = []
-    for status, word in _WORDS:
-        n = by_status.get(status) or 0
+    for status, column, word in _WORDS:
+        n = counts.get(status) or counts.get(column) or 0
         if n:
             words.append(f"{n} {word}{'s' if word == 'error' and n != 1 else ''}")
     return ", ".join(words) or "no tests ran"
