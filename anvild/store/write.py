@@ -247,8 +247,9 @@ def _history(
     attempts = [attempt for _, attempt in _unique_attempts(results)]
     ids = [test_ids[r.key] for r in results]
     for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
-        r, run = results[i], (project, execution)
-        yield (*run, ids[i], attempts[i], None, r.status, r.duration, r.message, _group(r))
+        r = results[i]
+        yield (project, execution, ids[i], attempts[i], None, r.status, r.duration, r.message,
+               _group(r))  # fmt: skip
 
 
 def _group(result: TestResult) -> int | None:
