@@ -117,3 +117,43 @@ def test_a_run_row_is_the_rule_for_every_shape_of_run(
     assert row == {"test_id": test, "space": "ci", **rule}
     assert fold.derive(dict(row)) == row
     assert row["last_status"] == status and type(row["last_status"]) is str
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path):
+    with Owner(str(tmp_path / ".anvil" / "history.db"), tmp_path / "state").open() as running:
+        yield running, _a_test(running)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=st.lists(RUN, min_size=1, max_size=12))
+def test_the_upsert_made_from_history_rows_adds_runs_as_combine_does(
+    sqlite_store: tuple[Owner, int], runs: list
+) -> None:
+    """SQLite's statistics of a run whose tests have one result each are made in SQL from the
+    run's history rows: the same statistics as the rows made in Python, run after run."""
+    owner, test = sqlite_store
+    # one result a run: the test was rerun exactly when that result is a RERUN
+    runs = [(status, status == "RERUN", duration, at) for status, _, duration, at in runs]
+
+    def job(db: Any) -> dict:
+        with db.atomic():
+            db.execute_sql('DELETE FROM "entity_statistics"')
+            db.execute_sql('DELETE FROM "execution_history"')
+            project = db.execute_sql('SELECT "project_id" FROM "test"').fetchone()[0]
+            for execution, (status, _, duration, at) in enumerate(runs, 1):
+                db.execute_sql(
+                    'INSERT INTO "execution_history" ("project_id", "execution_id", "test_id", '
+                    '"attempt", "status", "duration") VALUES (?, ?, ?, 0, ?, ?)',
+                    (project, execution, test, status, duration),
+                )
+                db.execute_sql(fold.upsert_from_history_sql(), ("ci", at, at, project, execution))
+        columns = ", ".join(f'"{column}"' for column in fold.COLUMNS)
+        (values,) = db.execute_sql(f'SELECT {columns} FROM "entity_statistics"').fetchall()
+        return dict(zip(fold.COLUMNS, values, strict=True))
+
+    stored, expected = owner.run(job), _combined(test, runs)
+    wrong = {c: (stored[c], expected[c]) for c in fold.COLUMNS if not _same(stored[c], expected[c])}
+    assert not wrong

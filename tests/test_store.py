@@ -8,6 +8,7 @@ import stat
 from datetime import datetime
 from pathlib import Path
 
+import peewee
 import pytest
 
 from anvild.errors import DatabaseError, SchemaTooNew
@@ -122,15 +123,23 @@ def test_execution_ids_follow_the_seed_and_stay_unique(owner: Owner) -> None:
 
 def test_a_failure_half_way_leaves_nothing(owner: Owner, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = backend.bulk_execute
+    real, real_sql = backend.bulk_execute, peewee.Database.execute_sql
 
-    def failing(db, sql, data):  # the history is written, then the statistics update fails
+    def fails(sql: str) -> None:  # the history is written, then the statistics update fails
         calls.append(sql)
-        if "entity_statistics" in sql:
+        if 'INSERT INTO "entity_statistics"' in sql:
             raise RuntimeError("disk on fire")
+
+    def failing(db, sql, data):  # the statistics' rows made in Python
+        fails(sql)
         return real(db, sql, data)
 
+    def failing_sql(db, sql, *args, **kwargs):  # the statistics' rows made in SQL
+        fails(sql)
+        return real_sql(db, sql, *args, **kwargs)
+
     monkeypatch.setattr(backend, "bulk_execute", failing)
+    monkeypatch.setattr(peewee.Database, "execute_sql", failing_sql)
     sub = submission([result("t.py::a", PASSED), result("t.py::b", FAILED)], "sha1", 1000.0)
     with pytest.raises(RuntimeError, match="disk on fire"):
         owner.run(lambda db: store_run(db, sub))
@@ -138,6 +147,7 @@ def test_a_failure_half_way_leaves_nothing(owner: Owner, monkeypatch: pytest.Mon
     for table in ("execution", "execution_history", "entity_statistics", "test"):
         assert rows(owner, f"SELECT count(*) FROM {table}") == [(0,)], table
     monkeypatch.setattr(backend, "bulk_execute", real)
+    monkeypatch.setattr(peewee.Database, "execute_sql", real_sql)
     assert not owner.run(lambda db: store_run(db, sub)).already_stored
 
 

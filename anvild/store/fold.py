@@ -178,6 +178,56 @@ def combine(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
 def upsert_sql(param: str) -> str:
     """`combine` as one INSERT .. ON CONFLICT DO UPDATE (SQLite and PostgreSQL), atomic per row:
     sums from ADDED, ratios from RATIOS, then the ordered facts as combine orders them."""
+    columns = ", ".join(f'"{column}"' for column in UPSERT_COLUMNS)
+    params = ", ".join([param] * len(UPSERT_COLUMNS))
+    return f'INSERT INTO "entity_statistics" ({columns}) VALUES ({params}) {_ON_CONFLICT}'
+
+
+@cache
+def upsert_from_history_sql() -> str:
+    """upsert_sql with the rows made in SQL (SQLite) from a run just written whose tests have
+    one result each: each result joins its shape's columns (_shape, the rows run_row makes),
+    so no row is built or bound in Python. Parameters: space, the run's time (twice), project,
+    execution."""
+    names = ("status", "timed", *_HEAD, "counted", "failing", *_TAIL)
+    shapes = ", ".join(
+        "(" + ", ".join(_literal(v) for v in (status, timed, *head, counted, failing, *tail)) + ")"
+        for status in Status
+        for timed in (False, True)
+        for head, counted, failing, tail in [_shape(status, status == RERUN, timed)]
+    )
+    timed = 'CASE WHEN s."counted" = 1 THEN h."duration" {} END'
+    chosen = [
+        'h."project_id"', 'h."test_id"', "?",
+        *(f's."{column}"' for column in _HEAD),
+        timed.format("ELSE 0.0"), 's."counted"', timed.format(""),
+        "?", 'CASE WHEN s."failing" = 1 THEN ? END',
+        *(f's."{column}"' for column in _TAIL),
+    ]  # fmt: skip
+    assert len(chosen) == len(UPSERT_COLUMNS)
+    columns = ", ".join(f'"{column}"' for column in UPSERT_COLUMNS)
+    named = ", ".join(f'"{name}"' for name in names)
+    return (
+        f'WITH "shape" ({named}) AS (VALUES {shapes}) '
+        f'INSERT INTO "entity_statistics" ({columns}) SELECT {", ".join(chosen)} '
+        'FROM "execution_history" AS h JOIN "shape" AS s ON s."status" = h."status" '
+        'AND s."timed" = (h."duration" IS NOT NULL) '
+        'WHERE h."project_id" = ? AND h."execution_id" = ? '
+        f"{_ON_CONFLICT}"
+    )
+
+
+def _literal(value: Any) -> str:
+    """An SQL literal of a shape's value: NULL, a number, or a plain word."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        assert value.isidentifier() or value.replace(" ", "").isalpha(), value
+        return f"'{value}'"
+    return repr(int(value) if isinstance(value, bool) else value)
+
+
+def _conflict() -> str:
     s, x = '"entity_statistics"', "excluded"
 
     def both(column: str) -> str:
@@ -206,10 +256,9 @@ def upsert_sql(param: str) -> str:
         f'AND {x}."last_outcome" <> {s}."last_outcome" THEN 1 ELSE 0 END',
         f'"last_outcome" = COALESCE({x}."last_outcome", {s}."last_outcome")',
     ]
-    columns = ", ".join(f'"{column}"' for column in UPSERT_COLUMNS)
-    params = ", ".join([param] * len(UPSERT_COLUMNS))
-    return (
-        f"INSERT INTO {s} ({columns}) VALUES ({params}) "
-        'ON CONFLICT ("project_id", "test_id", "space") DO UPDATE SET '
-        + ", ".join([*sums, *ratios, *facts])
+    return 'ON CONFLICT ("project_id", "test_id", "space") DO UPDATE SET ' + ", ".join(
+        [*sums, *ratios, *facts]
     )
+
+
+_ON_CONFLICT = _conflict()

@@ -364,15 +364,39 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         by_id = sorted(finals, key=test_ids.__getitem__)
         history = _history(project.id, execution.id, test_ids, results, finals, by_id)
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
-        reran = {r.key for r in results if r.status == RERUN} if counts[RERUN] else set()
-        space, row, pid, ids = sub.space, fold.run_row, project.id, test_ids
-        stats: Iterable[tuple[Any, ...]] = (
-            row((pid, ids[key], space), (f := finals[key]).status, key in reran, f.duration, at)
-            for key in by_id
-        )
-        stats = _in_time(db, project.id, space, order.key(at, execution.id), stats)
-        backend.bulk_execute(db, fold.upsert_sql(db.param), stats)
+        _statistics(db, project.id, execution.id, sub.space, at, results, finals, by_id, test_ids)
     return Stored(execution_id, False, len(finals), counts, sub.space)
+
+
+def _statistics(
+    db: Database,
+    project: int,
+    execution: int,
+    space: str,
+    at: float,
+    results: Sequence[TestResult],
+    finals: Mapping[str, TestResult],
+    by_id: list[str],
+    ids: Mapping[str, int],
+) -> None:
+    """The run's statistics added to its tests'. On SQLite, a run newer than every stored one
+    whose tests have one result each (the usual case) has its rows made in SQL from the
+    history rows just written; otherwise they are made here (fold.run_row), one per test."""
+    if (
+        backend.is_sqlite(db)
+        and len(finals) == len(results)
+        and not order.has_later_run(db, project, space, at)
+    ):
+        db.execute_sql(fold.upsert_from_history_sql(), (space, at, at, project, execution))
+        return
+    reran = {r.key for r in results if r.status == RERUN}
+    row = fold.run_row
+    stats: Iterable[tuple[Any, ...]] = (
+        row((project, ids[key], space), (f := finals[key]).status, key in reran, f.duration, at)
+        for key in by_id
+    )
+    stats = _in_time(db, project, space, order.key(at, execution), stats)
+    backend.bulk_execute(db, fold.upsert_sql(db.param), stats)
 
 
 # The statistics rows written: the project first (fold.UPSERT_COLUMNS)
