@@ -21,28 +21,38 @@ def exact_node_ids(source_format: str) -> bool:
     return source_format in EXACT_ID_FORMATS
 
 
-def key_from_node_id(node_id: str) -> str:
+def key_from_node_id(node_id: str, modules: dict[str, str] | None = None) -> str:
     """The canonical key of a pytest node id (mirrors pytest's ``mangle_test_address``).
 
     The file part loses its ``.py`` and its slashes become dots, the names inside the file are
     joined by dots, the last one after ``::``; parameters stay as they are. Computed once per
-    test of every report: string methods only.
+    test of every report: string methods only, and each file's module once where the caller
+    keeps them (modules: by file part, for one report).
     """
     path, bracket, params = node_id.partition("[")
     head, sep, rest = path.partition("::")
-    if "\\" in head:
-        head = head.replace("\\", "/")
-    if head.endswith(".py"):
-        head = head[:-3]
-    elif head.endswith(".py\n"):  # as the regex `\.py$` read it: before a last newline too
-        head = head[:-4] + "\n"
-    module = head.replace("/", ".")
+    module = modules.get(head) if modules is not None else None
+    if module is None:
+        module = _module(head)
+        if modules is not None:
+            modules[head] = module
     if not sep:
         return module + bracket + params
     if "::" not in rest:
         return f"{module}::{rest}{bracket}{params}"
     names = rest.split("::")
     return f"{module}.{'.'.join(names[:-1])}::{names[-1]}{bracket}{params}"
+
+
+def _module(head: str) -> str:
+    """A node id's file part as a dotted module: ``tests/test_x.py`` is ``tests.test_x``."""
+    if "\\" in head:
+        head = head.replace("\\", "/")
+    if head.endswith(".py"):
+        head = head[:-3]
+    elif head.endswith(".py\n"):  # as the regex `\.py$` read it: before a last newline too
+        head = head[:-4] + "\n"
+    return head.replace("/", ".")
 
 
 def key_from_junit(classname: str | None, name: str) -> str:

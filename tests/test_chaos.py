@@ -421,3 +421,132 @@ def test_kill_9_with_writers_overwriting_the_default_paths_loses_only_what_was_o
             writer.kill()
             writer.wait()
         anvild("stop")
+
+
+# pytest sessions one after another, each writing its report in place at a default path, as a
+# developer's terminal, a watch loop or an IDE runs them: the sha256 of each session's report and
+# its file's mtime (the report is a few KB: truncated, written and closed within a ms of it) go
+# to a journal.
+WRITTEN = 0.05  # a few KB: from the truncation to the last write, at most
+PYTEST_LOOP = r"""
+import hashlib, json, subprocess, sys, time
+from pathlib import Path
+
+root, kind, stop, journal = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+flags = (
+    ["--json-report", "--json-report-file=.pytest_cache/report.json"]
+    if kind == "json"
+    else ["--junitxml=junit.xml"]
+)
+report = root / (".pytest_cache/report.json" if kind == "json" else "junit.xml")
+n = 0
+with open(journal, "a") as log:
+    while not stop.exists() or n < 3:
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:anvild", "-p", "no:randomly", *flags],
+            cwd=root, capture_output=True, check=False,
+        )
+        written = report.stat().st_mtime_ns / 1e9
+        sha = hashlib.sha256(report.read_bytes()).hexdigest()
+        log.write(json.dumps({"sha": sha, "written": written}) + "\n")
+        log.flush()
+        n += 1
+"""
+
+
+def test_kill_9_with_real_pytest_sessions_at_the_default_paths_loses_nothing_while_up(
+    tmp_path: Path,
+) -> None:
+    """Real pytest sessions, back to back, overwrite `.pytest_cache/report.json`
+    (pytest-json-report) and `junit.xml` (junitxml) in two projects while the daemon is killed
+    and restarted again and again. Every session's report is stored once and whole, except one
+    the next session overwrote while no daemon ran: none is lost while a daemon is up, with no
+    allowance for how soon the next session came (a session starts a new interpreter)."""
+    rng = random.Random(seed())
+    test_file = """
+        import random
+
+        def test_a():
+            pass
+
+        def test_b():
+            assert random.random() < 0.7
+    """
+    roots = [write_project(tmp_path / f"proj{n}", {"tests/test_a.py": test_file}) for n in range(2)]
+    for root in roots:
+        watched = anvild("watch", str(root), "--no-start")
+        assert watched.returncode == 0, watched.stderr
+    stop = tmp_path / "stop-running"
+    places = [(root, kind) for root in roots for kind in ("json", "xml")]
+    journals = [tmp_path / f"sessions-{n}.jsonl" for n in range(len(places))]
+    env = {**os.environ, "ANVILD_DISABLE": "1"}
+    down: list[tuple[float, float]] = []
+    assert anvild("start").returncode == 0
+    loops = [
+        subprocess.Popen(
+            [sys.executable, "-c", PYTEST_LOOP, str(root), kind, str(stop), str(journal)], env=env
+        )
+        for (root, kind), journal in zip(places, journals, strict=True)
+    ]
+    kills = 0
+    try:
+        while kills < KILLS // 2:
+            pid = status()["pid"]
+            time.sleep(rng.uniform(0.5, 2.5))
+            killed = time.time()
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+            wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
+            started = anvild("start")
+            assert started.returncode == 0, started.stderr
+            down.append((killed, time.time()))
+        stop.touch()
+        for loop in loops:
+            assert loop.wait(timeout=120) == 0
+
+        def sessions(journal: Path) -> list[dict]:
+            return [json.loads(line) for line in journal.read_text().splitlines()]
+
+        def overwritten_while_down(after: dict | None) -> bool:
+            """Whether the next session truncated the report while no daemon ran (within
+            WRITTEN of its mtime)."""
+            return after is not None and any(
+                killed <= after["written"] and after["written"] - WRITTEN <= back
+                for killed, back in down
+            )
+
+        def owed() -> list[tuple[Path, dict]]:
+            """Sessions whose report no daemon had a chance to miss, not stored."""
+            missing = []
+            for (root, _), journal in zip(places, journals, strict=True):
+                held = {sha for sha, _, _ in stored(root / ".anvil" / "history.db")}
+                runs = sessions(journal)
+                for run, after in zip(runs, [*runs[1:], None], strict=True):
+                    if run["sha"] not in held and not overwritten_while_down(after):
+                        missing.append((root, run))
+            return missing
+
+        with contextlib.suppress(AssertionError):  # what is missing is told below
+            wait_for(lambda: not owed() and status()["pending"] == 0, 90, "every report stored")
+        runs = [run for journal in journals for run in sessions(journal)]
+        checked = sum(
+            not overwritten_while_down(after)
+            for journal in journals
+            for after in [*sessions(journal)[1:], None]
+        )
+        for root in roots:
+            rows = stored(root / ".anvil" / "history.db")
+            assert len(rows) == len({sha for sha, _, _ in rows}), "a report stored twice"
+            for _sha, counted, history in rows:
+                assert counted == history == 2, f"a partial run in {root}"
+        print(
+            f"chaos with pytest: {kills} kills, {len(runs)} sessions, {checked} of them not"
+            f" overwritten while the daemon was down, {len(owed())} of those lost"
+        )
+        assert owed() == [], status()
+        assert checked >= 20, f"only {checked} sessions ran while a daemon was up"
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+        anvild("stop")

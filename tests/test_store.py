@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import stat
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -457,3 +458,33 @@ def test_big_runs_store_every_result_under_its_own_test(
     for root in ("/p", "/o"):
         project = rows(owner, f"SELECT id FROM project WHERE root = '{root}'")[0][0]
         assert owner.run(lambda db, p=project: rebuild(db, p)) == []
+
+
+def test_the_log_is_copied_into_the_database_when_the_owner_idles_or_after_busy_jobs(
+    owner: Owner, tmp_path: Path
+) -> None:
+    """No commit checkpoints (SQLite's own checkpoint ran inside every big run's commit): the
+    owner copies the log into the database file when no job waits, and after BUSY_JOBS jobs
+    found waiting one after another, so a storm of reports keeps the log bounded."""
+    from anvild.store.owner import BUSY_JOBS
+
+    database = tmp_path / ".anvil" / "history.db"
+    assert rows(owner, "PRAGMA wal_autocheckpoint") == [(0,)]
+    gate = threading.Event()
+    writer = owner.writer
+    blocked = writer.submit(lambda db: gate.wait(30))
+    stores = [
+        writer.submit(
+            lambda db, n=n: (
+                store_run(db, submission([result(f"t.py::t{n}", PASSED)], f"s{n}", 1000.0 + n)),
+                database.stat().st_size,  # what the database file holds, the log aside
+            )[1]
+        )
+        for n in range(BUSY_JOBS + 8)
+    ]
+    gate.set()
+    assert blocked.result(30)
+    sizes = [future.result(30) for future in stores]
+    # every job found the next one waiting: none idled, yet the file grew once the jobs ran on
+    assert sizes[-1] > sizes[0], sizes
+    assert sizes[: BUSY_JOBS - 2] == [sizes[0]] * (BUSY_JOBS - 2)

@@ -233,7 +233,9 @@ _QUIET = (PASSED, XPASSED)  # a pass keeps no message
 _UNEXECUTED = (SKIPPED, XFAILED)  # a skip keeps its reason, no traceback
 
 
-def _add_results(test: _Test, path: Path, out: list[TestResult], files: dict[str, str]) -> None:
+def _add_results(
+    test: _Test, path: Path, out: list[TestResult], files: dict[str, str], modules: dict[str, str]
+) -> None:
     """A test's results appended to out: the one home of how pytest-json-report's outcome and
     phases (setup, call, teardown) become a status, a duration, a message and a traceback.
 
@@ -292,7 +294,7 @@ def _add_results(test: _Test, path: Path, out: list[TestResult], files: dict[str
     file = node_id.partition("::")[0]
     result = TestResult(
         node_id,
-        key_from_node_id(node_id),
+        key_from_node_id(node_id, modules),
         status,
         total if timed and total < _INF else None,  # a sum of huge ones is no duration
         0,
@@ -311,9 +313,10 @@ def _typed(report: _Report, path: Path) -> ParsedRun:
     results: list[TestResult] = []
     raw = report.tests or []
     files: dict[str, str] = {}
+    modules: dict[str, str] = {}
     for start in range(0, len(raw), _CHUNK):
         for test in _TESTS.decode(b"[" + b",".join(raw[start : start + _CHUNK]) + b"]"):
-            _add_results(test, path, results, files)
+            _add_results(test, path, results, files, modules)
     report.tests = raw = []  # their bytes' places in the document: no longer needed
     # one per node id before anything is built for it (_collector_results says which)
     unique: dict[str, _Collector] = {}
@@ -379,10 +382,11 @@ def _plain(path: Path, data: bytes) -> ParsedRun:
         raise ReportError("'tests' is not a list", str(path))
     results: list[TestResult] = []
     files: dict[str, str] = {}
+    modules: dict[str, str] = {}
     for item in tests:
         if not isinstance(item, dict):
             raise ReportError("an entry of 'tests' is not an object", str(path))
-        _add_results(_plain_test(item), path, results, files)
+        _add_results(_plain_test(item), path, results, files, modules)
     summary = doc.get("summary")
     root = doc.get("root")
     return _assemble(

@@ -133,6 +133,8 @@ class OwnerLock:
 
 
 _STOP = object()
+# Jobs run one after another with no idle moment between before the log is checkpointed anyway.
+BUSY_JOBS = 64
 
 
 class Writer:
@@ -141,6 +143,7 @@ class Writer:
     def __init__(self, url: str) -> None:
         self.url = url
         self._jobs: queue.Queue[Any] = queue.Queue()
+        self._busy = 0  # jobs since the last checkpoint, each found waiting (the thread's own)
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, name="anvild-writer", daemon=True)
 
@@ -167,17 +170,23 @@ class Writer:
             self._thread.join()
 
     def _next(self, db: Database | None) -> Any:
-        """The next job; when there is none yet, the idle moment checkpoints the log first."""
+        """The next job; when there is none yet, the idle moment checkpoints the log first (and
+        after BUSY_JOBS jobs with no idle moment between, before the next one: the log stays
+        bounded under a storm)."""
         try:
-            return self._jobs.get_nowait()
+            item = self._jobs.get_nowait()
         except queue.Empty:
-            pass
+            item = None
+        if item is not None and self._busy < BUSY_JOBS:
+            self._busy += 1
+            return item
+        self._busy = 0
         try:
             if db is not None:
                 backend.checkpoint_when_idle(db)
         except Exception as exc:  # a busy or unreachable database: the next commit will tell
             log.debug("checkpoint skipped: %s", exc)
-        return self._jobs.get()
+        return item if item is not None else self._jobs.get()
 
     def _run(self) -> None:
         db: Database | None
