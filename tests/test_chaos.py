@@ -104,6 +104,24 @@ def assert_exactly_once(db: Path, reports: list[Path], tests_per_report: dict[st
         assert counted == history == expected, f"a partial run from {written[sha]}"
 
 
+def kill_again_and_again(
+    rng: random.Random, kills: int, up: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """SIGKILL the running daemon after a random time up (seconds, from..to), start it again,
+    kills times; each window with no daemon, (killed, `anvild start` returned)."""
+    down = []
+    for _ in range(kills):
+        pid = status()["pid"]
+        time.sleep(rng.uniform(*up))  # the random moment of the kill
+        killed = time.time()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
+        started = anvild("start")
+        assert started.returncode == 0, started.stderr
+        down.append((killed, time.time()))
+    return down
+
+
 def rebuild_finds_nothing(root: Path) -> None:
     proc = anvild("stats", "rebuild", cwd=root)
     assert proc.returncode == 0, proc.stderr
@@ -138,17 +156,10 @@ def test_kill_9_during_a_burst_stores_every_report_exactly_once(
         )
         for n in range(WRITERS)
     ]
-    kills = 0
+    kills = KILLS
     try:
         assert anvild("start").returncode == 0
-        while kills < KILLS:
-            pid = status()["pid"]
-            time.sleep(rng.uniform(0.02, 0.5))  # the random moment of the kill
-            os.kill(pid, signal.SIGKILL)
-            kills += 1
-            wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
-            started = anvild("start")
-            assert started.returncode == 0, started.stderr
+        kill_again_and_again(rng, kills, (0.02, 0.5))
         stop.touch()
         for writer in writers:
             assert writer.wait(timeout=120) == 0
@@ -343,20 +354,11 @@ def test_kill_9_with_writers_overwriting_the_default_paths_loses_only_what_was_o
         )
         for (root, kind), journal in zip(places, journals, strict=True)
     ]
-    kills = 0
+    kills = KILLS
     try:
         assert anvild("start").returncode == 0
         down[0] = (0.0, time.time())
-        while kills < KILLS:
-            pid = status()["pid"]
-            time.sleep(rng.uniform(0.02, 0.5))
-            killed = time.time()
-            os.kill(pid, signal.SIGKILL)
-            kills += 1
-            wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
-            started = anvild("start")
-            assert started.returncode == 0, started.stderr
-            down.append((killed, time.time()))
+        down += kill_again_and_again(rng, kills, (0.02, 0.5))
         stop.touch()
         for writer in writers:
             assert writer.wait(timeout=120) == 0
@@ -480,7 +482,6 @@ def test_kill_9_with_real_pytest_sessions_at_the_default_paths_loses_nothing_whi
     places = [(root, kind) for root in roots for kind in ("json", "xml")]
     journals = [tmp_path / f"sessions-{n}.jsonl" for n in range(len(places))]
     env = {**os.environ, "ANVILD_DISABLE": "1"}
-    down: list[tuple[float, float]] = []
     assert anvild("start").returncode == 0
     loops = [
         subprocess.Popen(
@@ -488,18 +489,9 @@ def test_kill_9_with_real_pytest_sessions_at_the_default_paths_loses_nothing_whi
         )
         for (root, kind), journal in zip(places, journals, strict=True)
     ]
-    kills = 0
+    kills = KILLS // 2
     try:
-        while kills < KILLS // 2:
-            pid = status()["pid"]
-            time.sleep(rng.uniform(0.5, 2.5))
-            killed = time.time()
-            os.kill(pid, signal.SIGKILL)
-            kills += 1
-            wait_for(lambda pid=pid: not alive(pid), 10, "the daemon to die")
-            started = anvild("start")
-            assert started.returncode == 0, started.stderr
-            down.append((killed, time.time()))
+        down = kill_again_and_again(rng, kills, (0.5, 2.5))
         stop.touch()
         for loop in loops:
             assert loop.wait(timeout=120) == 0
