@@ -169,7 +169,6 @@ def record_pytest(
     """
     import tempfile
 
-    from anvild.errors import NOT_A_RUN
     from anvild.ingest import IngestOptions
     from anvild.runner import SOURCE, run_pytest
 
@@ -190,7 +189,7 @@ def record_pytest(
         )
         events = list(ingest(target, [session.report], options, on_wait))
     # a session with nothing to store is no news: nothing said of it
-    return session.exit_code, [e for e in events if not (e.skipped or "").endswith(NOT_A_RUN)]
+    return session.exit_code, [e for e in events if not e.not_a_run]
 
 
 def copy_history(target: Target, source: str, destination: str, all_projects: bool) -> Any:

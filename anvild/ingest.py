@@ -303,13 +303,14 @@ class IngestEvent:
     stored: Stored | None = None
     error: AnvildError | None = None
     skipped: str | None = None
+    not_a_run: bool = False  # skipped: a session that ran no test, nothing to tell of it
 
     def reply(self) -> protocol.Event:
         """The event as the daemon sends it back (read again by from_reply)."""
         if self.error is not None:
             return protocol.Event(self.name, error=protocol.Failure.of(self.error))
         if self.skipped is not None:
-            return protocol.Event(self.name, skipped=self.skipped)
+            return protocol.Event(self.name, skipped=self.skipped, not_a_run=self.not_a_run)
         stored = self.stored
         assert stored is not None
         return protocol.Event(
@@ -329,7 +330,7 @@ class IngestEvent:
             error = named(fault.kind, fault.what, fault.where, fault.exit_code)
             return cls(event.name, error=error)
         if event.skipped is not None:
-            return cls(event.name, skipped=event.skipped)
+            return cls(event.name, skipped=event.skipped, not_a_run=event.not_a_run)
         stored = Stored(
             event.execution_id or "", event.already_stored, event.tests, event.counts,
             event.space or "local",
@@ -348,7 +349,9 @@ def store_source(owner: Owner, source: ReportSource, options: IngestOptions) -> 
             if source.explicit:
                 return IngestEvent(source.name, error=exc)
             return IngestEvent(source.name, skipped=exc.what)
-        except (NotShared, OfRecordedSession, NotARun) as exc:
+        except NotARun as exc:
+            return IngestEvent(source.name, skipped=exc.what, not_a_run=True)
+        except (NotShared, OfRecordedSession) as exc:
             return IngestEvent(source.name, skipped=exc.what)
         except ReportError as exc:
             return IngestEvent(source.name, error=exc)

@@ -162,28 +162,45 @@ def _pyenv_which(shim: Path, environ: Mapping[str, str], root: Path | None) -> s
     return found if done.returncode == 0 and found and Path(found).is_file() else None
 
 
+def _places(
+    root: Path, environ: Mapping[str, str], kinds: tuple[str, ...]
+) -> Iterator[Interpreter]:
+    """The interpreters of each kind of place, in the order of kinds: `project` (.venv, venv),
+    `tools` (tox and nox environments), `vscode`, `active` ($VIRTUAL_ENV), `path` (the pytest on
+    PATH). The one list of where pytest lives, for `watch`, `doctor` and `anvild pytest`."""
+    for kind in kinds:
+        if kind == "project":
+            for name in (".venv", "venv"):
+                yield Interpreter(_bin_python(root / name), f"the project's {name}")
+        elif kind == "tools":
+            for tool in (".tox", ".nox"):
+                for env in sorted((root / tool).glob("*")) if (root / tool).is_dir() else ():
+                    yield Interpreter(_bin_python(env), f"{tool[1:]} environment {env.name}")
+        elif kind == "vscode":
+            vscode = _vscode_interpreter(root)
+            if vscode is not None:
+                yield Interpreter(vscode, "VS Code's python.defaultInterpreterPath")
+        elif kind == "active":
+            active = environ.get("VIRTUAL_ENV")
+            if active:
+                yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
+        elif kind == "path":
+            system = _pytest_on_path(environ, root)
+            if system is not None:
+                yield Interpreter(system, "the pytest on PATH")
+
+
+# Every environment that may run the project's tests (watch, doctor), and the order a `pytest`
+# typed in the project finds one (the active venv first).
+EVERY_PLACE = ("project", "tools", "vscode", "active", "path")
+TYPED_PYTEST = ("active", "project", "path")
+
+
 def find(root: Path, environ: Mapping[str, str] = os.environ) -> list[Interpreter]:
     """The interpreters that may run root's tests, each once (by resolved path), in order."""
-
-    def candidates() -> Iterator[Interpreter]:
-        for name in (".venv", "venv"):
-            yield Interpreter(_bin_python(root / name), f"the project's {name}")
-        for tool in (".tox", ".nox"):
-            for env in sorted((root / tool).glob("*")) if (root / tool).is_dir() else ():
-                yield Interpreter(_bin_python(env), f"{tool[1:]} environment {env.name}")
-        vscode = _vscode_interpreter(root)
-        if vscode is not None:
-            yield Interpreter(vscode, "VS Code's python.defaultInterpreterPath")
-        active = environ.get("VIRTUAL_ENV")
-        if active:
-            yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
-        system = _pytest_on_path(environ, root)
-        if system is not None:
-            yield Interpreter(system, "the pytest on PATH")
-
     seen: set[Path] = set()
     found = []
-    for candidate in candidates():
+    for candidate in _places(root, environ, EVERY_PLACE):
         if not candidate.python.exists():
             continue
         real = candidate.python.resolve()
@@ -202,18 +219,8 @@ def runs_pytest(
     pytest loads anvild's plugin by itself: the active $VIRTUAL_ENV, the project's `.venv` or
     `venv`, the `pytest` on PATH; the first that has pytest. None when none has."""
 
-    def candidates() -> Iterator[Interpreter]:
-        active = environ.get("VIRTUAL_ENV")
-        if active:
-            yield Interpreter(_bin_python(Path(active)), "the active $VIRTUAL_ENV")
-        for name in (".venv", "venv"):
-            yield Interpreter(_bin_python(root / name), f"the project's {name}")
-        system = _pytest_on_path(environ, root)
-        if system is not None:
-            yield Interpreter(system, "the pytest on PATH")
-
     own = Path(sys.prefix).resolve()
-    for candidate in candidates():
+    for candidate in _places(root, environ, TYPED_PYTEST):
         if not candidate.python.exists():
             continue
         if own in candidate.python.resolve().parents:

@@ -125,6 +125,7 @@ class Event:
     counts: dict[str, int] = field(default_factory=dict)
     space: str | None = None
     skipped: str | None = None
+    not_a_run: bool = False  # skipped: a session that ran no test (records.checked_run)
     error: Failure | None = None
 
 

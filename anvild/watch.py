@@ -328,6 +328,9 @@ class _OverflowSignal(logging.Handler):
             self.rescan()
 
 
+OWNERS_KEPT = 4096  # directories whose speaking watch is remembered (Watcher.owns)
+
+
 class Watcher:
     """watchdog observers over every project's report globs, replanned as directories appear."""
 
@@ -411,6 +414,8 @@ class Watcher:
         directory = path.parent
         with self._owners_lock:
             if directory not in self._owners:
+                if len(self._owners) >= OWNERS_KEPT:  # a cache: a build writing into many
+                    self._owners.clear()  # directories of a recursive watch keeps no memory
                 above = directory.parents
                 covering = [
                     p

@@ -773,5 +773,25 @@ def test_a_file_two_watches_see_is_told_once_per_event(tmp_path: Path) -> None:
     for plan in (near, wide):  # the two watches' events, each stream in its own order
         handler = _Handler(watcher, plan)
         for kind in ("modified", "closed"):
-            handler.dispatch(SimpleNamespace(event_type=kind, src_path=str(target), is_directory=False))
+            handler.dispatch(
+                SimpleNamespace(event_type=kind, src_path=str(target), is_directory=False)
+            )
     assert seen == [("w7-24.json", MODIFIED), ("w7-24.json", CLOSED)]
+
+
+def test_the_watches_speaking_for_directories_are_a_bounded_memory(tmp_path: Path) -> None:
+    """Each directory with events under a recursive watch (a build writing into thousands of
+    them) remembers which watch speaks for it; that memory stays bounded, the answers the same."""
+    from anvild.watch import OWNERS_KEPT, Watcher, WatchPlan
+
+    root = tmp_path / "proj"
+    (root / "reports").mkdir(parents=True)
+    d = make_daemon(tmp_path, [root], reports='["**/junit*.xml", "reports/*.json"]')
+    watcher = Watcher(d.config, lambda c, change: None, lambda: None)
+    near, wide = WatchPlan(root / "reports", False), WatchPlan(root, True)
+    watcher._watches = {near: object(), wide: object()}
+    for n in range(3 * OWNERS_KEPT):
+        assert watcher.owns(wide, root / "build" / f"d{n}" / "junit.xml")
+        assert len(watcher._owners) <= OWNERS_KEPT
+    assert watcher.owns(near, root / "reports" / "a.json")
+    assert not watcher.owns(wide, root / "reports" / "a.json")

@@ -180,6 +180,8 @@ def test_anvild_pytest_exits_with_pytests_code(
     assert "anvild: error" not in proc.stderr, proc.stderr
     stored = [line for line in proc.stdout.splitlines() if line.startswith("stored ")]
     assert len(stored) == (1 if args == ["tests/test_a.py"] else 0), proc.stdout
+    # a session that ran no test is no news, through the daemon too (the event says so)
+    assert "skipped" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_anvild_pytest_takes_its_own_options_before_pytests(mode: str, suite: Path) -> None:
