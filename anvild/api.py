@@ -248,11 +248,14 @@ def slower_tests(target: Target, space: str, runs: int) -> list[Any]:
     return slower.detect(project, space, runs)
 
 
-def show(target: Target, ident: str | None) -> dict[str, Any]:
-    """A test's or a run's card (`show [ID]`); the newest run without an id."""
+def show(target: Target, ident: str | None, cwd: Path | None = None) -> dict[str, Any]:
+    """A test's or a run's card (`show [ID]`); the newest run without an id. A test id's file
+    part is the user's (cwd's) relative path when it names one."""
     from anvild import cards
 
-    return cards.show(_read(target), ident, str(target.project_root))
+    root = target.project_root
+    typed = None if ident is None or cwd is None else cards.typed_in(ident, root, cwd)
+    return cards.show(_read(target), ident, str(root), typed)
 
 
 def rebuild_stats(
@@ -291,15 +294,18 @@ def runs(target: Target, limit: int, space: str | None) -> list[dict[str, Any]]:
 
 
 def test_history(
-    target: Target, test_id: str, limit: int, space: str | None
-) -> list[dict[str, Any]]:
-    """One test's newest results (`history TEST_ID`)."""
-    from anvild.cards import one_test
+    target: Target, test_id: str, limit: int, space: str | None, cwd: Path | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """One test's id and newest results (`history TEST_ID`); the id's file part is the user's
+    (cwd's) relative path when it names one."""
+    from anvild.cards import one_test, typed_in
     from anvild.store import queries
 
     project = _read(target)
-    test = one_test(project, test_id, str(target.project_root))
-    return queries.test_history(test.id, limit, space)
+    root = target.project_root
+    typed = None if cwd is None else typed_in(test_id, root, cwd)
+    test = one_test(project, test_id, str(root), typed)
+    return test.entity_id, queries.test_history(test.id, limit, space)
 
 
 # --- CI: run names and GitHub sync ---

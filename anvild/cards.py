@@ -6,6 +6,7 @@ one home: flaky.py (flaky or broken) and slower.py (slower than before).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from anvild import flaky, slower
@@ -41,9 +42,12 @@ def outcome(status: str) -> str:
     return "fail"  # FAILED, ERROR, or only RERUN attempts: the run ended before a verdict
 
 
-def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
+def show(
+    project: int | None, ident: str | None, root: str, typed: str | None = None
+) -> dict[str, Any]:
     """The card `anvild show [ID]` prints: the newest run without ident, else the run or the
-    test it names (exactly, else as a part of one id)."""
+    test it names (as typed in the user's directory, typed_in, or exactly, else as a part of
+    one id)."""
     from anvild.store import queries
 
     if project is None:
@@ -56,9 +60,10 @@ def show(project: int | None, ident: str | None, root: str) -> dict[str, Any]:
     run = queries.find_execution(project, ident)
     if run is not None:
         return run_card(project, run)
-    test = queries.find_test(project, ident)
-    if test is not None:
-        return test_card(project, test.id, test.entity_id, test.last_traceback)
+    for exact in (typed, ident) if typed not in (None, ident) else (ident,):
+        test = queries.find_test(project, exact)
+        if test is not None:
+            return test_card(project, test.id, test.entity_id, test.last_traceback)
     runs = queries.match_executions(project, ident)
     tests = queries.match_tests(project, ident)
     named = _named(tests, ident)
@@ -84,14 +89,33 @@ def _named(tests: list[str], ident: str) -> list[str]:
     return [t for t in tests if t.endswith("::" + ident)]
 
 
-def one_test(project: int, ident: str, root: str) -> Any:
-    """The test ident names (`history TEST_ID`): its id exactly, else the one id it is a part
-    of, as `anvild show` finds it; one clear error for none, or for several."""
+def typed_in(ident: str, root: Path, cwd: Path) -> str:
+    """A test id as typed in cwd, as pytest names it from the project root: its file part
+    relative to cwd or absolute (`../tests/test_x.py::test_y`, `test_x.py::test_y` typed in
+    `tests/`) made relative to root, when it names a file or directory there; else ident."""
+    path, sep, rest = ident.partition("::")
+    if not path:
+        return ident
+    try:
+        where = (cwd / path).resolve()
+        named = where.relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError, RuntimeError):
+        return ident
+    if named == "." or not where.exists():
+        return ident
+    return named + sep + rest
+
+
+def one_test(project: int, ident: str, root: str, typed: str | None = None) -> Any:
+    """The test ident names (`history TEST_ID`): its id as typed in the user's directory
+    (typed_in), or exactly, else the one id it is a part of, as `anvild show` finds it; one
+    clear error for none, or for several."""
     from anvild.store import queries
 
-    test = queries.find_test(project, ident)
-    if test is not None:
-        return test
+    for exact in (typed, ident) if typed not in (None, ident) else (ident,):
+        test = queries.find_test(project, exact)
+        if test is not None:
+            return test
     tests = queries.match_tests(project, ident)
     named = _named(tests, ident)
     tests = named if len(named) == 1 else tests

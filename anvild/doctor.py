@@ -112,23 +112,21 @@ def check_plugin(root: Path) -> list[Check]:
 
 def _capture_check(name: str, capture: Capture, root: Path) -> Check:
     python, which = capture.interpreter.python, capture.interpreter.found_as
+    # where the check's name says already which interpreter it is, its line does not again
+    where = str(python) if name.endswith(f"({which})") else f"{python} ({which})"
     if capture.error is not None:
-        return Check(name, False, f"{capture.error}: {python} ({which})", capture.fix)
+        return Check(name, False, f"{capture.error}: {where}", capture.fix)
     if not capture.pytest:
-        return Check(name, False, f"pytest is not importable by {python} ({which})", capture.fix)
+        return Check(name, False, f"pytest is not importable by {where}", capture.fix)
     if not capture.plugin:
-        detail = (
-            f"anvild's pytest plugin is not installed for {python} ({which}): "
-            "runs there are not recorded"
-        )
+        detail = f"anvild's pytest plugin is not installed for {where}: runs there are not recorded"
         return Check(name, False, detail, capture.fix)
     if capture.disabled:
-        detail = f"anvild's pytest plugin is off in {python} ({which}): ANVILD_DISABLE is set"
+        detail = f"anvild's pytest plugin is off in {where}: ANVILD_DISABLE is set"
         return Check(name, False, detail, capture.fix)
     if capture.problem is not None:
-        detail = f"{capture.problem} in {python} ({which})"
-        return Check(name, False, detail, capture.fix)
-    return Check(name, True, f"active in {python} ({which}): a session there writes its record")
+        return Check(name, False, f"{capture.problem} in {where}", capture.fix)
+    return Check(name, True, f"active in {where}: a session there writes its record")
 
 
 def check_database(url: str) -> Check:

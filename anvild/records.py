@@ -216,7 +216,7 @@ def checked_run(run: ParsedRun, where: str | None) -> ParsedRun:
     run even with no result: its exit code is what happened."""
     if run.results or run.interrupted or run.exit_code not in (OK, NO_TESTS, USAGE_ERROR, None):
         return run
-    why = {NO_TESTS: "no tests collected", USAGE_ERROR: "a usage error"}.get(
+    why = {NO_TESTS: "none collected or all deselected", USAGE_ERROR: "a usage error"}.get(
         run.exit_code or OK, "collect-only report"
     )
     raise NotARun(f"{why} (no tests ran): {NOT_A_RUN}", where)

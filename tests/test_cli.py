@@ -295,7 +295,7 @@ def test_a_bad_report_does_not_stop_the_good_ones(project: Path) -> None:
 def test_missing_file_and_bad_meta_are_one_line(project: Path) -> None:
     proc = anvild("ingest", "nothing-here.json", cwd=project)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"anvild: error: no such file ({project / 'nothing-here.json'})"
+    assert proc.stderr.strip() == f"anvild: error: no such file or directory ({project / 'nothing-here.json'})"
     proc = anvild("ingest", "report.json", "--meta", "novalue", cwd=project)
     assert (
         proc.returncode == 2

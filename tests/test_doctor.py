@@ -254,5 +254,5 @@ def test_each_interpreter_found_is_checked(tmp_path: Path) -> None:
     )
     assert findings["pytest plugin (tox environment py311)"] == (
         False,
-        f"pytest is not importable by {tox} (tox environment py311) -> fix: {tox} -m pip install pytest",
+        f"pytest is not importable by {tox} -> fix: {tox} -m pip install pytest",
     )

@@ -52,7 +52,7 @@ def test_one_collector_listed_40000_times_in_a_json_report_is_one_error(tmp_path
     report.write_text(json.dumps(doc))
     code, stdout, stderr = ingest(tmp_path, report)
     assert code == 0, stderr
-    assert "1 tests, 1 error" in stdout
+    assert "1 test, 1 error" in stdout
     # the failure wins over the skip listed first; the first failure is the one kept
     assert history(tmp_path) == [
         ("tests/test_x.py", 0, "ERROR", "ImportError: no module named x")
@@ -70,7 +70,7 @@ def test_one_collector_reported_40000_times_in_a_reportlog_is_one_error(tmp_path
     report.write_text("".join(json.dumps(line) + "\n" for line in lines))
     code, stdout, stderr = ingest(tmp_path, report)
     assert code == 0, stderr
-    assert "1 tests, 1 error" in stdout
+    assert "1 test, 1 error" in stdout
     assert history(tmp_path) == [
         ("tests/test_x.py", 0, "ERROR", "ImportError: no module named x")
     ]
@@ -113,7 +113,7 @@ def test_one_failing_junit_testcase_written_40000_times_is_one_failure(tmp_path:
     )
     code, stdout, stderr = ingest(tmp_path, report)
     assert code == 0, stderr
-    assert "1 tests, 1 failed" in stdout
+    assert "1 test, 1 failed" in stdout
     ((name, attempt, status, message),) = history(tmp_path)
     assert (name, attempt, status) == ("c::t", 0, "FAILED")
     assert message is not None and message.startswith("boom 0\nboom 1\nboom 2\n")

@@ -364,4 +364,5 @@ def test_a_session_that_ran_no_test_is_no_rejection(project: Path, daemon: int) 
     info = status()
     assert (info["rejected"], info["runs_ingested"], info["last_error"]) == (0, 1, None)
     log = (config.state_dir() / "anvild.log").read_text()
-    assert "rejected" not in log and "not stored: no tests collected" in log
+    assert "rejected" not in log and "not stored: none collected or all deselected" in log
+    assert len([line for line in log.splitlines() if "not stored: " in line]) == 1, log

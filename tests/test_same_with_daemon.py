@@ -382,7 +382,26 @@ def test_ingest_of_a_session_that_ran_no_test_is_a_skip(mode: str, tmp_path: Pat
     proc = anvild("--project", str(root), "ingest", str(record), cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    assert proc.stderr == (f"skipped {record}: no tests collected (no tests ran): not a run\n"), (
+    assert proc.stderr == (f"skipped {record}: none collected or all deselected (no tests ran): not a run\n"), (
         proc.stderr
     )
     assert runs(root / ".anvil" / "history.db") == 0
+
+
+def test_a_test_id_typed_in_a_subdirectory_is_the_users_relative_path(
+    mode: str, suite: Path
+) -> None:
+    """`history` and `show` take a test id whose file part is relative to the directory the
+    user types in (or absolute), as pytest itself does, and print the test's real id."""
+    ran = anvild("pytest", "-q", "-p", "no:randomly", "tests/test_a.py", cwd=suite)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    inside = suite / "tests"
+    for typed in ("../tests/test_a.py::test_one", "./test_a.py::test_one",
+                  f"{inside / 'test_a.py'}::test_one", "test_a.py::test_one"):  # fmt: skip
+        history = anvild("history", typed, cwd=inside)
+        assert history.returncode == 0, (typed, history.stderr)
+        assert history.stdout.splitlines()[0] == "tests/test_a.py::test_one", history.stdout
+        assert "PASSED" in history.stdout
+        shown = anvild("show", typed, cwd=inside)
+        assert shown.returncode == 0, (typed, shown.stderr)
+        assert "tests/test_a.py::test_one" in shown.stdout.splitlines()[0], shown.stdout

@@ -270,7 +270,7 @@ def test_ingest_on_a_terminal_shows_a_moving_bar_and_the_summary(mode: str, many
     code, out = on_a_terminal("ingest", "-v", "many2", cwd=many)
     assert code == 0, out
     lines = screen(out)
-    stored = [line for line in lines if re.search(r"stored local-\S+ \(local\): 1 tests", line)]
+    stored = [line for line in lines if re.search(r"stored local-\S+ \(local\): 1 test", line)]
     assert len(stored) == 10, lines
     assert "stored 10 runs, 0 already stored, 0 rejected" in lines
 
@@ -281,7 +281,7 @@ def test_ingest_into_a_pipe_prints_each_report(mode: str, many: Path) -> None:
     stored = proc.stdout.splitlines()
     assert len(stored) == REPORTS
     assert all(
-        re.fullmatch(r"stored local-\S+ \(local\): 1 tests, 1 passed \(.+\.xml\)", s)
+        re.fullmatch(r"stored local-\S+ \(local\): 1 test, 1 passed \(.+\.xml\)", s)
         for s in stored
     )
     assert proc.stderr == f"stored {REPORTS} runs, 0 already stored, 0 rejected\n"

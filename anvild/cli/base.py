@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from anvild.display import shown
+from anvild.display import counted, shown
 from anvild.errors import AnvildError
 from anvild.status import summary_words
 
@@ -236,7 +236,8 @@ def report_ingest(events: Any, total: int, verbose: bool = False) -> Tally:
             stored = event.stored
             if lines:
                 click.echo(
-                    f"stored {shown(stored.execution_id)} ({stored.space}): {stored.tests} tests,"
+                    f"stored {shown(stored.execution_id)} ({stored.space}):"
+                    f" {counted(stored.tests, 'test')},"
                     f" {summary_words(stored.counts)} ({name})"
                 )
 

@@ -116,12 +116,12 @@ def history(
 
     chosen = None if space == "all" else space
     if test_id:
-        rows = api.test_history(obj.target(), test_id, limit, chosen)
+        named, rows = api.test_history(obj.target(), test_id, limit, chosen, Path.cwd())
         if fmt == "json" or as_json:
             output.emit_json([output.jsonable(row, RESULT_FIELDS) for row in rows])
             return
         columns = [(f, f.replace("_", " ")) for f in RESULT_FIELDS]
-        output.table(rows, columns, test_id, drop=("attempt", "space", "duration"))
+        output.table(rows, columns, named, drop=("attempt", "space", "duration"))
         return
     rows = api.runs(obj.target(), limit, chosen)
     for row in rows:
@@ -138,7 +138,7 @@ def history(
         ("source", "source"),
         ("started_at", "started"),
         ("duration", "duration"),
-        ("outcomes", "outcomes (as pytest counts them)"),
+        ("outcomes", "outcomes (one per test)"),
         ("git_branch", "branch"),
         ("origin", "origin"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,7 +35,7 @@ def show(obj: Context, ident: str | None, fmt: str, as_json: bool) -> None:
     """
     from anvild import api, output
 
-    card = api.show(obj.target(), ident)
+    card = api.show(obj.target(), ident, Path.cwd())
     if fmt == "json" or as_json:
         output.emit_json(card)
     elif card["kind"] == "run":
@@ -207,7 +208,7 @@ def _run(card: dict[str, Any]) -> None:
     )
     if card["ci_url"]:
         click.echo(f"  CI: {_text(card['ci_url'])}")
-    click.echo(f"  {card['tests']} tests: {summary_words(card['counts'])}")
+    click.echo(f"  {counted(card['tests'], 'test')}: {summary_words(card['counts'])}")
     if card.get("outage"):
         click.echo(
             "  "

@@ -30,6 +30,7 @@ from anvild.daemon.pending_reports import PendingReports
 from anvild.daemon.rejections import Rejections, rejections_file
 from anvild.daemon.stamps import Stamps, stamps_file
 from anvild.daemon.tails import Ended, Tails
+from anvild.display import counted
 from anvild.errors import (
     AnvildError,
     NoMemory,
@@ -771,7 +772,10 @@ class Pipeline:
         self._settled(candidate, digest)
         if not stored.already_stored:
             self._count_run()
-            log.info("stored %s: %d tests (%s)", stored.execution_id, stored.tests, candidate.path)
+            log.info(
+                "stored %s: %s (%s)", stored.execution_id, counted(stored.tests, "test"),
+                candidate.path,
+            )  # fmt: skip
 
     def _retry_later(self, candidate: Candidate, digest: str, data: bytes, exc: Exception) -> None:
         retry = self.pending.hold(candidate, digest, data)
@@ -818,7 +822,8 @@ class Pipeline:
         if ended.stamp is not None:
             self._stamp = (candidate, ended.stamp)
         if isinstance(ended.error, NotARun):  # a session that ran no test: as a whole file's
-            log.info("not stored: %s", ended.error)
+            if (candidate.root, ended.digest) not in self.done:  # told once, whichever first
+                log.info("not stored: %s", ended.error)
             self._settled(candidate, ended.digest)
         elif ended.error is not None:
             self._reject(candidate, ended.digest, ended.error)

@@ -99,7 +99,7 @@ def opened_report(
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ReportError("no such file", str(path)) from None
+        raise ReportError("no such file or directory", str(path)) from None
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror}", str(path)) from None
     try:
