@@ -13,6 +13,7 @@ from anvild import flaky, slower
 from anvild.errors import Ambiguous, UsageError
 from anvild.output import iso
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, outranks
+from anvild.status import pytest_summary
 from anvild.store.columns import SHOWN
 
 RESULT_RUNS = 20  # the newest runs a test card lists
@@ -362,6 +363,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         "exit_code": run["exit_code"],
         "tests": len(finals),
         "counts": {name: run[name] for name in COUNT_FIELDS},
+        "pytest_summary": pytest_summary(_metadata(run.get("metadata"))),
         "outage": flaky.is_outage(run),
         **{name: run[name] for name in PROVENANCE},
         "tree_dirty": None if run["tree_dirty"] is None else bool(run["tree_dirty"]),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -29,6 +31,19 @@ _WORDS = (
     (Status.ERROR, "errors", "error"),
     (Status.RERUN, "rerun", "rerun"),
 )
+
+
+def pytest_summary(metadata: Mapping[str, Any] | str | None) -> str | None:
+    """The words of pytest's own summary line for a run (its metadata, or as stored: JSON),
+    where anvild's plugin recorded the session (`4 failed, 2 passed, 4 subtests passed`:
+    pytest counts each failed subtest, deselected tests, warnings); else None."""
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    line = metadata.get("pytest_summary") if isinstance(metadata, Mapping) else None
+    return line if isinstance(line, str) and line else None
 
 
 def summary_words(counts: Mapping[str, int]) -> str:

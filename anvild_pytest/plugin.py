@@ -361,10 +361,25 @@ class Session:
                         "duration": duration,
                         "xdist_workers": self.xdist_workers,
                         "errors": self.errors,
+                        "pytest_summary": self._summary_line(),
                     },
                 )
             finally:
                 record.close()
+
+    def _summary_line(self) -> str | None:
+        """pytest's own summary line, its words without the time (`4 failed, 2 passed, 4
+        subtests passed, 1 deselected`): pytest counts each failed subtest, deselected tests,
+        warnings; the record's results are a verdict per test. None without a terminal."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        build = getattr(terminal, "build_summary_stats_line", None)
+        if build is None:
+            return None
+        try:
+            parts, _ = build()
+            return ", ".join(text for text, _ in parts)[:1000] or None
+        except Exception:  # pytest's own, private to its terminal: never worth a warning
+            return None
 
     def _wall_time(self) -> tuple[float, float]:
         """When the session started and how long it took, as pytest's terminal prints it (its

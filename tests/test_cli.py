@@ -181,6 +181,7 @@ def test_history_lists_runs_and_one_tests_results(project: Path) -> None:
         "state",
         "session_id",
         "counts",
+        "pytest_summary",
         "outage",
         "git_commit",
         "git_branch",
@@ -454,7 +455,9 @@ def test_anvild_pytest_records_the_run_and_keeps_pytests_exit_code(tmp_path: Pat
     assert failing.returncode == 1, failing.stderr
     assert "1 failed, 2 passed" in failing.stdout
     # `anvild history` counts the run's outcomes in the words of pytest's summary line
-    assert "  1 failed, 2 passed  " in anvild("history", cwd=root, env=env).stdout
+    # `anvild history` prints the words of pytest's own summary line, deselected tests too
+    assert "1 failed, 2 passed, 8 deselected in " in failing.stdout
+    assert "  1 failed, 2 passed, 8 deselected  " in anvild("history", cwd=root, env=env).stdout
     stored = [line for line in failing.stdout.splitlines() if line.startswith("stored ")]
     assert len(stored) == 1 and "3 tests" in stored[0]
     passing = anvild("pytest", "-q", "tests/test_outcomes.py::test_passes", cwd=root, env=env)

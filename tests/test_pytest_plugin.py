@@ -133,6 +133,7 @@ def test_watched_git_project_records_the_session_with_where_it_came_from(watched
         "diff_hash": None,
         "origin": "vscode",
         "hostname": socket.gethostname(),
+        "pytest_summary": "1 failed, 1 passed, 1 deselected",  # pytest's own line's words
     }
 
     # The record is kept out of git: the next run's tree is still clean; an edit is not.

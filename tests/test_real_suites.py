@@ -449,22 +449,17 @@ def test_suite_under_daemon(
         + "\n".join(found)
         + f"\n(pytest's output: {project.parent / 'pytest-output.txt'})"
     )
-    # and `anvild history` words it as pytest does: its summary line's words where no subtest
-    # ran (pytest counts a failed subtest and its test apart, anvild one verdict per test), the
-    # per-test verdicts pytest printed in its words always
+    # and `anvild history` prints pytest's own summary line, word for word (each failed
+    # subtest, the passed ones, warnings counted as pytest counts them); `show` the per-test
+    # verdicts pytest printed, one per test, in its words
     table = anvild("history", "--limit", "1", cwd=project).stdout
-    if "subtest" not in session.summary_line:
-        assert pytest_words(session.summary_line) in table, (session.summary_line, table)
-    assert summary_words(session.verdict_counts()) in table, (session.verdict_counts(), table)
-
-
-def pytest_words(summary_line: str) -> str:
-    """The outcomes of a pytest summary line anvild stores, in its words and order:
-    `= 2 failed, 40 passed, 3 warnings, 1 error in 1.20s =` -> `2 failed, 40 passed, 1 error`."""
-    text = summary_line.strip("= ").rsplit(" in ", 1)[0]
-    kept = ("failed", "passed", "skipped", "xfailed", "xpassed", "error", "errors", "rerun")
-    parts = [part.strip() for part in text.split(",")]
-    return ", ".join(part for part in parts if part.partition(" ")[2] in kept)
+    said = session.summary_line.strip("= ").rsplit(" in ", 1)[0]
+    assert f"  {said}  " in table, (session.summary_line, table)
+    card = anvild("show", cwd=project).stdout
+    assert f": {summary_words(session.verdict_counts())}\n" in card, (
+        session.verdict_counts(),
+        card,
+    )
 
 
 # --- the harness's reading of pytest's output, on output pytest 9.2 printed ------------------

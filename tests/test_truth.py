@@ -193,6 +193,8 @@ def test_each_test_as_pytest_counted_it(tmp_path: Path, path: str, verbosity: st
     assert run.exit_code == 1 and not run.interrupted
     if path == "record":
         assert run.duration == pytest.approx(seconds, rel=0.05, abs=0.02)
+        # and pytest's own line, word for word, which `anvild history` and `show` print
+        assert run.metadata["pytest_summary"] == counts
     elif path == "json":  # timed when pytest-json-report saves, before the other summaries
         assert run.duration == pytest.approx(seconds, rel=0.05, abs=0.1)
 

@@ -150,7 +150,8 @@ def test_a_report_rewritten_while_being_read_stores_only_whole_versions(
 def test_two_reports_at_one_path_in_quick_succession_are_both_stored(
     daemon: int, project: Path, reports: Path
 ) -> None:
-    (big,) = versions(reports, 1, copies=3000)
+    # big enough to be in hand for seconds: each `anvild status` below is a process of its own
+    (big,) = versions(reports, 1, copies=20000)
     first, second = versions(reports, 2)
     # A big report keeps the daemon busy storing it ...
     (project / ".pytest_cache").mkdir()

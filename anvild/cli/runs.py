@@ -10,7 +10,7 @@ import click
 from anvild.cli.base import Context, cli, format_option, pass_context, report_ingest, wait_note
 from anvild.display import shown
 from anvild.errors import NoReports, UsageError
-from anvild.status import summary_words
+from anvild.status import pytest_summary, summary_words
 
 RUN_FIELDS = (
     "execution_id",
@@ -24,6 +24,7 @@ RUN_FIELDS = (
     "state",
     "session_id",
     "counts",
+    "pytest_summary",
     "outage",
     "git_commit",
     "git_branch",
@@ -127,7 +128,10 @@ def history(
     for row in rows:
         row["project"] = row.pop("project_name", None)
         row["counts"] = {name: row.get(name) for name in COUNT_FIELDS}
-        row["outcomes"] = summary_words(row["counts"])
+        # the words pytest printed, where anvild's plugin recorded the session; else the same
+        # words of the verdicts stored, one per test
+        row["pytest_summary"] = pytest_summary(row.get("metadata"))
+        row["outcomes"] = row["pytest_summary"] or summary_words(row["counts"])
         row["tree_dirty"] = None if row.get("tree_dirty") is None else bool(row["tree_dirty"])
     if fmt == "json" or as_json:
         output.emit_json([output.jsonable(row, RUN_FIELDS) for row in rows])
@@ -138,7 +142,7 @@ def history(
         ("source", "source"),
         ("started_at", "started"),
         ("duration", "duration"),
-        ("outcomes", "outcomes (one per test)"),
+        ("outcomes", "outcomes"),
         ("git_branch", "branch"),
         ("origin", "origin"),
     ]

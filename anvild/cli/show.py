@@ -208,7 +208,11 @@ def _run(card: dict[str, Any]) -> None:
     )
     if card["ci_url"]:
         click.echo(f"  CI: {_text(card['ci_url'])}")
-    click.echo(f"  {counted(card['tests'], 'test')}: {summary_words(card['counts'])}")
+    words = summary_words(card["counts"])
+    click.echo(f"  {counted(card['tests'], 'test')}: {words}")
+    said = card.get("pytest_summary")
+    if said and said != words:  # pytest counts failed subtests, deselected tests, warnings too
+        click.echo(f"  pytest's line: {shown(said)}")
     if card.get("outage"):
         click.echo(
             "  "

@@ -298,6 +298,8 @@ class ReportlogReader:
             self._duration = seconds(own.get("duration"))
             if isinstance(own.get("xdist_workers"), int):
                 self._metadata["xdist_workers"] = own["xdist_workers"]
+            if isinstance(own.get("pytest_summary"), str):  # the words pytest printed
+                self._metadata["pytest_summary"] = own["pytest_summary"][:1000]
             self._complete = True
 
     def _session_start(self, own: dict[str, Any]) -> None:
