@@ -61,10 +61,9 @@ def show(
     run = queries.find_execution(project, ident)
     if run is not None:
         return run_card(project, run)
-    for exact in (typed, ident) if typed not in (None, ident) else (ident,):
-        test = queries.find_test(project, exact)
-        if test is not None:
-            return test_card(project, test.id, test.entity_id, test.last_traceback)
+    test = _exact_test(project, ident, typed)
+    if test is not None:
+        return test_card(project, test.id, test.entity_id, test.last_traceback)
     runs = queries.match_executions(project, ident)
     tests = queries.match_tests(project, ident)
     named = _named(tests, ident)
@@ -107,16 +106,26 @@ def typed_in(ident: str, root: Path, cwd: Path) -> str:
     return named + sep + rest
 
 
-def one_test(project: int, ident: str, root: str, typed: str | None = None) -> Any:
-    """The test ident names (`history TEST_ID`): its id as typed in the user's directory
-    (typed_in), or exactly, else the one id it is a part of, as `anvild show` finds it; one
-    clear error for none, or for several."""
+def _exact_test(project: int, ident: str, typed: str | None) -> Any:
+    """The test named exactly: as typed in the user's directory (typed_in), else as given."""
     from anvild.store import queries
 
     for exact in (typed, ident) if typed not in (None, ident) else (ident,):
         test = queries.find_test(project, exact)
         if test is not None:
             return test
+    return None
+
+
+def one_test(project: int, ident: str, root: str, typed: str | None = None) -> Any:
+    """The test ident names (`history TEST_ID`): its id as typed in the user's directory
+    (typed_in), or exactly, else the one id it is a part of, as `anvild show` finds it; one
+    clear error for none, or for several."""
+    from anvild.store import queries
+
+    test = _exact_test(project, ident, typed)
+    if test is not None:
+        return test
     tests = queries.match_tests(project, ident)
     named = _named(tests, ident)
     tests = named if len(named) == 1 else tests

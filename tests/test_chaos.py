@@ -122,6 +122,16 @@ def kill_again_and_again(
     return down
 
 
+def watched_projects(tmp_path: Path, test_file: str) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Two watched projects with one test file each (the daemon not started), and the places
+    written at the default paths: (project, "json" or "xml") for each."""
+    roots = [write_project(tmp_path / f"proj{n}", {"tests/test_a.py": test_file}) for n in range(2)]
+    for root in roots:
+        watched = anvild("watch", str(root), "--no-start")
+        assert watched.returncode == 0, watched.stderr
+    return roots, [(root, kind) for root in roots for kind in ("json", "xml")]
+
+
 def rebuild_finds_nothing(root: Path) -> None:
     proc = anvild("stats", "rebuild", cwd=root)
     assert proc.returncode == 0, proc.stderr
@@ -327,15 +337,8 @@ def test_kill_9_with_writers_overwriting_the_default_paths_loses_only_what_was_o
     a daemon also counts those the next run truncated after its watcher started but before
     `anvild start` returned, which this test calls overwritten while none ran)."""
     rng = random.Random(seed())
-    roots = [
-        write_project(tmp_path / f"proj{n}", {"tests/test_a.py": "def test_a():\n    pass\n"})
-        for n in range(2)
-    ]
-    for root in roots:
-        watched = anvild("watch", str(root), "--no-start")
-        assert watched.returncode == 0, watched.stderr
+    roots, places = watched_projects(tmp_path, "def test_a():\n    pass\n")
     stop = tmp_path / "stop-writing"
-    places = [(root, kind) for root in roots for kind in ("json", "xml")]
     journals = [tmp_path / f"journal-{n}.jsonl" for n in range(len(places))]
     down: list[tuple[float, float]] = [(0.0, 0.0)]  # (killed, back), the first start's included
     writers = [
@@ -474,12 +477,8 @@ def test_kill_9_with_real_pytest_sessions_at_the_default_paths_loses_nothing_whi
         def test_b():
             assert random.random() < 0.7
     """
-    roots = [write_project(tmp_path / f"proj{n}", {"tests/test_a.py": test_file}) for n in range(2)]
-    for root in roots:
-        watched = anvild("watch", str(root), "--no-start")
-        assert watched.returncode == 0, watched.stderr
+    roots, places = watched_projects(tmp_path, test_file)
     stop = tmp_path / "stop-running"
-    places = [(root, kind) for root in roots for kind in ("json", "xml")]
     journals = [tmp_path / f"sessions-{n}.jsonl" for n in range(len(places))]
     env = {**os.environ, "ANVILD_DISABLE": "1"}
     assert anvild("start").returncode == 0
