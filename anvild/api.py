@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anvild import config, protocol, settings
+from anvild import config, settings
 from anvild.errors import AnvildError, DaemonNotRunning, NoHistory, UsageError
 
 # Imports of the write path (parsers, owner, transaction) stay inside the functions that use
 # them: a query command starts without them (SPEC section 10: a whole `stats show` in 150 ms).
 if TYPE_CHECKING:
+    from anvild import protocol
     from anvild.ingest import IngestEvent, IngestOptions
     from anvild.store.owner import Owner
     from anvild.store.rebuild import Change
@@ -127,7 +128,7 @@ def _through_daemon(
     target: Target, paths: list[Path], options: IngestOptions
 ) -> Iterator[protocol.Event] | None:
     """The daemon's events for an ingest; None when no daemon answers after all."""
-    from anvild import control
+    from anvild import control, protocol
 
     request = protocol.Ingest(
         str(target.project_root),
@@ -263,7 +264,7 @@ def rebuild_stats(
 ) -> list[Change]:
     """Recompute statistics from history through the owner (the daemon when it runs); what
     had to change."""
-    from anvild import control
+    from anvild import control, protocol
     from anvild.store import queries
     from anvild.store.rebuild import Change, rebuild
 
@@ -457,7 +458,7 @@ def _quarantine_write(
     """A change to the quarantine through the database's owner (the daemon when it runs), then
     its mirror for the plugin (`.anvil/quarantine.json`) rewritten from what the database
     holds. The answer: `removed` ids and the project's `entries` after."""
-    from anvild import control, quarantine
+    from anvild import control, protocol, quarantine
     from anvild.store import quarantine as stored
 
     answer: dict[str, Any] | None = None

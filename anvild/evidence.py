@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 HALF_LIFE = 30.0  # runs
 PRIOR = 0.5  # Jeffreys
@@ -34,17 +35,18 @@ class Estimate:
 
 def estimate(failed: Sequence[bool], half_life: float = HALF_LIFE) -> Estimate:
     """The estimate of a test's runs, oldest first (True: the run failed)."""
-    newest = len(failed) - 1
-    failures = passes = 0.0
-    for index, fail in enumerate(failed):
-        weight = 0.5 ** ((newest - index) / half_life)
-        if fail:
-            failures += weight
-        else:
-            passes += weight
+    weights = _weights(len(failed), half_life)
+    failures = sum(weight for weight, fail in zip(weights, failed, strict=True) if fail)
+    passes = sum(weight for weight, fail in zip(weights, failed, strict=True) if not fail)
     a, b = PRIOR + failures, PRIOR + passes
     score = _incomplete_beta(a, b, 1 - EDGE) - _incomplete_beta(a, b, EDGE)
     return Estimate(failures, passes, min(max(score, 0.0), 1.0))
+
+
+@cache
+def _weights(runs: int, half_life: float) -> tuple[float, ...]:
+    """Each run's weight, oldest first: the newest weighs 1, one half_life older 1/2."""
+    return tuple(0.5 ** ((runs - 1 - index) / half_life) for index in range(runs))
 
 
 def _incomplete_beta(a: float, b: float, x: float) -> float:

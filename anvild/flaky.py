@@ -227,8 +227,7 @@ def code_state(
     return (commit, "clean")
 
 
-@dataclass(frozen=True, slots=True)
-class RunFacts:
+class RunFacts(NamedTuple):  # in ExecutedRun's order: a run's facts follow its outcome
     """What one run tells every test of it: its code state, name, start, commit, and whether
     it was an outage."""
 
@@ -249,12 +248,14 @@ def executed_runs(
     options: FlakyOptions,
     since: float | None = None,
     known: RunsKnown | None = None,
+    repeats: bool = True,
 ) -> list[ExecutedRun]:
     """A test's executed runs in its window of a space, oldest first. known: the runs judged
-    already (by the tests before it in one detection), so each run is read and judged once."""
+    already (by the tests before it in one detection), so each run is read and judged once.
+    repeats: whether the test was ever rerun or not executed in the space (its statistics)."""
     from anvild.store import queries
 
-    attempts = queries.window_attempts(project, test, space, options.window, since)
+    attempts = queries.window_attempts(project, test, space, options.window, since, repeats)
     known = {} if known is None else known
     missing = sorted({row[0] for row in attempts} - known.keys())
     for row in queries.run_facts(missing):
@@ -270,29 +271,23 @@ def executed_runs(
 
 
 def runs_from_attempts(
-    attempts: Iterable[Sequence[Any]], known: Mapping[int, RunFacts]
+    attempts: Sequence[Sequence[Any]], known: Mapping[int, RunFacts]
 ) -> list[ExecutedRun]:
     """Fold one test's attempts, (execution, attempt, status) ordered by execution and
     attempt, into its executed runs (skipped and xfailed ones are not executed)."""
-    runs = []
-    for execution, rows in groupby(attempts, key=itemgetter(0)):
-        settled = fold.settle([(row[2], None) for row in rows])
-        if settled is None or settled.outcome is None:
-            continue
-        facts = known[execution]
-        runs.append(
-            ExecutedRun(
-                execution,
-                settled.outcome,
-                settled.reran,
-                facts.code,
-                facts.execution_id,
-                facts.started_at,
-                facts.commit,
-                facts.outage,
-            )
-        )
-    return runs
+    if len({row[0] for row in attempts}) == len(attempts):
+        # One attempt a run (the usual case): its status is the run's outcome.
+        settled = [(row[0], fold.settle([(row[2], None)])) for row in attempts]
+    else:
+        settled = [
+            (execution, fold.settle([(row[2], None) for row in rows]))
+            for execution, rows in groupby(attempts, key=itemgetter(0))
+        ]
+    return [
+        ExecutedRun._make((execution, out.outcome, out.reran, *known[execution]))
+        for execution, out in settled
+        if out is not None and out.outcome is not None
+    ]
 
 
 _COUNTS = ("passed", "xpassed", "failed", "errors", "exit_code")
@@ -445,7 +440,9 @@ def verdicts(
     for row in queries.flaky_candidates(project, spaces):
         space = row["space"]
         known_here = known.setdefault(space, {})
-        runs = executed_runs(project, row["test_id"], space, options, since, known_here)
+        runs = executed_runs(
+            project, row["test_id"], space, options, since, known_here, row["repeats"] > 0
+        )
         if runs:
             found.append(evaluate(row["entity_id"], space, runs, options))
     return found

@@ -6,7 +6,6 @@ import fcntl
 import json
 import math
 import os
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -156,6 +155,8 @@ def _project(raw: Any, index: int, path: Path) -> ProjectConfig:
 
 def parse(text: str, path: Path) -> Config:
     """Read config text; every mistake is one ConfigError naming the file and the key."""
+    import tomllib  # where there is a config file to read
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -27,7 +27,7 @@ from anvild.identity import key_from_node_id
 from anvild.provenance import Provenance
 from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, ParsedRun, TestResult
 from anvild.store import queries
-from anvild.store.database import forget
+from anvild.store.database import forget, open_database
 from anvild.store.owner import Owner
 from anvild.store.write import Submission, store_run
 
@@ -283,14 +283,61 @@ def test_only_tests_that_ever_failed_are_read_from_history(
     read = []
     real = queries.window_attempts
 
-    def spy(project: int, test: int, space: str, window: int, since: float | None = None) -> list:
-        rows = real(project, test, space, window, since)
+    def spy(project: int, test: int, space: str, window: int, *rest: object) -> list:
+        rows = real(project, test, space, window, *rest)
         read.append(len(rows))
         return rows
 
     monkeypatch.setattr(queries, "window_attempts", spy)
     assert list(history.flaky(window=4)) == ["t.py::bad"]
     assert read == [4]  # one test, its four newest runs
+
+
+def test_a_window_of_a_test_that_never_repeats_is_read_to_one_row_past_it(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate whose statistics show no rerun and no skip has one executed attempt in each
+    run: its window is read in one query of window + 1 rows. One that was rerun or skipped
+    gets room for its repeats, and its window is the same as read from its start."""
+    for n in range(30):
+        history.run({"t.py::plain": [P, F][n % 2], "t.py::rerun": [R, P] if n % 3 else F,
+                     "t.py::skips": S if n % 4 == 0 else [P, F][n % 2]})  # fmt: skip
+    history.run({"t.py::plain": P, "t.py::rerun": P, "t.py::skips": P})
+    open_database(history.url)
+    project = queries.project_id(ROOT)
+    assert project is not None
+    repeats = {r["entity_id"]: r["repeats"] for r in queries.flaky_candidates(project, ("local",))}
+    assert repeats == {"t.py::plain": 0, "t.py::rerun": 20, "t.py::skips": 8}
+    fetched: list[int] = []
+    real = queries.database.obj.execute_sql
+
+    def spy(sql: str, params: object = None, *rest: object, **named: object) -> object:
+        cursor = real(sql, params, *rest, **named)
+        if "LIMIT" in sql and "OFFSET" not in sql:
+            rows = cursor.fetchall()
+            fetched.append(len(rows))
+            return _Rows(rows)
+        return cursor
+
+    monkeypatch.setattr(queries.database.obj, "execute_sql", spy)
+    verdicts = history.flaky(window=10)
+    assert fetched[0] == 11 and len(fetched) == 3, fetched  # plain first: 10 runs and one row
+    assert fetched[1] > 11 and fetched[2] > 11, fetched  # the others: room for their repeats
+    monkeypatch.undo()
+    real_window = queries.window_attempts
+    monkeypatch.setattr(  # every test given room, as before the statistics were asked
+        queries, "window_attempts", lambda *args, repeats=True: real_window(*args[:5])
+    )
+    assert history.flaky(window=10) == verdicts
+    assert [v.runs for v in verdicts.values()] == [10, 10, 10]
+
+
+class _Rows:
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[tuple[object, ...]]:
+        return self.rows
 
 
 @pytest.mark.parametrize(
@@ -419,10 +466,13 @@ def test_a_window_read_newest_first_is_the_window_found_from_its_start(
     test = next(t for t in queries.flaky_candidates(project, ("local",)))["test_id"]
     for window in (1, 5, 12, 100):
         fast = queries.window_attempts(project, test, "local", window)
+        # told it never repeats (statistics can say so): the bound is one row past the window;
+        # a run with several attempts or a skip makes it fall back, never cut the window short
+        tight = queries.window_attempts(project, test, "local", window, repeats=False)
         with monkeypatch.context() as patched:  # the bound taken away: the start query decides
             patched.setattr(queries, "_newest_window", lambda *args, **kwargs: None)
             slow = queries.window_attempts(project, test, "local", window)
-        assert fast == slow, window
+        assert fast == slow == tight, window
         executed = {row[0] for row in fast if row[2] not in (S, X)}
         assert len(executed) == min(window, 40 if shape != "skipped runs between" else 14)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,9 @@ from typing import Any
 _DRIVERS = ("psycopg2", "psycopg", "psycopg2cffi")
 
 
-class _DriversHidden(importlib.abc.Loader):
+# Plain classes, as the import system takes them (importlib.abc costs 9 ms of imports: its
+# resources, tempfile, shutil and the compression modules).
+class _DriversHidden:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
 
@@ -36,7 +37,7 @@ class _DriversHidden(importlib.abc.Loader):
                     del sys.modules[name]
 
 
-class _PeeweeFinder(importlib.abc.MetaPathFinder):
+class _PeeweeFinder:
     def find_spec(
         self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
@@ -45,7 +46,7 @@ class _PeeweeFinder(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)  # once: peewee is then in sys.modules
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _DriversHidden(spec.loader)
+            spec.loader = _DriversHidden(spec.loader)  # type: ignore[assignment]
         return spec
 
 

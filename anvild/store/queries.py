@@ -174,7 +174,8 @@ _EXECUTED = tuple(sorted(PASSING | FAILING))
 
 def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, Any]]:
     """Statistics rows of tests that failed or were rerun in any of spaces, with every space
-    they executed in; a test that never failed cannot be flaky, so history is read for these."""
+    they executed in; a test that never failed cannot be flaky, so history is read for these.
+    `repeats`: the runs of the space the test was rerun or not executed in (skipped, xfailed)."""
     failing = (
         EntityStatistics.select(EntityStatistics.test)
         .where(
@@ -192,6 +193,7 @@ def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, An
             EntityStatistics.test.alias("test_id"),
             Entity.entity_id,
             EntityStatistics.space,
+            (EntityStatistics.reruns + EntityStatistics.skipped).alias("repeats"),
         )
         .join(Entity)
         .where(
@@ -206,7 +208,12 @@ def flaky_candidates(project: int, spaces: tuple[str, ...]) -> list[dict[str, An
 
 
 def window_attempts(
-    project: int, test: int, space: str, window: int, since: float | None = None
+    project: int,
+    test: int,
+    space: str,
+    window: int,
+    since: float | None = None,
+    repeats: bool = True,
 ) -> list[tuple[int, int, str]]:
     """A test's attempts in its last `window` executed runs of a space by when they started
     (store.order), oldest first: (execution, attempt, status); `run_facts` tells of the runs.
@@ -215,6 +222,9 @@ def window_attempts(
     and probing the test's rows by primary key, so the cost follows the window, not the length
     of the history. Plain SQL: `stats flaky` runs this once per candidate test, and building
     the query each time would cost more than running it.
+
+    repeats: False where the test's statistics show it was never skipped nor rerun in the
+    space; its window is then its newest `window` rows, and one row more tells it is whole.
     """
     db = database.obj
     p = db.param
@@ -225,9 +235,9 @@ def window_attempts(
         # a bound, hold the window; for the others the window's start is found first. The
         # bound leaves room for a rerun or a skip in a quarter of the runs: each row past the
         # window costs a probe of the test's history in one more run (2 * window: 1.7x the time
-        # of `stats flaky` on 10 M results).
+        # of `stats flaky` on 10 M results). A test with no repeats needs no room.
         sql = _NEWEST_SQL.format(p=p, recent=recent, newest=order.NEWEST_FIRST)
-        limit = window + window // 4 + 8
+        limit = window + window // 4 + 8 if repeats else window + 1
         rows = db.execute_sql(sql, (project, space, test, *bounds, limit)).fetchall()
         held = _newest_window(rows, window, complete=len(rows) < limit)
         if held is not None:
