@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import groupby, pairwise
+from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -293,12 +293,11 @@ def runs_from_attempts(
 _COUNTS = ("passed", "xpassed", "failed", "errors", "exit_code")
 
 
-def _change(evidence: Sequence[ExecutedRun]) -> tuple[str, int] | None:
+def _change(outcomes: Sequence[str], turns: Sequence[int], retried: int) -> tuple[str, int] | None:
     """regression (passed, then failed from some run on) or fixed (the other way), with the
-    index of that run; None for any other history. A pass that needed a rerun is no change."""
-    outcomes = [run.outcome for run in evidence]
-    turns = [n for n in range(1, len(outcomes)) if outcomes[n] != outcomes[n - 1]]
-    if len(turns) != 1 or any(run.reran and run.outcome == "pass" for run in evidence):
+    index of that run, from a test's outcomes and the indexes where they turned; None for any
+    other history. A pass that needed a rerun is no change."""
+    if len(turns) != 1 or retried:
         return None
     return (REGRESSION if outcomes[-1] == "fail" else FIXED), turns[0]
 
@@ -314,15 +313,15 @@ def evaluate(
     window = list(runs)[-options.window :] if options.window else list(runs)
     runs = [run for run in window if not run.outage]
     outcomes = [run.outcome for run in runs]
-    flips = sum(1 for a, b in pairwise(outcomes) if a != b)
-    passed = outcomes.count("pass")
-    retried = sum(1 for run in runs if run.reran and run.outcome == "pass")
+    fails = [outcome == "fail" for outcome in outcomes]  # outcomes: pass | fail
+    turns = [n for n in range(1, len(outcomes)) if outcomes[n] != outcomes[n - 1]]
+    flips = len(turns)
+    passed = len(runs) - sum(fails)
+    retried = sum(1 for run, fail in zip(runs, fails, strict=True) if run.reran and not fail)
     reasons = []
-    seen: dict[tuple[str, str], set[str]] = {}
-    for run in runs:
-        if run.code is not None:
-            seen.setdefault(run.code, set()).add(run.outcome)
-    if any(len(outcomes_seen) == 2 for outcomes_seen in seen.values()):
+    passing = {run.code for run, fail in zip(runs, fails, strict=True) if not fail}
+    failing = {run.code for run, fail in zip(runs, fails, strict=True) if fail}
+    if (passing & failing) - {None}:  # one known code state that passed and failed
         reasons.append(SAME_CODE)
     if retried:
         reasons.append(PASSED_ON_RETRY)
@@ -332,13 +331,13 @@ def evaluate(
         reasons.append(FLIP_RATE)
     # An outcome that changed once for good is a regression or a fix, whatever the flip rate;
     # the same code passing and failing, or a pass on retry, is a flake all the same.
-    changed = _change(runs)
+    changed = _change(outcomes, turns, retried)
     if changed is not None and SAME_CODE in reasons:
         changed = None
     if changed is not None:
         reasons = []
-    flakes = [n for n, run in enumerate(runs) if run.flake]
-    found = estimate([run.outcome == "fail" for run in runs])
+    flakes = [n for n, (run, fail) in enumerate(zip(runs, fails, strict=True)) if fail or run.reran]
+    found = estimate(fails)
     since_flake = len(runs) - 1 - flakes[-1] if flakes else len(runs)
     return Verdict(
         entity_id=entity_id,

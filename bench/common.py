@@ -341,6 +341,21 @@ class InProcess:
         if stored.already_stored or stored.tests == 0:
             raise BenchError(f"{name} was not stored: {stored}")
 
+    def settle(self) -> tuple[float, int]:
+        """Let the owner do what it does when it idles between runs (the write-ahead log copied
+        into the database, the page cache given back), and wait for it: its time, and the
+        pages the log held (written by the commits since the last idle moment)."""
+        from anvild.store import backend
+
+        def idle(db: Any) -> int:
+            frames = db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+            backend.checkpoint_when_idle(db)
+            return int(frames)
+
+        start = time.perf_counter()
+        frames = self.owner.run(idle)
+        return time.perf_counter() - start, frames
+
     def close(self) -> None:
         self.owner.close()
 

@@ -279,49 +279,6 @@ def _statistics(con: sqlite3.Connection, project_id: int) -> None:
     )
 
 
-DIAGNOSTIC_RUNS = 3
-
-
-def checkpoint_diagnostic(*owners: tuple[InProcess, Path, list[Path]]) -> str:
-    """Where the extra time of an ingest into the big database goes: the same kind of ingest
-    with SQLite's automatic checkpoint off, and the WAL bytes each commit appends."""
-    found = []
-    for anvild, db, paths in owners:
-        wal = db.with_name(db.name + "-wal")
-        anvild.owner.run(lambda d: d.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)"))
-        anvild.owner.run(lambda d: d.execute_sql("PRAGMA wal_autocheckpoint = 0"))
-        took, grew = [], []
-        try:
-            for path in paths:
-                before = wal.stat().st_size if wal.exists() else 0
-                took.append(timed(lambda p=path, a=anvild: a.ingest(p)))
-                grew.append((wal.stat().st_size if wal.exists() else 0) - before)
-        finally:
-            anvild.owner.run(lambda d: d.execute_sql("PRAGMA wal_autocheckpoint = 1000"))
-            anvild.owner.run(lambda d: d.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)"))
-        found.append((db.stem, median(took), median(grew)))
-    (big, big_t, big_wal), (_, small_t, small_wal) = found
-    pages = big_wal / (4096 + 24)  # WAL frames: a 4 KB page and its 24-byte header
-    if pages > 1000:
-        checkpoints = (
-            "more than SQLite's wal_autocheckpoint of 1,000 pages, so every such commit also "
-            "runs a checkpoint (WAL pages copied into the database, fsync) in the writer"
-        )
-    else:
-        checkpoints = (
-            f"so SQLite's automatic checkpoint (at 1,000 pages) runs every "
-            f"{max(1, int(1000 // max(pages, 1)))} commits or so"
-        )
-    return (
-        f"where the time goes: each commit into the {big} database appends "
-        f"{big_wal / 1e6:.1f} MB to the WAL ({pages:,.0f} pages: about one leaf of the "
-        f"(test_id, execution_id) index per test of the run, besides the other tables), "
-        f"against {small_wal / 1e6:.2f} MB into the control; {checkpoints}. With the "
-        f"automatic checkpoint off (diagnostic, {DIAGNOSTIC_RUNS} runs each) the ingest takes "
-        f"{ms(big_t)} into the big database and {ms(small_t)} into the control"
-    )
-
-
 def flaky_diagnostic(db: Path, project: Path) -> str:
     """Where `stats flaky` spends its time, in this process: anvild.flaky.detect whole, the
     SQL statements it sends (caught at the database object's execute_sql) and the time the
@@ -404,7 +361,7 @@ def _stats_command(db: Path, project: Path, env: dict[str, str], *args: str) -> 
 
 def figure_h(mode: Mode, print_row: Any) -> list[Row]:
     n_suite, runs = 10_000, mode.count(100, 1_000)
-    reps, n_report = mode.count(3, 7), 1_000
+    reps, n_report = mode.count(3, 11), 1_000
     check = check_builder()
     (first,) = report_files(n_suite, range(1, 2))
     suite = generate.build_suite(n_suite)
@@ -421,21 +378,23 @@ def figure_h(mode: Mode, print_row: Any) -> list[Row]:
         with InProcess(project, small) as anvild:
             anvild.ingest(first)
         reports = [subset_report(suite, n_report, 5_000 + i, tmp / f"next-{i}.json")
-                   for i in range(reps + 1 + 2 * DIAGNOSTIC_RUNS)]  # fmt: skip
-        extra = reports[reps + 1 :]
-        reports = reports[: reps + 1]
+                   for i in range(reps + 1)]  # fmt: skip
         empty_t, small_t, big_t = [], [], []
+        idle: dict[str, list[tuple[float, int]]] = {"big": [], "control": []}
         with InProcess(project, big) as on_big, InProcess(project, small) as on_small:
             on_big.ingest(reports[0])  # warm-up: the owner's caches, as in a running daemon
             on_small.ingest(reports[0])
             fresh_ingest(reports[0])
             for path in reports[1:]:
+                # Each ingest starts with both owners idle, as a daemon is between two runs:
+                # the one before it copied into the database (never during another's clock).
+                on_small.settle()
+                on_big.settle()
                 empty_t.append(fresh_ingest(path))
                 small_t.append(timed(lambda p=path: on_small.ingest(p)))
+                idle["control"].append(on_small.settle())
                 big_t.append(timed(lambda p=path: on_big.ingest(p)))
-            checkpoint = checkpoint_diagnostic(
-                (on_big, big, extra[:DIAGNOSTIC_RUNS]), (on_small, small, extra[DIAGNOSTIC_RUNS:])
-            )
+                idle["big"].append(on_big.settle())
         env = clean_env(tmp / "home")
         timings: dict[str, tuple[list[float], list[float]]] = {}
         for command in (("show", "--json"), ("flaky", "--json")):
@@ -461,10 +420,20 @@ def figure_h(mode: Mode, print_row: Any) -> list[Row]:
         f"control, the same suite known with one run of history ({n_suite:,} results): "
         f"{ms(median(small_t))} median; {n_report:,}-test run into {label} / control = "
         f"{median(big_t) / median(small_t):.2f}x",
-        checkpoint,
+        "where the time goes: each ingest's commit wrote "
+        + " and ".join(
+            f"{median([f for _, f in idle[name]]):,.0f} pages into the log of the {name} database"
+            for name in ("big", "control")
+        )
+        + " (median; the big one's are about one leaf of the (test_id, execution_id) index "
+        "per test of the run: each test's newest results end its own stretch of the index)",
         f"the timed report is a run of the suite's first {n_report:,} tests (known to the "
         "big database, new to the empty one); owners opened and warmed with one untimed "
-        "ingest before the clock, as in a running daemon",
+        "ingest before the clock, as in a running daemon; before each timed ingest both "
+        "owners idled as between two runs (store.owner: the log checkpointed, the cache "
+        "given back), off the clock: after an ingest into the big database that idle "
+        f"moment took {ms(median([t for t, _ in idle['big']]))} median, after one into the "
+        f"control {ms(median([t for t, _ in idle['control']]))}",
     ]
     if mode.quick:
         ingest.notes.insert(

@@ -4,7 +4,7 @@ that process's resident memory, VmHWM; not ru_maxrss, which Linux carries over f
 parent across fork and exec, so a big bench process showed as the child's peak), fresh
 databases.
 
-    .venv/bin/python bench/fig_scale.py [--reps 1]
+    .venv/bin/python bench/fig_scale.py [--reps 3]
 
 Goal: the 1M ingest takes <= 11x the 100k one; its peak memory is <= 2x the file + 100 MB.
 """
@@ -54,7 +54,10 @@ def one(path: Path) -> dict[str, float]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def figure_m(mode: Mode, print_row: Callable[[Row], None], reps: int = 1) -> list[Row]:
+def figure_m(
+    mode: Mode, print_row: Callable[[Row], None], reps: int | None = None
+) -> list[Row]:
+    reps = reps or mode.count(1, 3)  # each a fresh process; medians of three (full mode)
     (small,) = report_files(100_000, range(1, 2))
     (big,) = report_files(1_000_000, range(1, 2))
     one(small)  # warm-up: page cache, .pyc files
@@ -96,5 +99,5 @@ if __name__ == "__main__":
     from run import print_row
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=None)
     figure_m(Mode(False), print_row, parser.parse_args().reps)
