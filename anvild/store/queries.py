@@ -66,7 +66,10 @@ def statistics(project: int, space: str | None) -> list[dict[str, Any]]:
     )
     if space:
         query = query.where(EntityStatistics.space == space)
-    return dicts(query)
+    # every column a number or text as stored: the driver's values, without peewee's per-field
+    # conversion (two thirds of the time of `stats show` on 10,000 tests)
+    names = ("entity_id", "entity_type", "space", *STAT_FIELDS)
+    return [dict(zip(names, row, strict=True)) for row in plain_tuples(query)]
 
 
 def executions(project: int, limit: int, space: str | None = None) -> list[dict[str, Any]]:
