@@ -262,6 +262,15 @@ def _newest_window(
     """The window's attempts, oldest first, from a test's rows read newest first (each run's
     attempts in order): every run back to the window-th one the test executed in; None when
     rows stop before it (and are not all the test has)."""
+    head = rows[: window + 1]
+    if len({row[0] for row in head}) == len(head) and all(
+        row[2] not in NOT_EXECUTED for row in head[:window]
+    ):
+        # One executed attempt a run (the usual case): the window is the newest `window` rows,
+        # whole where one more follows them or the rows are all the test has.
+        if len(head) > window:
+            return head[:window][::-1]
+        return head[::-1] if complete else None
     runs: list[list[tuple[int, int, str]]] = []
     executed = 0  # runs the test executed in, this one included once it counts
     current = None
