@@ -36,8 +36,8 @@ class Estimate:
 def estimate(failed: Sequence[bool], half_life: float = HALF_LIFE) -> Estimate:
     """The estimate of a test's runs, oldest first (True: the run failed)."""
     weights = _weights(len(failed), half_life)
-    failures = sum(weight for weight, fail in zip(weights, failed, strict=True) if fail)
-    passes = sum(weight for weight, fail in zip(weights, failed, strict=True) if not fail)
+    failures = sum((weight for weight, fail in zip(weights, failed, strict=True) if fail), 0.0)
+    passes = sum((weight for weight, fail in zip(weights, failed, strict=True) if not fail), 0.0)
     a, b = PRIOR + failures, PRIOR + passes
     score = _incomplete_beta(a, b, 1 - EDGE) - _incomplete_beta(a, b, EDGE)
     return Estimate(failures, passes, min(max(score, 0.0), 1.0))

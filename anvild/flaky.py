@@ -276,31 +276,20 @@ def runs_from_attempts(
     """Fold one test's attempts, (execution, attempt, status) ordered by execution and
     attempt, into its executed runs (skipped and xfailed ones are not executed)."""
     if len({row[0] for row in attempts}) == len(attempts):
-        # One attempt a run (the usual case): the run's outcome is its status's, as settled.
-        alone = [(row[0], _settled_alone(row[2])) for row in attempts]
-        return [
-            ExecutedRun._make((execution, *settled, *known[execution]))
-            for execution, settled in alone
-            if settled[0] is not None
+        # One attempt a run (the usual case): its status settles alone, no grouping.
+        settled: list[tuple[int, fold.RunOutcome | None]] = [
+            (row[0], fold.alone(row[2])) for row in attempts
         ]
-    runs = []
-    for execution, rows in groupby(attempts, key=itemgetter(0)):
-        out = fold.settle([(row[2], None) for row in rows])
-        if out is not None and out.outcome is not None:
-            runs.append(ExecutedRun._make((execution, out.outcome, out.reran, *known[execution])))
-    return runs
-
-
-def _settled_alone(status: str) -> tuple[str | None, bool]:
-    """(outcome, reran) of a run where a test had one attempt of this status (fold.settle)."""
-    settled = _ALONE.get(status)
-    if settled is None:
-        out = fold.settle([(status, None)])
-        settled = _ALONE[status] = (None, False) if out is None else (out.outcome, out.reran)
-    return settled
-
-
-_ALONE: dict[str, tuple[str | None, bool]] = {}
+    else:
+        settled = [
+            (execution, fold.settle([(row[2], None) for row in rows]))
+            for execution, rows in groupby(attempts, key=itemgetter(0))
+        ]
+    return [
+        ExecutedRun._make((execution, out.outcome, out.reran, *known[execution]))
+        for execution, out in settled
+        if out is not None and out.outcome is not None
+    ]
 
 
 _COUNTS = ("passed", "xpassed", "failed", "errors", "exit_code")

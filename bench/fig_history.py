@@ -385,11 +385,11 @@ def figure_h(mode: Mode, print_row: Any) -> list[Row]:
             on_big.ingest(reports[0])  # warm-up: the owner's caches, as in a running daemon
             on_small.ingest(reports[0])
             fresh_ingest(reports[0])
+            # Each ingest starts with both owners idle, as a daemon is between two runs: the
+            # one before it copied into the database (never during another's clock).
+            on_small.settle()
+            on_big.settle()
             for path in reports[1:]:
-                # Each ingest starts with both owners idle, as a daemon is between two runs:
-                # the one before it copied into the database (never during another's clock).
-                on_small.settle()
-                on_big.settle()
                 empty_t.append(fresh_ingest(path))
                 small_t.append(timed(lambda p=path: on_small.ingest(p)))
                 idle["control"].append(on_small.settle())

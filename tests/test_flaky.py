@@ -326,7 +326,7 @@ def test_a_window_of_a_test_that_never_repeats_is_read_to_one_row_past_it(
     monkeypatch.undo()
     real_window = queries.window_attempts
     monkeypatch.setattr(  # every test given room, as before the statistics were asked
-        queries, "window_attempts", lambda *args, repeats=True: real_window(*args[:5])
+        queries, "window_attempts", lambda *args: real_window(*args[:5])
     )
     assert history.flaky(window=10) == verdicts
     assert [v.runs for v in verdicts.values()] == [10, 10, 10]

@@ -54,7 +54,7 @@ class RunOutcome:
 def settle(attempts: Iterable[tuple[str, float | None]]) -> RunOutcome | None:
     """A test's attempts in one run, (status, duration) in attempt order, as its outcome."""
     if isinstance(attempts, list) and len(attempts) == 1 and attempts[0][1] is None:
-        return _alone(attempts[0][0])  # the usual case: one attempt, its outcome shared
+        return alone(attempts[0][0])  # the usual case: one attempt, its outcome shared
     final: str | None = None
     duration: float | None = None
     reran = False
@@ -66,7 +66,9 @@ def settle(attempts: Iterable[tuple[str, float | None]]) -> RunOutcome | None:
 
 
 @cache
-def _alone(status: str) -> RunOutcome:
+def alone(status: str) -> RunOutcome:
+    """The outcome of a run where a test had one attempt of this status, its duration not
+    told (settle's usual case; one shared object per status)."""
     return RunOutcome(Status(status), status == RERUN, None)
 
 
