@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -92,6 +91,8 @@ def _from_mirror(text: str) -> list[tuple[str, str | None]]:
 
 
 def _from_database(path: Path, root: Path) -> list[tuple[str, str | None]]:
+    import sqlite3  # only where the project has a SQLite history: 1.4 ms of a session's start
+
     connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2)
     try:
         tables = connection.execute(
