@@ -8,9 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from anvild.records import FAILED, PASSED
+from anvild.store import write
 from anvild.store.migrations import SCHEMA_VERSION
+from anvild.store.owner import Owner
+from anvild.store.write import store_run
 from tests.conftest import anvild
 from tests.conftest import pg_query as query
+from tests.test_store import result, submission
 
 
 def test_the_same_commands_work_on_postgresql(
@@ -94,3 +101,38 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path: Path, pg_reports: lis
     assert line.startswith("anvild: error: cannot connect: ") and line.endswith(
         "(postgresql://postgres@127.0.0.1:1/none)"
     )
+
+
+def test_tests_another_owner_stored_in_the_same_moment_are_its_rows(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's new tests go in without a conflict clause (faster by the tests' rows); where
+    another owner's transaction stored some of them after this one looked (the look missed
+    them), the insert goes again with the clause, in the same transaction: each test one row,
+    the run stored whole."""
+    names = [f"t.py::test_{n}" for n in range(1500)]  # past COPY_ROWS: staged, set-based
+    first = [result(name, PASSED) for name in names]
+    second = [result(name, FAILED if n % 3 == 0 else PASSED) for n, name in enumerate(names)]
+    with Owner(pg_url, tmp_path / "state").open() as owner:
+        owner.run(lambda db: store_run(db, submission(first, "sha-a", 1000.0)))
+        ids = dict(query(pg_url, 'SELECT "key", "id" FROM "test"'))
+        # the second run's look at its tests misses all of them: as if another owner stored
+        # them between this owner's look and its insert (the look for their ids after it sees)
+        looks = iter([lambda *args: {}])
+        real = write._lookup
+        monkeypatch.setattr(write, "_lookup", lambda *args: next(looks, real)(*args))
+        stored = owner.run(lambda db: store_run(db, submission(second, "sha-b", 2000.0)))
+    assert not stored.already_stored and stored.tests == len(names)
+    assert dict(query(pg_url, 'SELECT "key", "id" FROM "test"')) == ids
+    assert query(pg_url, 'SELECT count(*) FROM "execution"') == [(2,)]
+    joined = query(
+        pg_url,
+        'SELECT count(*), count(DISTINCT h."test_id") FROM "execution_history" AS h '
+        'JOIN "test" AS t ON t."id" = h."test_id"',
+    )
+    assert joined == [(2 * len(names), len(names))]
+    assert query(
+        pg_url, 'SELECT min("total_runs"), max("total_runs") FROM "entity_statistics"'
+    ) == [(2, 2)]
+    (failed,) = query(pg_url, 'SELECT sum("failed") FROM "entity_statistics"')[0]
+    assert failed == len(names[::3])

@@ -131,9 +131,9 @@ def test_a_failure_half_way_leaves_nothing(owner: Owner, monkeypatch: pytest.Mon
         if 'INSERT INTO "entity_statistics"' in sql:
             raise RuntimeError("disk on fire")
 
-    def failing(db, sql, data):  # the statistics' rows made in Python
+    def failing(db, sql, data, **options):  # the statistics' rows made in Python
         fails(sql)
-        return real(db, sql, data)
+        return real(db, sql, data, **options)
 
     def failing_sql(db, sql, *args, **kwargs):  # the statistics' rows made in SQL
         fails(sql)
