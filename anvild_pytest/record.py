@@ -30,9 +30,10 @@ _string = json.encoder.encode_basestring_ascii  # what json.dumps does to a str,
 
 
 def record_path(root: Path, session_id: str, now: float) -> Path:
-    """Where a session's record goes: named by its start and id, so no session overwrites
-    another's record before the daemon has read it."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    """Where a session's record goes: named by its start (to the microsecond: names sort as
+    the sessions started, those of one second too) and id, so no session overwrites another's
+    record before the daemon has read it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
     return root / RECORD_DIR / f"session-{stamp}-{session_id[:12]}.jsonl"
 
 

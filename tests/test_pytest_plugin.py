@@ -15,7 +15,7 @@ import pytest
 
 from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
-from anvild_pytest.record import RECORD_DIR
+from anvild_pytest.record import RECORD_DIR, record_path
 from tests.conftest import executions, status, wait_for, write_project
 
 TESTS = {
@@ -90,6 +90,15 @@ def reports(root: Path) -> list[Path]:
     """Every report file under root: JSON, JSON lines, XML."""
     found = [*root.rglob("*.json"), *root.rglob("*.jsonl"), *root.rglob("*.xml")]
     return sorted(p.relative_to(root) for p in found if ".anvil" not in p.parts)
+
+
+def test_records_of_sessions_started_in_one_second_sort_as_they_started(tmp_path: Path) -> None:
+    """The newest record is the last by name (prune keeps the newest, tests read the last),
+    for sessions started within one second too, whatever their random ids."""
+    starts = [1_800_000_000.0, 1_800_000_000.25, 1_800_000_000.5, 1_800_000_000.999, 1.8e9 + 1]
+    ids = ["ffff" * 8, "0000" * 8, "8888" * 8, "1111" * 8, "eeee" * 8]
+    names = [record_path(tmp_path, i, at).name for i, at in zip(ids, starts, strict=True)]
+    assert sorted(names) == names and len(set(names)) == len(names)
 
 
 def records(root: Path) -> list[Path]:
