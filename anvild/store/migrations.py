@@ -55,6 +55,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("failure groups", queries.failure_groups),
     ("keys by project", keys.keys_by_project),
     ("lean writes", keys.lean_writes),
+    ("tests unchecked", keys.tests_unchecked),
 )
 
 SCHEMA_VERSION = len(STEPS)
