@@ -391,7 +391,7 @@ def statement_times() -> Iterator[dict[str, list[float]]]:
     times: dict[str, list[float]] = {}
     original = backend.bulk_execute
 
-    def timed_bulk(db: object, sql: str, rows: Any) -> None:
+    def timed_bulk(db: object, sql: str, rows: Any, **options: Any) -> None:
         # rows made as they are written (a generator) are counted as they pass
         count = [len(rows)] if isinstance(rows, list | tuple) else [0]
 
@@ -402,7 +402,7 @@ def statement_times() -> Iterator[dict[str, list[float]]]:
 
         start = time.perf_counter()
         try:
-            original(db, sql, rows if isinstance(rows, list | tuple) else counted())  # type: ignore[arg-type]
+            original(db, sql, rows if isinstance(rows, list | tuple) else counted(), **options)  # type: ignore[arg-type]
         finally:
             verb = sql.split(None, 1)[0]
             table = sql.split('"')[1] if '"' in sql else "?"
