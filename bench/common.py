@@ -320,12 +320,13 @@ class InProcess:
     """anvild's ingest in this process as the daemon does it: an open owner, then per report
     read + parse (prepare) + one store_run transaction (history and statistics)."""
 
-    def __init__(self, project: Path, db: Path | str) -> None:
+    def __init__(self, project: Path, db: Path | str, state: Path | None = None) -> None:
+        """state: the owner's state directory (its lock), else `project/state`."""
         from anvild.ingest import IngestOptions
         from anvild.store.owner import Owner
 
         self.options = IngestOptions(project)
-        self.owner = Owner(str(db), project / "state").open(timeout=5.0)
+        self.owner = Owner(str(db), state or project / "state").open(timeout=5.0)
 
     def ingest(self, path: Path) -> None:
         self.ingest_bytes(str(path), path.read_bytes())

@@ -127,18 +127,13 @@ def session(root: Path, env: dict[str, str], *args: str) -> tuple[float, float]:
 
 def store_history(root: Path, state: Path) -> None:
     """The project's newest record stored in its history database, as the daemon stores it:
-    each session of a watched project then reads its quarantine from the database."""
-    from anvild.ingest import IngestOptions, ReportSource, no_gc, prepare
-    from anvild.store.owner import Owner
-    from anvild.store.write import store_run
+    each session of a watched project then reads its quarantine from the database (the owner's
+    state outside the tree, which stays clean)."""
+    from common import InProcess
 
     record = sorted((root / ".pytest_cache" / "anvild").glob("session-*.jsonl"))[-1]
-    with Owner(str(root / ".anvil" / "history.db"), state).open(timeout=5.0) as owner, no_gc():
-        source = ReportSource(str(record), record.read_bytes(), explicit=True)
-        submission = prepare(source, IngestOptions(root))
-        stored = owner.run(lambda db: store_run(db, submission))
-    if stored.tests == 0:
-        raise SystemExit(f"{record} was not stored: {stored}")
+    with InProcess(root, root / ".anvil" / "history.db", state) as anvild:
+        anvild.ingest(record)
 
 
 def start_cost(root: Path) -> float:

@@ -192,8 +192,8 @@ def bulk_execute(
     rare_conflict: the rows of an INSERT are not in the table as far as this transaction saw
     (looked up in it); its ON CONFLICT clause is for another writer's rows of the same moment.
     On PostgreSQL, many rows then go in without it first (a conflict clause makes each row a
-    speculative insertion: 0.7x the time for the test table's rows), and again with it where a
-    row was there after all.
+    speculative insertion: 100,000 new tests took 845 ms with it, 728 ms without), and again
+    with it where a row was there after all.
     """
     cursor = db.cursor()
     if is_sqlite(db):
