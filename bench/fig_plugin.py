@@ -14,6 +14,7 @@ instead. Writes its section of bench/RESULTS.md (between the plugin markers) and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -195,6 +196,13 @@ def main() -> None:
         git_tree(small)
         projects.mark(settings.ProjectConfig(small, "small"))
         small_modes = {"small suite, no plugin": off, "small suite, anvild's record": ()}
+        # a fifth session each round: the record with its hooks clocked from within (bench/
+        # hook_clock.py); its wall time is no sample of the others
+        clocked_env = {**env, "BENCH_HOOK_CLOCK": str(scratch / "hooks.jsonl")}
+        clocked_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (env.get("PYTHONPATH"), str(HERE)))
+        )
+        clocked: list[float] = []
         samples: dict[str, list[float]] = {mode: [] for mode in [*modes, *small_modes]}
         cpu: dict[str, list[float]] = {mode: [] for mode in samples}
         for args in modes.values():  # warm-up: imports cached, files written
@@ -210,6 +218,7 @@ def main() -> None:
                 wall, used = session(root, env, *args, *suite_args)
                 samples[mode].append(wall)
                 cpu[mode].append(used)
+            clocked.append(session(root, clocked_env, "-p", "hook_clock", *suite_args)[0])
             small_order = list(small_modes.items())
             for mode, args in small_order if n % 2 == 0 else small_order[::-1]:
                 wall, used = session(small, env, *args)
@@ -219,6 +228,7 @@ def main() -> None:
         assert records, "the record mode wrote no record"
         results = sum(1 for line in records[-1].open() if '"TestReport"' in line) // 3
         git = start_cost(root)
+        hooks = [json.loads(line) for line in (scratch / "hooks.jsonl").read_text().splitlines()]
     bare = statistics.median(samples["no plugin"])
     bare_cpu = statistics.median(cpu["no plugin"])
     lines = [
@@ -266,6 +276,20 @@ def main() -> None:
     def meets(ok: bool) -> str:
         return "**meets**" if ok else "**misses**"
 
+    inside = [sum(h["spent"].values()) for h in hooks]
+    share = statistics.median(t / wall for t, wall in zip(inside, clocked, strict=True))
+    by_hook = {
+        name: statistics.median(h["spent"].get(name, 0.0) for h in hooks)
+        for name in hooks[0]["spent"]
+    }
+    per_report = by_hook.get("pytest_runtest_logreport", 0.0) / max(
+        1, hooks[0]["calls"].get("pytest_runtest_logreport", 0)
+    )
+    busiest = ", ".join(
+        f"{name.removeprefix('pytest_')} {seconds * 1000:.1f} ms"
+        for name, seconds in sorted(by_hook.items(), key=lambda item: -item[1])[:3]
+    )
+
     lines += [
         "",
         f"anvild's record on {results} results: wall {record * 1000:+.0f} ms"
@@ -279,6 +303,13 @@ def main() -> None:
         f" other): wall {paired * 1000:+.0f} ms ({paired / bare:+.1%}):"
         f" {meets(paired <= 0.02 * bare)} <= 2 %; CPU {paired_cpu * 1000:+.0f} ms"
         f" ({paired_cpu / bare_cpu:+.1%}): {meets(paired_cpu <= 0.02 * bare_cpu)} <= 2 %.",
+        "",
+        f"Inside anvild's hooks (a fifth session each round, its hooks clocked from within by"
+        f" bench/hook_clock.py; what the machine's drift scales but does not hide): median"
+        f" {statistics.median(inside) * 1000:.0f} ms, {share:.2%} of that session's wall time:"
+        f" {meets(share <= 0.02)} <= 2 %. Busiest: {busiest}; a test's phase report"
+        f" {per_report * 1e6:.1f} us each. Not in it: pluggy's calls of the hooks, and what"
+        f" the plugin's work costs pytest's own (caches it evicts).",
         "",
         f"Fixed cost on a small suite (20 generated tests, a git tree, marked): wall"
         f" {fixed * 1000:+.0f} ms: {meets(fixed <= 0.05)} <= 50 ms; CPU"
