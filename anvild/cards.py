@@ -6,6 +6,7 @@ one home: flaky.py (flaky or broken) and slower.py (slower than before).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +248,21 @@ _VALUED = frozenset(
 )
 
 
+_DESELECTED = re.compile(r"\b\d+ deselected\b")
+
+
 def _selection(run: dict[str, Any]) -> bool:
-    return selection(_metadata(run.get("metadata")).get("pytest_args"))
+    """Whether a run was a selection of its suite, by what the plugin recorded of its session:
+    its arguments; the options its config added (their paths are the suite's own); started
+    below the rootdir; or pytest's own line counting deselected tests (`-k` anywhere, a
+    conftest's deselection)."""
+    meta = _metadata(run.get("metadata"))
+    return (
+        selection(meta.get("pytest_args"))
+        or selection(meta.get("pytest_addopts"), paths=False)
+        or bool(meta.get("invocation_dir"))
+        or bool(_DESELECTED.search(pytest_summary(meta) or ""))
+    )
 
 
 WHOLE_LOOKBACK = 20  # the runs before a run looked through for the suite as it was
@@ -274,10 +288,10 @@ def _whole_before(
     return before
 
 
-def selection(pytest_args: object) -> bool:
+def selection(pytest_args: object, paths: bool = True) -> bool:
     """Whether a session's arguments (as the plugin records them, `pytest_args`) ran a
-    selection of the suite: paths or node ids, -k, -m, --lf, -x and the like. Unknown (a report
-    without them): False."""
+    selection of the suite: paths or node ids (unless not paths), -k, -m, --lf, -x and the
+    like. Unknown (a report without them): False."""
     import shlex
 
     if not isinstance(pytest_args, str):
@@ -297,7 +311,8 @@ def selection(pytest_args: object) -> bool:
         if word.startswith("-"):
             valued = "=" not in word and name in _VALUED
             continue
-        return True  # a path or a node id
+        if paths:
+            return True  # a path or a node id
     return False
 
 

@@ -87,6 +87,17 @@ def clip_name(text: str) -> str:
     return f"{text[: NAME_LIMIT - 17]}~{digest.hexdigest()}"
 
 
+# What pytest 9 makes the call of a test that failed by its subtests alone say (its own body
+# passed); a call that failed with anything else failed by itself.
+_SUBTESTS_ONLY = re.compile(r"contains \d+ failed subtests?")
+
+
+def own_failure(longrepr_text: str | None) -> bool:
+    """Whether a test's failed call failed by its own body (pytest's FAILED line shows its
+    error, and so does the history), not by pytest 9's word that its subtests failed."""
+    return not (longrepr_text and _SUBTESTS_ONLY.fullmatch(longrepr_text.strip()))
+
+
 def last_line(text: str | None) -> str | None:
     """The last line of a text with content (pytest's summary of a traceback), clipped, without
     the `E   ` pytest marks a traceback's error lines with."""

@@ -200,6 +200,7 @@ class Session:
             self.metadata = {
                 "session_id": self.id,
                 "pytest_args": shlex.join(map(str, self.config.invocation_params.args)),
+                **self._selecting_context(),
                 "git_commit": git.commit,
                 "git_branch": git.branch,
                 "tree_dirty": git.dirty,
@@ -228,6 +229,24 @@ class Session:
                         "root": str(self.config.rootpath),
                     },
                 )
+
+    def _selecting_context(self) -> dict[str, str]:
+        """What else chose the session's tests besides its arguments: the options the config
+        adds (`addopts`, then PYTEST_ADDOPTS, as pytest puts them before the arguments), and
+        the directory it was started in when that is below the rootdir (pytest then collects
+        that directory, not `testpaths`)."""
+        import shlex
+
+        context = {}
+        added = [*self.config.getini("addopts"), *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+        if added:
+            context["pytest_addopts"] = shlex.join(map(str, added))
+        here, root = Path(self.config.invocation_params.dir), self.config.rootpath
+        with contextlib.suppress(ValueError):  # started outside the rootdir: its args chose
+            below = here.resolve().relative_to(root.resolve()).as_posix()
+            if below != ".":
+                context["invocation_dir"] = below
+        return context
 
     def _read_quarantine(self) -> None:
         from datetime import datetime, timezone

@@ -237,7 +237,9 @@ def test_the_users_report_in_an_unwatched_project_carries_the_anvild_object(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert reports(project) == [Path(".report.json")]
     report = json.loads((project / ".report.json").read_text())
-    assert set(report["anvild"]) == ANVILD_KEYS and report["anvild"]["origin"] == "vscode"
+    assert set(report["anvild"]) == ANVILD_KEYS | {"pytest_addopts"}
+    assert report["anvild"]["origin"] == "vscode"
+    assert report["anvild"]["pytest_addopts"] == "--json-report"  # what chose its tests too
 
 
 def test_xdist_controller_records_every_test_once(watched: Path) -> None:

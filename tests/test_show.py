@@ -394,6 +394,11 @@ def test_which_sessions_ran_a_selection_of_the_suite(args: str, chosen: bool) ->
     assert cards.selection(args) is chosen
 
 
+def test_the_paths_a_config_adds_are_the_suite_its_options_may_select() -> None:
+    assert not cards.selection("--strict-markers -p no:cacheprovider tests", paths=False)
+    assert cards.selection("-ra -m 'not slow' tests", paths=False)
+
+
 def test_a_selection_leaves_the_other_tests_not_run_and_a_full_run_after_it_knows_them(
     tmp_path: Path,
 ) -> None:
@@ -418,6 +423,50 @@ def test_a_selection_leaves_the_other_tests_not_run_and_a_full_run_after_it_know
     assert card["gone"] == [
         {"entity_id": "tests/test_b.py::test_three", "previous_status": "PASSED"}
     ]
+
+
+DESELECTING = """
+    def pytest_collection_modifyitems(config, items):
+        kept = [item for item in items if item.name == "test_one"]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+"""
+SELECTED_ELSEWHERE = {
+    # how a session ran part of the suite with no selecting argument of its own: (files written
+    # into the project after its full run, the environment, the directory it starts in)
+    "-k in [tool.pytest] addopts": (
+        {"pyproject.toml": '[tool.pytest]\naddopts = ["-k", "one"]\n'},
+        {},
+        ".",
+    ),
+    "-k in PYTEST_ADDOPTS": ({}, {"PYTEST_ADDOPTS": "-k one"}, "."),
+    "started in a subdirectory": ({}, {}, "tests/a"),
+    "a conftest deselects": ({"conftest.py": DESELECTING}, {}, "."),
+}
+
+
+@pytest.mark.parametrize("how", list(SELECTED_ELSEWHERE))
+def test_a_selection_made_by_the_config_or_the_directory_leaves_the_rest_not_run(
+    tmp_path: Path, how: str
+) -> None:
+    """pytest 9's `[tool.pytest]` addopts, PYTEST_ADDOPTS, `cd tests/a && pytest` or a
+    conftest's deselection: the session ran part of the suite, as `pytest -k one` does; the
+    others are not run, not gone."""
+    files, env, where = SELECTED_ELSEWHERE[how]
+    root = write_project(
+        tmp_path / "proj",
+        {
+            "pyproject.toml": "[tool.pytest]\n",
+            "tests/a/test_a.py": "def test_one():\n    pass\n",
+            "tests/b/test_b.py": "def test_two():\n    pass\n",
+        },
+    )
+    assert anvild("pytest", "-q", "-p", "no:randomly", cwd=root).returncode == 0
+    write_project(root, files)
+    ran = anvild("pytest", "-q", "-p", "no:randomly", cwd=root / where, env=env)
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr
+    card = json.loads(anvild("show", "--json", cwd=root).stdout)
+    assert (card["tests"], card["gone"], card["not_run"]) == (1, [], 1)
 
 
 def test_a_test_that_passed_only_on_rerun_is_not_said_never_to_have_failed(tmp_path: Path) -> None:

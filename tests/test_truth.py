@@ -78,6 +78,11 @@ CASES = {
             for i in range(2):
                 with subtests.test(msg="each", i=i):
                     assert i == 0, "only zero passes"
+
+        def test_subtest_then_its_body_fail(subtests):
+            with subtests.test(msg="first"):
+                assert False, "a subtest broke"
+            assert False, "the body broke too"
     """,
     "tests/test_module_skip.py": """
         import pytest
@@ -99,6 +104,7 @@ EXPECTED = {
     "tests/test_subtests.py::Numbers::test_one_subtest_fails": [FAILED],
     "tests/test_subtests.py::Numbers::test_all_subtests_pass": [PASSED],
     "tests/test_subtests.py::test_fixture_subtest_fails": [FAILED],
+    "tests/test_subtests.py::test_subtest_then_its_body_fail": [FAILED],
     "tests/test_module_skip.py": [SKIPPED],
 }
 MESSAGES = {
@@ -106,6 +112,8 @@ MESSAGES = {
     "tests/test_cases.py::test_fails_then_teardown_errors": "call broke first",
     "tests/test_subtests.py::Numbers::test_one_subtest_fails": "i is one",
     "tests/test_subtests.py::test_fixture_subtest_fails": "only zero passes",
+    # its own body's error, as pytest's FAILED line shows it (its subtest's has a line of its own)
+    "tests/test_subtests.py::test_subtest_then_its_body_fail": "the body broke too",
     "tests/test_module_skip.py": "a_module_nobody_has",
 }
 # Variables of the outer session that would change what an inner one does.

@@ -31,6 +31,7 @@ from anvild.records import (
     exit_status,
     last_line,
     moment,
+    own_failure,
     seconds,
 )
 
@@ -281,10 +282,13 @@ def _add_results(
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
         # show "subtests passed", the word of the last subtest) with its message, not "contains
-        # 1 failed subtest" (or nothing, for unittest's subTest)
+        # 1 failed subtest" (or nothing, for unittest's subTest); a test whose own body failed
+        # too keeps its body's error, as pytest's FAILED line does
+        own = call is not None and call.outcome == "failed" and own_failure(call.longrepr)
         status = status if status == ERROR else FAILED
-        message = failure.message or last_line(failure.longrepr)
-        traceback = failure.longrepr or traceback
+        if not own:
+            message = failure.message or last_line(failure.longrepr)
+            traceback = failure.longrepr or traceback
     if status in _QUIET:
         message = traceback = None
     else:

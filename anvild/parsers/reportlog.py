@@ -32,6 +32,7 @@ from anvild.records import (
     exit_status,
     last_line,
     moment,
+    own_failure,
     seconds,
 )
 
@@ -107,13 +108,14 @@ class _Attempt:
     duration: float | None = None
     message: str | None = None
     traceback: str | None = None
+    by_subtest: bool = False  # the failure and its message are a subtest's
 
     def add_subtest(self, report: dict[str, Any]) -> None:
         """A subtest's report: the first failing one fails the test, with its message (its
         time is inside the call's); passing and skipped subtests leave the test as it is."""
         if report.get("outcome") != "failed" or self.status in _FAILED_ATTEMPT:
             return
-        self.status = FAILED
+        self.status, self.by_subtest = FAILED, True
         self.message, self.traceback = _describe(report)
 
     def add(self, report: dict[str, Any], path: Path) -> None:
@@ -138,6 +140,13 @@ class _Attempt:
         # (as pytest-json-report and the JUnit reading count it), the call's message kept
         if status == ERROR and self.status == FAILED:
             self.status = ERROR
+            return
+        if status == FAILED and self.status == FAILED and self.by_subtest:
+            # failed by a subtest, then by its own body too: pytest's FAILED line shows the
+            # body's error; pytest 9's "contains 2 failed subtests" leaves the subtest's
+            message, traceback = _describe(report)
+            if own_failure(traceback):
+                self.message, self.traceback, self.by_subtest = message, traceback, False
             return
         if status is None or (self.status in _FAILED_ATTEMPT and status != RERUN):
             return
