@@ -150,23 +150,27 @@ def _ambiguous(ident: str, names: list[str], what: str) -> Ambiguous:
 
 
 def _finals(
-    rows: list[tuple[str, int, str, float | None, str | None]],
+    rows: list[tuple[str, int, str, float | None, str | None, float | None]],
 ) -> dict[str, dict[str, Any]]:
     """Per test of a run, its verdict: the final status over its attempts (records.outranks),
-    with that attempt's duration and the message of a failing attempt."""
+    with that attempt's duration, the message of a failing attempt, and when its first attempt
+    started; in the order the tests started (where the report told it; by id, else)."""
     finals: dict[str, dict[str, Any]] = {}
-    for entity_id, _, status, duration, message in sorted(rows, key=lambda r: (r[0], r[1])):
+    for entity_id, _, status, duration, message, started in sorted(
+        rows, key=lambda r: (r[0], r[1])
+    ):
         seen = finals.get(entity_id)
         if seen is None:
             seen = finals[entity_id] = {"status": status, "duration": duration, "message": None}
-            seen["attempts"], seen["reran"] = 0, False
+            seen["attempts"], seen["reran"], seen["started"] = 0, False, started
         elif outranks(status, seen["status"]):
             seen["status"], seen["duration"] = status, duration
         seen["attempts"] += 1
         seen["reran"] = seen["reran"] or status == RERUN
         if message and (status in FAILING or seen["message"] is None):
             seen["message"] = message
-    return finals
+    # a result without its start (a collection error, a report that tells none) came first
+    return dict(sorted(finals.items(), key=lambda item: (item[1]["started"] or 0.0, item[0])))
 
 
 def _metadata(metadata: Any) -> dict[str, Any]:
@@ -336,7 +340,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
             "message": row["message"],
             "quarantined": name in held,
         }
-        for name, row in sorted(finals.items())
+        for name, row in finals.items()
         if outcome(row["status"]) == "fail"
     ]
     changes: dict[str, list[dict[str, Any]]] = {
@@ -350,7 +354,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
         # not in the previous run (a selection, maybe) is not new when an earlier run had it
         unseen = [name for name in finals if name not in before]
         known = queries.seen_before(project, run["space"], run["started_at"], run["id"], unseen)
-        for name, row in sorted(finals.items()):
+        for name, row in finals.items():
             then = before.get(name)
             now_outcome = outcome(row["status"])
             if then is None:
@@ -370,7 +374,7 @@ def run_card(project: int, run: dict[str, Any]) -> dict[str, Any]:
             whole = _whole_before(project, previous, before)
             changes["gone"] = [
                 {"entity_id": name, "previous_status": then["status"]}
-                for name, then in sorted(whole.items())
+                for name, then in whole.items()
                 if name not in finals
             ]
     return {

@@ -183,6 +183,9 @@ class TestResult(msgspec.Struct, frozen=True, gc=False):
     message: str | None = None
     traceback: str | None = None
     file: str | None = None
+    # when the attempt started (its setup), where the report tells it (anvild's record, a
+    # reportlog): the order things happened in; else None, the run's start
+    started: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +374,54 @@ def test_show_on_real_pytest_runs_through_the_daemon(daemon: int, project: Path)
     proc = anvild("show", "test_total", cwd=suite)
     assert proc.returncode == 0, proc.stderr
     assert "newest first: F." in proc.stdout and "assert total() == 3" in proc.stdout
+
+
+def test_a_runs_failures_are_listed_in_the_order_they_ran_each_with_its_start(
+    tmp_path: Path,
+) -> None:
+    """pytest ran test_zeta before test_alpha (as defined, not by name): the card lists them
+    so, as pytest's own `-ra` does, and each result's timestamp is when it started."""
+    tests = """
+        import time
+
+        def test_zeta_fails():
+            time.sleep(0.05)
+            assert False, "zeta"
+
+        def test_middle_passes():
+            pass
+
+        def test_alpha_fails():
+            assert False, "alpha"
+    """
+    root = write_project(tmp_path / "proj", {"tests/test_order.py": tests})
+    ran = anvild("pytest", "-q", "-p", "no:randomly", "-ra", cwd=root)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    said = [line.split()[1] for line in ran.stdout.splitlines() if line.startswith("FAILED ")]
+    card = json.loads(anvild("show", "--json", cwd=root).stdout)
+    assert (
+        [f["entity_id"] for f in card["failures"]]
+        == said
+        == [
+            "tests/test_order.py::test_zeta_fails",
+            "tests/test_order.py::test_alpha_fails",
+        ]
+    )
+    text = anvild("show", cwd=root).stdout
+    assert text.index("test_zeta_fails") < text.index("test_alpha_fails"), text
+    starts = {}
+    for name in ("test_zeta_fails", "test_middle_passes", "test_alpha_fails"):
+        [row] = json.loads(
+            anvild("history", f"tests/test_order.py::{name}", "--json", cwd=root).stdout
+        )
+        starts[name] = datetime.fromisoformat(row["timestamp"])
+    run_start = datetime.fromisoformat(card["started_at"])
+    assert run_start <= starts["test_zeta_fails"] < starts["test_middle_passes"]
+    # zeta slept 50 ms before middle started
+    gap = (starts["test_middle_passes"] - starts["test_zeta_fails"]).total_seconds()
+    assert 0.05 <= gap < 5, gap
+    # shown to the millisecond: a test that passes at once may start in the same one
+    assert starts["test_middle_passes"] <= starts["test_alpha_fails"]
 
 
 @pytest.mark.parametrize(

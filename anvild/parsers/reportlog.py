@@ -109,6 +109,7 @@ class _Attempt:
     message: str | None = None
     traceback: str | None = None
     by_subtest: bool = False  # the failure and its message are a subtest's
+    started: float | None = None  # its first phase's start
 
     def add_subtest(self, report: dict[str, Any]) -> None:
         """A subtest's report: the first failing one fails the test, with its message (its
@@ -168,6 +169,7 @@ class _Attempt:
             message=message,
             traceback=traceback,
             file=self.node_id.split("::", 1)[0],
+            started=self.started,
         )
 
 
@@ -379,6 +381,8 @@ class ReportlogReader:
                 attempt.add_subtest(early)
         attempt.add(report, self._path)
         start, stop = moment(report.get("start")), moment(report.get("stop"))
+        if attempt.started is None:
+            attempt.started = start
         if start is not None and not self._own_start:
             self._started = start if self._started is None else min(self._started, start)
         if stop is not None:

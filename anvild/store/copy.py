@@ -39,6 +39,7 @@ def _runs_of(project: Project) -> Iterator[Submission]:
                 ExecutionHistory.duration,
                 ExecutionHistory.attempt,
                 ExecutionHistory.message,
+                ExecutionHistory.timestamp,
             )
             .join(Entity, on=(ExecutionHistory.test == Entity.id))
             .where(
@@ -48,8 +49,8 @@ def _runs_of(project: Project) -> Iterator[Submission]:
             .order_by(ExecutionHistory.test, ExecutionHistory.attempt)
         )
         results = tuple(
-            TestResult(node_id, key, status, duration, attempt, message, None, file)
-            for node_id, key, file, status, duration, attempt, message in rows
+            TestResult(node_id, key, status, duration, attempt, message, None, file, started)
+            for node_id, key, file, status, duration, attempt, message, started in rows
         )
         metadata = json.loads(execution.metadata or "{}")
         run = ParsedRun(

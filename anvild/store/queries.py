@@ -531,8 +531,9 @@ def seen_before(
 
 def run_results(
     project: int, execution: int
-) -> list[tuple[str, int, str, float | None, str | None]]:
-    """Every attempt of a run of the project: (entity_id, attempt, status, duration, message)."""
+) -> list[tuple[str, int, str, float | None, str | None, float | None]]:
+    """Every attempt of a run of the project: (entity_id, attempt, status, duration, message,
+    timestamp: when it started, or None where the report did not tell)."""
     query = (
         ExecutionHistory.select(
             Entity.entity_id,
@@ -540,6 +541,7 @@ def run_results(
             ExecutionHistory.status,
             ExecutionHistory.duration,
             ExecutionHistory.message,
+            ExecutionHistory.timestamp,
         )
         .join(Entity, on=(ExecutionHistory.test == Entity.id))
         .where((ExecutionHistory.project == project) & (ExecutionHistory.execution == execution))

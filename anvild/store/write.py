@@ -225,8 +225,8 @@ def _history(
     by_id: list[str],
 ) -> Iterator[tuple[Any, ...]]:
     """The run's history rows in primary-key order, made as they are written (a big run's rows
-    are never all in memory at once); timestamp NULL: the run's start (per-test times are not
-    known), 8 bytes a row less.
+    are never all in memory at once); timestamp: the attempt's start where the report tells
+    it, else NULL (the run's start; 8 bytes a row less).
 
     by_id: the run's keys by test id, the order the rows are appended to the table's B-tree in
     (not scattered); when each test has one result (the usual case), its rows' order.
@@ -239,7 +239,7 @@ def _history(
                 execution,
                 test_ids[key],
                 r.attempt,
-                None,
+                r.started,
                 r.status,
                 r.duration,
                 r.message,
@@ -250,8 +250,8 @@ def _history(
     ids = [test_ids[r.key] for r in results]
     for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
         r = results[i]
-        yield (project, execution, ids[i], attempts[i], None, r.status, r.duration, r.message,
-               _group(r))  # fmt: skip
+        yield (project, execution, ids[i], attempts[i], r.started, r.status, r.duration,
+               r.message, _group(r))  # fmt: skip
 
 
 def _group(result: TestResult) -> int | None:
