@@ -84,9 +84,7 @@ def _owner(target: Target, on_wait: Callable[[int | None], None] | None) -> Owne
 
 
 def _daemon_runs() -> bool:
-    from anvild import lifecycle
-
-    return lifecycle.holder() is not None
+    return config.daemon_pid() is not None
 
 
 def ingest(

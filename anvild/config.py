@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -38,6 +39,31 @@ def owner_timeout() -> float:
         raise UsageError(
             f"ANVILD_OWNER_TIMEOUT must be a number of seconds, got {value!r}"
         ) from None
+
+
+def pidfile_path() -> Path:
+    """$XDG_STATE_HOME/anvild/anvild.pid."""
+    return state_dir() / "anvild.pid"
+
+
+def daemon_pid(path: Path | None = None) -> int | None:
+    """The pid of the running daemon per its pidfile, or None when no process holds it (a
+    command asks before it loads the control protocol)."""
+    path = path or pidfile_path()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # a stale file: its process is gone
+    finally:
+        os.close(fd)
 
 
 READ_AHEAD_MB = 64.0

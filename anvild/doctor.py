@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from anvild import control, lifecycle, settings
+from anvild import config, control, lifecycle, settings
 from anvild.display import hide_password
 from anvild.errors import AnvildError, ConfigError
 from anvild.interpreters import Capture
@@ -240,12 +240,12 @@ def check_inotify(limits: Path = INOTIFY_LIMITS) -> Check:
 
 def check_daemon() -> Check:
     """Whether the daemon runs (information; not running is fine) and answers if it does."""
-    pid = lifecycle.holder()
+    pid = config.daemon_pid()
     if pid is None:
         return Check("daemon", True, "not running (`anvild start` starts it)")
     if control.running():
         return Check("daemon", True, f"running (pid {pid})")
-    detail = f"pid {pid} holds {lifecycle.pidfile_path()} but does not answer on the socket"
+    detail = f"pid {pid} holds {config.pidfile_path()} but does not answer on the socket"
     return Check("daemon", False, detail, f"anvild restart; its log is {lifecycle.log_path()}")
 
 

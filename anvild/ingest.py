@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 
-from anvild import protocol, provenance
+from anvild import provenance
 from anvild.errors import (
     AnvildError,
     NoMemory,
@@ -44,6 +44,7 @@ from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Stored, Submission, store_run
 
 if TYPE_CHECKING:
+    from anvild import protocol
     from anvild.store.owner import Owner
 
 REPORT_SUFFIXES = (".json", ".jsonl", ".xml")
@@ -307,6 +308,8 @@ class IngestEvent:
 
     def reply(self) -> protocol.Event:
         """The event as the daemon sends it back (read again by from_reply)."""
+        from anvild import protocol  # the daemon's side: an ingest without one never loads it
+
         if self.error is not None:
             return protocol.Event(self.name, error=protocol.Failure.of(self.error))
         if self.skipped is not None:

@@ -14,14 +14,10 @@ from typing import Any
 
 from anvild import config as paths
 from anvild import control, display, protocol, settings
+from anvild.config import daemon_pid, pidfile_path
 from anvild.errors import AnvildError, DaemonNotRunning
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def pidfile_path() -> Path:
-    """$XDG_STATE_HOME/anvild/anvild.pid."""
-    return paths.state_dir() / "anvild.pid"
 
 
 def log_path() -> Path:
@@ -44,7 +40,7 @@ class PidFile:
         except BlockingIOError:
             os.close(fd)
             raise AnvildError(
-                f"anvild is already running (pid {holder(self.path)})", str(self.path)
+                f"anvild is already running (pid {daemon_pid(self.path)})", str(self.path)
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -57,25 +53,6 @@ class PidFile:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-def holder(path: Path | None = None) -> int | None:
-    """The pid of the running daemon per its pidfile, or None when no process holds it."""
-    path = path or pidfile_path()
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.read(fd, 32).decode().strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None  # a stale file: its process is gone
-    finally:
-        os.close(fd)
 
 
 def sd_notify(message: str) -> None:
@@ -127,7 +104,7 @@ def run_foreground(config_path: Path) -> None:
 
 def start(config_path: Path, timeout: float = 20.0) -> int:
     """`anvild start`: detach with python-daemon and wait until the daemon answers."""
-    running = holder()
+    running = daemon_pid()
     if running is not None:
         raise AnvildError(f"anvild is already running (pid {running})", str(pidfile_path()))
     settings.load(config_path)  # a bad config is an error here, not a silent daemon death
@@ -140,7 +117,7 @@ def start(config_path: Path, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if control.running():
-            pid = holder()
+            pid = daemon_pid()
             if pid is not None:
                 return pid
         time.sleep(0.02)
@@ -177,7 +154,7 @@ def _detach(config_path: Path) -> None:
 
 def stop(timeout: float = 60.0) -> int | None:
     """`anvild stop`: SIGTERM, then wait until the process is gone. The pid, or None."""
-    pid = holder()
+    pid = daemon_pid()
     if pid is None:
         return None
     try:
@@ -186,7 +163,7 @@ def stop(timeout: float = 60.0) -> int | None:
         return pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if holder() is None:
+        if daemon_pid() is None:
             return pid
         time.sleep(0.02)
     raise AnvildError(f"anvild (pid {pid}) did not stop within {timeout:g} s", str(pidfile_path()))
@@ -202,7 +179,7 @@ def restart(config_path: Path) -> int:
 
 def status() -> dict[str, Any]:
     """The running daemon's status; DaemonNotRunning (exit 3) when none answers."""
-    if holder() is None:
+    if daemon_pid() is None:
         raise DaemonNotRunning("anvild is not running", str(pidfile_path()))
     return control.ask(protocol.Status())
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from anvild import control, lifecycle, protocol, settings
+from anvild.config import daemon_pid
 from anvild.display import counted
 from anvild.errors import DaemonNotRunning, UsageError
 from anvild.settings import ProjectConfig
@@ -46,7 +47,7 @@ def unmark(root: Path) -> None:
 
 def _apply(config_path: Path, start: bool) -> str:
     """Make the running daemon read the config again, or start one."""
-    if lifecycle.holder() is not None:
+    if daemon_pid() is not None:
         try:
             control.ask(protocol.Reload(), timeout=90)
             return "the daemon reloaded its config"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,7 @@ def collect(
         git_branch=_text(meta.get("git_branch")) or git.branch,
         tree_dirty=dirty if isinstance(dirty, bool) else git.dirty,
         diff_hash=_text(meta.get("diff_hash")) or git.diff_hash,
-        hostname=_text(meta.get("hostname")) or socket.gethostname(),
+        hostname=_text(meta.get("hostname")) or plugin_side.hostname(),
         os=_text(env.get("Platform")) or platform.platform(terse=True),
         python_version=_text(env.get("Python")) or platform.python_version(),
         origin=_text(meta.get("origin"))

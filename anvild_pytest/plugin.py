@@ -189,7 +189,7 @@ class Session:
             # The code a run tested is the tree as the session found it, not as it ends.
             import shlex
 
-            from anvild_pytest.provenance import detect_origin, git_state
+            from anvild_pytest.provenance import detect_origin, git_state, hostname
 
             # Report files never make a tree dirty: the watched project's globs (from its root),
             # else the reports this session writes.
@@ -206,7 +206,7 @@ class Session:
                 "tree_dirty": git.dirty,
                 "diff_hash": git.diff_hash,
                 "origin": detect_origin(os.environ),
-                "hostname": _hostname(),
+                "hostname": hostname(),
             }
             if self.quarantined:  # the mark of the results of quarantined tests in this run
                 self.metadata["quarantined"] = sorted(self.quarantined)
@@ -410,15 +410,6 @@ class Session:
         if isinstance(start, float):  # older pytest: time.time() at its session start
             return start, time.time() - start
         return self.started, time.perf_counter() - self.clock
-
-
-def _hostname() -> str:
-    """The machine's name (os.uname's, as socket.gethostname's on POSIX, without socket)."""
-    if hasattr(os, "uname"):
-        return os.uname().nodename
-    import socket
-
-    return socket.gethostname()
 
 
 def keep_out_of_git(cache_dir: Path) -> None:

@@ -128,3 +128,12 @@ def detect_origin(environ: Mapping[str, str]) -> str:
     if environ.get("TERM"):
         return "terminal"
     return "other"
+
+
+def hostname() -> str:
+    """The machine's name (os.uname's, as socket.gethostname's on POSIX, without socket)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()

@@ -279,7 +279,7 @@ def test_one_database_under_two_names_is_one_owner(mode: str, reports: Path) -> 
 def dying_daemon(tmp_path: Path) -> Iterator[Path]:
     """A pidfile held and a control socket that answers one event, then closes: a daemon that
     died in the middle of its answer."""
-    from anvild import control, lifecycle, protocol
+    from anvild import config, control, lifecycle, protocol
 
     path = control.socket_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -301,7 +301,7 @@ def dying_daemon(tmp_path: Path) -> Iterator[Path]:
 
     thread = threading.Thread(target=serve)
     thread.start()
-    with lifecycle.PidFile(lifecycle.pidfile_path()):
+    with lifecycle.PidFile(config.pidfile_path()):
         yield path
     server.shutdown(socket.SHUT_RDWR)
     server.close()

@@ -110,9 +110,9 @@ def watch(
 ) -> None:
     """Register a project (default: the current directory) and start the daemon if needed;
     tell, for each interpreter that may run its tests, whether its runs will be recorded."""
-    from anvild import lifecycle, projects
+    from anvild import config, projects
 
-    if not no_start and lifecycle.holder() is None:
+    if not no_start and config.daemon_pid() is None:
         _warn_if_root()  # this watch starts the daemon
     outer = projects.enclosing(obj.config_path(), path)
     if outer is not None:
