@@ -39,7 +39,14 @@ from anvild.parsers.detect import (
     size_text,
     too_big,
 )
-from anvild.records import REPORT_LIMIT_MB, ParsedRun, storable, storable_text
+from anvild.records import (
+    REPORT_LIMIT_MB,
+    ParsedRun,
+    TestResult,
+    clip_name,
+    storable,
+    storable_text,
+)
 from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Stored, Submission, store_run
 
@@ -258,11 +265,39 @@ def of_recorded_session(run: ParsedRun, root: Path, name: str) -> None:
         raise OfRecordedSession(f"recorded as its pytest session from {record}", name)
 
 
+def from_project_root(run: ParsedRun, project_root: Path) -> ParsedRun:
+    """The run's node ids relative to the project's root, as a session started there names
+    them: pytest names a test relative to its rootdir, which is the directory a session starts
+    in when no config file is found above it (`cd tests && pytest`: `test_x.py::test_y` for
+    the `tests/test_x.py::test_y` of the session before). A run whose rootdir is the project's,
+    or not inside it (another machine's checkout), is as it was."""
+    if run.root is None:
+        return run
+    try:
+        below = Path(run.root).resolve().relative_to(project_root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return run
+    if below == ".":
+        return run
+    from anvild.identity import key_from_node_id
+
+    def rebased(result: TestResult) -> TestResult:
+        if result.node_id.startswith("::"):
+            return result
+        node_id = clip_name(f"{below}/{result.node_id}")
+        file = None if result.file is None else clip_name(f"{below}/{result.file}")
+        return msgspec.structs.replace(
+            result, node_id=node_id, key=key_from_node_id(node_id), file=file
+        )
+
+    return replace(run, results=tuple(rebased(r) for r in run.results))
+
+
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:
     """A parsed run with its provenance and how it is to be stored (as both databases take it:
-    records.storable)."""
-    run = shared(storable(run), options, name)
+    records.storable), its node ids relative to the project's root."""
     root = options.project_root
+    run = shared(from_project_root(storable(run), root), options, name)
     of_recorded_session(run, root, name)
     return Submission(
         run=run,

@@ -518,6 +518,41 @@ def test_a_selection_made_by_the_config_or_the_directory_leaves_the_rest_not_run
     assert (card["tests"], card["gone"], card["not_run"]) == (1, [], 1)
 
 
+def test_a_session_started_in_a_subdirectory_without_a_config_names_its_tests_as_before(
+    tmp_path: Path,
+) -> None:
+    """No pytest config file: `cd tests && pytest` makes tests/ pytest's rootdir, and pytest
+    names `tests/test_a.py::test_one` `test_a.py::test_one`. It is the same test: its history
+    goes on, nothing is new or gone."""
+    root = write_project(
+        tmp_path / "proj",
+        {"tests/test_a.py": "def test_one():\n    pass\n\ndef test_two():\n    assert 0\n"},
+    )
+    assert anvild("pytest", "-q", "-p", "no:randomly", cwd=root).returncode == 1
+    ran = anvild("pytest", "-q", "-p", "no:randomly", "-rA", cwd=root / "tests")
+    assert "PASSED test_a.py::test_one" in ran.stdout, ran.stdout + ran.stderr  # pytest's name
+    card = json.loads(anvild("show", "--json", cwd=root).stdout)
+    assert (card["new_tests"], card["gone"], card["tests"]) == ([], [], 2)
+    assert [f["entity_id"] for f in card["failures"]] == ["tests/test_a.py::test_two"]
+    results = json.loads(anvild("history", "tests/test_a.py::test_one", "--json", cwd=root).stdout)
+    assert [r["status"] for r in results] == ["PASSED", "PASSED"]
+
+
+def test_a_run_from_the_project_root_or_another_checkout_keeps_its_names(tmp_path: Path) -> None:
+    from anvild.ingest import from_project_root
+
+    result = TestResult("test_a.py::test_one", key_from_node_id("test_a.py::test_one"), "PASSED")
+    run = ParsedRun("anvild", (result,), root=str(tmp_path / "proj" / "tests"))
+    [moved] = from_project_root(run, tmp_path / "proj").results
+    assert (moved.node_id, moved.key) == (
+        "tests/test_a.py::test_one",
+        key_from_node_id("tests/test_a.py::test_one"),
+    )
+    for root in (tmp_path / "proj", tmp_path / "ci-runner" / "proj" / "tests"):
+        kept = ParsedRun("anvild", (result,), root=str(root))
+        assert from_project_root(kept, tmp_path / "proj").results == (result,)
+
+
 def test_a_test_that_passed_only_on_rerun_is_not_said_never_to_have_failed(tmp_path: Path) -> None:
     """pytest-rerunfailures: the test's first attempt failed, its rerun passed. Its card says
     so, not `never failed`."""
