@@ -258,13 +258,14 @@ _DESELECTED = re.compile(r"\b\d+ deselected\b")
 def _selection(run: dict[str, Any]) -> bool:
     """Whether a run was a selection of its suite, by what the plugin recorded of its session:
     its arguments; the options its config added (their paths are the suite's own); started
-    below the rootdir; or pytest's own line counting deselected tests (`-k` anywhere, a
+    below the rootdir, or a rootdir below the project's root (ingest.from_project_root); or
+    pytest's own line counting deselected tests (`-k` anywhere, a
     conftest's deselection)."""
     meta = _metadata(run.get("metadata"))
     return (
         selection(meta.get("pytest_args"))
         or selection(meta.get("pytest_addopts"), paths=False)
-        or bool(meta.get("invocation_dir"))
+        or bool(meta.get("invocation_dir") or meta.get("rootdir"))
         or bool(_DESELECTED.search(pytest_summary(meta) or ""))
     )
 

@@ -269,8 +269,9 @@ def from_project_root(run: ParsedRun, project_root: Path) -> ParsedRun:
     """The run's node ids relative to the project's root, as a session started there names
     them: pytest names a test relative to its rootdir, which is the directory a session starts
     in when no config file is found above it (`cd tests && pytest`: `test_x.py::test_y` for
-    the `tests/test_x.py::test_y` of the session before). A run whose rootdir is the project's,
-    or not inside it (another machine's checkout), is as it was."""
+    the `tests/test_x.py::test_y` of the session before); its metadata's `rootdir` says where,
+    relative to the project's root. A run whose rootdir is the project's, or not inside it
+    (another machine's checkout), is as it was."""
     if run.root is None:
         return run
     try:
@@ -290,7 +291,9 @@ def from_project_root(run: ParsedRun, project_root: Path) -> ParsedRun:
             result, node_id=node_id, key=key_from_node_id(node_id), file=file
         )
 
-    return replace(run, results=tuple(rebased(r) for r in run.results))
+    # the session collected below the project's root: a part of its suite (cards.py)
+    metadata = {**run.metadata, "rootdir": below}
+    return replace(run, results=tuple(rebased(r) for r in run.results), metadata=metadata)
 
 
 def submission(run: ParsedRun, digest: str, name: str, options: IngestOptions) -> Submission:

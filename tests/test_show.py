@@ -523,16 +523,20 @@ def test_a_session_started_in_a_subdirectory_without_a_config_names_its_tests_as
 ) -> None:
     """No pytest config file: `cd tests && pytest` makes tests/ pytest's rootdir, and pytest
     names `tests/test_a.py::test_one` `test_a.py::test_one`. It is the same test: its history
-    goes on, nothing is new or gone."""
+    goes on, nothing is new, and the tests outside tests/ are not run, not gone."""
     root = write_project(
         tmp_path / "proj",
-        {"tests/test_a.py": "def test_one():\n    pass\n\ndef test_two():\n    assert 0\n"},
+        {
+            "tests/test_a.py": "def test_one():\n    pass\n\ndef test_two():\n    assert 0\n",
+            "docs/test_doc.py": "def test_example():\n    pass\n",
+        },
     )
     assert anvild("pytest", "-q", "-p", "no:randomly", cwd=root).returncode == 1
     ran = anvild("pytest", "-q", "-p", "no:randomly", "-rA", cwd=root / "tests")
     assert "PASSED test_a.py::test_one" in ran.stdout, ran.stdout + ran.stderr  # pytest's name
     card = json.loads(anvild("show", "--json", cwd=root).stdout)
-    assert (card["new_tests"], card["gone"], card["tests"]) == ([], [], 2)
+    # the docs' test was not run this time: tests/ is a part of the suite
+    assert (card["new_tests"], card["gone"], card["not_run"], card["tests"]) == ([], [], 1, 2)
     assert [f["entity_id"] for f in card["failures"]] == ["tests/test_a.py::test_two"]
     results = json.loads(anvild("history", "tests/test_a.py::test_one", "--json", cwd=root).stdout)
     assert [r["status"] for r in results] == ["PASSED", "PASSED"]
