@@ -98,6 +98,14 @@ def own_failure(longrepr_text: str | None) -> bool:
     return not (longrepr_text and _SUBTESTS_ONLY.fullmatch(longrepr_text.strip()))
 
 
+def joined(first: str | None, then: str | None, separator: str) -> str | None:
+    """Two texts of one result, either possibly absent, in one; a text already there once
+    (each rerun attempt of a subtests test writes the same failures again) is not repeated."""
+    if first and then and first not in then and then not in first:
+        return f"{first}{separator}{then}"
+    return (first if then is None or then in first else then) if first else then
+
+
 def last_line(text: str | None) -> str | None:
     """The last line of a text with content (pytest's summary of a traceback), clipped, without
     the `E   ` pytest marks a traceback's error lines with."""

@@ -80,15 +80,19 @@ class Watched:
 
 
 def watched_project(rootdir: Path) -> Watched | None:
-    """The watched project that holds rootdir, if any: the nearest with a WATCHED marker."""
+    """The watched project that holds rootdir, if any: the nearest with a WATCHED marker. A
+    marker that is there but cannot be read (`chmod 000 .anvil`) raises: the session is not
+    recorded, and says so, rather than passing for an unwatched one."""
     import json
 
     here = rootdir.resolve()
     for root in (here, *here.parents):
         try:
             marker = json.loads((root / WATCHED).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             continue
+        except OSError as exc:
+            raise OSError(f"cannot read {root / WATCHED}: {exc.strerror or exc}") from exc
         reports = marker.get("reports") if isinstance(marker, dict) else None
         globs = tuple(g for g in reports if isinstance(g, str)) if isinstance(reports, list) else ()
         return Watched(root, globs)

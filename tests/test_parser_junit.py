@@ -607,8 +607,8 @@ def test_a_testcase_repeated_stops_adding_text_once_its_result_is_full(
         joined += len(first or "") + len(then or "")
         return real(first, then, separator)
 
-    real = junit._joined
-    monkeypatch.setattr(junit, "_joined", counted)
+    real = junit.joined
+    monkeypatch.setattr(junit, "joined", counted)
     results = []
     for copies in (5_000, 20_000):
         joined = 0

@@ -16,7 +16,7 @@ import pytest
 from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
 from anvild_pytest.record import RECORD_DIR, record_path
-from tests.conftest import executions, status, wait_for, write_project
+from tests.conftest import bound_by_permissions, executions, status, wait_for, write_project
 
 TESTS = {
     "pytest.ini": "[pytest]\n",
@@ -312,6 +312,28 @@ def test_a_failure_inside_anvild_is_one_warning_line_and_the_run_goes_on(watched
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if "anvild" in line]
     assert len(said) == 1 and said[0].startswith("anvild: warning: "), said
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_watched_project_whose_marker_cannot_be_read_says_it_records_nothing(
+    watched: Path,
+) -> None:
+    """`chmod 000 .anvil`: the session is not recorded, and one warning line says so (it is not
+    taken for an unwatched project, silently); pytest's exit code and summary stay its own."""
+    command = bound_by_permissions([sys.executable, "-m", "pytest", "-q"])
+    alone = subprocess.run(command, cwd=watched, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "ANVILD_DISABLE": "1"})  # fmt: skip
+    (watched / ".anvil").chmod(0)
+    try:
+        proc = subprocess.run(command, cwd=watched, capture_output=True, text=True, timeout=120)
+    finally:
+        (watched / ".anvil").chmod(0o755)
+    assert (proc.returncode, _summary(proc)) == (alone.returncode, _summary(alone))
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "anvild" in line]
+    assert said == [
+        f"anvild: warning: not recording this session: OSError: cannot read"
+        f" {watched.resolve() / '.anvil' / 'watched.json'}: Permission denied"
+    ], said
+    assert records(watched) == []
 
 
 ODD = {

@@ -374,6 +374,8 @@ def test_show_on_real_pytest_runs_through_the_daemon(daemon: int, project: Path)
     proc = anvild("show", "test_total", cwd=suite)
     assert proc.returncode == 0, proc.stderr
     assert "newest first: F." in proc.stdout and "assert total() == 3" in proc.stdout
+    # two runs: their median, named as one
+    assert "(median of 2 runs), too few to compare" in proc.stdout, proc.stdout
 
 
 def test_a_runs_failures_are_listed_in_the_order_they_ran_each_with_its_start(

@@ -136,7 +136,7 @@ def _test(card: dict[str, Any]) -> None:
         if change["earlier_median"] is None:
             click.echo(
                 f"  duration ({change['space']}): {_seconds(change['recent_median'])} "
-                f"over {change['recent_runs']} runs, too few to compare"
+                f"(median of {counted(change['recent_runs'], 'run')}), too few to compare"
             )
             continue
         ratio = change["ratio"]

@@ -29,6 +29,7 @@ from anvild.records import (
     clip_name,
     clip_traceback,
     exit_status,
+    joined,
     last_line,
     moment,
     own_failure,
@@ -271,13 +272,15 @@ def _add_results(
         if took is not None and 0.0 <= took < _INF:
             total += took
             timed = True
-        if message is None and phase.outcome not in (None, "passed"):
-            message = phase.crash.message if phase.crash is not None else None
-            longrepr = phase.longrepr
-            if longrepr:
-                traceback = longrepr
-                if message is None:
-                    message = last_line(longrepr)
+        if phase.outcome not in (None, "passed"):
+            # a failed call and then a failed teardown: pytest prints both, the result keeps
+            # both, the call's first
+            said = phase.crash.message if phase.crash is not None else None
+            longrepr = phase.longrepr or None
+            if said is None:
+                said = last_line(longrepr)
+            message = joined(message, said, "\n")
+            traceback = joined(traceback, longrepr, "\n\n")
     failure = test.anvild_subtest_failure
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may

@@ -34,6 +34,7 @@ from anvild.records import (
     clip_message,
     clip_name,
     clip_traceback,
+    joined,
     moment,
     seconds,
 )
@@ -210,8 +211,8 @@ class _Verdict:
     def _join(
         self, message: str | None, traceback: str | None, then: str | None, then_tb: str | None
     ) -> None:
-        self.message = clip_message(_joined(message, then, "\n"))
-        self.traceback = clip_traceback(_joined(traceback, then_tb, "\n\n"))
+        self.message = clip_message(joined(message, then, "\n"))
+        self.traceback = clip_traceback(joined(traceback, then_tb, "\n\n"))
         self.full = len(self.message or "") >= MESSAGE_LIMIT and (
             self.traceback is None or len(self.traceback) >= TRACEBACK_LIMIT
         )
@@ -486,14 +487,6 @@ def _texts(outcome: _Outcome) -> tuple[str | None, str | None]:
     """An outcome's message and traceback."""
     _, attrs, text, stack = outcome
     return _message(attrs, text), _traceback(text, stack)
-
-
-def _joined(first: str | None, then: str | None, separator: str) -> str | None:
-    """Two texts of one result, either possibly absent, in one; a text already there once
-    (each rerun attempt of a subtests test writes the same failures again) is not repeated."""
-    if first and then and first not in then and then not in first:
-        return f"{first}{separator}{then}"
-    return (first if then is None or then in first else then) if first else then
 
 
 def _message(attrs: dict[str, str], text: str) -> str | None:

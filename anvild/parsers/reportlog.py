@@ -30,6 +30,7 @@ from anvild.records import (
     clip_name,
     clip_traceback,
     exit_status,
+    joined,
     last_line,
     moment,
     own_failure,
@@ -140,7 +141,12 @@ class _Attempt:
         # replaces it, and a teardown that fails after a failed call makes the test an error
         # (as pytest-json-report and the JUnit reading count it), the call's message kept
         if status == ERROR and self.status == FAILED:
+            # pytest prints both (`FAILED ... - the call's`, `ERROR ... - the teardown's`): the
+            # result keeps both, the call's first
+            message, traceback = _describe(report)
             self.status = ERROR
+            self.message = clip_message(joined(self.message, message, "\n"))
+            self.traceback = clip_traceback(joined(self.traceback, traceback, "\n\n"))
             return
         if status == FAILED and self.status == FAILED and self.by_subtest:
             # failed by a subtest, then by its own body too: pytest's FAILED line shows the
