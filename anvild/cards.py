@@ -208,6 +208,7 @@ _SELECTING = frozenset(
         "--maxfail",
     }
 )
+_STOPPING = frozenset({"-x", "--exitfirst", "--maxfail"})
 _VALUED = frozenset(
     {
         "-k",
@@ -264,7 +265,7 @@ def _selection(run: dict[str, Any]) -> bool:
     meta = _metadata(run.get("metadata"))
     return (
         selection(meta.get("pytest_args"))
-        or selection(meta.get("pytest_addopts"), paths=False)
+        or selection(meta.get("pytest_addopts"), added=True)
         or bool(meta.get("invocation_dir") or meta.get("rootdir"))
         or bool(_DESELECTED.search(pytest_summary(meta) or ""))
     )
@@ -293,10 +294,11 @@ def _whole_before(
     return before
 
 
-def selection(pytest_args: object, paths: bool = True) -> bool:
+def selection(pytest_args: object, added: bool = False) -> bool:
     """Whether a session's arguments (as the plugin records them, `pytest_args`) ran a
-    selection of the suite: paths or node ids (unless not paths), -k, -m, --lf, -x and the
-    like. Unknown (a report without them): False."""
+    selection of the suite: paths or node ids, -k, -m, --lf, -x and the like. Unknown (a report
+    without them): False. added: the options a config adds to every session (`addopts`), whose
+    paths are the suite itself and whose -x or --maxfail stop a run only when it fails."""
     import shlex
 
     if not isinstance(pytest_args, str):
@@ -311,12 +313,12 @@ def selection(pytest_args: object, paths: bool = True) -> bool:
             valued = False
             continue
         name = word.partition("=")[0]
-        if name in _SELECTING:
+        if name in _SELECTING and not (added and name in _STOPPING):
             return True
         if word.startswith("-"):
             valued = "=" not in word and name in _VALUED
             continue
-        if paths:
+        if not added:
             return True  # a path or a node id
     return False
 

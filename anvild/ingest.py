@@ -272,11 +272,11 @@ def from_project_root(run: ParsedRun, project_root: Path) -> ParsedRun:
     the `tests/test_x.py::test_y` of the session before); its metadata's `rootdir` says where,
     relative to the project's root. A run whose rootdir is the project's, or not inside it
     (another machine's checkout), is as it was."""
-    if run.root is None:
-        return run
+    if run.root is None or not run.root.startswith("/"):
+        return run  # none, or not a path of this machine (a Windows runner's `C:\\...`)
     try:
         below = Path(run.root).resolve().relative_to(project_root.resolve()).as_posix()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # outside; unreadable; a symlink loop
         return run
     if below == ".":
         return run
@@ -285,7 +285,8 @@ def from_project_root(run: ParsedRun, project_root: Path) -> ParsedRun:
     def rebased(result: TestResult) -> TestResult:
         if result.node_id.startswith("::"):
             return result
-        node_id = clip_name(f"{below}/{result.node_id}")
+        # pytest 9 names its rootdir's own Dir node "."
+        node_id = below if result.node_id == "." else clip_name(f"{below}/{result.node_id}")
         file = None if result.file is None else clip_name(f"{below}/{result.file}")
         return msgspec.structs.replace(
             result, node_id=node_id, key=key_from_node_id(node_id), file=file

@@ -60,7 +60,12 @@ def _configure(config: pytest.Config) -> None:
         return  # off, or an xdist worker: its controller sees every report and records
     if config.option.collectonly:
         return  # test discovery (an IDE listing tests) is not a run
-    project = watched_project(config.rootpath)
+    try:
+        project = watched_project(config.rootpath)
+    except OSError:
+        if not given:
+            raise
+        project = None  # `anvild pytest` asked for its record at a path of its own
     session = Session(config, Path(given) if given else None, project)
     config.pluginmanager.register(session, "anvild-session")
 
@@ -92,11 +97,21 @@ def watched_project(rootdir: Path) -> Watched | None:
         except (FileNotFoundError, NotADirectoryError, ValueError):
             continue
         except OSError as exc:
+            if not _own(root / WATCHED.parent):
+                continue  # another user's project (a shared checkout): theirs to record
             raise OSError(f"cannot read {root / WATCHED}: {exc.strerror or exc}") from exc
         reports = marker.get("reports") if isinstance(marker, dict) else None
         globs = tuple(g for g in reports if isinstance(g, str)) if isinstance(reports, list) else ()
         return Watched(root, globs)
     return None
+
+
+def _own(path: Path) -> bool:
+    """Whether path belongs to the user running the session."""
+    try:
+        return path.stat().st_uid == os.getuid()
+    except (OSError, AttributeError):  # gone, or no uids (Windows)
+        return False
 
 
 def _reason(exc: BaseException) -> str:
@@ -130,6 +145,9 @@ class Session:
         self.subtest_failures: dict[str, tuple[str | None, str | list[Any] | None]] = {}
         # the quarantine (anvild_pytest.quarantine): its failures alone do not fail the session
         self.quarantined: set[str] = set()
+        # the session's node ids as the project names them (anvild.ingest.from_project_root):
+        # pytest names a test relative to its rootdir, the history relative to the project root
+        self.project_prefix = ""
         self.quarantined_failures: set[str] = set()
         self.other_failures = 0
         self.quarantine_problem: str | None = None
@@ -241,24 +259,31 @@ class Session:
         that directory, not `testpaths`)."""
         import shlex
 
-        context = {}
-        added = [*self.config.getini("addopts"), *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
-        if added:
-            context["pytest_addopts"] = shlex.join(map(str, added))
-        here, root = Path(self.config.invocation_params.dir), self.config.rootpath
-        with contextlib.suppress(ValueError):  # started outside the rootdir: its args chose
+        context: dict[str, str] = {}
+        try:  # a context half read is no reason to lose the session's metadata
+            added = [
+                *self.config.getini("addopts"),
+                *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+            ]
+            if added:
+                context["pytest_addopts"] = shlex.join(map(str, added))
+            here, root = Path(self.config.invocation_params.dir), self.config.rootpath
             below = here.resolve().relative_to(root.resolve()).as_posix()
             if below != ".":
                 context["invocation_dir"] = below
+        except Exception:  # started outside the rootdir (its args chose), or pytest's own
+            pass
         return context
 
     def _read_quarantine(self) -> None:
         from datetime import datetime, timezone
 
-        from anvild_pytest.quarantine import load
+        from anvild_pytest.quarantine import load, project_root
 
         try:
             loaded = load(self.config.rootpath, datetime.now(timezone.utc).date())  # noqa: UP017 (3.8)
+            below = self.config.rootpath.resolve().relative_to(project_root(self.config.rootpath))
+            self.project_prefix = "" if below == Path() else f"{below.as_posix()}/"
         except Exception as exc:
             self.quarantine_problem = _reason(exc)
             return
@@ -290,7 +315,7 @@ class Session:
         # called three times a test: the guard written out, no context manager per call
         try:
             if report.failed:  # a rerun attempt is "rerun", not failed: only the last word
-                if report.nodeid in self.quarantined:
+                if self.project_prefix + report.nodeid in self.quarantined:
                     self.quarantined_failures.add(report.nodeid)
                 else:
                     self.other_failures += 1

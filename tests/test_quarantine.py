@@ -108,6 +108,19 @@ def test_expiry_holds_through_its_last_day_by_a_passed_clock(project: Path) -> N
     assert FAILS not in api.quarantine_file(target, clock=lambda: next_morning)
 
 
+def test_a_session_whose_rootdir_is_below_the_project_honours_its_quarantine(
+    project: Path,
+) -> None:
+    """No pytest config: `cd tests && pytest` makes tests/ pytest's rootdir and names the test
+    `test_q.py::test_fails`; the quarantine names it as the project's history does."""
+    q(project, "add", FAILS)
+    q(project, "add", ALSO_FAILS)
+    proc = pytest_run(project / "tests", "-rf")
+    assert "FAILED test_q.py::test_fails" in proc.stdout, proc.stdout  # pytest's own name
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "anvild: 2 quarantined tests failed" in proc.stdout
+
+
 def test_the_committed_file_form_works_without_a_database(project: Path, tmp_path: Path) -> None:
     q(project, "add", FAILS, "--reason", "flaky  on\tCI", "--until", "2999-12-31")
     q(project, "add", ALSO_FAILS)

@@ -46,6 +46,13 @@ CASES = {
         def test_fails_then_teardown_errors(breaks_on_teardown):
             assert False, "call broke first"
 
+        @pytest.fixture
+        def breaks_on_setup():
+            raise RuntimeError("setup broke")
+
+        def test_setup_and_teardown_error(breaks_on_teardown, breaks_on_setup):
+            pass
+
         @pytest.mark.flaky(reruns=1)  # pytest-rerunfailures
         def test_flaky():
             marker = Path(os.environ["FLAKY_MARKER"])
@@ -83,6 +90,17 @@ CASES = {
             with subtests.test(msg="first"):
                 assert False, "a subtest broke"
             assert False, "the body broke too"
+
+        import pytest
+
+        @pytest.fixture
+        def teardown_breaks():
+            yield
+            raise RuntimeError("its teardown broke")
+
+        def test_subtest_then_teardown_fail(subtests, teardown_breaks):
+            with subtests.test(msg="one"):
+                assert False, "a subtest failed"
     """,
     "tests/test_module_skip.py": """
         import pytest
@@ -98,6 +116,7 @@ EXPECTED = {
     "tests/test_cases.py::test_passes": [PASSED],
     "tests/test_cases.py::test_fails": [FAILED],
     "tests/test_cases.py::test_fails_then_teardown_errors": [ERROR],
+    "tests/test_cases.py::test_setup_and_teardown_error": [ERROR],
     "tests/test_cases.py::test_flaky": [RERUN, PASSED],
     "tests/test_cases.py::test_skipped": [SKIPPED],
     "tests/test_cases.py::test_xfails": [XFAILED],
@@ -105,12 +124,18 @@ EXPECTED = {
     "tests/test_subtests.py::Numbers::test_all_subtests_pass": [PASSED],
     "tests/test_subtests.py::test_fixture_subtest_fails": [FAILED],
     "tests/test_subtests.py::test_subtest_then_its_body_fail": [FAILED],
+    "tests/test_subtests.py::test_subtest_then_teardown_fail": [ERROR],
     "tests/test_module_skip.py": [SKIPPED],
 }
 MESSAGES = {
     "tests/test_cases.py::test_fails": "one is not two",
     # pytest prints both its FAILED line (the call's) and its ERROR line (the teardown's)
     "tests/test_cases.py::test_fails_then_teardown_errors": ("call broke first", "teardown broke"),
+    "tests/test_cases.py::test_setup_and_teardown_error": ("setup broke", "teardown broke"),
+    "tests/test_subtests.py::test_subtest_then_teardown_fail": (
+        "a subtest failed",
+        "its teardown broke",
+    ),
     "tests/test_subtests.py::Numbers::test_one_subtest_fails": "i is one",
     "tests/test_subtests.py::test_fixture_subtest_fails": "only zero passes",
     # its own body's error, as pytest's FAILED line shows it (its subtest's has a line of its own)
@@ -193,13 +218,16 @@ def test_each_test_as_pytest_counted_it(tmp_path: Path, path: str, verbosity: st
     counts, seconds = summary(proc)
     # pytest counts failed subtests and a failing teardown on their own too ("5 failed, 4
     # passed, ..., 1 error"); per test it is one verdict
-    assert "2 skipped, 1 xfailed, 1 error" in counts and counts.endswith("1 rerun"), counts
+    assert "2 skipped, 1 xfailed, 4 errors" in counts and counts.endswith("1 rerun"), counts
     run = read(root, path)
     assert by_test(run) == EXPECTED
     messages = {r.node_id: r.message or "" for r in run.results if r.node_id in MESSAGES}
     for node_id, texts in MESSAGES.items():
+        said = messages[node_id]
         for text in (texts,) if isinstance(texts, str) else texts:
-            assert text in messages[node_id], (node_id, messages[node_id])
+            assert text in said, (node_id, said)
+        if not isinstance(texts, str):  # in the order pytest printed them
+            assert [said.index(text) for text in texts] == sorted(said.index(t) for t in texts)
     assert run.exit_code == 1 and not run.interrupted
     if path == "record":
         assert run.duration == pytest.approx(seconds, rel=0.05, abs=0.02)

@@ -264,8 +264,8 @@ def _add_results(
     if status is None:
         status = map_outcome(outcome, path)
     total, timed = 0.0, False
-    message = traceback = None
-    for phase in (setup, call, teardown):
+    texts: dict[str, tuple[str | None, str | None]] = {}  # by phase, those that did not pass
+    for name, phase in (("setup", setup), ("call", call), ("teardown", teardown)):
         if phase is None:
             continue
         took = phase.duration  # as seconds(): finite and not negative, else not counted
@@ -273,14 +273,9 @@ def _add_results(
             total += took
             timed = True
         if phase.outcome not in (None, "passed"):
-            # a failed call and then a failed teardown: pytest prints both, the result keeps
-            # both, the call's first
             said = phase.crash.message if phase.crash is not None else None
             longrepr = phase.longrepr or None
-            if said is None:
-                said = last_line(longrepr)
-            message = joined(message, said, "\n")
-            traceback = joined(traceback, longrepr, "\n\n")
+            texts[name] = (said if said is not None else last_line(longrepr), longrepr)
     failure = test.anvild_subtest_failure
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
@@ -290,8 +285,14 @@ def _add_results(
         own = call is not None and call.outcome == "failed" and own_failure(call.longrepr)
         status = status if status == ERROR else FAILED
         if not own:
-            message = failure.message or last_line(failure.longrepr)
-            traceback = failure.longrepr or traceback
+            said = failure.message or last_line(failure.longrepr)
+            texts["call"] = (said, failure.longrepr or texts.get("call", (None, None))[1])
+    # a failed setup or call, then a failed teardown: pytest prints a line for each, the result
+    # keeps both, the first first
+    message = traceback = None
+    for name in ("setup", "call", "teardown") if texts else ():  # a passed test: none
+        said, longrepr = texts.get(name, (None, None))
+        message, traceback = joined(message, said, "\n"), joined(traceback, longrepr, "\n\n")
     if status in _QUIET:
         message = traceback = None
     else:

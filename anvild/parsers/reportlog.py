@@ -137,12 +137,11 @@ class _Attempt:
             status = (XPASSED if xfail else PASSED) if when == "call" else None
         else:
             status = map_outcome(outcome, path)  # a plugin's own word: logged, never a pass
-        # the first failure of an attempt is its verdict and its message; only a rerun mark
-        # replaces it, and a teardown that fails after a failed call makes the test an error
-        # (as pytest-json-report and the JUnit reading count it), the call's message kept
-        if status == ERROR and self.status == FAILED:
-            # pytest prints both (`FAILED ... - the call's`, `ERROR ... - the teardown's`): the
-            # result keeps both, the call's first
+        # the first failure of an attempt is its verdict and its message; a rerun mark replaces
+        # it, a failed body replaces a subtest's (below), and a teardown that fails after a
+        # failed setup or call makes the test an error (as pytest-json-report and the JUnit
+        # reading count it) with both messages, the first first: pytest prints a line for each
+        if status == ERROR and self.status in (FAILED, ERROR):
             message, traceback = _describe(report)
             self.status = ERROR
             self.message = clip_message(joined(self.message, message, "\n"))
