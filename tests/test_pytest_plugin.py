@@ -336,6 +336,24 @@ def test_a_watched_project_whose_marker_cannot_be_read_says_it_records_nothing(
     assert records(watched) == []
 
 
+def test_anvild_pytest_keeps_its_record_where_the_marker_cannot_be_read(
+    watched: Path, tmp_path: Path
+) -> None:
+    """The record `anvild pytest` asks for (`--anvild-record`) is written whatever the project's
+    marker says: the session is recorded at the path given."""
+    record = tmp_path / "asked.jsonl"
+    command = bound_by_permissions(
+        [sys.executable, "-m", "pytest", "-q", f"--anvild-record={record}"]
+    )
+    (watched / ".anvil").chmod(0)
+    try:
+        proc = subprocess.run(command, cwd=watched, capture_output=True, text=True, timeout=120)
+    finally:
+        (watched / ".anvil").chmod(0o755)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert parse_report(record).counts()["PASSED"] >= 1, proc.stdout + proc.stderr
+
+
 ODD = {
     "pytest.ini": "[pytest]\n",
     "test_odd.py": """
