@@ -278,11 +278,11 @@ class Session:
     def _read_quarantine(self) -> None:
         from datetime import datetime, timezone
 
-        from anvild_pytest.quarantine import load, project_root
+        from anvild_pytest.quarantine import load
 
         try:
             loaded = load(self.config.rootpath, datetime.now(timezone.utc).date())  # noqa: UP017 (3.8)
-            below = self.config.rootpath.resolve().relative_to(project_root(self.config.rootpath))
+            below = self.config.rootpath.resolve().relative_to(loaded.root)
             self.project_prefix = "" if below == Path() else f"{below.as_posix()}/"
         except Exception as exc:
             self.quarantine_problem = _reason(exc)

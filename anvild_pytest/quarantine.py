@@ -37,6 +37,7 @@ _QUERY = (
 class Loaded:
     """The session's quarantine: the node ids in force, and the sources that could not be read."""
 
+    root: Path  # the project's root it was read from (project_root)
     ids: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
@@ -108,8 +109,8 @@ def _from_database(path: Path, root: Path) -> list[tuple[str, str | None]]:
 def load(rootdir: Path, today: date) -> Loaded:
     """Every entry in force today, from every source found; a source that exists and cannot
     be read is a problem, never an exception."""
-    loaded = Loaded()
     root = project_root(rootdir)
+    loaded = Loaded(root=root)
     sources = (
         (root / FILE_NAME, lambda p: parse_file(p.read_text(encoding="utf-8"))),
         (root / MIRROR, lambda p: _from_mirror(p.read_text(encoding="utf-8"))),
