@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
 import math
@@ -118,6 +119,26 @@ def last_line(text: str | None) -> str | None:
 
 
 _ERROR_MARK = "E   "
+
+# pytest's text of a skip is the repr of (path, line, "Skipped: reason"); past this size it is
+# no such tuple, and not parsed
+SKIP_TEXT_LIMIT = 8192
+
+
+def skip_reason(text: str | None) -> str | None:
+    """The reason in pytest's text of a skip, ('path', line, 'Skipped: reason'), as pytest's
+    terminal shows it (without "Skipped: "); None for any other text. pytest-json-report and
+    pytest's JUnit XML write a skip's (path, line, reason) so; the reason may hold quotes and
+    brackets of its own."""
+    if not text or len(text) > SKIP_TEXT_LIMIT or not text.startswith("("):
+        return None
+    try:
+        where = ast.literal_eval(text)  # literals only: never runs what a report holds
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(where, tuple) or len(where) != 3 or not isinstance(where[2], str):
+        return None
+    return clip_message(where[2].removeprefix("Skipped: "))
 
 
 def seconds(value: object) -> float | None:

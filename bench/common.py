@@ -195,8 +195,13 @@ def run_process(args: list[str], env: dict[str, str], cwd: Path | None = None) -
 
 
 def json_load(path: Path) -> None:
+    """A report read as a reader must at least: json.load, or json.loads per line (.jsonl)."""
     with path.open() as handle:
-        json.load(handle)
+        if path.suffix == ".jsonl":
+            for line in handle:
+                json.loads(line)
+        else:
+            json.load(handle)
 
 
 def db_bytes(db: Path) -> int:
@@ -300,15 +305,20 @@ def reports_dir() -> Path:
     return BENCH / "out" / f"reports-{digest}"
 
 
-def report_files(n_tests: int, variants: range) -> list[Path]:
+def report_files(n_tests: int, variants: range, kind: str = "json") -> list[Path]:
+    """The generated runs of a suite: pytest-json-report documents, or (kind "record") the
+    same runs as anvild's session records."""
     directory = reports_dir()
-    paths = [directory / f"report-{n_tests}-v{v}.json" for v in variants]
+    suffix, write = (
+        (".jsonl", generate.write_record) if kind == "record" else (".json", generate.write_report)
+    )
+    paths = [directory / f"{kind}-{n_tests}-v{v}{suffix}" for v in variants]
     if not all(p.exists() for p in paths):
         suite = generate.build_suite(n_tests)
         for variant, path in zip(variants, paths, strict=True):
             if not path.exists():
                 tmp = path.with_suffix(".tmp")
-                generate.write_report(tmp, suite, variant)
+                write(tmp, suite, variant)
                 tmp.replace(path)
     return paths
 

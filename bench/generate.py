@@ -15,6 +15,7 @@ separators and no indentation, keys in its order.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import random
@@ -334,6 +335,58 @@ def report(suite: Suite, variant: int = 1, seed: int = 1) -> dict[str, Any]:
         "collectors": suite.collectors,
         "tests": tests,
     }
+
+
+def _phase_line(nodeid: str, when: str, phase: dict[str, Any], start: float) -> dict[str, Any]:
+    """One TestReport line of anvild's session record for a pytest-json-report phase."""
+    line: dict[str, Any] = {
+        "$report_type": "TestReport", "nodeid": nodeid, "when": when,
+        "outcome": phase["outcome"], "duration": phase["duration"],
+        "start": start, "stop": start + phase["duration"],
+    }  # fmt: skip
+    if when == "call" and phase["outcome"] == "skipped":  # an xfail, as pytest reports it
+        line["wasxfail"] = ""
+    text = phase.get("longrepr")
+    if text is not None:
+        if text.startswith("('"):  # a skip: (path, line, reason), as the record lists it
+            line["longrepr"] = list(ast.literal_eval(text))
+        else:
+            line["longrepr"] = text
+            line["crash"] = phase["crash"]["message"]
+    return line
+
+
+def record(suite: Suite, variant: int = 1, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """The same run as anvild's session record writes it (anvild_pytest.record): a line per
+    phase, each with its start and stop, one after the other from the session's start."""
+    document = report(suite, variant, seed)
+    started = document["created"] - document["duration"]
+    yield {
+        "$report_type": "SessionStart", "pytest_version": "9.2.0",
+        "anvild": {"record": 1, "session_id": f"{seed:08x}{variant:024x}", "started_at": started,
+                   "root": ROOT, "origin": "ci", "hostname": "ci-runner"},
+    }  # fmt: skip
+    clock = started + 0.5  # collection
+    for item in document["tests"]:
+        for when in ("setup", "call", "teardown"):
+            phase = item.get(when)
+            if phase is not None:
+                yield _phase_line(item["nodeid"], when, phase, clock)
+                clock += phase["duration"] + 0.000_05
+    yield {
+        "$report_type": "SessionFinish", "exitstatus": document["exitcode"],
+        "anvild": {"started_at": started, "finished_at": clock, "duration": clock - started,
+                   "xdist_workers": None, "errors": 0},
+    }  # fmt: skip
+
+
+def write_record(path: Path, suite: Suite, variant: int = 1, seed: int = 1) -> Path:
+    """Write one run as anvild's session record to path (JSON lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for line in record(suite, variant, seed):
+            out.write(json.dumps(line) + "\n")
+    return path
 
 
 def write_report(path: Path, suite: Suite, variant: int = 1, seed: int = 1) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import peewee
 import pytest
+from msgspec.structs import replace
 
 from anvild.errors import DatabaseError, SchemaTooNew
 from anvild.identity import key_from_node_id
@@ -488,3 +489,136 @@ def test_the_log_is_copied_into_the_database_when_the_owner_idles_or_after_busy_
     # every job found the next one waiting: none idled, yet the file grew once the jobs ran on
     assert sizes[-1] > sizes[0], sizes
     assert sizes[: BUSY_JOBS - 2] == [sizes[0]] * (BUSY_JOBS - 2)
+
+
+def _started(node_id: str, at: float, status: str = PASSED) -> TestResult:
+    return replace(result(node_id, status), started=at)
+
+
+# A session 40 minutes long, started at a real epoch (floats lose µs past 2**31 s of them)
+SESSION = 1_796_000_000.0
+STARTS = {"t.py::first": SESSION + 0.000_001, "t.py::later": SESSION + 2400.123_456}
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_a_results_start_is_kept_to_the_microsecond_and_read_back_as_when_it_started(
+    backend_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Stored as microseconds after its run's start (3 or 4 bytes in a SQLite row, not an
+    8-byte epoch); history gives the time itself, a result without one its run's start."""
+    owner = request.getfixturevalue("owner" if backend_name == "sqlite" else "pg_owner")
+    results = [_started(node, at) for node, at in STARTS.items()]
+    results.append(result("t.py::untold", PASSED))
+    owner.run(lambda db: store_run(db, submission(results, "s", SESSION)))
+    stored = rows(
+        owner,
+        "SELECT t.entity_id, h.timestamp FROM execution_history h JOIN test t ON t.id = h.test_id"
+        " ORDER BY t.entity_id",
+    )
+    assert stored == [
+        ("t.py::first", 1.0),
+        ("t.py::later", 2_400_123_456.0),
+        ("t.py::untold", None),
+    ]
+    for node, expected in {**STARTS, "t.py::untold": SESSION}.items():
+        test = rows(owner, f"SELECT id FROM test WHERE entity_id = '{node}'")[0][0]
+        [row] = owner.run(lambda db, t=test: queries.test_history(t, 10))
+        assert row["timestamp"] == pytest.approx(expected, abs=1e-6), node
+
+
+def _history_bytes(tmp_path: Path, name: str, started: bool) -> int:
+    """The pages of execution_history after 20 runs of a known 1,000-test suite."""
+    url = str(tmp_path / name / "history.db")
+    with Owner(url, tmp_path / name / "state").open() as owner:
+        for n in range(21):
+            at = SESSION + n * 3600
+            results = [
+                _started(f"t.py::test_{i}", at + i * 0.002_7)
+                if started
+                else result(f"t.py::test_{i}", PASSED)
+                for i in range(1000)
+            ]
+            sub = submission(results, f"r{n}", at)
+            owner.run(lambda db, s=sub: store_run(db, s))
+        [(size,)] = rows(owner, "SELECT SUM(pgsize) FROM dbstat WHERE name = 'execution_history'")
+    forget(url)
+    return size
+
+
+def test_a_kept_start_costs_a_sqlite_row_at_most_four_bytes(tmp_path: Path) -> None:
+    with sqlite3.connect(":memory:") as probe:
+        try:
+            probe.execute("SELECT 1 FROM dbstat").fetchall()
+        except sqlite3.OperationalError:
+            pytest.skip("this SQLite is built without the dbstat table")
+    without = _history_bytes(tmp_path, "untold", started=False)
+    kept = _history_bytes(tmp_path, "kept", started=True)
+    assert 0 < (kept - without) / 21_000 <= 4.0, (kept, without)
+
+
+def _before_step(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Open databases as the anvild before the schema step `name` did."""
+    names = [step for step, _ in migrations.STEPS]
+    before = migrations.STEPS[: names.index(name)]
+    monkeypatch.setattr(migrations, "STEPS", before)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(before))
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_starts_stored_as_epoch_seconds_become_offsets(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A database of the schema before the step "starts as offsets" kept epoch seconds."""
+    url = str(tmp_path / "h.db") if backend_name == "sqlite" else request.getfixturevalue("pg_url")
+    _before_step(monkeypatch, "starts as offsets")
+    with Owner(url, tmp_path / "old").open() as old:
+        results = [_started(node, at) for node, at in STARTS.items()]
+        old.run(lambda db: store_run(db, submission(results, "s", SESSION)))
+        for node, at in STARTS.items():  # as the code of that schema wrote them
+            sql = (
+                f"UPDATE execution_history SET timestamp = {at!r}"
+                f" WHERE test_id = (SELECT id FROM test WHERE entity_id = '{node}')"
+            )
+            old.run(lambda db, sql=sql: db.execute_sql(sql))
+    forget(url)
+    monkeypatch.undo()
+    with Owner(url, tmp_path / "new").open() as new:
+        stored = rows(new, "SELECT timestamp FROM execution_history ORDER BY timestamp")
+        assert stored == [(1.0,), (2_400_123_456.0,)]
+        steps = rows(new, "SELECT name FROM anvild_schema ORDER BY version")
+        assert ("starts as offsets",) in steps and steps[-1] == (migrations.STEPS[-1][0],)
+    forget(url)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_skips_stored_with_pytest_json_reports_text_say_their_reason(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Before the step "skip reasons" a skip read from pytest-json-report kept the text of
+    pytest's (path, line, reason): after it, the reason, as every other reader keeps it."""
+    url = str(tmp_path / "h.db") if backend_name == "sqlite" else request.getfixturevalue("pg_url")
+    _before_step(monkeypatch, "skip reasons")
+    texts = {
+        "t.py::told": "('/p/t.py', 3, \"Skipped: it's (not) here\")",
+        "t.py::other": "no tuple at all",  # not pytest's text of a skip: left as it is
+    }
+    with Owner(url, tmp_path / "old").open() as old:
+        skips = [replace(result(node, SKIPPED), message=text) for node, text in texts.items()]
+        failed = replace(result("t.py::failed", FAILED), message="('x', 1, 'Skipped: no')")
+        old.run(lambda db: store_run(db, submission([*skips, failed], "s", SESSION)))
+    forget(url)
+    monkeypatch.undo()
+    with Owner(url, tmp_path / "new").open() as new:
+        stored = rows(
+            new,
+            "SELECT t.entity_id, h.message FROM execution_history h"
+            " JOIN test t ON t.id = h.test_id ORDER BY t.entity_id",
+        )
+    assert stored == [
+        ("t.py::failed", "('x', 1, 'Skipped: no')"),  # a failure's message is its own
+        ("t.py::other", "no tuple at all"),
+        ("t.py::told", "it's (not) here"),
+    ]
+    forget(url)

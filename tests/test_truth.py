@@ -61,7 +61,7 @@ CASES = {
                 assert False, "first attempt fails"
 
         def test_skipped():
-            pytest.skip("not here")
+            pytest.skip("not here (it's CI)")
 
         @pytest.mark.xfail(reason="known")
         def test_xfails():
@@ -142,6 +142,9 @@ MESSAGES = {
     "tests/test_subtests.py::test_subtest_then_its_body_fail": "the body broke too",
     "tests/test_module_skip.py": "a_module_nobody_has",
 }
+# Whole messages: a skip's reason as pytest's `-rs` line prints it (pytest-json-report writes
+# a skip as the text of its (path, line, reason)); the reason's quote and brackets its own.
+EXACT = {"tests/test_cases.py::test_skipped": "not here (it's CI)"}
 # Variables of the outer session that would change what an inner one does.
 UNSET = ("ANVILD_DISABLE", "ANVILD_CONFIG", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "CI",
          "GITHUB_ACTIONS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")  # fmt: skip
@@ -221,7 +224,8 @@ def test_each_test_as_pytest_counted_it(tmp_path: Path, path: str, verbosity: st
     assert "2 skipped, 1 xfailed, 4 errors" in counts and counts.endswith("1 rerun"), counts
     run = read(root, path)
     assert by_test(run) == EXPECTED
-    messages = {r.node_id: r.message or "" for r in run.results if r.node_id in MESSAGES}
+    messages = {r.node_id: r.message or "" for r in run.results}
+    assert {node_id: messages[node_id] for node_id in EXACT} == EXACT
     for node_id, texts in MESSAGES.items():
         said = messages[node_id]
         for text in (texts,) if isinstance(texts, str) else texts:

@@ -34,6 +34,7 @@ from anvild.records import (
     moment,
     own_failure,
     seconds,
+    skip_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -155,18 +156,13 @@ def _collector_results(collectors: object, path: Path) -> list[TestResult]:
             node_id=node_id,
             key=key_from_node_id(node_id),
             status=ERROR if outcome == "failed" else SKIPPED,
-            message=_skip_reason(longrepr) if outcome == "skipped" else last_line(longrepr),
+            message=(skip_reason(longrepr) or last_line(longrepr))
+            if outcome == "skipped"
+            else last_line(longrepr),
             traceback=clip_traceback(longrepr) if outcome == "failed" else None,
             file=node_id.split("::", 1)[0],
         )
     return list(results.values())
-
-
-def _skip_reason(longrepr: str | None) -> str | None:
-    """A skipped collector's reason: pytest-json-report writes its (path, line, reason)."""
-    if longrepr and longrepr.startswith("(") and "Skipped: " in longrepr:
-        return clip_message(longrepr[longrepr.index("Skipped: ") + 9 :].rstrip("')\""))
-    return last_line(longrepr)
 
 
 # A test as anvild reads it, decoded by msgspec: the fields it stores, nothing else. Outcomes
@@ -275,7 +271,9 @@ def _add_results(
         if phase.outcome not in (None, "passed"):
             said = phase.crash.message if phase.crash is not None else None
             longrepr = phase.longrepr or None
-            texts[name] = (said if said is not None else last_line(longrepr), longrepr)
+            if said is None:  # a skip's text is its (path, line, reason): the reason says it
+                said = (phase.outcome == "skipped" and skip_reason(longrepr)) or last_line(longrepr)
+            texts[name] = (said, longrepr)
     failure = test.anvild_subtest_failure
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from anvild.records import (
     joined,
     moment,
     seconds,
+    skip_reason,
 )
 
 SUITE_TAGS = frozenset({"testsuites", "testsuite"})
@@ -54,7 +54,6 @@ XFAIL_TYPE = "pytest.xfail"
 # pytest's message for a module skipped at collection (importorskip, allow_module_level); the
 # reason is in the element's text, the repr of a (path, line, reason) tuple.
 COLLECTION_SKIPPED = "collection skipped"
-SKIP_TEXT_LIMIT = 8192
 # Surefire copies every system property (the class path included) into each file.
 PROPERTY_LIMIT = 64
 PROPERTY_VALUE_LIMIT = 256
@@ -493,23 +492,10 @@ def _message(attrs: dict[str, str], text: str) -> str | None:
     """An outcome's message attribute, else the first line of its text, clipped."""
     message = attrs.get("message")
     if message == COLLECTION_SKIPPED:
-        message = _skip_reason(text) or message
+        message = skip_reason(text) or message
     if not message:
         message = text.strip().partition("\n")[0]
     return clip_message(message)
-
-
-def _skip_reason(text: str | None) -> str | None:
-    """The reason in pytest's text of a module-level skip: ('path', line, 'Skipped: reason')."""
-    if not text or len(text) > SKIP_TEXT_LIMIT or not text.startswith("("):
-        return None
-    try:
-        where = ast.literal_eval(text)  # literals only: never runs what a report holds
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if not isinstance(where, tuple) or len(where) != 3 or not isinstance(where[2], str):
-        return None
-    return where[2].removeprefix("Skipped: ")
 
 
 def _traceback(text: str, stack: str | None) -> str | None:

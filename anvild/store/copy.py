@@ -11,7 +11,7 @@ from pathlib import Path
 from anvild.errors import DatabaseError, UsageError
 from anvild.provenance import Provenance
 from anvild.records import ParsedRun, TestResult
-from anvild.store import quarantine, queries
+from anvild.store import quarantine, queries, starts
 from anvild.store.database import open_database
 from anvild.store.models import Entity, Execution, ExecutionHistory, Project
 from anvild.store.owner import Owner
@@ -50,7 +50,8 @@ def _runs_of(project: Project) -> Iterator[Submission]:
         )
         results = tuple(
             TestResult(node_id, key, status, duration, attempt, message, None, file, started)
-            for node_id, key, file, status, duration, attempt, message, started in rows
+            for node_id, key, file, status, duration, attempt, message, start in rows
+            for started in (starts.started(execution.started_at, start),)
         )
         metadata = json.loads(execution.metadata or "{}")
         run = ParsedRun(

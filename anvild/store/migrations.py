@@ -8,7 +8,8 @@ from collections.abc import Callable
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.store import backend, keys, order, queries
+from anvild.records import SKIPPED, skip_reason
+from anvild.store import backend, keys, order, queries, starts
 from anvild.store.models import MODELS, QuarantineEntry, SchemaMigration
 
 
@@ -45,6 +46,25 @@ def _quarantine_table(db: Database) -> None:
     db.create_tables([QuarantineEntry], safe=True)
 
 
+def _skip_reasons(db: Database) -> None:
+    """A skip read from pytest-json-report kept the text of pytest's (path, line, reason) as its
+    message; every other reader keeps the reason, as pytest's `-rs` line prints it
+    (records.skip_reason): the skips stored before say theirs too."""
+    p = db.param
+    rows = db.execute_sql(
+        'SELECT "project_id", "execution_id", "test_id", "attempt", "message"'
+        f' FROM "execution_history" WHERE "status" = {p} AND "message" LIKE {p}',
+        (SKIPPED, "(%Skipped: %)"),
+    ).fetchall()
+    said = [(reason, *row[:4]) for *row, text in rows if (reason := skip_reason(text))]
+    backend.bulk_execute(
+        db,
+        f'UPDATE "execution_history" SET "message" = {p} WHERE "project_id" = {p}'
+        f' AND "execution_id" = {p} AND "test_id" = {p} AND "attempt" = {p}',
+        said,
+    )
+
+
 # Append new steps at the end; never edit or reorder a step that has shipped.
 STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("create tables", _create_tables),
@@ -56,6 +76,8 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("keys by project", keys.keys_by_project),
     ("lean writes", keys.lean_writes),
     ("tests unchecked", keys.tests_unchecked),
+    ("starts as offsets", starts.starts_as_offsets),
+    ("skip reasons", _skip_reasons),
 )
 
 SCHEMA_VERSION = len(STEPS)

@@ -145,7 +145,8 @@ class ExecutionHistory(BaseModel):
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     # 32 bits (SMALLINT in databases made before the step 'history attempt as integer')
     attempt = IntegerField(default=0)
-    timestamp = DoubleField(null=True)  # NULL: the execution's started_at
+    # when it started: microseconds after the execution's started_at (store.starts); NULL: at it
+    timestamp = DoubleField(null=True)
     status = TextField()
     duration = DoubleField(null=True)
     message = TextField(null=True)

@@ -7,7 +7,7 @@ from typing import Any
 from peewee import JOIN, Database, fn
 
 from anvild.records import FAILING, NOT_EXECUTED, PASSING, Status
-from anvild.store import order
+from anvild.store import order, starts
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (
     Entity,
@@ -111,7 +111,7 @@ def test_history(test: int, limit: int, space: str | None = None) -> list[dict[s
         ExecutionHistory.select(
             Execution.execution_id,
             Execution.space,
-            fn.COALESCE(ExecutionHistory.timestamp, Execution.started_at).alias("timestamp"),
+            starts.started_column().alias("timestamp"),
             ExecutionHistory.status,
             ExecutionHistory.duration,
             ExecutionHistory.attempt,
@@ -533,7 +533,8 @@ def run_results(
     project: int, execution: int
 ) -> list[tuple[str, int, str, float | None, str | None, float | None]]:
     """Every attempt of a run of the project: (entity_id, attempt, status, duration, message,
-    timestamp: when it started, or None where the report did not tell)."""
+    timestamp: when it started, as stored (store.starts: an offset from the run's start, which
+    orders its results), or None where the report did not tell)."""
     query = (
         ExecutionHistory.select(
             Entity.entity_id,

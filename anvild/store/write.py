@@ -16,7 +16,7 @@ from anvild.identity import exact_node_ids
 from anvild.messages import group_key
 from anvild.provenance import Provenance
 from anvild.records import FAILING, RERUN, ParsedRun, TestResult
-from anvild.store import backend, fold, order
+from anvild.store import backend, fold, order, starts
 from anvild.store.models import Execution, Project
 
 _CHUNK = 500
@@ -219,6 +219,7 @@ _TEST_UPDATE = (
 def _history(
     project: int,
     execution: int,
+    at: float,
     test_ids: Mapping[str, int],
     results: Sequence[TestResult],
     finals: Mapping[str, TestResult],
@@ -226,7 +227,7 @@ def _history(
 ) -> Iterator[tuple[Any, ...]]:
     """The run's history rows in primary-key order, made as they are written (a big run's rows
     are never all in memory at once); timestamp: the attempt's start where the report tells
-    it, else NULL (the run's start; 8 bytes a row less).
+    it, in microseconds after the run's start (store.starts), else NULL.
 
     by_id: the run's keys by test id, the order the rows are appended to the table's B-tree in
     (not scattered); when each test has one result (the usual case), its rows' order.
@@ -239,7 +240,7 @@ def _history(
                 execution,
                 test_ids[key],
                 r.attempt,
-                r.started,
+                None if r.started is None else starts.offset(r.started, at),
                 r.status,
                 r.duration,
                 r.message,
@@ -250,8 +251,9 @@ def _history(
     ids = [test_ids[r.key] for r in results]
     for i in sorted(range(len(results)), key=ids.__getitem__):  # a test's in their order
         r = results[i]
-        yield (project, execution, ids[i], attempts[i], r.started, r.status, r.duration,
-               r.message, _group(r))  # fmt: skip
+        start = None if r.started is None else starts.offset(r.started, at)
+        yield (project, execution, ids[i], attempts[i], start, r.status, r.duration, r.message,
+               _group(r))  # fmt: skip
 
 
 def _group(result: TestResult) -> int | None:
@@ -364,7 +366,7 @@ def _store_run(db: Database, sub: Submission) -> Stored:
         # by test id: the lock order of concurrent owners, and the primary keys'; the rows are
         # made as they are written (a big run's are never all in memory at once)
         by_id = sorted(finals, key=test_ids.__getitem__)
-        history = _history(project.id, execution.id, test_ids, results, finals, by_id)
+        history = _history(project.id, execution.id, at, test_ids, results, finals, by_id)
         backend.bulk_execute(db, _HISTORY_INSERT.format(p=db.param), history)
         _statistics(db, project.id, execution.id, sub.space, at, results, finals, by_id, test_ids)
     return Stored(execution_id, False, len(finals), counts, sub.space)
