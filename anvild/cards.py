@@ -170,7 +170,12 @@ def _finals(
         if message and (status in FAILING or seen["message"] is None):
             seen["message"] = message
     # a result without its start (a collection error, a report that tells none) came first
-    return dict(sorted(finals.items(), key=lambda item: (item[1]["started"] or 0.0, item[0])))
+    return dict(sorted(finals.items(), key=_in_order))
+
+
+def _in_order(item: tuple[str, dict[str, Any]]) -> tuple[bool, float, str]:
+    started = item[1]["started"]
+    return started is not None, started or 0.0, item[0]
 
 
 def _metadata(metadata: Any) -> dict[str, Any]:

@@ -504,7 +504,7 @@ STARTS = {"t.py::first": SESSION + 0.000_001, "t.py::later": SESSION + 2400.123_
 def test_a_results_start_is_kept_to_the_microsecond_and_read_back_as_when_it_started(
     backend_name: str, request: pytest.FixtureRequest
 ) -> None:
-    """Stored as microseconds after its run's start (3 or 4 bytes in a SQLite row, not an
+    """Stored as microseconds after its run's start (3 to 6 bytes in a SQLite row, not an
     8-byte epoch); history gives the time itself, a result without one its run's start."""
     owner = request.getfixturevalue("owner" if backend_name == "sqlite" else "pg_owner")
     results = [_started(node, at) for node, at in STARTS.items()]
@@ -512,13 +512,13 @@ def test_a_results_start_is_kept_to_the_microsecond_and_read_back_as_when_it_sta
     owner.run(lambda db: store_run(db, submission(results, "s", SESSION)))
     stored = rows(
         owner,
-        "SELECT t.entity_id, h.timestamp FROM execution_history h JOIN test t ON t.id = h.test_id"
-        " ORDER BY t.entity_id",
+        "SELECT t.entity_id, h.start_offset, h.timestamp FROM execution_history h"
+        " JOIN test t ON t.id = h.test_id ORDER BY t.entity_id",
     )
     assert stored == [
-        ("t.py::first", 1.0),
-        ("t.py::later", 2_400_123_456.0),
-        ("t.py::untold", None),
+        ("t.py::first", 1.0, None),
+        ("t.py::later", 2_400_123_456.0, None),
+        ("t.py::untold", None, None),
     ]
     for node, expected in {**STARTS, "t.py::untold": SESSION}.items():
         test = rows(owner, f"SELECT id FROM test WHERE entity_id = '{node}'")[0][0]
@@ -526,16 +526,17 @@ def test_a_results_start_is_kept_to_the_microsecond_and_read_back_as_when_it_sta
         assert row["timestamp"] == pytest.approx(expected, abs=1e-6), node
 
 
-def _history_bytes(tmp_path: Path, name: str, started: bool) -> int:
-    """The pages of execution_history after 20 runs of a known 1,000-test suite."""
+def _history_bytes(tmp_path: Path, name: str, spacing: float | None) -> int:
+    """The pages of execution_history after 21 runs of a 1,000-test suite, its tests started
+    `spacing` seconds apart (None: no start told)."""
     url = str(tmp_path / name / "history.db")
     with Owner(url, tmp_path / name / "state").open() as owner:
         for n in range(21):
             at = SESSION + n * 3600
             results = [
-                _started(f"t.py::test_{i}", at + i * 0.002_7)
-                if started
-                else result(f"t.py::test_{i}", PASSED)
+                result(f"t.py::test_{i}", PASSED)
+                if spacing is None
+                else _started(f"t.py::test_{i}", at + i * spacing)
                 for i in range(1000)
             ]
             sub = submission(results, f"r{n}", at)
@@ -545,15 +546,22 @@ def _history_bytes(tmp_path: Path, name: str, started: bool) -> int:
     return size
 
 
-def test_a_kept_start_costs_a_sqlite_row_at_most_four_bytes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("spacing", "most"),
+    [(0.002_7, 3.5), (1.0, 4.5)],  # sessions of 2.7 s (3-byte offsets), 1,000 s (4 bytes)
+    ids=["2.7-s-sessions", "17-minute-sessions"],
+)
+def test_a_kept_start_costs_a_sqlite_row_a_few_bytes(
+    tmp_path: Path, spacing: float, most: float
+) -> None:
     with sqlite3.connect(":memory:") as probe:
         try:
             probe.execute("SELECT 1 FROM dbstat").fetchall()
         except sqlite3.OperationalError:
             pytest.skip("this SQLite is built without the dbstat table")
-    without = _history_bytes(tmp_path, "untold", started=False)
-    kept = _history_bytes(tmp_path, "kept", started=True)
-    assert 0 < (kept - without) / 21_000 <= 4.0, (kept, without)
+    without = _history_bytes(tmp_path, "untold", None)
+    kept = _history_bytes(tmp_path, "kept", spacing)
+    assert 0 < (kept - without) / 21_000 <= most, (kept, without)
 
 
 def _before_step(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
@@ -565,29 +573,37 @@ def _before_step(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
-def test_starts_stored_as_epoch_seconds_become_offsets(
+def test_starts_kept_as_epoch_seconds_before_the_offsets_are_still_read(
     backend_name: str, request: pytest.FixtureRequest, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """A database of the schema before the step "starts as offsets" kept epoch seconds."""
+    """A database of the schema before the step "start offsets" kept a start as epoch seconds
+    in `timestamp`, and an owner of that version beside a newer one on a shared database still
+    writes it so: history reads those as it reads the offsets."""
     url = str(tmp_path / "h.db") if backend_name == "sqlite" else request.getfixturevalue("pg_url")
-    _before_step(monkeypatch, "starts as offsets")
+    _before_step(monkeypatch, "start offsets")
     with Owner(url, tmp_path / "old").open() as old:
         results = [_started(node, at) for node, at in STARTS.items()]
         old.run(lambda db: store_run(db, submission(results, "s", SESSION)))
         for node, at in STARTS.items():  # as the code of that schema wrote them
             sql = (
-                f"UPDATE execution_history SET timestamp = {at!r}"
+                f"UPDATE execution_history SET timestamp = {at!r}, start_offset = NULL"
                 f" WHERE test_id = (SELECT id FROM test WHERE entity_id = '{node}')"
             )
             old.run(lambda db, sql=sql: db.execute_sql(sql))
+        old.run(lambda db: db.execute_sql("ALTER TABLE execution_history DROP COLUMN start_offset"))
     forget(url)
     monkeypatch.undo()
     with Owner(url, tmp_path / "new").open() as new:
-        stored = rows(new, "SELECT timestamp FROM execution_history ORDER BY timestamp")
-        assert stored == [(1.0,), (2_400_123_456.0,)]
         steps = rows(new, "SELECT name FROM anvild_schema ORDER BY version")
-        assert ("starts as offsets",) in steps and steps[-1] == (migrations.STEPS[-1][0],)
+        assert ("start offsets",) in steps and steps[-1] == (migrations.STEPS[-1][0],)
+        assert rows(new, "SELECT COUNT(*) FROM execution_history WHERE start_offset IS NULL") == [
+            (2,)
+        ]
+        for node, expected in STARTS.items():
+            test = rows(new, f"SELECT id FROM test WHERE entity_id = '{node}'")[0][0]
+            [row] = new.run(lambda db, t=test: queries.test_history(t, 10))
+            assert row["timestamp"] == pytest.approx(expected, abs=1e-6), node
     forget(url)
 
 

@@ -39,9 +39,11 @@ def _runs_of(project: Project) -> Iterator[Submission]:
                 ExecutionHistory.duration,
                 ExecutionHistory.attempt,
                 ExecutionHistory.message,
-                ExecutionHistory.timestamp,
+                starts.started_column(told_only=True),
             )
             .join(Entity, on=(ExecutionHistory.test == Entity.id))
+            .switch(ExecutionHistory)
+            .join(Execution, on=(ExecutionHistory.execution == Execution.id))
             .where(
                 (ExecutionHistory.project == project.id)
                 & (ExecutionHistory.execution == execution.id)
@@ -50,8 +52,7 @@ def _runs_of(project: Project) -> Iterator[Submission]:
         )
         results = tuple(
             TestResult(node_id, key, status, duration, attempt, message, None, file, started)
-            for node_id, key, file, status, duration, attempt, message, start in rows
-            for started in (starts.started(execution.started_at, start),)
+            for node_id, key, file, status, duration, attempt, message, started in rows
         )
         metadata = json.loads(execution.metadata or "{}")
         run = ParsedRun(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from peewee import Database
 
@@ -51,18 +52,27 @@ def _skip_reasons(db: Database) -> None:
     message; every other reader keeps the reason, as pytest's `-rs` line prints it
     (records.skip_reason): the skips stored before say theirs too."""
     p = db.param
-    rows = db.execute_sql(
-        'SELECT "project_id", "execution_id", "test_id", "attempt", "message"'
-        f' FROM "execution_history" WHERE "status" = {p} AND "message" LIKE {p}',
-        (SKIPPED, "(%Skipped: %)"),
-    ).fetchall()
-    said = [(reason, *row[:4]) for *row, text in rows if (reason := skip_reason(text))]
-    backend.bulk_execute(
-        db,
-        f'UPDATE "execution_history" SET "message" = {p} WHERE "project_id" = {p}'
-        f' AND "execution_id" = {p} AND "test_id" = {p} AND "attempt" = {p}',
-        said,
+    key = '"project_id", "execution_id", "test_id", "attempt"'
+    select = (
+        f'SELECT {key}, "message" FROM "execution_history" WHERE "status" = {p}'
+        f' AND "message" LIKE {p} AND ({key}) > ({p}, {p}, {p}, {p}) ORDER BY {key} LIMIT {_BATCH}'
     )
+    update = (
+        f'UPDATE "execution_history" SET "message" = {p} WHERE "project_id" = {p}'
+        f' AND "execution_id" = {p} AND "test_id" = {p} AND "attempt" = {p}'
+    )
+    last: tuple[Any, ...] = (-1, -1, -1, -1)
+    while rows := db.execute_sql(select, (SKIPPED, "(%Skipped: %)", *last)).fetchall():
+        said = [
+            (reason, *row)
+            for *row, text in rows
+            if "Skipped: " in text and (reason := skip_reason(text)) is not None
+        ]
+        backend.bulk_execute(db, update, said)
+        last = tuple(rows[-1][:4])  # a batch at a time in memory
+
+
+_BATCH = 10_000
 
 
 # Append new steps at the end; never edit or reorder a step that has shipped.
@@ -76,7 +86,7 @@ STEPS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("keys by project", keys.keys_by_project),
     ("lean writes", keys.lean_writes),
     ("tests unchecked", keys.tests_unchecked),
-    ("starts as offsets", starts.starts_as_offsets),
+    ("start offsets", starts.start_offsets),
     ("skip reasons", _skip_reasons),
 )
 

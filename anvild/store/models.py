@@ -145,13 +145,17 @@ class ExecutionHistory(BaseModel):
     test = ForeignKeyField(Entity, on_delete="CASCADE", index=False)
     # 32 bits (SMALLINT in databases made before the step 'history attempt as integer')
     attempt = IntegerField(default=0)
-    # when it started: microseconds after the execution's started_at (store.starts); NULL: at it
+    # when it started, as epoch seconds: where anvild before schema step 10 kept a start (and an
+    # owner of that version still does); NULL in the rows written since (store.starts)
     timestamp = DoubleField(null=True)
     status = TextField()
     duration = DoubleField(null=True)
     message = TextField(null=True)
     # A failed or errored result's message group (anvild.messages.group_key); NULL otherwise
     message_group = BigIntegerField(null=True)
+    # when it started: microseconds after the execution's started_at (store.starts); NULL: the
+    # report told none. Last, where schema step 10 adds it to an older table.
+    start_offset = DoubleField(null=True)
 
     class Meta:
         primary_key = CompositeKey("project", "execution", "test", "attempt")

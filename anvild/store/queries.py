@@ -533,8 +533,7 @@ def run_results(
     project: int, execution: int
 ) -> list[tuple[str, int, str, float | None, str | None, float | None]]:
     """Every attempt of a run of the project: (entity_id, attempt, status, duration, message,
-    timestamp: when it started, as stored (store.starts: an offset from the run's start, which
-    orders its results), or None where the report did not tell)."""
+    started: when it started, in epoch seconds, or None where the report did not tell)."""
     query = (
         ExecutionHistory.select(
             Entity.entity_id,
@@ -542,9 +541,11 @@ def run_results(
             ExecutionHistory.status,
             ExecutionHistory.duration,
             ExecutionHistory.message,
-            ExecutionHistory.timestamp,
+            starts.started_column(told_only=True),
         )
         .join(Entity, on=(ExecutionHistory.test == Entity.id))
+        .switch(ExecutionHistory)
+        .join(Execution, on=(ExecutionHistory.execution == Execution.id))
         .where((ExecutionHistory.project == project) & (ExecutionHistory.execution == execution))
     )
     return tuples(query)

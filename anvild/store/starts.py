@@ -1,7 +1,12 @@
-"""When a result started, as `execution_history.timestamp` keeps it: whole microseconds after its
-run's `started_at` (NULL: at it). An offset takes 3 or 4 bytes in a SQLite row (it stores a REAL
-without a fraction as an integer), an epoch float 8; microseconds keep every start apart, so a
-run's results sort in the order they started."""
+"""When a result started, as `execution_history.start_offset` keeps it: whole microseconds after
+its run's `started_at` (NULL: the report told none). An offset takes 3 bytes in a SQLite row for
+a session of up to 8 s, 4 up to 35 minutes, 6 beyond (SQLite stores a REAL without a fraction
+as an integer), where an epoch float takes 8; microseconds keep every start apart, so a run's
+results sort in the order they started.
+
+Before schema step 10 (`start offsets`) a start went into `timestamp` as epoch seconds; such
+rows keep it there, and an owner of that version still running beside this one on a shared
+database goes on writing it so: both are read."""
 
 from __future__ import annotations
 
@@ -19,21 +24,17 @@ def offset(started: float | None, run_start: float) -> int | None:
     return None if started is None else round((started - run_start) * _PER_SECOND)
 
 
-def started(run_start: float | None, stored: float | None) -> float | None:
-    """The epoch seconds of a stored start (None where the report told none)."""
-    return None if stored is None or run_start is None else run_start + stored / _PER_SECOND
-
-
-def started_column() -> Any:
-    """A query's column of each result's start in epoch seconds (its run's start where the
-    report told none); the query joins Execution."""
-    return Execution.started_at + fn.COALESCE(ExecutionHistory.timestamp, 0) / float(_PER_SECOND)
-
-
-def starts_as_offsets(db: Database) -> None:
-    """Migration step "starts as offsets": the starts stored before it were epoch seconds."""
-    db.execute_sql(
-        'UPDATE "execution_history" SET "timestamp" = ROUND(("timestamp" - (SELECT e."started_at"'
-        ' FROM "execution" AS e WHERE e."id" = "execution_history"."execution_id"))'
-        f' * {_PER_SECOND}) WHERE "timestamp" IS NOT NULL'
+def started_column(told_only: bool = False) -> Any:
+    """A query's column of each result's start in epoch seconds; where the report told none,
+    its run's start (told_only: None). The query joins Execution."""
+    told = fn.COALESCE(
+        Execution.started_at + ExecutionHistory.start_offset / float(_PER_SECOND),
+        ExecutionHistory.timestamp,
     )
+    return told if told_only else fn.COALESCE(told, Execution.started_at)
+
+
+def start_offsets(db: Database) -> None:
+    """Schema step 10, `start offsets`: the column of the starts as offsets."""
+    if "start_offset" not in {column.name for column in db.get_columns("execution_history")}:
+        db.execute_sql('ALTER TABLE "execution_history" ADD COLUMN "start_offset" DOUBLE PRECISION')

@@ -226,8 +226,8 @@ def _history(
     by_id: list[str],
 ) -> Iterator[tuple[Any, ...]]:
     """The run's history rows in primary-key order, made as they are written (a big run's rows
-    are never all in memory at once); timestamp: the attempt's start where the report tells
-    it, in microseconds after the run's start (store.starts), else NULL.
+    are never all in memory at once); start_offset: the attempt's start where the report
+    tells it, in microseconds after the run's start (store.starts), else NULL.
 
     by_id: the run's keys by test id, the order the rows are appended to the table's B-tree in
     (not scattered); when each test has one result (the usual case), its rows' order.
@@ -444,7 +444,7 @@ def _in_time(
 
 _HISTORY_INSERT = (
     'INSERT INTO "execution_history" ("project_id", "execution_id", "test_id", "attempt", '
-    '"timestamp", "status", "duration", "message", "message_group") '
+    '"start_offset", "status", "duration", "message", "message_group") '
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
 
