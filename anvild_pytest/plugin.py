@@ -368,17 +368,19 @@ class Session:
             self._summarize_quarantine(terminalreporter)
         self._finish()
         self.summarized = True
-        if self.warning is not None:
+        # whatever went wrong inside anvild, one line says it all
+        problems = [self.warning] if self.warning is not None else []
+        if self.quarantine_problem is not None:
+            problems.insert(
+                0,
+                f"quarantine not read ({self.quarantine_problem}): "
+                "quarantined tests fail the session as any other",
+            )
+        if problems:
             with contextlib.suppress(Exception):
-                terminalreporter.write_line(f"anvild: warning: {self.warning}", yellow=True)
+                terminalreporter.write_line(f"anvild: warning: {'; '.join(problems)}", yellow=True)
 
     def _summarize_quarantine(self, terminalreporter: Any) -> None:
-        if self.quarantine_problem is not None:
-            terminalreporter.write_line(
-                f"anvild: warning: quarantine not read ({self.quarantine_problem}): "
-                "quarantined tests fail the session as any other",
-                yellow=True,
-            )
         failed = len(self.quarantined_failures)
         if failed:
             tests = "test" if failed == 1 else "tests"

@@ -314,6 +314,21 @@ def test_a_failure_inside_anvild_is_one_warning_line_and_the_run_goes_on(watched
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_two_faults_inside_anvild_are_still_one_warning_line(watched: Path) -> None:
+    """An unreadable quarantine and a record that cannot be written: one line names both."""
+    (watched / ".pytest_cache").mkdir()
+    (watched / RECORD_DIR).write_text("a file where the records go\n")
+    (watched / ".anvil" / "quarantine.json").write_text("{not json")
+    alone = pytest_session(watched, "-q", env={"ANVILD_DISABLE": "1"})
+    proc = pytest_session(watched, "-q")
+    assert (proc.returncode, _summary(proc)) == (alone.returncode, _summary(alone))
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "anvild" in line]
+    assert len(said) == 1, said
+    assert said[0].startswith("anvild: warning: quarantine not read (quarantine.json"), said
+    assert "; this session may not be recorded in full: " in said[0], said
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_a_watched_project_whose_marker_cannot_be_read_says_it_records_nothing(
     watched: Path,
 ) -> None:
