@@ -369,13 +369,14 @@ class Session:
         self._finish()
         self.summarized = True
         # whatever went wrong inside anvild, one line says it all
-        problems = [self.warning] if self.warning is not None else []
+        problems = []
         if self.quarantine_problem is not None:
-            problems.insert(
-                0,
+            problems.append(
                 f"quarantine not read ({self.quarantine_problem}): "
-                "quarantined tests fail the session as any other",
+                "quarantined tests fail the session as any other"
             )
+        if self.warning is not None:
+            problems.append(self.warning)
         if problems:
             with contextlib.suppress(Exception):
                 terminalreporter.write_line(f"anvild: warning: {'; '.join(problems)}", yellow=True)

@@ -129,6 +129,13 @@ def _plain_test(item: dict[str, Any]) -> _Test:
     )
 
 
+def _said(outcome: object, longrepr: str | None) -> str | None:
+    """What a phase or collector that did not pass says without a crash message: a skip's
+    reason (pytest-json-report writes pytest's (path, line, reason) as its text), else the
+    last line of its text."""
+    return (skip_reason(longrepr) if outcome == "skipped" else None) or last_line(longrepr)
+
+
 def _collector_results(collectors: object, path: Path) -> list[TestResult]:
     """Failed collectors as errors of their node, skipped ones (a module-level skip,
     `pytest.importorskip`) as one skip each, as pytest counts them.
@@ -156,9 +163,7 @@ def _collector_results(collectors: object, path: Path) -> list[TestResult]:
             node_id=node_id,
             key=key_from_node_id(node_id),
             status=ERROR if outcome == "failed" else SKIPPED,
-            message=(skip_reason(longrepr) or last_line(longrepr))
-            if outcome == "skipped"
-            else last_line(longrepr),
+            message=_said(outcome, longrepr),
             traceback=clip_traceback(longrepr) if outcome == "failed" else None,
             file=node_id.split("::", 1)[0],
         )
@@ -271,9 +276,7 @@ def _add_results(
         if phase.outcome not in (None, "passed"):
             said = phase.crash.message if phase.crash is not None else None
             longrepr = phase.longrepr or None
-            if said is None:  # a skip's text is its (path, line, reason): the reason says it
-                said = (phase.outcome == "skipped" and skip_reason(longrepr)) or last_line(longrepr)
-            texts[name] = (said, longrepr)
+            texts[name] = (said if said is not None else _said(phase.outcome, longrepr), longrepr)
     failure = test.anvild_subtest_failure
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may

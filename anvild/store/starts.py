@@ -19,9 +19,9 @@ from anvild.store.models import Execution, ExecutionHistory
 _PER_SECOND = 1_000_000
 
 
-def offset(started: float | None, run_start: float) -> int | None:
+def offset(started: float, run_start: float) -> int:
     """The stored form of a start (epoch seconds) in a run that started at run_start."""
-    return None if started is None else round((started - run_start) * _PER_SECOND)
+    return round((started - run_start) * _PER_SECOND)
 
 
 def started_column(told_only: bool = False) -> Any:
