@@ -393,3 +393,55 @@ def test_settled_stamps_survive_a_cut_line_and_forget_files_gone(tmp_path: Path)
     last = Stamps(path)
     last.load()
     assert len(last) == 1 and path.read_text().count("\n") == 1
+
+
+# --- a big report's run is stored without its bytes in memory --------------------------------
+
+
+def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report too big for the read-ahead waits in the intake on disk; when its turn comes it
+    is read, parsed, and its run stored with the bytes let go (a 1,000,000-test report's are
+    700 MB). When the database is away, its pending copy is read again from the intake."""
+    import tracemalloc
+
+    monkeypatch.setenv("ANVILD_READ_AHEAD_MB", "1")
+    held: list[int] = []
+
+    def fake_store_run(db: Any, sub: Any) -> Any:
+        held.append(tracemalloc.get_traced_memory()[0])
+        return SimpleNamespace(already_stored=False, execution_id="x", tests=len(sub.run.results))
+
+    monkeypatch.setattr(daemon_module, "store_run", fake_store_run)
+    root = tmp_path / "p"
+    root.mkdir()
+    doc = {"created": 1_700_000_000.0, "exitcode": 0, "summary": {"total": 1},
+           "tests": [{"nodeid": "test_a.py::test_ok", "outcome": "passed"}],
+           "padding": "x" * (30 << 20)}  # fmt: skip  # read by no parser
+    data = json.dumps(doc).encode()
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    candidate = Candidate(root, root / "big.json")
+
+    # the database is away: the run goes pending, its spooled copy the report's bytes
+    candidate.path.write_bytes(data)
+    d._ready(candidate)
+    assert [type(item) for item in d.work.items()] == [work.Spooled]  # in the intake
+    drain(d)
+    assert [p.read_bytes() == data for p in spooled_copies()] == [True]
+
+    # another run of the same size, the database there: stored while 30 MB are not held
+    owner.back = True
+    doc["duration"] = 2.0
+    candidate.path.write_bytes(json.dumps(doc).encode())
+    del data, doc
+    tracemalloc.start()
+    try:
+        d._ready(candidate)
+        drain(d)
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 1, "the second run was not stored"
+    assert held[0] < 8 << 20, f"{held[0] >> 20} MB held while the run was stored"

@@ -222,3 +222,46 @@ def test_the_daemon_refuses_a_file_over_the_size_cap_once(project: Path, daemon:
     )
     assert int(peak.split()[1]) < PEAK_BOUND_KB
     assert status()["pending"] == 0 and status()["pid"] == daemon
+
+
+# --- a report's bytes are let go once parsed --------------------------------------------------
+
+
+def padded_report(path: Path, megabytes: int) -> Path:
+    """A one-test report of about megabytes MB: a field no reader keeps holds the rest."""
+    doc = json.loads(report(path).read_text())
+    doc["padding"] = "x" * (megabytes * MB)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_run_is_stored_without_its_reports_bytes_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1,000,000-test report is 700 MB: held while its run is stored, they are the ingest's
+    peak memory (bench/ figure m). Measured where the run is stored (store_run, in the owner's
+    thread): what Python holds then is the small run, not the file's 40 MB."""
+    import tracemalloc
+
+    from anvild import ingest
+    from anvild.store.owner import Owner
+
+    real_store_run = ingest.store_run
+    held: list[int] = []
+
+    def measured(db: object, sub: object) -> object:
+        held.append(tracemalloc.get_traced_memory()[0])
+        return real_store_run(db, sub)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "store_run", measured)
+    big = padded_report(tmp_path / "big.json", 40)
+    project = tmp_path / "project"
+    project.mkdir()
+    with Owner(str(tmp_path / "history.db"), tmp_path / "state").open(timeout=5.0) as owner:
+        tracemalloc.start()
+        try:
+            (event,) = ingest.store_all(owner, [big], ingest.IngestOptions(project))
+        finally:
+            tracemalloc.stop()
+    assert event.stored is not None and event.stored.tests == 1, event
+    assert held and held[0] < 8 * MB, f"{held[0] / MB:.0f} MB held while the run was stored"

@@ -209,3 +209,18 @@ def test_the_tolerant_reading_gives_each_test_what_the_typed_one_does(tmp_path: 
     assert by_id["t.py::ok", 0].duration == pytest.approx(0.6) and by_id["t.py::ok", 1]
     assert by_id["t.py::skipped", 0].traceback is None
     assert by_id["t.py::setup_error", 0].message == "boom"  # without pytest's `E   `
+
+
+@pytest.mark.parametrize("path", ["/src/tests/test_a.py", "C:\\src\\test_a.py", "/t/it's.py"])
+@pytest.mark.parametrize(
+    "reason",
+    ["not here", "it's CI", 'say "no"', "a\\b", "two\nlines", "(x, 'y')", "é ✓", "", "Skipped: x"],
+)
+def test_a_skips_reason_reads_as_pytests_own_line_shows_it(path: str, reason: str) -> None:
+    """pytest writes a skip as the repr of (path, line, "Skipped: reason"); read without a
+    parser when it holds no quote or backslash, it says the same as any other."""
+    from anvild.records import clip_message, skip_reason
+
+    assert skip_reason(repr((path, 12, f"Skipped: {reason}"))) == clip_message(reason)
+    unmarked = clip_message(reason.removeprefix("Skipped: "))
+    assert skip_reason(repr((path, 12, reason))) == unmarked

@@ -4,7 +4,7 @@ in the spool, their list in the state dir so a restart forgets none (the worker'
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from anvild import pending
@@ -14,16 +14,21 @@ from anvild.work import Retry
 log = logging.getLogger("anvild")
 
 
+# A report's bytes, or what reads them again (a big one's copy on disk: not held in memory while
+# its run is stored)
+Bytes = bytes | Callable[[], bytes]
+
+
 class PendingReports(dict[tuple[Candidate, str], Retry]):
     """Retry entries by (file, sha256); status reads a copy of the values."""
 
-    def hold(self, candidate: Candidate, digest: str, data: bytes) -> Retry:
+    def hold(self, candidate: Candidate, digest: str, data: Bytes) -> Retry:
         """The report's pending entry; a new one gets its bytes spooled."""
         retry = self.get((candidate, digest))
         if retry is None:
             retry = self[candidate, digest] = Retry(candidate, digest)
             try:
-                pending.spool(digest, data)
+                pending.spool(digest, data if isinstance(data, bytes) else data())
             except OSError as exc:  # the state dir is full too: the file is what is left
                 log.warning("cannot keep a copy of %s: %s", candidate.path, exc)
         return retry

@@ -26,7 +26,7 @@ from anvild import config, pending, settings
 from anvild.daemon import intake, remote
 from anvild.daemon.closes import Closes
 from anvild.daemon.owners import Owners
-from anvild.daemon.pending_reports import PendingReports
+from anvild.daemon.pending_reports import Bytes, PendingReports
 from anvild.daemon.rejections import Rejections, rejections_file
 from anvild.daemon.stamps import Stamps, stamps_file
 from anvild.daemon.tails import Ended, Tails
@@ -43,6 +43,7 @@ from anvild.errors import (
 )
 from anvild.ingest import IngestOptions, no_gc, sha256, submission
 from anvild.parsers.detect import NO_MEMORY, opened_report, parse_bytes, read_bounded, read_report
+from anvild.records import ParsedRun
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
@@ -108,7 +109,7 @@ def path_of(item: WorkItem) -> str | None:
     return None
 
 
-def _parse_spooled(candidate: Candidate, data: bytes) -> Any:
+def _parse_spooled(candidate: Candidate, data: bytes) -> ParsedRun:
     """The run in a pending report's bytes; a tailed log without SessionFinish was closed as
     interrupted before it went pending, and is again."""
     if not candidate.tailed:
@@ -522,7 +523,10 @@ class Pipeline:
             if key not in self.done and self._stored_before(item.candidate, item.digest):
                 self._settled(item.candidate, item.digest)  # known by its sha256, not parsed
                 return
-            self._ingest_bytes(item.candidate, data, item.digest, at_close=True)
+            run = self._parsed(item.candidate, data, item.digest, at_close=True)
+            del data  # stored without its bytes in memory: read again from the copy to wait
+            if run is not None:
+                self._store(item.candidate, item.digest, run, lambda: intake.read(item.kept))
         finally:
             intake.drop(item.kept)
 
@@ -646,37 +650,44 @@ class Pipeline:
             self.pending.forget(retry)
             self._reject(candidate, retry.digest, exc)
             return
-        self._store(candidate, retry.digest, run, data)
+        del data  # its pending entry is held: no new copy is spooled if this store fails
+        self._store(candidate, retry.digest, run, lambda: pending.spooled(retry.digest))
 
     def _ingest_bytes(
         self, candidate: Candidate, data: bytes, digest: str | None = None, at_close: bool = False
     ) -> None:
-        """A report's bytes parsed and stored (at_close: the bytes taken at the writer's close
-        the candidate is marked with; if they do not parse and the file was written after that
-        close, the version closed was replaced before it could be read: lost)."""
+        """A report's bytes parsed and stored (at_close: as _parsed)."""
         digest = digest or sha256(data)
+        run = self._parsed(candidate, data, digest, at_close)
+        if run is not None:
+            self._store(candidate, digest, run, data)
+
+    def _parsed(
+        self, candidate: Candidate, data: bytes, digest: str, at_close: bool
+    ) -> ParsedRun | None:
+        """The run in a report's bytes, or None when there is none to store: stored before,
+        not a run, or not a report (rejected, or checked again later). at_close: the bytes
+        taken at the writer's close the candidate is marked with; if they do not parse and the
+        file was written after that close, the version closed was replaced before it could be
+        read: lost."""
         if (candidate.root, digest) in self.done:
             # an empty file rejected before: taken at a close, it may be the next writer's
             if not (at_close and not data and self._replaced_at_close(candidate)):
                 self._remember(candidate)
-            return
+            return None
         try:
-            run = parse_bytes(candidate.path, data)
+            return parse_bytes(candidate.path, data)
         except MemoryError:  # that report alone: the next one may fit
             self._reject(candidate, digest, NoMemory(NO_MEMORY, str(candidate.path)))
-            return
         except NotARun as exc:
             log.info("not stored: %s", exc)
             self._settled(candidate, digest)
-            return
         except NotAReport as exc:
             self._reject(candidate, digest, exc)
-            return
         except ReportError as exc:
             if not (at_close and self._replaced_at_close(candidate)):
                 self._recheck(candidate, digest, exc)
-            return
-        self._store(candidate, digest, run, data)
+        return None
 
     def _replaced_at_close(self, candidate: Candidate) -> bool:
         """The bytes taken at a close did not parse: whether the file was written after that
@@ -730,7 +741,9 @@ class Pipeline:
 
     # --- storing ---------------------------------------------------------------------------
 
-    def _store(self, candidate: Candidate, digest: str, run: Any, data: bytes) -> None:
+    def _store(self, candidate: Candidate, digest: str, run: ParsedRun, data: Bytes) -> None:
+        """The run stored in its project's database; when that fails it waits as pending, its
+        report's bytes (data, or what data() reads again) spooled for a new pending entry."""
         project = self._project(candidate.root)
         if project is None:  # unwatched meanwhile
             if (candidate, digest) in self.pending:
@@ -777,7 +790,7 @@ class Pipeline:
                 candidate.path,
             )  # fmt: skip
 
-    def _retry_later(self, candidate: Candidate, digest: str, data: bytes, exc: Exception) -> None:
+    def _retry_later(self, candidate: Candidate, digest: str, data: Bytes, exc: Exception) -> None:
         retry = self.pending.hold(candidate, digest, data)
         retry.attempts += 1
         retry.reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -828,6 +841,7 @@ class Pipeline:
         elif ended.error is not None:
             self._reject(candidate, ended.digest, ended.error)
         elif (candidate.root, ended.digest) not in self.done:
+            assert ended.run is not None  # an end without an error holds its run
             self._store(candidate, ended.digest, ended.run, ended.data)
         else:
             self._remember(candidate)
