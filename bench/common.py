@@ -327,8 +327,9 @@ def report_files(n_tests: int, variants: range, kind: str = "json") -> list[Path
 
 
 class InProcess:
-    """anvild's ingest in this process as the daemon does it: an open owner, then per report
-    read + parse + one store_run transaction (history and statistics)."""
+    """anvild's ingest in this process as `anvild ingest` and the daemon's remote ingest do it
+    (store_all): an open owner, then per report read + parse + one store_run transaction
+    (history and statistics)."""
 
     def __init__(self, project: Path, db: Path | str, state: Path | None = None) -> None:
         """state: the owner's state directory (its lock), else `project/state`."""

@@ -29,8 +29,11 @@ class PendingReports(dict[tuple[Candidate, str], Retry]):
             retry = self[candidate, digest] = Retry(candidate, digest)
             try:
                 pending.spool(digest, data if isinstance(data, bytes) else data())
-            except OSError as exc:  # the state dir is full too: the file is what is left
-                log.warning("cannot keep a copy of %s: %s", candidate.path, exc)
+            # the state dir is full too, or the copy read again does not fit in memory: the
+            # file is what is left
+            except (OSError, MemoryError) as exc:
+                reason = str(exc) or "not enough memory"
+                log.warning("cannot keep a copy of %s: %s", candidate.path, reason)
         return retry
 
     def forget(self, retry: Retry) -> None:
