@@ -1,8 +1,9 @@
 """The session record: one pytest session as JSON lines, written from pytest's own hooks.
 
 The record is a pytest-reportlog file in shape (``$report_type`` lines, the same keys), so one
-reader serves both, cut to what a history keeps: per phase the outcome, duration and times,
-and for a phase that did not pass its message and long text. The first line carries the
+reader serves both, cut to what a history keeps: per phase the outcome and duration, a test's
+start (on its setup's line) and end (on its teardown's), and for a phase that did not pass its
+message and long text. The first line carries the
 session's id and provenance, the last its exit status and wall time. A test's lines reach the
 file together when its teardown is logged (other lines at once): the daemon sees the run while
 it goes on, and a test costs a few formatted lines and one system call.
@@ -87,6 +88,22 @@ def _number(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+_TEST_LINE = '{"$report_type": "TestReport", "nodeid": '
+_SUBTEST_LINE = '{"$report_type": "SubTestReport", "nodeid": '
+
+
+def _phase(when: Any, outcome: Any) -> str:
+    """A line's text from after its node id to its duration."""
+    return f', "when": {_word(when)}, "outcome": {_word(outcome)}, "duration": '
+
+
+_PHASES = {
+    (when, outcome): _phase(when, outcome)
+    for when in ("setup", "call", "teardown")
+    for outcome in ("passed", "failed", "skipped", "rerun")
+}
+
+
 class Record:
     """An open session record: one JSON line per event; a test's lines flushed at its end."""
 
@@ -94,6 +111,8 @@ class Record:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = path.open("w", buffering=_BUFFER, encoding="utf-8")
+        self._nodeid: Any = None  # the last phase's test, and its node id as JSON
+        self._nodeid_word = ""
 
     def write(self, data: dict[str, Any]) -> None:
         """One line, flushed now."""
@@ -117,19 +136,22 @@ class Record:
 
     def test_report(self, report: Any) -> None:
         """One phase of one test (a subtest's report is marked as pytest-reportlog marks it):
-        the line json.dumps would write for its fields, formatted directly."""
-        outcome = report.outcome
+        the line json.dumps would write for its fields, formatted directly. A test's start is
+        its setup's and its end its teardown's, so only those phases carry them: a float's
+        repr is the costliest part of a line, and the reader takes nothing else of them."""
+        nodeid, when, outcome = report.nodeid, report.when, report.outcome
+        if nodeid != self._nodeid:  # a test's phases come one after another: written once
+            self._nodeid, self._nodeid_word = nodeid, _word(nodeid)
         line = (
-            '{"$report_type": "SubTestReport", "nodeid": '
-            if hasattr(report, "context")
-            else '{"$report_type": "TestReport", "nodeid": '
-        ) + (
-            f"{_word(report.nodeid)}, "
-            f'"when": {_word(report.when)}, "outcome": {_word(outcome)}, '
-            f'"duration": {_number(report.duration)}, '
-            f'"start": {_number(getattr(report, "start", None))}, '
-            f'"stop": {_number(getattr(report, "stop", None))}'
+            (_SUBTEST_LINE if hasattr(report, "context") else _TEST_LINE)
+            + self._nodeid_word
+            + (_PHASES.get((when, outcome)) or _phase(when, outcome))
+            + _number(report.duration)
         )
+        if when == "setup":
+            line += f', "start": {_number(getattr(report, "start", None))}'
+        elif when == "teardown":
+            line += f', "stop": {_number(getattr(report, "stop", None))}'
         if hasattr(report, "wasxfail"):
             line += f', "wasxfail": {_string(str(report.wasxfail))}'
         if outcome != "passed" and report.longrepr is not None:
@@ -140,7 +162,7 @@ class Record:
         file = self._file
         if file is not None:
             file.write(line + "}\n")
-            if report.when == "teardown":  # the test's last line: its lines go out together
+            if when == "teardown":  # the test's last line: its lines go out together
                 file.flush()
 
     def collect_report(self, report: Any) -> None:
