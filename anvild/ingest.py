@@ -392,14 +392,21 @@ def _prepared(source: ReportSource, options: IngestOptions) -> Submission | Inge
         return IngestEvent(source.name, error=NoMemory(NO_MEMORY, source.name))
     except NotAReport as exc:
         if source.explicit:
-            return IngestEvent(source.name, error=exc)
+            return IngestEvent(source.name, error=_bare(exc))
         return IngestEvent(source.name, skipped=exc.what)
     except NotARun as exc:
         return IngestEvent(source.name, skipped=exc.what, not_a_run=True)
     except (NotShared, OfRecordedSession) as exc:
         return IngestEvent(source.name, skipped=exc.what)
     except ReportError as exc:
-        return IngestEvent(source.name, error=exc)
+        return IngestEvent(source.name, error=_bare(exc))
+
+
+def _bare(exc: ReportError) -> ReportError:
+    """The error without its traceback, nor the one it came from: their frames hold the
+    report's bytes, and its event is held while the next report is read (its line printed)."""
+    exc.__cause__ = exc.__context__ = None
+    return exc.with_traceback(None)
 
 
 def _stored(owner: Owner, sub: Submission, name: str) -> IngestEvent:

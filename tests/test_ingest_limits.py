@@ -265,3 +265,40 @@ def test_a_run_is_stored_without_its_reports_bytes_in_memory(
             tracemalloc.stop()
     assert event.stored is not None and event.stored.tests == 1, event
     assert held and held[0] < 8 * MB, f"{held[0] / MB:.0f} MB held while the run was stored"
+
+
+def test_a_broken_reports_bytes_are_let_go_before_the_next_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken report's event is held by its caller (the loop printing it) while the next
+    report is read and stored: its error keeps no frame that holds the broken file's bytes."""
+    import tracemalloc
+
+    from anvild import ingest
+    from anvild.store.owner import Owner
+
+    real_store_run = ingest.store_run
+    held: list[int] = []
+
+    def measured(db: object, sub: object) -> object:
+        held.append(tracemalloc.get_traced_memory()[0])
+        return real_store_run(db, sub)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "store_run", measured)
+    broken = padded_report(tmp_path / "a-broken.json", 40)
+    broken.write_bytes(broken.read_bytes()[:-2])  # cut short: not JSON
+    good = report(tmp_path / "b-good.json")
+    project = tmp_path / "project"
+    project.mkdir()
+    with Owner(str(tmp_path / "history.db"), tmp_path / "state").open(timeout=5.0) as owner:
+        tracemalloc.start()
+        try:
+            events = []
+            for event in ingest.store_all(owner, [broken, good], ingest.IngestOptions(project)):
+                events.append(event)  # as `anvild ingest` prints each: the last one held
+        finally:
+            tracemalloc.stop()
+    first, second = events
+    assert first.error is not None and "a-broken.json" in str(first.error.where), first
+    assert second.stored is not None and second.stored.tests == 1, second
+    assert held and held[0] < 8 * MB, f"{held[0] / MB:.0f} MB held while the next run was stored"
