@@ -13,8 +13,7 @@ from typing import Any
 from anvild import flaky, slower
 from anvild.errors import Ambiguous, UsageError
 from anvild.output import iso
-from anvild.records import FAILING, NOT_EXECUTED, PASSING, RERUN, outranks
-from anvild.status import pytest_summary
+from anvild.status import FAILING, NOT_EXECUTED, PASSING, RERUN, outranks, pytest_summary
 from anvild.store.columns import SHOWN
 
 RESULT_RUNS = 20  # the newest runs a test card lists
@@ -152,7 +151,7 @@ def _ambiguous(ident: str, names: list[str], what: str) -> Ambiguous:
 def _finals(
     rows: list[tuple[str, int, str, float | None, str | None, float | None]],
 ) -> dict[str, dict[str, Any]]:
-    """Per test of a run, its verdict: the final status over its attempts (records.outranks),
+    """Per test of a run, its verdict: the final status over its attempts (status.outranks),
     with that attempt's duration, the message of a failing attempt, and when its first attempt
     started; in the order the tests started (where the report told it; by id, else)."""
     finals: dict[str, dict[str, Any]] = {}

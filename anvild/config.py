@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 from pathlib import Path
 
 import platformdirs
@@ -81,6 +80,8 @@ def read_ahead() -> int:
 
 
 def _git_toplevel(start: Path) -> Path | None:
+    import subprocess  # outside a project only: not loaded by every command
+
     try:
         proc = subprocess.run(
             ["git", "-C", str(start), "rev-parse", "--show-toplevel"],

@@ -8,7 +8,6 @@ every output shows a database URL through hide_password(). A leaf module: stdlib
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -55,14 +54,6 @@ def shown(text: Any, lines: bool = False) -> str:
     """Any value as printable text with passwords hidden: what a command prints (one line
     unless lines)."""
     return printable(hide_password(str(text)), lines)
-
-
-class LogFormatter(logging.Formatter):
-    """Log lines whose message is printable and hides passwords: one record, one line (a file
-    name holding a newline cannot forge a second record); a traceback keeps its lines."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return shown(super().formatMessage(record))
 
 
 def counted(n: int, noun: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from anvild.errors import UsageError
 from anvild.evidence import estimate
-from anvild.records import INTERNAL_ERROR, INTERRUPTED
+from anvild.status import INTERNAL_ERROR, INTERRUPTED
 from anvild.store import fold
 
 SAME_CODE = "same_code_different_outcome"

@@ -30,6 +30,7 @@ from anvild.errors import (
     Unstorable,
     named,
 )
+from anvild.limits import REPORT_LIMIT_MB
 from anvild.parsers.detect import (
     NO_MEMORY,
     opened_report,
@@ -39,14 +40,7 @@ from anvild.parsers.detect import (
     size_text,
     too_big,
 )
-from anvild.records import (
-    REPORT_LIMIT_MB,
-    ParsedRun,
-    TestResult,
-    clip_name,
-    storable,
-    storable_text,
-)
+from anvild.records import ParsedRun, TestResult, clip_name, storable, storable_text
 from anvild.settings import DEFAULT_REPORTS
 from anvild.store.write import Stored, Submission, store_run
 

@@ -69,9 +69,18 @@ def sd_notify(message: str) -> None:
             logging.getLogger("anvild").warning("sd_notify failed: %s", exc)
 
 
+class LogFormatter(logging.Formatter):
+    """Log lines whose message is printable and hides passwords (display.shown): one record,
+    one line (a file name holding a newline cannot forge a second record); a traceback keeps
+    its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return display.shown(super().formatMessage(record))
+
+
 def _setup_logging(config: settings.Config, stream: Any) -> None:
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(display.LogFormatter(LOG_FORMAT))
+    handler.setFormatter(LogFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level.upper())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import itertools
 import math
 import operator
@@ -16,42 +14,15 @@ import msgspec
 import orjson
 
 from anvild.errors import NOT_A_RUN, NotARun
-from anvild.status import Status
+from anvild.limits import (
+    ENTRY_LIMIT,
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    OBJECT_LIMIT,
+    TRACEBACK_LIMIT,
+)
+from anvild.status import NO_TESTS, OK, STATUSES, USAGE_ERROR, outranks
 
-# The members by name, typed as the strings results carry (a report's text maps onto them).
-PASSED: str = Status.PASSED
-FAILED: str = Status.FAILED
-ERROR: str = Status.ERROR
-SKIPPED: str = Status.SKIPPED
-XFAILED: str = Status.XFAILED
-XPASSED: str = Status.XPASSED
-RERUN: str = Status.RERUN
-
-# pytest's exit codes that decide what a report is (pytest.ExitCode)
-OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = 0, 1, 2, 3, 4, 5
-
-STATUSES: tuple[str, ...] = tuple(Status)
-PASSING = frozenset({PASSED, XPASSED})
-FAILING = frozenset({FAILED, ERROR})
-NOT_EXECUTED = frozenset({SKIPPED, XFAILED})
-
-# Which status wins when one run holds several final attempts of a test (a JUnit file that
-# repeats a testcase): the most alarming one, so a failure is never hidden by a later pass.
-SEVERITY = {SKIPPED: 0, XFAILED: 1, PASSED: 2, XPASSED: 3, FAILED: 4, ERROR: 5, RERUN: -1}
-
-# What one result may keep, whatever a report holds: a hostile or broken report must not put
-# megabytes per test into the history (or into memory while a run waits for its transaction).
-MESSAGE_LIMIT = 2048
-TRACEBACK_LIMIT = 64 * 1024
-# Node ids, test names and files: short enough for a PostgreSQL index entry (2,704 bytes) even
-# in 4-byte characters.
-NAME_LIMIT = 512
-# A report's free-form objects (the environment, anvild's metadata), measured as JSON.
-ENTRY_LIMIT = 64 * 1024
-OBJECT_LIMIT = 256 * 1024
-# The biggest report file read, unless the config's max_report_mb says otherwise: a bigger one
-# is refused before it is read (memory stays bounded whatever lands in a report path).
-REPORT_LIMIT_MB = 512.0
 # Timestamps past this (the year 3058) are garbage: local time cannot even show many of them.
 LATEST = float(2**35)
 _INT32 = 2**31
@@ -82,6 +53,8 @@ def clip_name(text: str) -> str:
     """
     if len(text) <= NAME_LIMIT:
         return text
+    import hashlib  # rare: not loaded by every command
+
     digest = hashlib.blake2b(digest_size=8)
     for start in range(0, len(text), 1 << 20):  # no second copy of a huge name at once
         digest.update(text[start : start + (1 << 20)].encode("utf-8", "surrogatepass"))
@@ -138,6 +111,8 @@ def skip_reason(text: str | None) -> str | None:
     plain = _PLAIN_SKIP.match(text)
     if plain is not None:  # no quote or escape inside: the text is the value, as read below
         return clip_message(plain.group(1).removeprefix("Skipped: "))
+    import ast  # rare: not loaded by every command
+
     try:
         where = ast.literal_eval(text)  # literals only: never runs what a report holds
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -190,13 +165,6 @@ def bounded(value: object) -> dict[str, Any]:
             kept[key] = item
             size += length
     return kept
-
-
-def outranks(status: str, seen: str) -> bool:
-    """Whether a later attempt's status replaces the one seen so far as the run's verdict."""
-    if status == RERUN:
-        return False
-    return seen == RERUN or SEVERITY[status] >= SEVERITY[seen]
 
 
 class TestResult(msgspec.Struct, frozen=True, gc=False):

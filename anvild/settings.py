@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from anvild.config import canonical_database
 from anvild.errors import ConfigError
-from anvild.records import REPORT_LIMIT_MB
+from anvild.limits import REPORT_LIMIT_MB
 
 if TYPE_CHECKING:
     from tomlkit.items import AoT

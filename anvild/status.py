@@ -1,4 +1,5 @@
-"""What one attempt of a test came to: one enum, imported by the CLI without the parsers."""
+"""What one attempt of a test came to (one enum, its groups and which one wins) and what a
+session's exit code says: imported by the CLI without the parsers."""
 
 from __future__ import annotations
 
@@ -18,6 +19,35 @@ class Status(StrEnum):
     XFAILED = "XFAILED"
     XPASSED = "XPASSED"
     RERUN = "RERUN"
+
+
+# The members by name, typed as the strings results carry (a report's text maps onto them).
+PASSED: str = Status.PASSED
+FAILED: str = Status.FAILED
+ERROR: str = Status.ERROR
+SKIPPED: str = Status.SKIPPED
+XFAILED: str = Status.XFAILED
+XPASSED: str = Status.XPASSED
+RERUN: str = Status.RERUN
+
+STATUSES: tuple[str, ...] = tuple(Status)
+PASSING = frozenset({PASSED, XPASSED})
+FAILING = frozenset({FAILED, ERROR})
+NOT_EXECUTED = frozenset({SKIPPED, XFAILED})
+
+# pytest's exit codes that decide what a report is (pytest.ExitCode)
+OK, TESTS_FAILED, INTERRUPTED, INTERNAL_ERROR, USAGE_ERROR, NO_TESTS = 0, 1, 2, 3, 4, 5
+
+# Which status wins when one run holds several final attempts of a test (a JUnit file that
+# repeats a testcase): the most alarming one, so a failure is never hidden by a later pass.
+SEVERITY = {SKIPPED: 0, XFAILED: 1, PASSED: 2, XPASSED: 3, FAILED: 4, ERROR: 5, RERUN: -1}
+
+
+def outranks(status: str, seen: str) -> bool:
+    """Whether a later attempt's status replaces the one seen so far as the run's verdict."""
+    if status == RERUN:
+        return False
+    return seen == RERUN or SEVERITY[status] >= SEVERITY[seen]
 
 
 # pytest's word for each status its summary line counts, in that line's order (`rerun`,

@@ -342,8 +342,11 @@ def _phase_line(nodeid: str, when: str, phase: dict[str, Any], start: float) -> 
     line: dict[str, Any] = {
         "$report_type": "TestReport", "nodeid": nodeid, "when": when,
         "outcome": phase["outcome"], "duration": phase["duration"],
-        "start": start, "stop": start + phase["duration"],
     }  # fmt: skip
+    if when == "setup":  # a test's start on its setup's line, its end on its teardown's
+        line["start"] = start
+    elif when == "teardown":
+        line["stop"] = start + phase["duration"]
     if when == "call" and phase["outcome"] == "skipped":  # an xfail, as pytest reports it
         line["wasxfail"] = "known issue, see the tracker"
     text = phase.get("longrepr")
@@ -358,7 +361,8 @@ def _phase_line(nodeid: str, when: str, phase: dict[str, Any], start: float) -> 
 
 def record(suite: Suite, variant: int = 1, seed: int = 1) -> Iterator[dict[str, Any]]:
     """The same run as anvild's session record writes it (anvild_pytest.record): a line per
-    phase, each with its start and stop, one after the other from the session's start."""
+    phase, one after the other from the session's start (a test's start on its setup's line,
+    its end on its teardown's)."""
     document = report(suite, variant, seed)
     started = document["created"] - document["duration"]
     yield {

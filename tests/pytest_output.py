@@ -36,7 +36,7 @@ COUNT_KEY = {
     "RERUN": "rerun",
 }
 COUNTED = tuple(COUNT_KEY.values())
-# Which of a test's reports is its verdict (anvild.records.SEVERITY, the one rule it follows)
+# Which of a test's reports is its verdict (anvild.status.SEVERITY, the one rule it follows)
 SEVERITY = {"SKIPPED": 0, "XFAILED": 1, "PASSED": 2, "XPASSED": 3, "FAILED": 4, "ERROR": 5}
 
 _WORDS = "PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS|RERUN"

@@ -524,3 +524,21 @@ def test_commands_on_sqlite_never_import_a_postgresql_driver(
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM execution").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "command", [["stats", "show"], ["history"], ["stats", "flaky"]], ids=" ".join
+)
+def test_a_command_that_reads_the_history_loads_no_parser(
+    project: Path, command: list[str]
+) -> None:
+    """Every command pays for what it imports before it prints: one that only reads the
+    history loads neither the report readers nor their records (nor msgspec, their decoder)."""
+    stored = anvild("ingest", "report.json", cwd=project)
+    assert stored.returncode == 0, stored.stderr
+    proc = anvild(*command, cwd=project, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr
+    loaded = {line.rpartition("|")[2].strip() for line in proc.stderr.splitlines()}
+    assert "anvild.store.queries" in loaded, proc.stderr  # the trace is there: it read
+    heavy = {"anvild.records", "anvild.parsers", "msgspec", "anvild.ingest"} & loaded
+    assert not heavy, f"{' '.join(command)} loaded {sorted(heavy)}"

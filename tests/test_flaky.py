@@ -25,7 +25,8 @@ from anvild.flaky import (
 )
 from anvild.identity import key_from_node_id
 from anvild.provenance import Provenance
-from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, ParsedRun, TestResult
+from anvild.records import ParsedRun, TestResult
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED
 from anvild.store import queries
 from anvild.store.database import forget, open_database
 from anvild.store.owner import Owner

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anvild.records import STATUSES, Status
+from anvild.status import STATUSES, Status
 from anvild.store import fold
 from anvild.store.owner import Owner
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from anvild.errors import ReportError
 from anvild.parsers.detect import parse_bytes
-from anvild.records import STATUSES, ParsedRun
+from anvild.records import ParsedRun
+from anvild.status import STATUSES
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

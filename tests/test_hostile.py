@@ -26,17 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anvild.errors import NotAReport, NotARun, ReportError, ReportIncomplete
+from anvild.limits import MESSAGE_LIMIT, NAME_LIMIT, OBJECT_LIMIT, TRACEBACK_LIMIT
 from anvild.parsers.detect import parse_bytes
-from anvild.records import (
-    FAILED,
-    LATEST,
-    MESSAGE_LIMIT,
-    NAME_LIMIT,
-    OBJECT_LIMIT,
-    STATUSES,
-    TRACEBACK_LIMIT,
-    ParsedRun,
-)
+from anvild.records import LATEST, ParsedRun
+from anvild.status import FAILED, STATUSES
 from tests.conftest import anvild, wait_for
 from tests.test_daemon import alive, status
 

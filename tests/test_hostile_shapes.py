@@ -9,7 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from anvild.records import MESSAGE_LIMIT, NAME_LIMIT
+from anvild.limits import MESSAGE_LIMIT, NAME_LIMIT
 from tests.conftest import anvild
 
 COPIES = 40_000

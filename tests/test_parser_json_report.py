@@ -11,7 +11,7 @@ import pytest
 from anvild.errors import NotAReport, NotARun, ReportError, ReportIncomplete
 from anvild.parsers import json_report
 from anvild.parsers.detect import detect_format, parse_report
-from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED
 from tests.conftest import SAMPLE_EXPECTED, run_pytest, write_project
 
 

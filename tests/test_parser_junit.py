@@ -19,20 +19,11 @@ import pytest
 
 from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_node_id
+from anvild.limits import MESSAGE_LIMIT
 from anvild.parsers import junit
 from anvild.parsers.junit import PROPERTY_LIMIT, PROPERTY_VALUE_LIMIT, parse_junit
-from anvild.records import (
-    ERROR,
-    FAILED,
-    MESSAGE_LIMIT,
-    PASSED,
-    RERUN,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
-    ParsedRun,
-    TestResult,
-)
+from anvild.records import ParsedRun, TestResult
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, XPASSED
 from tests.conftest import (
     CORPUS,
     SAMPLE_EXPECTED,

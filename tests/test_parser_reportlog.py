@@ -12,7 +12,7 @@ import pytest
 from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.parsers.detect import parse_report
 from anvild.parsers.reportlog import ReportlogReader, parse_reportlog
-from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED
 from tests.conftest import SAMPLE_EXPECTED, run_pytest, write_project
 
 

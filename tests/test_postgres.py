@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from anvild.records import FAILED, PASSED
+from anvild.status import FAILED, PASSED
 from anvild.store import write
 from anvild.store.migrations import SCHEMA_VERSION
 from anvild.store.owner import Owner

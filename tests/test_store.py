@@ -16,17 +16,8 @@ from msgspec.structs import replace
 from anvild.errors import DatabaseError, SchemaTooNew
 from anvild.identity import key_from_node_id
 from anvild.provenance import Provenance
-from anvild.records import (
-    ERROR,
-    FAILED,
-    PASSED,
-    RERUN,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
-    ParsedRun,
-    TestResult,
-)
+from anvild.records import ParsedRun, TestResult
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, XPASSED
 from anvild.store import backend, migrations, order, queries
 from anvild.store.database import forget, open_database
 from anvild.store.fold import run_outcome

@@ -499,7 +499,7 @@ def test_the_log_formatter_writes_one_printable_line_per_record() -> None:
     import io
     import logging
 
-    from anvild.display import LogFormatter
+    from anvild.lifecycle import LogFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -19,7 +19,8 @@ import pytest
 
 from anvild import config, projects, settings
 from anvild.parsers.detect import parse_report
-from anvild.records import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED, ParsedRun
+from anvild.records import ParsedRun
+from anvild.status import ERROR, FAILED, PASSED, RERUN, SKIPPED, XFAILED
 from anvild_pytest.record import RECORD_DIR
 from tests.conftest import anvild, executions, wait_for, write_project
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from anvild.errors import NoMemory, NotAReport, OutsideDirectory, ReportError, ReportTooBig
-from anvild.records import REPORT_LIMIT_MB, ParsedRun
+from anvild.limits import REPORT_LIMIT_MB
+from anvild.records import ParsedRun
 
 Parser = Callable[[Path, bytes], ParsedRun]
 

@@ -11,16 +11,8 @@ import orjson
 
 from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_node_id
+from anvild.limits import NAME_LIMIT
 from anvild.records import (
-    ERROR,
-    FAILED,
-    INTERRUPTED,
-    NAME_LIMIT,
-    PASSED,
-    RERUN,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
     ParsedRun,
     TestResult,
     bounded,
@@ -36,6 +28,7 @@ from anvild.records import (
     seconds,
     skip_reason,
 )
+from anvild.status import ERROR, FAILED, INTERRUPTED, PASSED, RERUN, SKIPPED, XFAILED, XPASSED
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,8 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_junit, node_id_from_junit
+from anvild.limits import MESSAGE_LIMIT, NAME_LIMIT, TRACEBACK_LIMIT
 from anvild.records import (
-    ERROR,
-    FAILED,
-    FAILING,
-    MESSAGE_LIMIT,
-    NAME_LIMIT,
-    PASSED,
-    RERUN,
-    SEVERITY,
-    SKIPPED,
-    TRACEBACK_LIMIT,
-    XFAILED,
     ParsedRun,
     TestResult,
     clip_message,
@@ -38,12 +28,13 @@ from anvild.records import (
     seconds,
     skip_reason,
 )
+from anvild.status import ERROR, FAILED, FAILING, PASSED, RERUN, SEVERITY, SKIPPED, XFAILED
 
 SUITE_TAGS = frozenset({"testsuites", "testsuite"})
 # One test may have several outcome elements (pytest 9 writes a <failure> per failed subtest)
 # and several testcase elements (pytest writes a second one for an error in teardown after a
 # failed call, and one per attempt under pytest-rerunfailures, the failed ones bare): all are
-# one result whose status is the most severe (records.SEVERITY).
+# one result whose status is the most severe (status.SEVERITY).
 OUTCOME_STATUS = {"skipped": SKIPPED, "failure": FAILED, "error": ERROR}
 # Surefire's rerun format (flakyFailure, flakyError, rerunFailure, rerunError, and any other
 # rerun* element): each is one earlier attempt of the test, the only source of RERUN attempts.

@@ -12,16 +12,6 @@ from anvild.errors import NotAReport, ReportError, ReportIncomplete
 from anvild.identity import key_from_node_id
 from anvild.parsers.json_report import map_outcome
 from anvild.records import (
-    ERROR,
-    FAILED,
-    FAILING,
-    INTERRUPTED,
-    PASSED,
-    PASSING,
-    RERUN,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
     ParsedRun,
     TestResult,
     bounded,
@@ -35,6 +25,18 @@ from anvild.records import (
     moment,
     own_failure,
     seconds,
+)
+from anvild.status import (
+    ERROR,
+    FAILED,
+    FAILING,
+    INTERRUPTED,
+    PASSED,
+    PASSING,
+    RERUN,
+    SKIPPED,
+    XFAILED,
+    XPASSED,
 )
 
 _FAILED_ATTEMPT = FAILING | {RERUN}

@@ -14,7 +14,7 @@ from typing import Any
 from anvild.flaky import SPACES, FlakyOptions, detect, ranked
 from anvild.flaky import verdicts as flaky_verdicts
 from anvild.output import iso
-from anvild.records import Status
+from anvild.status import Status
 from anvild.store import fold
 
 DAY = 86_400.0

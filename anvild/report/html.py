@@ -11,9 +11,9 @@ import math
 from typing import Any
 
 from anvild.display import counted
-from anvild.records import Status
 from anvild.report import labels
 from anvild.report.data import CATEGORIES
+from anvild.status import Status
 
 TABLE_ROWS = 500  # per table: the JSON report has every row
 TREND = {"width": 640, "height": 230, "left": 48, "right": 44, "top": 14, "bottom": 30}

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anvild.records import ERROR, NOT_EXECUTED, PASSING, RERUN, Status, TestResult, outranks
+from anvild.status import ERROR, NOT_EXECUTED, PASSING, RERUN, Status, outranks
 from anvild.store.columns import ADDED, STAT_FIELDS
+
+if TYPE_CHECKING:
+    from anvild.records import TestResult
 
 PASS, FAIL = "pass", "fail"
 

@@ -9,7 +9,7 @@ from typing import Any
 from peewee import Database
 
 from anvild.errors import SchemaTooNew
-from anvild.records import SKIPPED, skip_reason
+from anvild.status import SKIPPED
 from anvild.store import backend, keys, order, queries, starts
 from anvild.store.models import MODELS, QuarantineEntry, SchemaMigration
 
@@ -51,6 +51,8 @@ def _skip_reasons(db: Database) -> None:
     """A skip read from pytest-json-report kept the text of pytest's (path, line, reason) as its
     message; every other reader keeps the reason, as pytest's `-rs` line prints it
     (records.skip_reason): the skips stored before say theirs too."""
+    from anvild.records import skip_reason  # once per database: not loaded by every command
+
     p = db.param
     key = '"project_id", "execution_id", "test_id", "attempt"'
     select = (

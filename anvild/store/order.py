@@ -115,7 +115,7 @@ def _runs_from(
 
 def _outcomes(rows: Iterable[tuple[Any, ...]]) -> dict[tuple[int, int], str | None]:
     """(execution, test) -> executed outcome, folded from (execution, test, status) rows."""
-    from anvild.records import outranks
+    from anvild.status import outranks
     from anvild.store.fold import settle
 
     finals: dict[tuple[int, int], str] = {}

@@ -6,7 +6,7 @@ from typing import Any
 
 from peewee import JOIN, Database, fn
 
-from anvild.records import FAILING, NOT_EXECUTED, PASSING, Status
+from anvild.status import FAILING, NOT_EXECUTED, PASSING, Status
 from anvild.store import order, starts
 from anvild.store.columns import STAT_FIELDS
 from anvild.store.models import (

@@ -15,7 +15,8 @@ from anvild.errors import DatabaseError
 from anvild.identity import exact_node_ids
 from anvild.messages import group_key
 from anvild.provenance import Provenance
-from anvild.records import FAILING, RERUN, ParsedRun, TestResult
+from anvild.records import ParsedRun, TestResult
+from anvild.status import FAILING, RERUN
 from anvild.store import backend, fold, order, starts
 from anvild.store.models import Execution, Project
 
