@@ -258,19 +258,50 @@ def _add_results(
     if status is None:
         status = map_outcome(outcome, path)
     total, timed = 0.0, False
+    for phase in (setup, call, teardown):
+        if phase is not None:
+            took = phase.duration  # as seconds(): finite and not negative, else not counted
+            if took is not None and 0.0 <= took < _INF:
+                total += took
+                timed = True
+    failure = test.anvild_subtest_failure
+    if status in _QUIET and failure is None:
+        message = traceback = None  # a pass keeps no message (most tests: nothing more to read)
+    else:
+        status, message, traceback = _texts(status, setup, call, teardown, failure)
+    file = node_id.partition("::")[0]
+    result = TestResult(
+        node_id,
+        key_from_node_id(node_id, modules),
+        status,
+        total if timed and total < _INF else None,  # a sum of huge ones is no duration
+        0,
+        message,
+        traceback,
+        files.setdefault(file, file),  # one string a file
+    )
+    if status == RERUN and call is not None and call.outcome == "passed":
+        out.append(msgspec.structs.replace(result, duration=None))
+        out.append(msgspec.structs.replace(result, status=PASSED, message=None))
+    else:
+        out.append(result)
+
+
+def _texts(
+    status: str,
+    setup: _Phase | None,
+    call: _Phase | None,
+    teardown: _Phase | None,
+    failure: _SubtestFailure | None,
+) -> tuple[str, str | None, str | None]:
+    """A test's status, message and traceback from the phases that did not pass and the
+    failed subtest anvild's plugin kept (failure)."""
     texts: dict[str, tuple[str | None, str | None]] = {}  # by phase, those that did not pass
     for name, phase in (("setup", setup), ("call", call), ("teardown", teardown)):
-        if phase is None:
-            continue
-        took = phase.duration  # as seconds(): finite and not negative, else not counted
-        if took is not None and 0.0 <= took < _INF:
-            total += took
-            timed = True
-        if phase.outcome not in (None, "passed"):
+        if phase is not None and phase.outcome not in (None, "passed"):
             said = phase.crash.message if phase.crash is not None else None
             longrepr = phase.longrepr or None
             texts[name] = (said if said is not None else _said(phase.outcome, longrepr), longrepr)
-    failure = test.anvild_subtest_failure
     if failure is not None:
         # a failed subtest, as anvild's plugin kept it, fails its test (pytest-json-report may
         # show "subtests passed", the word of the last subtest) with its message, not "contains
@@ -288,27 +319,10 @@ def _add_results(
         said, longrepr = texts.get(name, (None, None))
         message, traceback = joined(message, said, "\n"), joined(traceback, longrepr, "\n\n")
     if status in _QUIET:
-        message = traceback = None
-    else:
-        if status in _UNEXECUTED:
-            traceback = None
-        message, traceback = clip_message(message), clip_traceback(traceback)
-    file = node_id.partition("::")[0]
-    result = TestResult(
-        node_id,
-        key_from_node_id(node_id, modules),
-        status,
-        total if timed and total < _INF else None,  # a sum of huge ones is no duration
-        0,
-        message,
-        traceback,
-        files.setdefault(file, file),  # one string a file
-    )
-    if status == RERUN and call is not None and call.outcome == "passed":
-        out.append(msgspec.structs.replace(result, duration=None))
-        out.append(msgspec.structs.replace(result, status=PASSED, message=None))
-    else:
-        out.append(result)
+        return status, None, None
+    if status in _UNEXECUTED:
+        traceback = None
+    return status, clip_message(message), clip_traceback(traceback)
 
 
 def _typed(report: _Report, path: Path) -> ParsedRun:
