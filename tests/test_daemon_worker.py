@@ -398,12 +398,9 @@ def test_settled_stamps_survive_a_cut_line_and_forget_files_gone(tmp_path: Path)
 # --- a big report's run is stored without its bytes in memory --------------------------------
 
 
-def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A report too big for the read-ahead waits in the intake on disk; when its turn comes it
-    is read, parsed, and its run stored with the bytes let go (a 1,000,000-test report's are
-    700 MB). When the database is away, its pending copy is read again from the intake."""
+def held_at_store(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """With a 1 MB read-ahead, the bytes Python holds (tracemalloc, while it traces) as each
+    run is stored, the store itself faked."""
     import tracemalloc
 
     monkeypatch.setenv("ANVILD_READ_AHEAD_MB", "1")
@@ -414,6 +411,16 @@ def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
         return SimpleNamespace(already_stored=False, execution_id="x", tests=len(sub.run.results))
 
     monkeypatch.setattr(daemon_module, "store_run", fake_store_run)
+    return held
+
+
+def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report too big for the read-ahead waits in the intake on disk; when its turn comes it
+    is read, parsed, and its run stored with the bytes let go (a 1,000,000-test report's are
+    700 MB). When the database is away, its pending copy is read again from the intake."""
+    held = held_at_store(monkeypatch)
     root = tmp_path / "p"
     root.mkdir()
     doc = {"created": 1_700_000_000.0, "exitcode": 0, "summary": {"total": 1},
@@ -437,6 +444,8 @@ def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
     doc["duration"] = 2.0
     candidate.path.write_bytes(json.dumps(doc).encode())
     del data, doc
+    import tracemalloc
+
     tracemalloc.start()
     try:
         d._ready(candidate)
@@ -445,3 +454,86 @@ def test_a_report_past_the_read_ahead_is_stored_without_its_bytes_in_memory(
         tracemalloc.stop()
     assert len(held) == 1, "the second run was not stored"
     assert held[0] < 8 << 20, f"{held[0] >> 20} MB held while the run was stored"
+
+
+def _big_report(duration: float) -> bytes:
+    """A one-test report of 30 MB (its padding read by no parser), past a 1 MB read-ahead."""
+    doc = {"created": 1_700_000_000.0, "duration": duration, "exitcode": 0,
+           "summary": {"total": 1}, "tests": [{"nodeid": "test_a.py::test_ok", "outcome": "passed"}],
+           "padding": "x" * (30 << 20)}  # fmt: skip
+    return json.dumps(doc).encode()
+
+
+def test_a_big_report_a_rescan_finds_is_stored_without_its_bytes_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report past the read-ahead found by a rescan (written while the daemon was down) is
+    read from its file, not the intake: its run is stored with the bytes let go. When the
+    database is away, the pending copy is the file read again."""
+    held = held_at_store(monkeypatch)
+    root = tmp_path / "p"
+    root.mkdir()
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    candidate = Candidate(root, root / "big.json")
+
+    # the database is away: the run goes pending, its spooled copy the file's bytes
+    candidate.path.write_bytes(_big_report(1.0))
+    d.work.put(candidate)
+    drain(d)
+    assert [p.read_bytes() == candidate.path.read_bytes() for p in spooled_copies()] == [True]
+
+    # another run, the database there: stored while its 30 MB are not held
+    owner.back = True
+    candidate.path.write_bytes(_big_report(2.0))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        d.work.put(candidate)
+        drain(d)
+    finally:
+        tracemalloc.stop()
+    assert len(held) == 1, "the second run was not stored"
+    assert held[0] < 8 << 20, f"{held[0] >> 20} MB held while the run was stored"
+
+
+def test_a_big_report_replaced_while_its_database_is_away_is_lost_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: list[tuple[str, str]]
+) -> None:
+    """The version a rescan read, past the read-ahead, is not held: replaced before its
+    pending copy could be read again, it is lost, one line and counted in status, and the
+    version that replaced it is stored; never the wrong bytes under the first one's name."""
+    monkeypatch.setenv("ANVILD_READ_AHEAD_MB", "1")
+    root = tmp_path / "p"
+    root.mkdir()
+    d = make_daemon(tmp_path, [root])
+    candidate = Candidate(root, root / "big.json")
+    first, second = _big_report(1.0), _big_report(2.0)
+    candidate.path.write_bytes(first)
+
+    class ReplacedWhileAway(FakeOwner):
+        def run(self, job: Any) -> Any:
+            if not self.back:
+                candidate.path.write_bytes(second)  # the next run's, as the store fails
+            return super().run(job)
+
+    owner = ReplacedWhileAway()
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    d.work.put(candidate)
+    drain(d)
+    spool = pending.spool_dir()
+    assert not spool.exists() or spooled_copies() == [], "other bytes kept for the version read"
+    assert len(d.pending) == 1
+
+    owner.back = True
+    run_scheduled(d, "retry")
+    drain(d)
+    import hashlib
+
+    assert [digest for _, digest in stored] == [hashlib.sha256(second).hexdigest()]
+    assert [lost["reason"] for lost in d.counters.lost] == [
+        "replaced while pending (the spool could not keep a copy)"
+    ]
+    assert len(d.pending) == 0

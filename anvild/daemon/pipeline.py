@@ -543,13 +543,13 @@ class Pipeline:
             return
         seen.append(item.stamp)
         read = self._read_regular(candidate)
-        if read is not None and read[1] not in seen:
-            seen.append(read[1])
-        replaced = read is None or read[1] != item.stamp
+        if read is not None and read.stamp not in seen:
+            seen.append(read.stamp)
+        replaced = read is None or read.stamp != item.stamp
         if replaced:
             self._lose(candidate, f"replaced before it could be read ({item.reason})")
         if read is not None:
-            self._ingest_read(candidate, *read, at_close=not replaced)
+            self._ingest_read(candidate, read, at_close=not replaced)
 
     def _taken(self, candidate: Candidate, stamp: Stamp | None, digest: str | None) -> None:
         """Bytes taken when the watcher saw a writer's close, in their turn: each version they
@@ -569,20 +569,31 @@ class Pipeline:
         """A file read now (found by a rescan, or too big to read ahead)."""
         read = self._read_regular(candidate)
         if read is not None:
-            self._ingest_read(candidate, *read)
+            self._ingest_read(candidate, read)
 
-    def _ingest_read(
-        self, candidate: Candidate, data: bytes, stamp: Stamp | None, at_close: bool = False
-    ) -> None:
+    def _ingest_read(self, candidate: Candidate, read: Read, at_close: bool = False) -> None:
         """A file's bytes just read: one already stored, as most files a rescan finds are, is
-        known by its sha256 without parsing it (at_close: as _ingest_bytes)."""
-        if stamp is not None:
-            self._stamp = (candidate, stamp)
+        known by its sha256 without parsing it (at_close: as _parsed).
+
+        Bytes past the read-ahead (a 1,000,000-test report's are 700 MB) are let go once parsed,
+        as the intake's are: should the database be away, the file is read again for the
+        pending copy while it holds the same bytes (replaced meanwhile, the version read is
+        lost, and counted). Within it, they are held as a report read ahead is."""
+        if read.stamp is not None:
+            self._stamp = (candidate, read.stamp)
+        data = read.take()
         digest = sha256(data)
         if (candidate.root, digest) not in self.done and self._stored_before(candidate, digest):
             self._settled(candidate, digest)
             return
-        self._ingest_bytes(candidate, data, digest, at_close)
+        if len(data) <= self.read_ahead:
+            self._ingest_bytes(candidate, data, digest, at_close)
+            return
+        run = self._parsed(candidate, data, digest, at_close)
+        del data
+        if run is not None:
+            limit, inside = self.config.report_limit, _real(candidate.root)
+            self._store(candidate, digest, run, lambda: _same(candidate, digest, limit, inside))
 
     def _stored_before(self, candidate: Candidate, digest: str) -> bool:
         """Whether the project's database holds these bytes already (False when it cannot say:
@@ -599,7 +610,7 @@ class Pipeline:
         except Exception:
             return False
 
-    def _read_regular(self, candidate: Candidate) -> tuple[bytes, Stamp | None] | None:
+    def _read_regular(self, candidate: Candidate) -> Read | None:
         """A report file's bytes and the stamp of the file they were read from (None when it
         changed while read); a directory, FIFO or device named like a report is rejected once;
         a file gone meanwhile is None (a later event brings it back)."""
@@ -611,7 +622,7 @@ class Pipeline:
                 after = os.fstat(stream.fileno())
             stamp = from_stat(opened)
             unchanged = stamp == from_stat(after) and len(data) == opened.st_size
-            return data, stamp if unchanged else None
+            return Read(data, stamp if unchanged else None)
         except (NotAReport, NoMemory) as exc:  # a directory, over the cap, a link out, no memory
             stamp = stamp_of(candidate.path)
             if stamp is not None:
@@ -633,14 +644,13 @@ class Pipeline:
             # not spooled (the spool was full) or spooled by an older anvild: the file is what
             # is left, while it holds the same bytes
             read = self._read_regular(candidate)
-            now = None if read is None else read[0]
-            if now is None or sha256(now) != retry.digest:
+            data = b"" if read is None else read.take()
+            if read is None or sha256(data) != retry.digest:
                 self.pending.forget(retry)
                 self._lose(candidate, "replaced while pending (the spool could not keep a copy)")
-                if now is not None:
-                    self._ingest_bytes(candidate, now)
+                if read is not None:
+                    self._ingest_bytes(candidate, data)
                 return
-            data = now
         if (candidate.root, retry.digest) in self.done:
             self.pending.forget(retry)  # the same bytes were stored from another path
             return
@@ -845,6 +855,31 @@ class Pipeline:
             self._store(candidate, ended.digest, ended.run, ended.data)
         else:
             self._remember(candidate)
+
+
+@dataclass(slots=True)
+class Read:
+    """A report file's bytes read now and the stamp of the file they came from (None when it
+    changed while read), handed on once: whoever takes them is the one holding them."""
+
+    data: bytes
+    stamp: Stamp | None
+
+    def take(self) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+
+def _same(candidate: Candidate, digest: str, limit: int, inside: Path) -> bytes:
+    """A report file read again, as _read_regular reads it, for its pending copy: its bytes
+    while they are the ones stored (digest), else OSError (the copy is not kept)."""
+    try:
+        data = read_report(candidate.path, limit, inside)
+    except ReportError as exc:
+        raise OSError(exc.what) from None
+    if sha256(data) != digest:
+        raise OSError("replaced since it was read")
+    return data
 
 
 def _real(root: Path) -> Path:
