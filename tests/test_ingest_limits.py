@@ -302,3 +302,24 @@ def test_a_broken_reports_bytes_are_let_go_before_the_next_report(
     assert first.error is not None and "a-broken.json" in str(first.error.where), first
     assert second.stored is not None and second.stored.tests == 1, second
     assert held and held[0] < 8 * MB, f"{held[0] / MB:.0f} MB held while the next run was stored"
+
+
+@pytest.mark.parametrize("megabytes", [0, 6])
+def test_a_report_is_known_by_one_sha256_however_it_was_hashed(
+    tmp_path: Path, megabytes: int
+) -> None:
+    """A report past 4 MB is hashed on a thread of its own while it is parsed, a smaller one
+    in line: either way its sha256 is the one the daemon and `anvild ingest` compute, so the
+    same file ingested again is known, and stored once."""
+    import hashlib
+
+    from anvild.ingest import sha256_beside
+
+    big = padded_report(tmp_path / "report.json", megabytes)
+    data = big.read_bytes()
+    assert sha256_beside(data)() == hashlib.sha256(data).hexdigest()
+    first = ingest(tmp_path, str(big))
+    second = ingest(tmp_path, str(big))
+    assert first[0] == 0 and second[0] == 0, (first, second)
+    assert "already stored" in second[1], second[1]
+    assert stored_runs(tmp_path) == 1
