@@ -9,7 +9,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -237,7 +237,11 @@ def sha256(data: bytes) -> str:
 def prepare(source: ReportSource, options: IngestOptions) -> Submission:
     """Parse one report and wrap it with everything the owner stores beside it."""
     digest = sha256_beside(source.data)
-    run = parse_bytes(Path(source.name), source.data)
+    try:
+        run = parse_bytes(Path(source.name), source.data)
+    except BaseException:
+        digest()  # its thread holds the bytes: ended before the error goes on to the next report
+        raise
     return submission(run, digest(), source.name, options)
 
 
@@ -254,14 +258,21 @@ def sha256_beside(data: bytes) -> Callable[[], str]:
     import threading
 
     found: list[str] = []  # written by the hashing thread alone, read once it has ended
-    thread = threading.Thread(
-        target=lambda: found.append(sha256(data)), name="anvild-sha256", daemon=True
-    )
-    thread.start()
+
+    def hashed() -> None:
+        with suppress(MemoryError):  # then joined() hashes on the caller's thread
+            found.append(sha256(data))
+
+    thread = threading.Thread(target=hashed, name="anvild-sha256", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had: here and now
+        digest = sha256(data)
+        return lambda: digest
 
     def joined() -> str:
         thread.join()
-        return found[0] if found else sha256(data)  # (the thread failed: out of memory)
+        return found[0] if found else sha256(data)
 
     return joined
 

@@ -516,7 +516,7 @@ def test_a_big_report_replaced_while_its_database_is_away_is_lost_and_counted(
     class ReplacedWhileAway(FakeOwner):
         def run(self, job: Any) -> Any:
             if not self.back:
-                candidate.path.write_bytes(second)  # the next run's, as the store fails
+                candidate.path.write_bytes(second)  # the next run's, while the database is away
             return super().run(job)
 
     owner = ReplacedWhileAway()

@@ -267,11 +267,14 @@ def test_a_run_is_stored_without_its_reports_bytes_in_memory(
     assert held and held[0] < 8 * MB, f"{held[0] / MB:.0f} MB held while the run was stored"
 
 
+@pytest.mark.parametrize("broken_how", ["cut short", "not a report"])
 def test_a_broken_reports_bytes_are_let_go_before_the_next_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken_how: str
 ) -> None:
     """A broken report's event is held by its caller (the loop printing it) while the next
-    report is read and stored: its error keeps no frame that holds the broken file's bytes."""
+    report is read and stored: its error keeps no frame that holds the broken file's bytes,
+    and no hashing of them goes on beside the next one (binary junk is refused in a few ms,
+    far sooner than 40 MB are hashed)."""
     import tracemalloc
 
     from anvild import ingest
@@ -286,7 +289,10 @@ def test_a_broken_reports_bytes_are_let_go_before_the_next_report(
 
     monkeypatch.setattr(ingest, "store_run", measured)
     broken = padded_report(tmp_path / "a-broken.json", 40)
-    broken.write_bytes(broken.read_bytes()[:-2])  # cut short: not JSON
+    if broken_how == "cut short":
+        broken.write_bytes(broken.read_bytes()[:-2])  # not JSON
+    else:
+        broken.write_bytes(b"\x00\x01" + broken.read_bytes())  # no report of any format
     good = report(tmp_path / "b-good.json")
     project = tmp_path / "project"
     project.mkdir()

@@ -644,13 +644,13 @@ class Pipeline:
             # not spooled (the spool was full) or spooled by an older anvild: the file is what
             # is left, while it holds the same bytes
             read = self._read_regular(candidate)
-            data = b"" if read is None else read.take()
-            if read is None or sha256(data) != retry.digest:
+            if read is None or sha256(read.data) != retry.digest:
                 self.pending.forget(retry)
                 self._lose(candidate, "replaced while pending (the spool could not keep a copy)")
                 if read is not None:
-                    self._ingest_bytes(candidate, data)
+                    self._ingest_read(candidate, read)  # the version that replaced it
                 return
+            data = read.take()
         if (candidate.root, retry.digest) in self.done:
             self.pending.forget(retry)  # the same bytes were stored from another path
             return

@@ -318,8 +318,6 @@ def _texts(
     for name in ("setup", "call", "teardown") if texts else ():  # a passed test: none
         said, longrepr = texts.get(name, (None, None))
         message, traceback = joined(message, said, "\n"), joined(traceback, longrepr, "\n\n")
-    if status in _QUIET:
-        return status, None, None
     if status in _UNEXECUTED:
         traceback = None
     return status, clip_message(message), clip_traceback(traceback)
