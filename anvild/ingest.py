@@ -251,30 +251,28 @@ _BESIDE = 4 << 20  # bytes of a report hashed on another thread while it is pars
 def sha256_beside(data: bytes) -> Callable[[], str]:
     """The sha256 of data, for later: a big report's is computed on a thread of its own while
     this one parses it (hashlib lets go of the GIL for big buffers, so on a second core the
-    hash costs nothing: 39 ms of a 100,000-test report), a small one's here and now."""
-    if len(data) < _BESIDE:
-        digest = sha256(data)
-        return lambda: digest
-    import threading
+    hash costs nothing: 39 ms of a 100,000-test report), a small one's here and now (and a big
+    one's where no thread can be started)."""
+    if len(data) >= _BESIDE:
+        import threading
 
-    found: list[str] = []  # written by the hashing thread alone, read once it has ended
+        found: list[str] = []  # written by the hashing thread alone, read once it has ended
 
-    def hashed() -> None:
-        with suppress(MemoryError):  # then joined() hashes on the caller's thread
-            found.append(sha256(data))
+        def hashed() -> None:
+            with suppress(MemoryError):  # then joined() hashes on the caller's thread
+                found.append(sha256(data))
 
-    thread = threading.Thread(target=hashed, name="anvild-sha256", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no thread to be had: here and now
-        digest = sha256(data)
-        return lambda: digest
+        thread = threading.Thread(target=hashed, name="anvild-sha256", daemon=True)
+        with suppress(RuntimeError):  # can't start new thread
+            thread.start()
 
-    def joined() -> str:
-        thread.join()
-        return found[0] if found else sha256(data)
+            def joined() -> str:
+                thread.join()
+                return found[0] if found else sha256(data)
 
-    return joined
+            return joined
+    digest = sha256(data)
+    return lambda: digest
 
 
 def shared(run: ParsedRun, options: IngestOptions, name: str) -> ParsedRun:

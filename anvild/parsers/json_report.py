@@ -315,7 +315,7 @@ def _texts(
     # a failed setup or call, then a failed teardown: pytest prints a line for each, the result
     # keeps both, the first first
     message = traceback = None
-    for name in ("setup", "call", "teardown") if texts else ():  # a passed test: none
+    for name in ("setup", "call", "teardown") if texts else ():  # every phase passed: none
         said, longrepr = texts.get(name, (None, None))
         message, traceback = joined(message, said, "\n"), joined(traceback, longrepr, "\n\n")
     if status in _UNEXECUTED:
