@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 _WILD = re.compile(r"[*?\[]")
 TAILED_SUFFIXES = (".jsonl",)
+# How often a log read while its run goes on (a session record, a pytest-reportlog file) is
+# read at most: `anvild status` shows its tests so far as of then.
+TAIL_EVERY = 0.1
 # What happened to a file, as the Settler is told; FOUND: in a directory that just got its watch.
 CREATED, MODIFIED, CLOSED, MOVED, FOUND = "created", "modified", "closed", "moved", "found"
 
@@ -181,6 +184,16 @@ class Scheduler:
             heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, key))
             self._cond.notify()
 
+    def call_within(self, delay: float, key: Hashable, func: Callable[[], None]) -> None:
+        """Run func within delay seconds: the call already scheduled under key if there is one,
+        else a new one (what comes meanwhile is seen by it)."""
+        with self._cond:
+            if key not in self._calls:
+                self._counter += 1
+                self._calls[key] = (self._counter, func)
+                heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, key))
+                self._cond.notify()
+
     def cancel(self, key: Hashable) -> None:
         """Forget the call scheduled under key."""
         with self._cond:
@@ -288,10 +301,16 @@ class Settler:
                     if change == MODIFIED and numbered:
                         self._writes += 1
                         self._last_write[candidate] = self._writes
-        if closed or candidate.tailed:
-            # a tailed log is read at every flushed line; a closed file is complete
+        if closed:  # complete (a tailed log: its run ended, or its writer let it go)
             self.scheduler.cancel(("settle", candidate))
+            self.scheduler.cancel(("tail", candidate))
             self.ready(candidate)
+            return
+        if candidate.tailed:
+            # read while its run goes on, at most every TAIL_EVERY: a session record gains a
+            # line at every test, and each read is a worker's turn
+            key = ("tail", candidate)
+            self.scheduler.call_within(TAIL_EVERY, key, lambda: self.ready(candidate))
             return
         self._schedule(candidate, _size(candidate.path))
 

@@ -168,11 +168,11 @@ class WorkQueue(Generic[T]):
                 (self._later if later else self._now).append(item)
             self._cond.notify()
 
-    def get(self) -> T:
-        """The next item, waiting for one."""
+    def get(self, timeout: float | None = None) -> T:
+        """The next item, waiting for one (at most timeout seconds: queue.Empty then)."""
         with self._cond:
-            while not self._now and not self._later:
-                self._cond.wait()
+            if not self._cond.wait_for(lambda: self._now or self._later, timeout):
+                raise queue.Empty
             return (self._now or self._later).popleft()
 
     def get_nowait(self) -> T:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -556,8 +557,8 @@ def test_a_version_the_rescan_took_is_not_lost_when_the_watchers_take_came_too_l
 
 
 def test_closes_of_tailed_logs_and_under_polling_are_not_marked(tmp_path: Path) -> None:
-    """A tailed reportlog is read at every line, and a polling observer sees no close: what
-    they make ready carries no close mark, so the worker never counts them lost."""
+    """A tailed reportlog is read while its run goes on, and a polling observer sees no close:
+    what they make ready carries no close mark, so the worker never counts them lost."""
     from anvild.watch import CLOSED, MODIFIED, Scheduler, Settler
 
     handed: list[Candidate] = []
@@ -572,8 +573,38 @@ def test_closes_of_tailed_logs_and_under_polling_are_not_marked(tmp_path: Path) 
     polling = Settler(Scheduler(), 0.2, handed.append, sees_closes=False)
     polling.event(report, MODIFIED)
     polling.event(report, CLOSED)  # a rename into place, the one "close" it sees
-    # the report's close; the log at its write and at its close; the polled report
-    assert [c.last_write for c in handed] == [1, None, None, None]
+    # the report's close; the log at its close (the read its write asked for is the close's
+    # now); the polled report
+    assert [c.last_write for c in handed] == [1, None, None]
+
+
+def test_a_tailed_log_is_read_once_per_moment_however_many_lines_it_gains(tmp_path: Path) -> None:
+    """A session record gains a line at every test: its writes make it ready at most once
+    every TAIL_EVERY (a worker's turn each), its close at once."""
+    from anvild.watch import CLOSED, MODIFIED, TAIL_EVERY, Scheduler, Settler
+
+    handed: list[tuple[Candidate, float]] = []
+    log = Candidate(tmp_path, tmp_path / "session.jsonl")
+    scheduler = Scheduler()
+    scheduler.start()
+    try:
+        settler = Settler(
+            scheduler, 0.2, lambda c: handed.append((c, time.monotonic())), sees_closes=True
+        )
+        first = time.monotonic()
+        for _ in range(500):  # 500 tests' lines at once
+            settler.event(log, MODIFIED)
+        wait_for(lambda: handed, 10, "the log's read")
+        assert len(handed) == 1 and handed[0][1] - first >= TAIL_EVERY * 0.9
+        settler.event(log, MODIFIED)
+        settler.event(log, CLOSED)  # the session ended: read now, the pending read dropped
+        assert len(handed) == 2
+        marked: list[bool] = []  # due after the dropped read would have been: it was not
+        scheduler.call_later(TAIL_EVERY * 1.5, "mark", lambda: marked.append(True))
+        wait_for(lambda: marked, 10, "the mark")
+        assert len(handed) == 2
+    finally:
+        scheduler.stop()
 
 
 # --- item 6: a link swapped in between the event and the read -------------------------------

@@ -24,6 +24,7 @@ from anvild.daemon.pipeline import Pipeline
 from anvild.errors import DatabaseError
 from anvild.store.owner import Owner
 from anvild.watch import Candidate
+from tests.conftest import wait_for
 
 
 class FakeOwner:
@@ -537,3 +538,32 @@ def test_a_big_report_replaced_while_its_database_is_away_is_lost_and_counted(
         "replaced while pending (the spool could not keep a copy)"
     ]
     assert len(d.pending) == 0
+
+
+def test_the_worker_gives_memory_back_once_it_idles_not_after_each_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's record brings the worker an item at every test: a full collection and a
+    trim after each cost the daemon a second of CPU beside a 4 s session. Memory goes back
+    once, when the queue has stayed empty RELEASE_AFTER."""
+    released: list[int] = []
+    monkeypatch.setattr(daemon_module, "release_memory", lambda: released.append(done[0]))
+    d = make_daemon(tmp_path, [tmp_path])
+    done = [0]
+    real_process = d._process
+
+    def counted(item: Any) -> None:
+        real_process(item)
+        done[0] += 1
+
+    d._process = counted  # type: ignore[method-assign]
+    d.thread.start()
+    try:
+        for n in range(1, 21):  # 20 items, the worker idle between them: tests as they end
+            d.work.put(work.Interrupt(Candidate(tmp_path, tmp_path / "session.jsonl")))
+            wait_for(lambda n=n: done[0] == n, 10, f"item {n}")
+        wait_for(lambda: released, 10, "the memory given back")
+        assert released == [20]
+    finally:
+        d.work.put(None)
+        d.thread.join(timeout=10)
