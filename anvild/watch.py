@@ -88,6 +88,36 @@ class WatchPlan:
 
     directory: Path
     recursive: bool
+    # whether its events tell each write: not where every report it is for is read while its
+    # run goes on (a session record: a line at each test), which the worker looks at itself
+    writes: bool = True
+
+
+def merged(plans: set[WatchPlan], polling: bool) -> set[WatchPlan]:
+    """One plan per watched directory and depth, told writes if any of its reports needs them
+    (a polling observer sees no closes: it is told every change)."""
+    writes: dict[tuple[Path, bool], bool] = {}
+    for plan in plans:
+        key = (plan.directory, plan.recursive)
+        writes[key] = writes.get(key, False) or plan.writes or polling
+    return {WatchPlan(directory, recursive, w) for (directory, recursive), w in writes.items()}
+
+
+def _events(writes: bool) -> list[type[Any]]:
+    """The watchdog events a watch asks the kernel for: what _Handler takes (never opens and
+    reads: the daemon's own reads of a report would wake it), and writes only where told."""
+    from watchdog import events
+
+    kinds: list[type[Any]] = [
+        events.FileCreatedEvent,
+        events.FileClosedEvent,
+        events.FileDeletedEvent,
+        events.FileMovedEvent,
+        events.DirCreatedEvent,
+        events.DirDeletedEvent,
+        events.DirMovedEvent,
+    ]
+    return [*kinds, events.FileModifiedEvent] if writes else kinds
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -120,14 +150,15 @@ class ProjectGlobs:
         for pattern in self.project.watched_reports:
             base, recursive = literal_base(pattern)
             directory = self.project.root / base if base else self.project.root
+            writes = not pattern.endswith(TAILED_SUFFIXES)
             if directory.is_dir():
-                plans.add(WatchPlan(directory, recursive))
+                plans.add(WatchPlan(directory, recursive, writes))
                 continue
             parent = directory.parent
             while not parent.is_dir() and parent != self.project.root:
                 parent = parent.parent
             # Not recursive: the directory's creation is what this watch waits for.
-            plans.add(WatchPlan(parent, False))
+            plans.add(WatchPlan(parent, False, writes=False))
         return plans
 
     def existing(self) -> list[Path]:
@@ -405,12 +436,16 @@ class Watcher:
         wanted: set[WatchPlan] = set()
         for globs in self.projects:
             wanted |= globs.plan()
+        wanted = merged(wanted, self._polling)
         found: list[Candidate] = []
         with self._lock:
             for plan in wanted - set(self._watches):
                 try:
                     watch = self._observer.schedule(
-                        _Handler(self, plan), str(plan.directory), recursive=plan.recursive
+                        _Handler(self, plan),
+                        str(plan.directory),
+                        recursive=plan.recursive,
+                        event_filter=_events(plan.writes),
                     )
                 except OSError as exc:
                     log.warning("cannot watch %s: %s", plan.directory, exc)

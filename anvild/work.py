@@ -61,6 +61,14 @@ class Interrupt:
 
 
 @dataclass(frozen=True, slots=True)
+class Poll:
+    """A tailed run's next look while it goes on: read if it is still in progress (a file
+    whose watch tells no writes, a session record, is read this way)."""
+
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """A report file's bytes, read the moment it was ready: a second run writing the same path
     while the first is still queued or being stored cannot take the first one's place."""
@@ -142,6 +150,7 @@ WorkItem = (
     | Unkept
     | Retry
     | Interrupt
+    | Poll
     | Recheck
     | Rescan
     | Reload

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -826,3 +827,46 @@ def test_the_watches_speaking_for_directories_are_a_bounded_memory(tmp_path: Pat
         assert len(watcher._owners) <= OWNERS_KEPT
     assert watcher.owns(near, root / "reports" / "a.json")
     assert not watcher.owns(wide, root / "reports" / "a.json")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: told opens and writes")
+def test_a_session_record_wakes_the_watcher_at_its_creation_and_close_not_at_each_line(
+    tmp_path: Path,
+) -> None:
+    """A session record gains a line at every test, and the worker reads it while the run goes
+    on: its directory's watch is told neither its writes nor anyone's reads (each was a turn
+    of watchdog's threads in the daemon: 2,000 of them beside a 2,000-test session). A report
+    that needs its writes (a JSON report: written, then closed) is still told them."""
+    from anvild.watch import CLOSED, CREATED, MODIFIED, Watcher
+
+    root = tmp_path / "proj"
+    records = root / ".pytest_cache" / "anvild"
+    records.mkdir(parents=True)
+    d = make_daemon(
+        tmp_path,
+        [root],
+        # .pytest_cache/ holds a log read as it goes and a report that needs its writes
+        reports='[".pytest_cache/anvild/*.jsonl", ".pytest_cache/reportlog.jsonl", '
+        '".pytest_cache/report.json"]',
+    )
+    seen: list[tuple[str, str]] = []
+    watcher = Watcher(d.config, lambda c, change: seen.append((c.path.name, change)), lambda: None)
+    watcher.start()
+    try:
+        record = records / "session-1.jsonl"
+        with record.open("w") as stream:
+            for n in range(200):  # a test's lines, flushed as the plugin does
+                stream.write(f'{{"$report_type": "TestReport", "n": {n}}}\n')
+                stream.flush()
+                if n % 20 == 0:
+                    record.read_bytes()  # the worker's look at the run in progress
+        report = root / ".pytest_cache" / "report.json"
+        with report.open("w") as stream:
+            stream.write("{")
+            stream.flush()
+            stream.write("}")
+        wait_for(lambda: ("report.json", CLOSED) in seen, 10, "the JSON report's close")
+    finally:
+        watcher.stop()
+    assert [change for name, change in seen if name == record.name] == [CREATED, CLOSED]
+    assert ("report.json", MODIFIED) in seen

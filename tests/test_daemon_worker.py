@@ -567,3 +567,38 @@ def test_the_worker_gives_memory_back_once_it_idles_not_after_each_item(
     finally:
         d.work.put(None)
         d.thread.join(timeout=10)
+
+
+def test_a_run_in_progress_is_read_by_the_workers_own_looks_until_it_ends(
+    tmp_path: Path, sample_reports: dict[str, Any], stored: list[tuple[str, str]]
+) -> None:
+    """A session record's watch tells no writes: the worker looks at a run in progress again
+    every TAIL_EVERY and sees its new tests; once the run ended (here: interrupted), it looks
+    no more (an interrupted record read whole again at each look would never rest)."""
+    root = tmp_path / "p"
+    root.mkdir()
+    lines = Path(sample_reports["reportlog"]).read_bytes().splitlines(keepends=True)
+    unfinished = [line for line in lines if b"SessionFinish" not in line]
+    first_test = next(i for i, line in enumerate(unfinished) if b'"teardown"' in line) + 1
+    log = root / "run.jsonl"
+    log.write_bytes(b"".join(unfinished[:first_test]))
+    d = make_daemon(tmp_path, [root])
+    owner = FakeOwner()
+    owner.back = True
+    d.owners.owner = lambda url: owner  # type: ignore[method-assign]
+    candidate = Candidate(root, log)
+    d.work.put(candidate)  # the record's creation
+    drain(d)
+    (before,) = d.tails.in_progress()
+    log.write_bytes(b"".join(unfinished))  # the other tests, no event told
+    run_scheduled(d, "poll")
+    drain(d)
+    (going,) = d.tails.in_progress()
+    assert going["tests_so_far"] > before["tests_so_far"]
+    run_scheduled(d, "interrupt")  # its timeout: stored as interrupted
+    drain(d)
+    assert d.tails.in_progress() == [] and len(stored) == 1
+    run_scheduled(d, "poll")  # a look asked for before the run ended finds nothing to read
+    drain(d)
+    assert d.tails.in_progress() == [] and len(stored) == 1
+    assert not [key for key in d.scheduler._calls if key[0] in ("poll", "interrupt")]

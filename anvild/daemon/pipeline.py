@@ -29,7 +29,7 @@ from anvild.daemon.owners import Owners
 from anvild.daemon.pending_reports import Bytes, PendingReports
 from anvild.daemon.rejections import Rejections, rejections_file
 from anvild.daemon.stamps import Stamps, stamps_file
-from anvild.daemon.tails import Ended, Tails
+from anvild.daemon.tails import Ended, Going, Tails
 from anvild.display import counted
 from anvild.errors import (
     AnvildError,
@@ -47,10 +47,11 @@ from anvild.records import ParsedRun
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
-from anvild.watch import Candidate, Scheduler, Settler, Watcher
+from anvild.watch import TAIL_EVERY, Candidate, Scheduler, Settler, Watcher
 from anvild.work import (
     Existing,
     Interrupt,
+    Poll,
     Recheck,
     Reload,
     Remote,
@@ -104,7 +105,9 @@ def path_of(item: WorkItem) -> str | None:
     """The report file a work item is about."""
     if isinstance(item, Candidate):
         return str(item.path)
-    if isinstance(item, Existing | Snapshot | Spooled | Unkept | Retry | Interrupt | Recheck):
+    if isinstance(
+        item, Existing | Snapshot | Spooled | Unkept | Retry | Interrupt | Poll | Recheck
+    ):
         return str(item.candidate.path)
     return None
 
@@ -444,6 +447,8 @@ class Pipeline:
             self._check_again(item)
         elif isinstance(item, Interrupt):
             self._interrupt(item.candidate)
+        elif isinstance(item, Poll):
+            self._poll(item.candidate)
         elif isinstance(item, Snapshot):
             if item.stamp is not None:
                 self._stamp = (item.candidate, item.stamp)
@@ -833,11 +838,23 @@ class Pipeline:
             self._recheck(candidate, sha256(candidate.path.read_bytes()), outcome)
         elif isinstance(outcome, Ended):
             self._ended(candidate, outcome)
-        elif outcome:  # the run goes on: its timeout starts again
-            timeout = self.config.reportlog_timeout
-            self.scheduler.call_later(
-                timeout, ("interrupt", candidate.path), lambda: self.work.put(Interrupt(candidate))
+        elif isinstance(outcome, Going):  # the run goes on: looked at again within TAIL_EVERY
+            if outcome.gained:  # its timeout starts again at each line
+                timeout = self.config.reportlog_timeout
+                self.scheduler.call_later(
+                    timeout,
+                    ("interrupt", candidate.path),
+                    lambda: self.work.put(Interrupt(candidate)),
+                )
+            self.scheduler.call_within(
+                TAIL_EVERY, ("poll", candidate.path), lambda: self.work.put(Poll(candidate))
             )
+
+    def _poll(self, candidate: Candidate) -> None:
+        """A run in progress looked at again; one that ended or was dropped meanwhile is not
+        started over (an interrupted record would be read whole again and again)."""
+        if self.tails.going(candidate.path):
+            self._tail(candidate)
 
     def _interrupt(self, candidate: Candidate) -> None:
         ended = self.tails.interrupt(candidate.path)
@@ -847,6 +864,7 @@ class Pipeline:
 
     def _ended(self, candidate: Candidate, ended: Ended) -> None:
         self.scheduler.cancel(("interrupt", candidate.path))
+        self.scheduler.cancel(("poll", candidate.path))
         if ended.stamp is not None:
             self._stamp = (candidate, ended.stamp)
         if isinstance(ended.error, NotARun):  # a session that ran no test: as a whole file's

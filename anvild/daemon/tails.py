@@ -25,6 +25,13 @@ class Tail:
 
 
 @dataclass(frozen=True, slots=True)
+class Going:
+    """A tailed run that goes on, and the bytes it gained at this look."""
+
+    gained: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """A tailed run that ended: the bytes it was read from, and its run or why there is none."""
 
@@ -42,10 +49,14 @@ class Tails:
     def __init__(self) -> None:
         self._tails: dict[Path, Tail] = {}
 
-    def feed(self, path: Path, limit: int) -> Ended | ReportError | bool:
+    def going(self, path: Path) -> bool:
+        """Whether the run in the file at path is in progress (read, not ended)."""
+        return path in self._tails
+
+    def feed(self, path: Path, limit: int) -> Ended | ReportError | Going | None:
         """Read what the file gained since the last look: Ended when its run finished, the
         error when it does not parse or grew past limit bytes (the tail is dropped: no run in
-        progress held for it), True while the run goes on, False when the file is gone."""
+        progress held for it), Going while the run goes on, None when the file is gone."""
         try:
             with path.open("rb") as stream:
                 info = os.fstat(stream.fileno())
@@ -60,7 +71,7 @@ class Tails:
                 chunk = stream.read()
         except OSError:
             self._tails.pop(path, None)
-            return False
+            return None
         tail.offset += len(chunk)
         try:
             tail.reader.feed(chunk)
@@ -68,8 +79,8 @@ class Tails:
             self._tails.pop(path, None)
             return exc
         if tail.reader.complete:
-            return self._end(path, tail, interrupted=False) or False
-        return True
+            return self._end(path, tail, interrupted=False)
+        return Going(len(chunk))
 
     def interrupt(self, path: Path) -> Ended | None:
         """The run's timeout came without SessionFinish: it ends as interrupted (None when it
