@@ -1,5 +1,7 @@
 """The capture's cost on a test run: a session with anvild's record vs no plugin, pytest-json-report
-alone and pytest-reportlog alone, side by side in one run (rounds interleaved, medians).
+alone and pytest-reportlog alone, side by side in one run (rounds interleaved, medians); and
+each round a session with the daemon running as a user has it, with the daemon's own CPU time
+beside it.
 
     .venv/bin/python bench/fig_plugin.py [--rounds 7] [--generated 2000]
 
