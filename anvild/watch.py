@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anvild.settings import Config, ProjectConfig
+from anvild.settings import RECORD_GLOB, Config, ProjectConfig
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ TAILED_SUFFIXES = (".jsonl",)
 # How often a log read while its run goes on (a session record, a pytest-reportlog file) is
 # read at most: `anvild status` shows its tests so far as of then.
 TAIL_EVERY = 0.1
+# A run that gains nothing (a long test, a hung session, a killed session's record) is looked at
+# half as often at each look, down to once every TAIL_QUIET; its next line brings TAIL_EVERY back.
+TAIL_QUIET = 2.0
 # What happened to a file, as the Settler is told; FOUND: in a directory that just got its watch.
 CREATED, MODIFIED, CLOSED, MOVED, FOUND = "created", "modified", "closed", "moved", "found"
 
@@ -88,19 +91,26 @@ class WatchPlan:
 
     directory: Path
     recursive: bool
-    # whether its events tell each write: not where every report it is for is read while its
-    # run goes on (a session record: a line at each test), which the worker looks at itself
+    # whether its events tell each write: not where every report it is for is a session
+    # record (a line at each test; named anew by each session, never rewritten in place: its
+    # creation tells it), which the worker looks at itself while its run goes on
     writes: bool = True
 
 
 def merged(plans: set[WatchPlan], polling: bool) -> set[WatchPlan]:
-    """One plan per watched directory and depth, told writes if any of its reports needs them
-    (a polling observer sees no closes: it is told every change)."""
+    """One plan per watched directory and depth, told writes if any of its reports needs them,
+    or a recursive watch told writes covers it too: the kernel keeps one event mask per
+    directory, the last watch's, and a watch without writes must not take them from one that
+    needs them (a polling observer sees no closes: it is told every change)."""
     writes: dict[tuple[Path, bool], bool] = {}
     for plan in plans:
         key = (plan.directory, plan.recursive)
         writes[key] = writes.get(key, False) or plan.writes or polling
-    return {WatchPlan(directory, recursive, w) for (directory, recursive), w in writes.items()}
+    wide = [d for (d, recursive), w in writes.items() if recursive and w]
+    return {
+        WatchPlan(d, recursive, w or any(d == top or top in d.parents for top in wide))
+        for (d, recursive), w in writes.items()
+    }
 
 
 def _events(writes: bool) -> list[type[Any]]:
@@ -150,7 +160,7 @@ class ProjectGlobs:
         for pattern in self.project.watched_reports:
             base, recursive = literal_base(pattern)
             directory = self.project.root / base if base else self.project.root
-            writes = not pattern.endswith(TAILED_SUFFIXES)
+            writes = pattern != RECORD_GLOB
             if directory.is_dir():
                 plans.add(WatchPlan(directory, recursive, writes))
                 continue
@@ -158,7 +168,7 @@ class ProjectGlobs:
             while not parent.is_dir() and parent != self.project.root:
                 parent = parent.parent
             # Not recursive: the directory's creation is what this watch waits for.
-            plans.add(WatchPlan(parent, False, writes=False))
+            plans.add(WatchPlan(parent, False))
         return plans
 
     def existing(self) -> list[Path]:

@@ -870,3 +870,32 @@ def test_a_session_record_wakes_the_watcher_at_its_creation_and_close_not_at_eac
         watcher.stop()
     assert [change for name, change in seen if name == record.name] == [CREATED, CLOSED]
     assert ("report.json", MODIFIED) in seen
+
+
+def test_only_the_session_records_directory_is_watched_without_writes(tmp_path: Path) -> None:
+    """A record is named anew by each session: its creation tells it. Any other report may be
+    rewritten in place (pytest-reportlog truncates its file), so its watch is told writes; so is
+    a directory a recursive watch told writes covers too (the kernel keeps one event mask per
+    directory), and the parent watched until a directory appears."""
+    from anvild.settings import ProjectConfig
+    from anvild.watch import ProjectGlobs, WatchPlan, merged
+
+    root = tmp_path / "proj"
+    (root / ".pytest_cache" / "anvild").mkdir(parents=True)
+    (root / "logs").mkdir()
+
+    def plans(*reports: str) -> set[WatchPlan]:
+        return merged(ProjectGlobs(ProjectConfig(root, "p", reports=reports)).plan(), False)
+
+    records, cache = root / ".pytest_cache" / "anvild", root / ".pytest_cache"
+    assert plans(".pytest_cache/report.json") == {
+        WatchPlan(records, False, writes=False),
+        WatchPlan(cache, False),
+    }
+    assert plans("logs/reportlog.jsonl") >= {WatchPlan(root / "logs", False)}
+    assert WatchPlan(records, False) in plans("**/*.json")  # under the root's recursive watch
+    assert WatchPlan(records, False) in merged(
+        {WatchPlan(records, False, writes=False)}, polling=True
+    )
+    (root / ".pytest_cache" / "anvild").rmdir()  # not there yet: its parent waits for it
+    assert plans() == {WatchPlan(cache, False)}

@@ -548,6 +548,7 @@ def test_the_worker_gives_memory_back_once_it_idles_not_after_each_item(
     once, when the queue has stayed empty RELEASE_AFTER."""
     released: list[int] = []
     monkeypatch.setattr(daemon_module, "release_memory", lambda: released.append(done[0]))
+    monkeypatch.setattr(daemon_module, "RELEASE_AFTER", 2.0)  # a slow machine's gaps are shorter
     d = make_daemon(tmp_path, [tmp_path])
     done = [0]
     real_process = d._process
@@ -598,7 +599,53 @@ def test_a_run_in_progress_is_read_by_the_workers_own_looks_until_it_ends(
     run_scheduled(d, "interrupt")  # its timeout: stored as interrupted
     drain(d)
     assert d.tails.in_progress() == [] and len(stored) == 1
-    run_scheduled(d, "poll")  # a look asked for before the run ended finds nothing to read
+    assert not [key for key in d.scheduler._calls if key[0] in ("poll", "interrupt")]
+    d.work.put(work.Poll(candidate))  # a look queued before the run ended: nothing read again
     drain(d)
     assert d.tails.in_progress() == [] and len(stored) == 1
+
+
+def test_an_empty_tailed_log_is_closed_by_its_timeout_not_looked_at_forever(
+    tmp_path: Path, stored: list[tuple[str, str]]
+) -> None:
+    """`pytest --help` with `--report-log` in addopts leaves the log empty: each look finds
+    nothing new, and the run's timeout still comes; then it is looked at no more."""
+    root = tmp_path / "p"
+    root.mkdir()
+    log = root / "reportlog.jsonl"
+    log.write_bytes(b"")
+    d = make_daemon(tmp_path, [root])
+    candidate = Candidate(root, log)
+    d.work.put(candidate)
+    drain(d)
+    for _ in range(3):  # looks that find nothing
+        run_scheduled(d, "poll")
+        drain(d)
+    assert [key[0] for key in d.scheduler._calls] == ["interrupt", "poll"]
+    run_scheduled(d, "interrupt")
+    drain(d)
+    assert d.tails.in_progress() == [] and stored == []
     assert not [key for key in d.scheduler._calls if key[0] in ("poll", "interrupt")]
+
+
+def test_a_run_that_gains_nothing_is_looked_at_less_often_until_its_next_line(
+    tmp_path: Path, sample_reports: dict[str, Any]
+) -> None:
+    """A long test, a hung session, a killed session's record found at start: each look that
+    finds nothing new doubles the wait, up to TAIL_QUIET; the next line brings TAIL_EVERY back."""
+    from anvild.daemon.tails import Going, Tails
+    from anvild.watch import TAIL_EVERY, TAIL_QUIET
+
+    lines = Path(sample_reports["reportlog"]).read_bytes().splitlines(keepends=True)
+    log = tmp_path / "reportlog.jsonl"
+    log.write_bytes(lines[0])
+    tails = Tails()
+    looks = [tails.feed(log, 1 << 20) for _ in range(8)]
+    assert all(isinstance(look, Going) for look in looks)
+    waits = [look.next_look for look in looks if isinstance(look, Going)]
+    assert waits[0] == TAIL_EVERY  # the first look read the line
+    assert waits[1:4] == [TAIL_EVERY * 2, TAIL_EVERY * 4, TAIL_EVERY * 8]
+    assert waits[-1] == TAIL_QUIET
+    log.write_bytes(b"".join(lines[:2]))
+    again = tails.feed(log, 1 << 20)
+    assert isinstance(again, Going) and again.gained and again.next_look == TAIL_EVERY

@@ -47,7 +47,7 @@ from anvild.records import ParsedRun
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
-from anvild.watch import TAIL_EVERY, Candidate, Scheduler, Settler, Watcher
+from anvild.watch import Candidate, Scheduler, Settler, Watcher
 from anvild.work import (
     Existing,
     Interrupt,
@@ -148,6 +148,7 @@ class Pipeline:
         self.done: set[tuple[Path, str]] = set()  # (root, sha256) stored, empty or rejected
         self.pending = PendingReports()
         self.in_hand: WorkItem = None  # what the worker is reading or storing
+        self._quiet = False  # the item in hand was a look at a run that gained nothing
         self.stamps = Stamps(stamps_file())
         self.rejections = Rejections(rejections_file())
         self.done |= {(Path(root), key) for root, key in self.rejections.load()}
@@ -371,6 +372,7 @@ class Pipeline:
                 continue
             if item is None:
                 return
+            self._quiet = False
             try:
                 with no_gc():
                     self._process(item)
@@ -380,7 +382,8 @@ class Pipeline:
             item = None  # no report's bytes held while idle
             if self.stopping.is_set():
                 return  # the report in hand is done; the queue waits for the next start
-            idle_after = RELEASE_AFTER
+            if not self._quiet:  # a look at a run that gained nothing freed nothing
+                idle_after = RELEASE_AFTER
 
     def _error(self, text: str) -> None:
         """The last error, and when."""
@@ -838,16 +841,19 @@ class Pipeline:
             self._recheck(candidate, sha256(candidate.path.read_bytes()), outcome)
         elif isinstance(outcome, Ended):
             self._ended(candidate, outcome)
-        elif isinstance(outcome, Going):  # the run goes on: looked at again within TAIL_EVERY
+        elif isinstance(outcome, Going):  # the run goes on: looked at again
+            timeout, key = self.config.reportlog_timeout, ("interrupt", candidate.path)
+
+            def interrupt() -> None:
+                self.work.put(Interrupt(candidate))
+
             if outcome.gained:  # its timeout starts again at each line
-                timeout = self.config.reportlog_timeout
-                self.scheduler.call_later(
-                    timeout,
-                    ("interrupt", candidate.path),
-                    lambda: self.work.put(Interrupt(candidate)),
-                )
+                self.scheduler.call_later(timeout, key, interrupt)
+            else:  # nothing new (an empty file, a long test): the timeout runs on, or starts
+                self.scheduler.call_within(timeout, key, interrupt)
+                self._quiet = True
             self.scheduler.call_within(
-                TAIL_EVERY, ("poll", candidate.path), lambda: self.work.put(Poll(candidate))
+                outcome.next_look, ("poll", candidate.path), lambda: self.work.put(Poll(candidate))
             )
 
     def _poll(self, candidate: Candidate) -> None:

@@ -12,6 +12,7 @@ from anvild.ingest import sha256
 from anvild.parsers.detect import too_big
 from anvild.parsers.reportlog import ReportlogReader
 from anvild.records import ParsedRun
+from anvild.watch import TAIL_EVERY, TAIL_QUIET
 from anvild.work import Stamp, from_stat
 
 
@@ -22,13 +23,15 @@ class Tail:
     inode: int
     reader: ReportlogReader
     offset: int = 0
+    quiet: int = 0  # looks in a row that found nothing new
 
 
 @dataclass(frozen=True, slots=True)
 class Going:
-    """A tailed run that goes on, and the bytes it gained at this look."""
+    """A tailed run that goes on: the bytes it gained at this look, and when to look again."""
 
     gained: int
+    next_look: float = TAIL_EVERY
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ class Tails:
             return exc
         if tail.reader.complete:
             return self._end(path, tail, interrupted=False)
-        return Going(len(chunk))
+        tail.quiet = 0 if chunk else tail.quiet + 1
+        return Going(len(chunk), min(TAIL_EVERY * 2**tail.quiet, TAIL_QUIET))
 
     def interrupt(self, path: Path) -> Ended | None:
         """The run's timeout came without SessionFinish: it ends as interrupted (None when it

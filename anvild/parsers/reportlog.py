@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from anvild.errors import NotAReport, ReportError, ReportIncomplete
+from anvild.errors import NOT_A_RUN, NotAReport, NotARun, ReportError, ReportIncomplete
 from anvild.identity import key_from_node_id
 from anvild.parsers.json_report import map_outcome
 from anvild.records import (
@@ -256,6 +256,8 @@ class ReportlogReader:
                     self.feed(b"\n")  # raises, naming the line
         if self._line_no and not self._records:
             raise NotAReport('not a pytest-reportlog: no "$report_type" lines', self._where)
+        if interrupted and not self._line_no:  # `pytest --help` truncates a --report-log file
+            raise NotARun(f"an empty log, no session wrote to it: {NOT_A_RUN}", self._where)
         if not self._complete and not interrupted:
             raise ReportIncomplete("run not finished: no SessionFinish", self._where)
         # an attempt without a verdict (the test that ran when the session was interrupted)
