@@ -649,3 +649,31 @@ def test_a_run_that_gains_nothing_is_looked_at_less_often_until_its_next_line(
     log.write_bytes(b"".join(lines[:2]))
     again = tails.feed(log, 1 << 20)
     assert isinstance(again, Going) and again.gained and again.next_look == TAIL_EVERY
+
+
+def test_a_reportlog_a_new_session_rewrote_past_the_last_look_is_read_from_its_start(
+    tmp_path: Path, sample_reports: dict[str, Any]
+) -> None:
+    """pytest-reportlog truncates its file for each session: the next session may have written
+    past where the last look at the one before ended. The bytes before that offset are not the
+    ones read there: the new session is read from its start, not from the middle of a line."""
+    from anvild.daemon.tails import Ended, Going, Tails
+    from anvild.parsers.reportlog import parse_reportlog
+    from tests.conftest import SAMPLE_TESTS, run_pytest, write_project
+
+    first = Path(sample_reports["reportlog"]).read_bytes()
+    root = write_project(tmp_path / "again", SAMPLE_TESTS)
+    run_pytest(root, "--continue-on-collection-errors", "--report-log=reportlog.jsonl")
+    second = (root / "reportlog.jsonl").read_bytes()
+    log = tmp_path / "reportlog.jsonl"
+    lines = first.splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[: len(lines) // 2]))  # the first session, half written
+    tails = Tails()
+    assert isinstance(tails.feed(log, 1 << 24), Going)
+    with log.open("r+b") as stream:  # the next session: truncated, then all its lines
+        stream.truncate(0)
+        stream.write(second)
+    ended = tails.feed(log, 1 << 24)
+    assert isinstance(ended, Ended) and ended.error is None, ended
+    assert ended.data == second and ended.run is not None
+    assert ended.run.results == parse_reportlog(log, second).results  # the second, whole

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from anvild.errors import ReportError
 from anvild.ingest import sha256
@@ -14,6 +14,10 @@ from anvild.parsers.reportlog import ReportlogReader
 from anvild.records import ParsedRun
 from anvild.watch import TAIL_EVERY, TAIL_QUIET
 from anvild.work import Stamp, from_stat
+
+# The bytes a look compares before the offset it reads from: the end of the last line read,
+# with its test's times, is not another session's.
+EDGE = 128
 
 
 @dataclass(slots=True)
@@ -24,6 +28,7 @@ class Tail:
     reader: ReportlogReader
     offset: int = 0
     quiet: int = 0  # looks in a row that found nothing new
+    edge: bytes = b""  # the last bytes read (up to EDGE): another session's are not these
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,12 @@ class Ended:
     run: ParsedRun | None
     error: ReportError | None = None
     stamp: Stamp | None = None  # the file's, when the bytes read are all it holds
+
+
+def _before(stream: BinaryIO, offset: int, size: int) -> bytes:
+    """The size bytes of stream that end at offset."""
+    stream.seek(offset - size)
+    return stream.read(size)
 
 
 class Tails:
@@ -67,14 +78,22 @@ class Tails:
                     self._tails.pop(path, None)
                     return too_big(info.st_size, limit, str(path))
                 tail = self._tails.get(path)
-                if tail is None or info.st_ino != tail.inode or info.st_size < tail.offset:
-                    # a new file, or pytest truncated it for a new session: start over
+                if (
+                    tail is None
+                    or info.st_ino != tail.inode
+                    or info.st_size < tail.offset
+                    or _before(stream, tail.offset, len(tail.edge)) != tail.edge
+                ):
+                    # a new file, or one pytest truncated for a new session: start over (it
+                    # is shorter now, or already past where the last look ended, where the
+                    # bytes before that offset tell)
                     tail = self._tails[path] = Tail(info.st_ino, ReportlogReader(path))
                 stream.seek(tail.offset)
                 chunk = stream.read()
         except OSError:
             self._tails.pop(path, None)
             return None
+        tail.edge = (tail.edge + chunk)[-EDGE:]
         tail.offset += len(chunk)
         try:
             tail.reader.feed(chunk)
