@@ -606,7 +606,7 @@ def test_a_run_in_progress_is_read_by_the_workers_own_looks_until_it_ends(
 
 
 def test_an_empty_tailed_log_is_closed_by_its_timeout_not_looked_at_forever(
-    tmp_path: Path, stored: list[tuple[str, str]]
+    tmp_path: Path, stored: list[tuple[str, str]], caplog: pytest.LogCaptureFixture
 ) -> None:
     """`pytest --help` with `--report-log` in addopts leaves the log empty: each look finds
     nothing new, and the run's timeout still comes; then it is looked at no more."""
@@ -622,9 +622,12 @@ def test_an_empty_tailed_log_is_closed_by_its_timeout_not_looked_at_forever(
         run_scheduled(d, "poll")
         drain(d)
     assert [key[0] for key in d.scheduler._calls] == ["interrupt", "poll"]
-    run_scheduled(d, "interrupt")
-    drain(d)
+    with caplog.at_level("INFO", logger="anvild"):
+        run_scheduled(d, "interrupt")
+        drain(d)
     assert d.tails.in_progress() == [] and stored == []
+    # one line, that it is no run, not a warning that a run was interrupted
+    assert [r.getMessage().split(": ", 1)[0] for r in caplog.records] == ["not stored"]
     assert not [key for key in d.scheduler._calls if key[0] in ("poll", "interrupt")]
 
 
@@ -677,3 +680,32 @@ def test_a_reportlog_a_new_session_rewrote_past_the_last_look_is_read_from_its_s
     assert isinstance(ended, Ended) and ended.error is None, ended
     assert ended.data == second and ended.run is not None
     assert ended.run.results == parse_reportlog(log, second).results  # the second, whole
+
+
+def test_a_sessions_reportlog_not_read_up_to_its_name_is_not_a_second_run_in_progress(
+    tmp_path: Path,
+) -> None:
+    """Each file is looked at on its own turn: a session's reportlog may have been read only up
+    to its SessionStart, the line naming the session not yet, while its record shows a test.
+    It is not listed as a second run; a reportlog with no record beside it is."""
+    from anvild.daemon.tails import Tails
+
+    start = b'{"pytest_version": "9.0", "$report_type": "SessionStart"}\n'
+    record = tmp_path / "session.jsonl"
+    record.write_bytes(
+        b'{"$report_type": "SessionStart", "pytest_version": "9.0", "anvild": {"record": 1, '
+        b'"session_id": "0123456789abcdef0123456789abcdef"}}\n'
+        b'{"$report_type": "TestReport", "nodeid": "t.py::a", "when": "setup", '
+        b'"outcome": "passed", "duration": 0.001, "start": 1.0}\n'
+        b'{"$report_type": "TestReport", "nodeid": "t.py::a", "when": "call", '
+        b'"outcome": "passed", "duration": 0.001}\n'
+        b'{"$report_type": "TestReport", "nodeid": "t.py::a", "when": "teardown", '
+        b'"outcome": "passed", "duration": 0.001, "stop": 1.1}\n'
+    )
+    reportlog = tmp_path / "reportlog.jsonl"
+    reportlog.write_bytes(start)
+    tails = Tails()
+    tails.feed(reportlog, 1 << 20)
+    assert [run["path"] for run in tails.in_progress()] == [str(reportlog)]  # no record: its run
+    tails.feed(record, 1 << 20)
+    assert tails.in_progress() == [{"path": str(record), "tests_so_far": 1}]

@@ -865,7 +865,8 @@ class Pipeline:
     def _interrupt(self, candidate: Candidate) -> None:
         ended = self.tails.interrupt(candidate.path)
         if ended is not None:
-            log.warning("run without SessionFinish closed as interrupted: %s", candidate.path)
+            if not isinstance(ended.error, NotARun):  # an empty log is told as not a run
+                log.warning("run without SessionFinish closed as interrupted: %s", candidate.path)
             self._ended(candidate, ended)
 
     def _ended(self, candidate: Candidate, ended: Ended) -> None:

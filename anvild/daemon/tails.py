@@ -136,5 +136,14 @@ class Tails:
         return [
             {"path": str(path), "tests_so_far": tail.reader.tests_so_far}
             for path, tail in tails
-            if tail.reader.source_format == "anvild" or tail.reader.session_id not in recorded
+            if tail.reader.source_format == "anvild" or not _its_record(tail.reader, recorded)
         ]
+
+
+def _its_record(reader: ReportlogReader, recorded: set[str | None]) -> bool:
+    """Whether a reportlog is the run of a session whose record is in progress too: its id
+    says so, or it has none yet and no test either while a record is read (each file is looked
+    at on its own turn: a session's reportlog names it before its first test)."""
+    if reader.session_id is not None:
+        return reader.session_id in recorded
+    return bool(recorded) and reader.tests_so_far == 0
