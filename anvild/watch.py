@@ -127,7 +127,9 @@ def _events(writes: bool) -> list[type[Any]]:
         events.DirDeletedEvent,
         events.DirMovedEvent,
     ]
-    return [*kinds, events.FileModifiedEvent] if writes else kinds
+    # a truncation comes as one event with its attribute change, which watchdog tells as an
+    # attribute event: told as a change (as it always was), with the writes
+    return [*kinds, events.FileModifiedEvent, events.FileAttribEvent] if writes else kinds
 
 
 def inside(root: Path, path: Path) -> bool:
