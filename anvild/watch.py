@@ -31,6 +31,13 @@ TAIL_EVERY = 0.1
 # A run that gains nothing (a long test, a hung session, a killed session's record) is looked at
 # half as often at each look, down to once every TAIL_QUIET; its next line brings TAIL_EVERY back.
 TAIL_QUIET = 2.0
+
+
+def look_key(path: Path) -> tuple[str, Path]:
+    """The scheduler's key of the next look at a tailed log: one at a time, whoever asks."""
+    return ("poll", path)
+
+
 # What happened to a file, as the Settler is told; FOUND: in a directory that just got its watch.
 CREATED, MODIFIED, CLOSED, MOVED, FOUND = "created", "modified", "closed", "moved", "found"
 
@@ -210,6 +217,7 @@ class Scheduler:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Hashable]] = []
         self._calls: dict[Hashable, tuple[int, Callable[[], None]]] = {}
+        self._due: dict[Hashable, float] = {}  # when each call in _calls comes
         self._cond = threading.Condition()
         self._counter = 0
         self._stopped = False
@@ -222,25 +230,28 @@ class Scheduler:
     def call_later(self, delay: float, key: Hashable, func: Callable[[], None]) -> None:
         """Run func after delay seconds; a later call with the same key replaces it."""
         with self._cond:
-            self._counter += 1
-            self._calls[key] = (self._counter, func)
-            heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, key))
-            self._cond.notify()
+            self._push(delay, key, func)
 
     def call_within(self, delay: float, key: Hashable, func: Callable[[], None]) -> None:
-        """Run func within delay seconds: the call already scheduled under key if there is one,
-        else a new one (what comes meanwhile is seen by it)."""
+        """Run func within delay seconds: the call already scheduled under key if it comes by
+        then (what comes meanwhile is seen by it), else this one."""
         with self._cond:
-            if key not in self._calls:
-                self._counter += 1
-                self._calls[key] = (self._counter, func)
-                heapq.heappush(self._heap, (time.monotonic() + delay, self._counter, key))
-                self._cond.notify()
+            if key not in self._calls or self._due[key] > time.monotonic() + delay:
+                self._push(delay, key, func)
+
+    def _push(self, delay: float, key: Hashable, func: Callable[[], None]) -> None:
+        """Schedule func under key (the condition held)."""
+        self._counter += 1
+        self._calls[key] = (self._counter, func)
+        self._due[key] = due = time.monotonic() + delay
+        heapq.heappush(self._heap, (due, self._counter, key))
+        self._cond.notify()
 
     def cancel(self, key: Hashable) -> None:
         """Forget the call scheduled under key."""
         with self._cond:
             self._calls.pop(key, None)
+            self._due.pop(key, None)
 
     def stop(self) -> None:
         """Stop and join; calls not yet due are dropped."""
@@ -265,7 +276,7 @@ class Scheduler:
                     heapq.heappop(self._heap)
                     entry = self._calls.get(key)
                     if entry is not None and entry[0] == counter:
-                        del self._calls[key]
+                        del self._calls[key], self._due[key]
                         func = entry[1]
                         break
                 else:
@@ -346,13 +357,14 @@ class Settler:
                         self._last_write[candidate] = self._writes
         if closed:  # complete (a tailed log: its run ended, or its writer let it go)
             self.scheduler.cancel(("settle", candidate))
-            self.scheduler.cancel(("tail", candidate))
+            self.scheduler.cancel(look_key(candidate.path))
             self.ready(candidate)
             return
         if candidate.tailed:
             # read while its run goes on, at most every TAIL_EVERY: a session record gains a
-            # line at every test, and each read is a worker's turn
-            key = ("tail", candidate)
+            # line at every test, and each read is a worker's turn (one look, whether this
+            # write asks for it or the worker's own looks at the run in progress)
+            key = look_key(candidate.path)
             self.scheduler.call_within(TAIL_EVERY, key, lambda: self.ready(candidate))
             return
         self._schedule(candidate, _size(candidate.path))

@@ -899,3 +899,26 @@ def test_only_the_session_records_directory_is_watched_without_writes(tmp_path: 
     )
     (root / ".pytest_cache" / "anvild").rmdir()  # not there yet: its parent waits for it
     assert plans() == {WatchPlan(cache, False)}
+
+
+def test_a_write_after_a_quiet_spell_is_read_within_tail_every_not_at_the_quiet_look(
+    tmp_path: Path,
+) -> None:
+    """A run that gained nothing for a while is next looked at TAIL_QUIET later; a line written
+    meanwhile brings the look forward to TAIL_EVERY (one look at a time, whoever asks)."""
+    from anvild.watch import MODIFIED, TAIL_EVERY, TAIL_QUIET, Scheduler, Settler, look_key
+
+    looks: list[str] = []
+    log = Candidate(tmp_path, tmp_path / "reportlog.jsonl")
+    scheduler = Scheduler()
+    scheduler.start()
+    try:
+        # the worker's own look, after quiet ones: far off
+        scheduler.call_within(TAIL_QUIET * 10, look_key(log.path), lambda: looks.append("quiet"))
+        settler = Settler(scheduler, 0.2, lambda c: looks.append("write"), sees_closes=True)
+        asked = time.monotonic()
+        settler.event(log, MODIFIED)
+        wait_for(lambda: looks, 10 * TAIL_EVERY + 5, "the look the write asked for")
+        assert looks == ["write"] and time.monotonic() - asked < TAIL_QUIET * 10
+    finally:
+        scheduler.stop()

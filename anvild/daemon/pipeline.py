@@ -47,7 +47,7 @@ from anvild.records import ParsedRun
 from anvild.settings import Config, ProjectConfig
 from anvild.store.backend import sqlite_path
 from anvild.store.write import store_run
-from anvild.watch import Candidate, Scheduler, Settler, Watcher
+from anvild.watch import Candidate, Scheduler, Settler, Watcher, look_key
 from anvild.work import (
     Existing,
     Interrupt,
@@ -853,7 +853,7 @@ class Pipeline:
                 self.scheduler.call_within(timeout, key, interrupt)
                 self._quiet = True
             self.scheduler.call_within(
-                outcome.next_look, ("poll", candidate.path), lambda: self.work.put(Poll(candidate))
+                outcome.next_look, look_key(candidate.path), lambda: self.work.put(Poll(candidate))
             )
 
     def _poll(self, candidate: Candidate) -> None:
@@ -871,7 +871,7 @@ class Pipeline:
 
     def _ended(self, candidate: Candidate, ended: Ended) -> None:
         self.scheduler.cancel(("interrupt", candidate.path))
-        self.scheduler.cancel(("poll", candidate.path))
+        self.scheduler.cancel(look_key(candidate.path))
         if ended.stamp is not None:
             self._stamp = (candidate, ended.stamp)
         if isinstance(ended.error, NotARun):  # a session that ran no test: as a whole file's
